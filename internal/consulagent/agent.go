@@ -1,0 +1,251 @@
+// Package consulagent finds a consul binary and runs `consul agent -dev`
+// processes on loopback, for the integration tests and the local dev stack.
+package consulagent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Find returns the path of a consul binary: $CONSUL_BIN, a consul on PATH, or
+// the pinned build that scripts/ensure-consul.sh caches (building it first if
+// needed, with progress on progress).
+func Find(ctx context.Context, progress io.Writer) (string, error) {
+	if p := os.Getenv("CONSUL_BIN"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("consulagent: no consul on PATH and %w", err)
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "ensure-consul.sh"))
+	cmd.Stderr = progress
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("consulagent: scripts/ensure-consul.sh: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// RepoRoot returns the root of the grpckit repository: the first directory
+// holding scripts/ensure-consul.sh, searched upward from the working
+// directory, then from this source file.
+func RepoRoot() (string, error) {
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if _, file, _, ok := runtime.Caller(0); ok {
+		starts = append(starts, filepath.Dir(file))
+	}
+	for _, dir := range starts {
+		for d := dir; ; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "scripts", "ensure-consul.sh")); err == nil {
+				return d, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", errors.New("consulagent: cannot find the grpckit repository (scripts/ensure-consul.sh)")
+}
+
+// Config describes an agent to start.
+type Config struct {
+	// Binary is the consul binary; required.
+	Binary string
+	// HTTPAddr is the host:port of the HTTP API; empty picks a free loopback port.
+	HTTPAddr string
+	// Output receives the agent's log; nil discards it.
+	Output io.Writer
+}
+
+// Agent is a running `consul agent -dev`. Its methods are not safe for
+// concurrent use.
+type Agent struct {
+	cfg   Config
+	ports [3]int // serf LAN, serf WAN, server RPC; kept across restarts
+	cmd   *exec.Cmd
+	done  chan struct{} // closed when cmd exited
+	out   *syncBuffer
+}
+
+// Start starts a dev agent on loopback and waits until it has a leader.
+func Start(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("consulagent: Config.Binary is required")
+	}
+	a := &Agent{cfg: cfg, out: &syncBuffer{w: cfg.Output}}
+	if a.cfg.HTTPAddr == "" {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		a.cfg.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	}
+	for i := range a.ports {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		a.ports[i] = p
+	}
+	if err := a.start(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// HTTPAddr returns host:port of the agent's HTTP API.
+func (a *Agent) HTTPAddr() string { return a.cfg.HTTPAddr }
+
+// Log returns what the agent printed so far (the last 64 KiB).
+func (a *Agent) Log() string { return a.out.String() }
+
+func (a *Agent) start(ctx context.Context) error {
+	host, httpPort, err := net.SplitHostPort(a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("consulagent: HTTPAddr %q: %w", a.cfg.HTTPAddr, err)
+	}
+	args := []string{"agent", "-dev",
+		"-bind=127.0.0.1", "-advertise=127.0.0.1", "-client=" + host,
+		"-http-port=" + httpPort, "-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1",
+		"-serf-lan-port=" + strconv.Itoa(a.ports[0]),
+		"-serf-wan-port=" + strconv.Itoa(a.ports[1]),
+		"-server-port=" + strconv.Itoa(a.ports[2]),
+		"-log-level=warn",
+	}
+	cmd := exec.Command(a.cfg.Binary, args...)
+	cmd.Stdout, cmd.Stderr = a.out, a.out
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("consulagent: start %s: %w", a.cfg.Binary, err)
+	}
+	a.cmd, a.done = cmd, make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(a.done)
+	}()
+	if err := a.waitReady(ctx); err != nil {
+		a.Stop()
+		return err
+	}
+	return nil
+}
+
+// waitReady polls the agent until it reports a leader.
+func (a *Agent) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	url := "http://" + a.cfg.HTTPAddr + "/v1/status/leader"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && len(bytes.Trim(body, "\"\n ")) > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-a.done:
+			return fmt.Errorf("consulagent: consul exited during start-up: %s", lastLines(a.Log(), 10))
+		case <-ctx.Done():
+			return fmt.Errorf("consulagent: consul at %s has no leader: %w\n%s", a.cfg.HTTPAddr, ctx.Err(), lastLines(a.Log(), 10))
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop kills the agent and waits for it to exit. A dev agent keeps nothing,
+// so its catalog is gone afterwards.
+func (a *Agent) Stop() {
+	if a.cmd == nil {
+		return
+	}
+	a.cmd.Process.Kill()
+	<-a.done
+	a.cmd = nil
+}
+
+// Interrupt asks the agent to leave gracefully (SIGINT) and waits up to
+// timeout before killing it.
+func (a *Agent) Interrupt(timeout time.Duration) {
+	if a.cmd == nil {
+		return
+	}
+	a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-a.done:
+		a.cmd = nil
+	case <-time.After(timeout):
+		a.Stop()
+	}
+}
+
+// Restart stops the agent and starts a fresh one on the same ports, which
+// loses every registration.
+func (a *Agent) Restart(ctx context.Context) error {
+	a.Stop()
+	return a.start(ctx)
+}
+
+// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("consulagent: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// syncBuffer keeps the tail of the agent's output and copies it to w.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf []byte    // guarded by mu
+	w   io.Writer // may be nil
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - 64<<10; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	if b.w != nil {
+		b.w.Write(p)
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

@@ -1,0 +1,51 @@
+package kit
+
+import (
+	"fmt"
+	"net/url"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/grpckit/grpckit/kit/balancer"
+)
+
+// defaultServiceConfig picks the load-balancing policy of kit clients.
+const defaultServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+// NewClient returns a client for target with grpc.NewClient semantics: it does
+// not connect until the first call. Besides every target grpc-go accepts, it
+// resolves consul:///<service>[?tag=...&dc=...]; such a target is checked
+// here, so a malformed one fails now rather than at the first call.
+func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
+	var o clientOptions
+	for _, opt := range opts {
+		opt.applyClient(&o)
+	}
+	if u, err := url.Parse(target); err == nil && u.Scheme == balancer.Scheme {
+		if _, err := balancer.ParseTarget(*u); err != nil {
+			return nil, fmt.Errorf("kit: %w", err)
+		}
+	}
+	creds := o.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultServiceConfig(defaultServiceConfig),
+	}
+	if o.discovery != nil {
+		var ropts []balancer.ResolverOption
+		if o.logger != nil {
+			ropts = append(ropts, balancer.WithResolverLogger(o.logger))
+		}
+		dial = append(dial, grpc.WithResolvers(balancer.NewResolverBuilder(o.discovery, ropts...)))
+	}
+	dial = append(dial, o.dialOptions...)
+	cc, err := grpc.NewClient(target, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("kit: client for %q: %w", target, err)
+	}
+	return cc, nil
+}

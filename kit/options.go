@@ -1,0 +1,131 @@
+package kit
+
+import (
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/grpckit/grpckit/kit/registry"
+)
+
+// ServerOption configures [NewServer].
+type ServerOption interface{ applyServer(*serverOptions) }
+
+// ClientOption configures [NewClient].
+type ClientOption interface{ applyClient(*clientOptions) }
+
+// Option configures both servers and clients.
+type Option interface {
+	ServerOption
+	ClientOption
+}
+
+type serverOptionFunc func(*serverOptions)
+
+func (f serverOptionFunc) applyServer(o *serverOptions) { f(o) }
+
+type clientOptionFunc func(*clientOptions)
+
+func (f clientOptionFunc) applyClient(o *clientOptions) { f(o) }
+
+type serverOptions struct {
+	address         string
+	adminAddress    string
+	registrar       registry.Registrar
+	instance        registry.Instance
+	drain           time.Duration
+	shutdownTimeout time.Duration
+	registerTimeout time.Duration
+	grpcOptions     []grpc.ServerOption
+	logger          *slog.Logger
+}
+
+var defaultServerOptions = serverOptions{
+	address:         "127.0.0.1:0",
+	adminAddress:    "127.0.0.1:0",
+	drain:           3 * time.Second,
+	shutdownTimeout: 15 * time.Second,
+	registerTimeout: 10 * time.Second,
+}
+
+type clientOptions struct {
+	discovery   registry.Discovery
+	creds       credentials.TransportCredentials
+	dialOptions []grpc.DialOption
+	logger      *slog.Logger
+}
+
+// WithAddress sets the address [Server.Run] listens on. Default 127.0.0.1:0
+// (loopback, any free port); use ":port" to listen on every interface.
+func WithAddress(addr string) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.address = addr })
+}
+
+// WithAdminAddress sets the address of the admin HTTP listener. Default
+// 127.0.0.1:0; the empty string turns the admin listener off.
+func WithAdminAddress(addr string) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.adminAddress = addr })
+}
+
+// WithRegistrar registers the server in r once it serves. inst names the
+// service (Name is required) and may carry Tags, Meta and Weights; an empty
+// Address or Port is taken from the listener (an unspecified listen host is
+// replaced by the first non-loopback IPv4 address of the machine, else
+// 127.0.0.1), an empty ID becomes "<name>-<address>-<port>".
+func WithRegistrar(r registry.Registrar, inst registry.Instance) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) {
+		o.registrar = r
+		o.instance = inst
+	})
+}
+
+// WithDrain sets how long a shutting-down server keeps serving after it left
+// the registry, so that watching clients stop sending to it first. Default 3s;
+// 0 skips the drain.
+func WithDrain(d time.Duration) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.drain = max(d, 0) })
+}
+
+// WithShutdownTimeout bounds the whole shutdown that [Server.Run] performs on a
+// signal or cancellation (drain included). Default 15s.
+func WithShutdownTimeout(d time.Duration) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) {
+		if d > 0 {
+			o.shutdownTimeout = d
+		}
+	})
+}
+
+// WithGRPCServerOptions adds options to the underlying grpc.Server.
+func WithGRPCServerOptions(opts ...grpc.ServerOption) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.grpcOptions = append(o.grpcOptions, opts...) })
+}
+
+// WithDiscovery makes consul:/// targets resolve through d instead of the
+// Consul agent of the environment (CONSUL_HTTP_ADDR).
+func WithDiscovery(d registry.Discovery) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.discovery = d })
+}
+
+// WithTransportCredentials sets the client's transport credentials. Default:
+// plaintext (insecure.NewCredentials()).
+func WithTransportCredentials(c credentials.TransportCredentials) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.creds = c })
+}
+
+// WithDialOptions adds grpc.DialOptions after kit's own, so they take
+// precedence (e.g. grpc.WithDefaultServiceConfig).
+func WithDialOptions(opts ...grpc.DialOption) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.dialOptions = append(o.dialOptions, opts...) })
+}
+
+type loggerOption struct{ l *slog.Logger }
+
+func (o loggerOption) applyServer(so *serverOptions) { so.logger = o.l }
+func (o loggerOption) applyClient(co *clientOptions) { co.logger = o.l }
+
+// WithLogger sets the logger for lifecycle events. Default: slog.Default() for
+// servers, discard for clients.
+func WithLogger(l *slog.Logger) Option { return loggerOption{l} }

@@ -1,0 +1,121 @@
+package consul
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Option configures a [Registry].
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	checkInterval   time.Duration
+	checkTimeout    time.Duration
+	deregisterAfter time.Duration
+	initialPassing  bool
+	waitTime        time.Duration
+	minInterval     time.Duration
+	backoffBase     time.Duration
+	backoffMax      time.Duration
+	logger          *slog.Logger
+
+	sleep func(ctx context.Context, d time.Duration) error // replaced by tests in this package
+}
+
+var defaultOptions = options{
+	checkInterval:   2 * time.Second,
+	checkTimeout:    time.Second,
+	deregisterAfter: time.Minute,
+	initialPassing:  true,
+	waitTime:        5 * time.Minute,
+	minInterval:     50 * time.Millisecond,
+	backoffBase:     100 * time.Millisecond,
+	backoffMax:      5 * time.Second,
+	logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	sleep:           sleepCtx,
+}
+
+// WithCheckInterval sets how often Consul runs the gRPC health check of a
+// registered instance, and WithCheckTimeout how long one check may take.
+// Defaults: 2s and 1s.
+func WithCheckInterval(interval, timeout time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if interval > 0 {
+			o.checkInterval = interval
+		}
+		if timeout > 0 {
+			o.checkTimeout = timeout
+		}
+	})
+}
+
+// WithDeregisterCriticalAfter sets after how long a continuously critical
+// instance is removed by Consul itself. Consul enforces a minimum of one minute
+// (the default).
+func WithDeregisterCriticalAfter(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.deregisterAfter = max(d, time.Minute) })
+}
+
+// WithInitialPassing sets whether a new registration starts passing (the
+// default) or critical until its first health check. Starting passing is safe
+// for kit servers: they register only once they serve and report SERVING.
+func WithInitialPassing(passing bool) Option {
+	return optionFunc(func(o *options) { o.initialPassing = passing })
+}
+
+// WithWaitTime sets the longest a blocking query waits for a change. Default 5m.
+func WithWaitTime(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.waitTime = d
+		}
+	})
+}
+
+// WithMinInterval sets the least time between two queries of one watcher (the
+// rate limit of the watch loop). Default 50ms.
+func WithMinInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.minInterval = max(d, 0) })
+}
+
+// WithBackoff sets the retry delay after a failed query: base, doubling up to
+// max, with ±20% jitter. Defaults: 100ms and 5s.
+func WithBackoff(base, max time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if base > 0 {
+			o.backoffBase = base
+		}
+		if max >= o.backoffBase {
+			o.backoffMax = max
+		}
+	})
+}
+
+// WithLogger sets the logger for registration and watch events. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	})
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

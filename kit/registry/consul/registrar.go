@@ -1,0 +1,223 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/grpckit/grpckit/kit/registry"
+)
+
+// Registry registers and watches services in Consul. It is safe for
+// concurrent use. Call [Registry.Close] (or Deregister every instance) to stop
+// its background goroutines.
+type Registry struct {
+	client *api.Client
+	opts   options
+	owned  *http.Transport // transport of a client made by NewFromAddress; closed by Close
+
+	mu      sync.Mutex
+	keepers map[string]*keeper // running keepers by instance ID; guarded by mu
+}
+
+var (
+	_ registry.Registrar = (*Registry)(nil)
+	_ registry.Discovery = (*Registry)(nil)
+)
+
+// keeper follows one registration and restores it when the agent lost it.
+type keeper struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the keeper goroutine returned
+}
+
+// New returns a Registry that talks to Consul through client.
+func New(client *api.Client, opts ...Option) *Registry {
+	o := defaultOptions
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	return &Registry{client: client, opts: o, keepers: make(map[string]*keeper)}
+}
+
+// NewFromAddress returns a Registry for the agent at addr (host:port or a URL);
+// an empty addr uses CONSUL_HTTP_ADDR, else 127.0.0.1:8500. CONSUL_HTTP_TOKEN
+// and the other CONSUL_* variables of the Consul CLI are honoured.
+func NewFromAddress(addr string, opts ...Option) (*Registry, error) {
+	cfg := api.DefaultConfig()
+	if addr != "" {
+		cfg.Address = addr
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: client for %q: %w", cfg.Address, err)
+	}
+	r := New(client, opts...)
+	r.owned = cfg.Transport
+	return r, nil
+}
+
+// Client returns the Consul API client the registry uses.
+func (r *Registry) Client() *api.Client { return r.client }
+
+// Register registers inst with the local agent, with a gRPC health check on
+// inst.HostPort(), and keeps it registered until [Registry.Deregister] or
+// [Registry.Close]: if the agent loses the registration, it is registered
+// again. Registering an ID again replaces the earlier registration.
+func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
+	if err := inst.Validate(); err != nil {
+		return err
+	}
+	reg := r.registration(inst)
+	if err := r.register(ctx, reg); err != nil {
+		return fmt.Errorf("consul: register %s: %w", inst.ID, err)
+	}
+	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "registered in consul",
+		slog.String("service", inst.Name), slog.String("id", inst.ID), slog.String("address", inst.HostPort()))
+
+	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	k := &keeper{cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	old := r.keepers[inst.ID]
+	r.keepers[inst.ID] = k
+	r.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	go func() {
+		defer close(k.done)
+		r.keep(kctx, reg)
+	}()
+	return nil
+}
+
+// Deregister stops keeping inst registered and removes it from the agent.
+// An instance the agent does not know is not an error.
+func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
+	r.mu.Lock()
+	k := r.keepers[inst.ID]
+	delete(r.keepers, inst.ID)
+	r.mu.Unlock()
+	if k != nil {
+		k.stop()
+	}
+	err := r.client.Agent().ServiceDeregisterOpts(inst.ID, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("consul: deregister %s: %w", inst.ID, err)
+	}
+	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "deregistered from consul",
+		slog.String("service", inst.Name), slog.String("id", inst.ID))
+	return nil
+}
+
+// Close stops the keepers of every registration without deregistering, and
+// closes idle connections of a client made by [NewFromAddress]. It does not
+// stop watchers.
+func (r *Registry) Close() {
+	if r.owned != nil {
+		defer r.owned.CloseIdleConnections()
+	}
+	r.mu.Lock()
+	keepers := r.keepers
+	r.keepers = make(map[string]*keeper)
+	r.mu.Unlock()
+	for _, k := range keepers {
+		k.stop()
+	}
+}
+
+func (k *keeper) stop() {
+	k.cancel()
+	<-k.done
+}
+
+func (r *Registry) register(ctx context.Context, reg *api.AgentServiceRegistration) error {
+	return r.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+}
+
+func (r *Registry) registration(inst registry.Instance) *api.AgentServiceRegistration {
+	check := &api.AgentServiceCheck{
+		CheckID:                        "service:" + inst.ID + ":grpc",
+		Name:                           "gRPC health " + inst.HostPort(),
+		GRPC:                           inst.HostPort(),
+		Interval:                       r.opts.checkInterval.String(),
+		Timeout:                        r.opts.checkTimeout.String(),
+		DeregisterCriticalServiceAfter: r.opts.deregisterAfter.String(),
+	}
+	if r.opts.initialPassing {
+		check.Status = api.HealthPassing
+	}
+	return &api.AgentServiceRegistration{
+		ID:      inst.ID,
+		Name:    inst.Name,
+		Address: inst.Address,
+		Port:    inst.Port,
+		Tags:    inst.Tags,
+		Meta:    inst.Meta,
+		Weights: &api.AgentWeights{Passing: orOne(inst.Weights.Passing), Warning: orOne(inst.Weights.Warning)},
+		Check:   check,
+	}
+}
+
+func orOne(n int) int {
+	if n <= 0 {
+		return 1
+	}
+	return n
+}
+
+// keep follows reg on the local agent with blocking queries and registers it
+// again whenever the agent answers that it does not know it.
+func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) {
+	log := r.opts.logger.With(slog.String("service", reg.Name), slog.String("id", reg.ID))
+	bo := backoff{base: r.opts.backoffBase, max: r.opts.backoffMax}
+	var hash string
+	var pause time.Duration
+	failing := false
+	for {
+		if r.opts.sleep(ctx, pause) != nil {
+			return
+		}
+		start := time.Now()
+		_, meta, err := r.client.Agent().Service(reg.ID,
+			(&api.QueryOptions{WaitHash: hash, WaitTime: r.opts.waitTime}).WithContext(ctx))
+		if ctx.Err() != nil {
+			return
+		}
+		if isNotFound(err) {
+			err = r.register(ctx, reg)
+			if err == nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "consul lost the registration; registered again")
+				hash, pause, failing = "", 0, false
+				bo.reset()
+				continue
+			}
+		}
+		if err != nil {
+			if !failing {
+				log.LogAttrs(ctx, slog.LevelWarn, "consul agent unreachable; will register again when it is back", slog.Any("error", err))
+				failing = true
+			}
+			pause = bo.next()
+			continue
+		}
+		if failing {
+			log.LogAttrs(ctx, slog.LevelInfo, "consul agent reachable again; registration present")
+			failing = false
+		}
+		bo.reset()
+		hash = meta.LastContentHash
+		pause = r.opts.minInterval - time.Since(start)
+	}
+}
+
+func isNotFound(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusNotFound
+}

@@ -1,0 +1,112 @@
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/grpckit/grpckit/kit/registry"
+)
+
+// Watch follows the healthy instances of name through blocking queries on
+// /v1/health/service/:name. See the package documentation for the rules.
+func (r *Registry) Watch(ctx context.Context, name string, opts ...registry.WatchOption) (registry.Watcher, error) {
+	if name == "" {
+		return nil, errors.New("consul: watch: empty service name")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &watcher{
+		r:      r,
+		name:   name,
+		o:      registry.NewWatchOptions(opts...),
+		ctx:    ctx,
+		cancel: cancel,
+		bo:     backoff{base: r.opts.backoffBase, max: r.opts.backoffMax},
+	}, nil
+}
+
+type watcher struct {
+	r      *Registry
+	name   string
+	o      registry.WatchOptions
+	ctx    context.Context // done when the watch ends
+	cancel context.CancelFunc
+
+	// Loop state, touched only by Next (which is not called concurrently).
+	index   uint64              // index for the next blocking query
+	pause   time.Duration       // wait before the next query: rate limit or backoff
+	bo      backoff             // delays after failed queries
+	failing bool                // whether the last query failed
+	last    []registry.Instance // set returned last
+	sent    bool                // whether a set was returned yet
+}
+
+func (w *watcher) Stop() { w.cancel() }
+
+func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(w.ctx, cancel)()
+	for {
+		if err := w.r.opts.sleep(ctx, w.pause); err != nil {
+			return nil, w.ctxErr(ctx)
+		}
+		start := time.Now()
+		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: w.r.opts.waitTime}
+		entries, meta, err := w.r.client.Health().Service(w.name, w.o.Tag, false, q.WithContext(ctx))
+		if ctx.Err() != nil {
+			return nil, w.ctxErr(ctx)
+		}
+		if err != nil {
+			w.pause = w.bo.next()
+			if w.failing {
+				continue
+			}
+			w.failing = true
+			w.r.opts.logger.LogAttrs(ctx, slog.LevelWarn, "consul watch failing; keeping the last set",
+				slog.String("service", w.name), slog.Any("error", err))
+			return nil, fmt.Errorf("consul: watch %q: %w", w.name, err)
+		}
+		if w.failing {
+			w.r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "consul watch recovered", slog.String("service", w.name))
+		}
+		w.failing = false
+		w.bo.reset()
+		w.index = nextIndex(w.index, meta.LastIndex)
+		w.pause = w.r.opts.minInterval - time.Since(start)
+
+		set := instances(entries, w.name, w.r.opts.logger)
+		if w.sent && registry.EqualSets(set, w.last) {
+			continue
+		}
+		w.last, w.sent = set, true
+		return set, nil
+	}
+}
+
+// ctxErr tells a stopped watcher from a cancelled call.
+func (w *watcher) ctxErr(ctx context.Context) error {
+	if w.ctx.Err() != nil {
+		return registry.ErrWatcherStopped
+	}
+	return context.Cause(ctx)
+}
+
+// nextIndex returns the index for the next blocking query after an answer
+// carrying index got, following Consul's rules: an index that goes backwards
+// restarts the loop from 0 (a non-blocking query that fetches a fresh index),
+// and an answer carrying 0, which Consul should never send, is treated as 1 so
+// the loop keeps blocking instead of spinning.
+func nextIndex(prev, got uint64) uint64 {
+	switch {
+	case got == 0:
+		return 1
+	case got < prev:
+		return 0
+	}
+	return got
+}

@@ -1,0 +1,321 @@
+package kit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/grpckit/grpckit/kit/registry"
+)
+
+// ErrServerClosed is returned by [Server.Serve] and [Server.Run] when the
+// server was shut down before it started serving.
+var ErrServerClosed = errors.New("kit: server closed")
+
+// ErrServing is returned by [Server.Serve] and [Server.Run] when the server
+// is already serving.
+var ErrServing = errors.New("kit: server already serving")
+
+// Server is a gRPC server with health, reflection, an admin listener and
+// registry lifecycle. It implements grpc.ServiceRegistrar: register services
+// before calling Serve or Run. Its methods are safe for concurrent use.
+type Server struct {
+	opts   serverOptions
+	grpc   *grpc.Server
+	health *health.Server
+	admin  *http.Server // nil when the admin listener is off
+	ready  atomic.Bool  // serving and not shutting down; /readyz
+
+	stopping context.Context // done once Shutdown starts
+	stop     context.CancelFunc
+
+	shutdownOnce sync.Once
+	shutdownDone chan struct{} // closed when the shutdown sequence finished
+	shutdownErr  error         // result of the sequence; written before shutdownDone closes
+
+	mu         sync.Mutex
+	serving    bool               // Serve was called; guarded by mu
+	lis        net.Listener       // guarded by mu
+	adminLis   net.Listener       // guarded by mu
+	registered *registry.Instance // instance to deregister on shutdown; guarded by mu
+}
+
+var _ grpc.ServiceRegistrar = (*Server)(nil)
+
+// NewServer returns a server configured by opts. It does not listen yet.
+func NewServer(opts ...ServerOption) (*Server, error) {
+	o := defaultServerOptions
+	for _, opt := range opts {
+		opt.applyServer(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.registrar != nil && o.instance.Name == "" {
+		return nil, errors.New("kit: WithRegistrar needs an instance with a Name")
+	}
+	s := &Server{
+		opts:         o,
+		grpc:         grpc.NewServer(o.grpcOptions...),
+		health:       health.NewServer(),
+		shutdownDone: make(chan struct{}),
+	}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	if o.adminAddress != "" {
+		s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// RegisterService registers a gRPC service implementation; see grpc.ServiceRegistrar.
+func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
+}
+
+// GRPCServer returns the underlying grpc.Server.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Addr returns the address the server listens on, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lis == nil {
+		return nil
+	}
+	return s.lis.Addr()
+}
+
+// AdminAddr returns the address of the admin listener, or nil when it is off
+// or not started.
+func (s *Server) AdminAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminLis == nil {
+		return nil
+	}
+	return s.adminLis.Addr()
+}
+
+// Serve serves gRPC on lis and the admin listener on its own address, sets
+// health to SERVING and registers the server when a registrar is configured.
+// It blocks until the server stops and returns nil after [Server.Shutdown].
+// A failed registration stops the server and is returned. Serve closes lis.
+func (s *Server) Serve(lis net.Listener) error {
+	s.mu.Lock()
+	switch {
+	case s.stopping.Err() != nil:
+		s.mu.Unlock()
+		lis.Close()
+		return ErrServerClosed
+	case s.serving:
+		s.mu.Unlock()
+		return ErrServing
+	}
+	s.serving, s.lis = true, lis
+	s.mu.Unlock()
+
+	if err := s.startAdmin(); err != nil {
+		lis.Close()
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(lis) }()
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.ready.Store(true)
+	s.opts.logger.LogAttrs(context.Background(), slog.LevelInfo, "serving gRPC", slog.String("address", lis.Addr().String()))
+
+	if s.opts.registrar != nil {
+		if err := s.register(lis.Addr()); err != nil {
+			if s.stopping.Err() != nil { // Shutdown interrupted the registration.
+				return <-errc
+			}
+			s.ready.Store(false)
+			s.grpc.Stop()
+			<-errc
+			s.closeAdmin()
+			return err
+		}
+	}
+	if err := <-errc; err != nil {
+		s.ready.Store(false)
+		return errors.Join(fmt.Errorf("kit: serve: %w", err), s.Shutdown(context.Background()))
+	}
+	return nil
+}
+
+// register registers the instance for addr; it is interrupted by Shutdown.
+func (s *Server) register(addr net.Addr) error {
+	inst, err := s.instance(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.stopping, s.opts.registerTimeout)
+	defer cancel()
+	if err := s.opts.registrar.Register(ctx, inst); err != nil {
+		return fmt.Errorf("kit: register %s at %s: %w", inst.Name, inst.HostPort(), err)
+	}
+	s.mu.Lock()
+	late := s.stopping.Err() != nil // Shutdown started and found nothing to deregister.
+	if !late {
+		s.registered = &inst
+	}
+	s.mu.Unlock()
+	if late {
+		return s.deregister(inst)
+	}
+	return nil
+}
+
+func (s *Server) deregister(inst registry.Instance) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.registerTimeout)
+	defer cancel()
+	if err := s.opts.registrar.Deregister(ctx, inst); err != nil {
+		return fmt.Errorf("kit: deregister %s: %w", inst.ID, err)
+	}
+	return nil
+}
+
+// instance completes the configured instance with the listener's address.
+func (s *Server) instance(addr net.Addr) (registry.Instance, error) {
+	inst := s.opts.instance
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok && (inst.Address == "" || inst.Port == 0) {
+		return inst, fmt.Errorf("kit: register: listener address %v is not TCP; set Address and Port in WithRegistrar", addr)
+	}
+	if inst.Port == 0 {
+		inst.Port = tcp.Port
+	}
+	if inst.Address == "" {
+		ip := tcp.IP
+		if ip == nil || ip.IsUnspecified() {
+			ip = advertiseIP()
+		}
+		inst.Address = ip.String()
+	}
+	if inst.ID == "" {
+		inst.ID = inst.Name + "-" + inst.Address + "-" + strconv.Itoa(inst.Port)
+	}
+	return inst, nil
+}
+
+// advertiseIP returns the first non-loopback IPv4 address of the machine, or
+// 127.0.0.1 when there is none.
+func advertiseIP() net.IP {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+// Run listens on the configured address and serves until ctx is done or the
+// process gets SIGINT or SIGTERM, then shuts down within the shutdown timeout.
+// It returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.opts.address)
+	if err != nil {
+		return fmt.Errorf("kit: listen on %q: %w", s.opts.address, err)
+	}
+	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-sigCtx.Done():
+	}
+	stopSignals() // a second signal kills the process the default way
+	s.opts.logger.LogAttrs(ctx, slog.LevelInfo, "shutting down", slog.Any("cause", context.Cause(sigCtx)))
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.shutdownTimeout)
+	defer cancel()
+	return errors.Join(s.Shutdown(shutdownCtx), <-errc)
+}
+
+// Shutdown stops the server: deregister, health NOT_SERVING, drain window,
+// graceful stop, all bounded by ctx; when ctx ends first, remaining calls are
+// cut off and the ctx error is returned. Shutdown may be called more than
+// once and before Serve; later calls wait for the first to finish.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop()
+	s.shutdownOnce.Do(func() {
+		s.shutdownErr = s.shutdown(ctx)
+		close(s.shutdownDone)
+	})
+	select {
+	case <-s.shutdownDone:
+		return s.shutdownErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	var errs []error
+	s.mu.Lock()
+	inst, serving := s.registered, s.serving
+	s.registered = nil
+	s.mu.Unlock()
+
+	log := s.opts.logger
+	if inst != nil {
+		if err := s.deregister(*inst); err != nil {
+			errs = append(errs, err)
+		} else {
+			log.LogAttrs(ctx, slog.LevelInfo, "deregistered", slog.String("id", inst.ID))
+		}
+	}
+	s.ready.Store(false)
+	s.health.Shutdown() // every service NOT_SERVING
+
+	if serving && s.opts.drain > 0 {
+		log.LogAttrs(ctx, slog.LevelInfo, "draining", slog.Duration("window", s.opts.drain))
+		t := time.NewTimer(s.opts.drain)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+
+	stopped := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-stopped
+		errs = append(errs, fmt.Errorf("kit: shutdown deadline reached, remaining calls cut off: %w", ctx.Err()))
+	}
+	s.closeAdmin()
+	log.LogAttrs(ctx, slog.LevelInfo, "stopped")
+	return errors.Join(errs...)
+}
