@@ -1,0 +1,14 @@
+// Package user implements the user.v1.UserService gRPC service
+// ([github.com/grpckit/grpckit/proto/user/v1.UserServiceServer]) on top of a
+// [Store].
+//
+// [Server] validates requests, converts [Store] errors to gRPC status codes
+// and pages through users by opaque tokens. [SQLStore] is the [Store] on
+// database/sql; [OpenSQLite] opens one on a SQLite file that several
+// processes on the same host may share (WAL journal, busy timeout, immediate
+// write transactions).
+//
+// Users are identified by UUIDv7 strings assigned by the store, so the order
+// of ids is the order of creation and ListUsers returns users in that order.
+// Emails are unique.
+package user

@@ -1,0 +1,221 @@
+package user
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The SQL of every [SQLStore], written once with "?" bind markers that
+// [dialect.rebind] turns into the dialect's placeholders. Times are stored as
+// integer microseconds since the Unix epoch (UTC), which every SQL database
+// keeps exactly.
+const (
+	userColumns = `id, name, email, create_time, update_time`
+	sqlInsert   = `INSERT INTO users (` + userColumns + `) VALUES (?, ?, ?, ?, ?)`
+	sqlGet      = `SELECT ` + userColumns + ` FROM users WHERE id = ?`
+	sqlList     = `SELECT ` + userColumns + ` FROM users WHERE id > ? ORDER BY id LIMIT ?`
+	sqlUpdate   = `UPDATE users SET name = COALESCE(?, name), email = COALESCE(?, email), update_time = ?` +
+		` WHERE id = ? RETURNING ` + userColumns
+	sqlDelete = `DELETE FROM users WHERE id = ?`
+)
+
+// dialect is what differs between the SQL databases a [SQLStore] runs on.
+type dialect struct {
+	// name prefixes errors, e.g. "sqlite".
+	name string
+	// placeholder returns the n-th (1-based) bind parameter: "?" for SQLite,
+	// "$1", "$2"... for Postgres.
+	placeholder func(n int) string
+	// schema holds statements that create the schema when it is missing.
+	// Each must be idempotent and safe to run from several processes at once.
+	schema []string
+	// isUniqueViolation reports whether err is a UNIQUE constraint violation
+	// (the email column's: it is the only unique one besides the primary key).
+	isUniqueViolation func(err error) bool
+}
+
+// rebind replaces the "?" markers of query with d's placeholders. The
+// package's SQL has no "?" inside literals.
+func (d dialect) rebind(query string) string {
+	if d.placeholder == nil {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r != '?' {
+			b.WriteRune(r)
+			continue
+		}
+		n++
+		b.WriteString(d.placeholder(n))
+	}
+	return b.String()
+}
+
+// SQLStore is a [Store] on a database/sql database. It is safe for concurrent
+// use. Open one with [OpenSQLite].
+type SQLStore struct {
+	db      *sql.DB
+	dialect dialect
+	insert  string
+	get     string
+	list    string
+	update  string
+	delete  string
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// newSQLStore creates the schema if it is missing and returns a store on db,
+// which it owns from then on (closing it on failure).
+func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*SQLStore, error) {
+	for _, stmt := range d.schema {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("user: %s: create schema: %w", d.name, err)
+		}
+	}
+	return &SQLStore{
+		db:      db,
+		dialect: d,
+		insert:  d.rebind(sqlInsert),
+		get:     d.rebind(sqlGet),
+		list:    d.rebind(sqlList),
+		update:  d.rebind(sqlUpdate),
+		delete:  d.rebind(sqlDelete),
+	}, nil
+}
+
+// Create implements [Store.Create]. The id and times are taken inside the
+// write transaction, so on one host ids are committed in increasing order.
+func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return User{}, s.wrap("create", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	id, err := uuid.NewV7()
+	if err != nil {
+		return User{}, s.wrap("create", err)
+	}
+	now := storeTime(time.Now())
+	u := User{ID: id.String(), Name: name, Email: email, CreateTime: now, UpdateTime: now}
+	if _, err := tx.ExecContext(ctx, s.insert, u.ID, u.Name, u.Email, now.UnixMicro(), now.UnixMicro()); err != nil {
+		return User{}, s.wrap("create", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return User{}, s.wrap("create", err)
+	}
+	return u, nil
+}
+
+// Get implements [Store.Get].
+func (s *SQLStore) Get(ctx context.Context, id string) (User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.get, id))
+	if err != nil {
+		return User{}, s.wrap("get", err)
+	}
+	return u, nil
+}
+
+// List implements [Store.List].
+func (s *SQLStore) List(ctx context.Context, pageSize int, afterID string) ([]User, error) {
+	if pageSize < 1 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.list, afterID, pageSize)
+	if err != nil {
+		return nil, s.wrap("list", err)
+	}
+	defer rows.Close()
+	users := make([]User, 0, min(pageSize, 64))
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, s.wrap("list", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap("list", err)
+	}
+	return users, nil
+}
+
+// Update implements [Store.Update].
+func (s *SQLStore) Update(ctx context.Context, id string, p Patch) (User, error) {
+	if p.Name == nil && p.Email == nil {
+		return s.Get(ctx, id)
+	}
+	now := storeTime(time.Now()).UnixMicro()
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.update, nullString(p.Name), nullString(p.Email), now, id))
+	if err != nil {
+		return User{}, s.wrap("update", err)
+	}
+	return u, nil
+}
+
+// Delete implements [Store.Delete].
+func (s *SQLStore) Delete(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, s.delete, id)
+	if err != nil {
+		return s.wrap("delete", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return s.wrap("delete", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Close implements [Store.Close]; it closes the database.
+func (s *SQLStore) Close() error { return s.db.Close() }
+
+// wrap turns a database error into [ErrNotFound], [ErrEmailTaken] or an
+// error that names the operation and wraps err.
+func (s *SQLStore) wrap(op string, err error) error {
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case s.dialect.isUniqueViolation(err):
+		return ErrEmailTaken
+	}
+	return fmt.Errorf("user: %s: %s: %w", s.dialect.name, op, err)
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanUser(r scanner) (User, error) {
+	var (
+		u                User
+		created, updated int64
+	)
+	if err := r.Scan(&u.ID, &u.Name, &u.Email, &created, &updated); err != nil {
+		return User{}, err
+	}
+	u.CreateTime = time.UnixMicro(created).UTC()
+	u.UpdateTime = time.UnixMicro(updated).UTC()
+	return u, nil
+}
+
+// storeTime is t as the store keeps it: UTC, whole microseconds, no
+// monotonic reading.
+func storeTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func nullString(p *string) sql.NullString {
+	if p == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: *p, Valid: true}
+}
