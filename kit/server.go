@@ -154,6 +154,9 @@ func (s *Server) Serve(lis net.Listener) error {
 			s.grpc.Stop()
 			<-errc
 			s.closeAdmin()
+			s.mu.Lock()
+			s.serving = false // nothing left to drain
+			s.mu.Unlock()
 			return err
 		}
 	}
@@ -286,8 +289,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if inst != nil {
 		if err := s.deregister(*inst); err != nil {
 			errs = append(errs, err)
-		} else {
-			log.LogAttrs(ctx, slog.LevelInfo, "deregistered", slog.String("id", inst.ID))
 		}
 	}
 	s.ready.Store(false)

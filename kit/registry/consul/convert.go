@@ -20,7 +20,7 @@ func instances(entries []*api.ServiceEntry, name string, logger *slog.Logger) []
 	set := make([]registry.Instance, 0, len(entries))
 	for _, e := range entries {
 		if e == nil || e.Service == nil {
-			logger.LogAttrs(context.Background(), slog.LevelWarn, "consul answer has an entry without service; skipped", slog.String("service", name))
+			logger.LogAttrs(context.Background(), slog.LevelWarn, "consul answer has an entry without service; skipped", slog.String("name", name))
 			continue
 		}
 		health, ok := aggregate(e.Checks)
@@ -46,7 +46,7 @@ func instances(entries []*api.ServiceEntry, name string, logger *slog.Logger) []
 		}
 		if err := inst.Validate(); err != nil {
 			logger.LogAttrs(context.Background(), slog.LevelWarn, "consul answer has an unusable instance; skipped",
-				slog.String("service", name), slog.Any("error", err))
+				slog.String("name", name), slog.Any("error", err))
 			continue
 		}
 		set = append(set, inst)

@@ -79,7 +79,7 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 		return fmt.Errorf("consul: register %s: %w", inst.ID, err)
 	}
 	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "registered in consul",
-		slog.String("service", inst.Name), slog.String("id", inst.ID), slog.String("address", inst.HostPort()))
+		slog.String("name", inst.Name), slog.String("id", inst.ID), slog.String("address", inst.HostPort()))
 
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k := &keeper{cancel: cancel, done: make(chan struct{})}
@@ -112,7 +112,7 @@ func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error
 		return fmt.Errorf("consul: deregister %s: %w", inst.ID, err)
 	}
 	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "deregistered from consul",
-		slog.String("service", inst.Name), slog.String("id", inst.ID))
+		slog.String("name", inst.Name), slog.String("id", inst.ID))
 	return nil
 }
 
@@ -175,7 +175,7 @@ func orOne(n int) int {
 // keep follows reg on the local agent with blocking queries and registers it
 // again whenever the agent answers that it does not know it.
 func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) {
-	log := r.opts.logger.With(slog.String("service", reg.Name), slog.String("id", reg.ID))
+	log := r.opts.logger.With(slog.String("name", reg.Name), slog.String("id", reg.ID))
 	bo := backoff{base: r.opts.backoffBase, max: r.opts.backoffMax}
 	var hash string
 	var pause time.Duration

@@ -68,11 +68,11 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			}
 			w.failing = true
 			w.r.opts.logger.LogAttrs(ctx, slog.LevelWarn, "consul watch failing; keeping the last set",
-				slog.String("service", w.name), slog.Any("error", err))
+				slog.String("name", w.name), slog.Any("error", err))
 			return nil, fmt.Errorf("consul: watch %q: %w", w.name, err)
 		}
 		if w.failing {
-			w.r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "consul watch recovered", slog.String("service", w.name))
+			w.r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "consul watch recovered", slog.String("name", w.name))
 		}
 		w.failing = false
 		w.bo.reset()

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/registry/consul"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	userv1 "github.com/grpckit/grpckit/proto/user/v1"
+)
+
+// proc is one service instance run by the dev stack.
+type proc struct {
+	name   string // e.g. user-1
+	addr   string // gRPC address
+	admin  string // admin HTTP address
+	log    string // log file
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the process exited
+	err    error         // exit status; read after exited is closed
+}
+
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	consulAddr := fs.String("consul", "127.0.0.1:8500", "HTTP address of the Consul agent to use or start")
+	users := fs.Int("users", 2, "user instances")
+	greeters := fs.Int("greeters", 2, "greeter instances")
+	dir := fs.String("dir", "", "working directory for binaries, data and logs (default <repo>/.cache/dev)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	root, err := consulagent.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if *dir == "" {
+		*dir = filepath.Join(root, ".cache", "dev")
+	}
+	logs := filepath.Join(*dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+
+	// 1. Consul: use the agent at the address, else start a dev agent there.
+	var agent *consulagent.Agent
+	if leader(*consulAddr) {
+		step("using the Consul agent already at %s", *consulAddr)
+	} else {
+		step("making a consul binary available")
+		bin, err := consulagent.Find(ctx, os.Stderr)
+		if err != nil {
+			return err
+		}
+		logFile, err := os.Create(filepath.Join(logs, "consul.log"))
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		step("starting consul agent -dev on %s (%s)", *consulAddr, bin)
+		if agent, err = consulagent.Start(ctx, consulagent.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile}); err != nil {
+			return err
+		}
+		defer func() {
+			step("stopping Consul")
+			agent.Interrupt(10 * time.Second)
+		}()
+	}
+
+	// 2. Build the services.
+	bin := filepath.Join(*dir, "bin")
+	step("compiling services into %s", bin)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./services/user/cmd/user", "./services/greeter/cmd/greeter")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+
+	// 3. Start the instances, stopping them (deregistered) on the way out.
+	var procs []*proc
+	defer func() { stopAll(procs) }()
+	exits := make(chan *proc, *users+*greeters)
+	db := filepath.Join(*dir, "users.db")
+	for _, svc := range []struct {
+		name  string
+		count int
+		extra []string
+	}{{"user", *users, []string{"-db", db}}, {"greeter", *greeters, nil}} {
+		for i := 1; i <= svc.count; i++ {
+			p, err := start(filepath.Join(bin, svc.name), fmt.Sprintf("%s-%d", svc.name, i), *consulAddr, logs, svc.extra, exits)
+			if err != nil {
+				return err
+			}
+			procs = append(procs, p)
+		}
+	}
+	step("waiting until every instance passes its Consul health check")
+	reg, err := consul.NewFromAddress(*consulAddr)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	if err := waitPassing(ctx, reg.Client(), procs, map[string]int{"user": *users, "greeter": *greeters}); err != nil {
+		return err
+	}
+
+	// 4. One demo call through discovery.
+	if err := demo(ctx, reg); err != nil {
+		return fmt.Errorf("demo call: %w", err)
+	}
+	summary(*consulAddr, procs, *dir)
+
+	// 5. Stay in the foreground; report instances that exit.
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println()
+			step("shutting down: instances deregister, drain and stop")
+			return nil
+		case p := <-exits:
+			step("%s exited (%v); log: %s", p.name, p.err, p.log)
+			procs = remove(procs, p)
+		}
+	}
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("==> "+format+"\n", args...)
+}
+
+// leader reports whether a Consul agent at addr answers with a leader.
+func leader(addr string) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/v1/status/leader")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var b [128]byte
+	n, _ := resp.Body.Read(b[:])
+	return resp.StatusCode == http.StatusOK && len(strings.Trim(string(b[:n]), "\"\n ")) > 0
+}
+
+func freeAddr() (string, error) {
+	p, err := consulagent.FreePort()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
+}
+
+// start runs one instance; it is sent on exits when it exits.
+func start(binary, name, consulAddr, logs string, extra []string, exits chan<- *proc) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, addr: addr, admin: admin, log: filepath.Join(logs, name+".log"), exited: make(chan struct{})}
+	f, err := os.Create(p.log)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"-listen", addr, "-admin", admin, "-consul", consulAddr, "-drain", "2s"}, extra...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stdout, p.cmd.Stderr = f, f
+	setProcAttr(p.cmd)
+	if err := p.cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		f.Close()
+		close(p.exited)
+		exits <- p
+	}()
+	step("started %s (pid %d) on %s", name, p.cmd.Process.Pid, addr)
+	return p, nil
+}
+
+// waitPassing polls Consul until every service has its count of passing instances.
+func waitPassing(ctx context.Context, c *api.Client, procs []*proc, want map[string]int) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		ready := true
+		for svc, n := range want {
+			entries, _, err := c.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(ctx))
+			if err != nil || len(entries) < n {
+				ready = false
+			}
+		}
+		if ready {
+			return nil
+		}
+		for _, p := range procs {
+			select {
+			case <-p.exited:
+				return fmt.Errorf("%s exited during start-up (%v); its log %s ends with:\n%s", p.name, p.err, p.log, tail(p.log, 15))
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("instances not passing in Consul: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func demo(ctx context.Context, reg *consul.Registry) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	uc, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg))
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	gc, err := kit.NewClient("consul:///greeter", kit.WithDiscovery(reg))
+	if err != nil {
+		return err
+	}
+	defer gc.Close()
+	created, err := userv1.NewUserServiceClient(uc).CreateUser(ctx, &userv1.CreateUserRequest{
+		Name: "Ada Lovelace", Email: fmt.Sprintf("ada+%d@example.com", time.Now().UnixNano()),
+	})
+	if err != nil {
+		return fmt.Errorf("user.CreateUser: %w", err)
+	}
+	id := created.GetUser().GetId()
+	resp, err := greeterv1.NewGreeterServiceClient(gc).SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id})
+	if err != nil {
+		return fmt.Errorf("greeter.SayHello: %w", err)
+	}
+	step("demo call through consul:///greeter (greeter → consul:///user):")
+	fmt.Printf("    SayHello{user_id: %q} = %q  (answered by %s)\n", id, resp.GetMessage(), resp.GetInstance())
+	return nil
+}
+
+func summary(consulAddr string, procs []*proc, dir string) {
+	step("the local stack is up")
+	fmt.Printf("    Consul UI:  http://%s/ui/\n", consulAddr)
+	for _, p := range procs {
+		fmt.Printf("    %-10s  gRPC %-21s  admin http://%s/readyz  log %s\n", p.name, p.addr, p.admin, p.log)
+	}
+	for _, p := range procs {
+		if strings.HasPrefix(p.name, "greeter") {
+			fmt.Printf("    try:        grpcurl -plaintext -d '{\"name\":\"world\"}' %s greeter.v1.GreeterService/SayHello\n", p.addr)
+			break
+		}
+	}
+	fmt.Printf("    data:       %s\n", filepath.Join(dir, "users.db"))
+	fmt.Println("    Ctrl-C stops everything; instances deregister from Consul first.")
+}
+
+func remove(procs []*proc, p *proc) []*proc {
+	out := procs[:0]
+	for _, q := range procs {
+		if q != p {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// stopAll sends SIGTERM to every instance and waits for them to exit, killing
+// those that take longer than 20s.
+func stopAll(procs []*proc) {
+	for _, p := range procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(20 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.exited:
+			step("%s stopped", p.name)
+		case <-deadline:
+			p.cmd.Process.Kill()
+			<-p.exited
+			step("%s killed after 20s", p.name)
+		}
+	}
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
