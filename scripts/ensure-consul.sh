@@ -29,7 +29,7 @@ command -v go >/dev/null || { say "go is not on PATH; install Go 1.26 first"; ex
 mkdir -p "$cache"
 # One builder at a time: parallel test packages may all ask for Consul.
 exec 9>"$cache/.lock"
-if command -v flock >/dev/null; then
+if command -v flock >/dev/null && ! flock -n 9; then
   say "waiting for another build of consul $CONSUL_VERSION to finish (lock $cache/.lock)"
   flock 9
   if [[ -x "$bin" ]]; then echo "$bin"; exit 0; fi

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ type Flags struct {
 	Consul    string
 	Drain     time.Duration
 	LogLevel  string
+	Probe     string
 
 	envErr error // a malformed environment default, reported by Logger
 }
@@ -41,8 +43,29 @@ func Register(fs *flag.FlagSet) *Flags {
 		f.envErr = fmt.Errorf("GRPCKIT_SERVER_DRAIN=%q: %w", drain, err)
 	}
 	fs.DurationVar(&f.Drain, "drain", d, "how long to keep serving after deregistering (env GRPCKIT_SERVER_DRAIN)")
+	fs.StringVar(&f.Probe, "probe", "", "GET this URL, exit 0 on a 2xx answer and 1 otherwise, and do nothing else (container health checks)")
 	fs.StringVar(&f.LogLevel, "log-level", Env("GRPCKIT_LOG_LEVEL", "info"), "debug, info, warn or error (env GRPCKIT_LOG_LEVEL)")
 	return f
+}
+
+// RunProbe does the -probe check and exits when -probe is set; otherwise it
+// returns at once. Images without a shell use it as their health check.
+func (f *Flags) RunProbe() {
+	if f.Probe == "" {
+		return
+	}
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(f.Probe)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "probe:", err)
+		os.Exit(1)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		fmt.Fprintln(os.Stderr, "probe:", resp.Status)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // Env returns the environment variable key, or def when it is unset.

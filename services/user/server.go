@@ -119,8 +119,8 @@ func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) 
 	}
 	var p Patch
 	if req.Name == nil && req.Email == nil {
-		v.add("name", "or email must be set")
-		v.add("email", "or name must be set")
+		v.add("name", "at least one of name and email must be set")
+		v.add("email", "at least one of name and email must be set")
 	}
 	if req.Name != nil {
 		v.checkName("name", req.GetName())

@@ -73,15 +73,19 @@ type SQLStore struct {
 
 var _ Store = (*SQLStore)(nil)
 
-// newSQLStore creates the schema if it is missing and returns a store on db,
-// which it owns from then on (closing it on failure).
-func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*SQLStore, error) {
+// createSchema runs d's schema statements on db.
+func createSchema(ctx context.Context, db *sql.DB, d dialect) error {
 	for _, stmt := range d.schema {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("user: %s: create schema: %w", d.name, err)
+			return fmt.Errorf("user: %s: create schema: %w", d.name, err)
 		}
 	}
+	return nil
+}
+
+// newSQLStore returns a store on db, which has the schema of d and which the
+// store owns from then on.
+func newSQLStore(db *sql.DB, d dialect) *SQLStore {
 	return &SQLStore{
 		db:      db,
 		dialect: d,
@@ -90,7 +94,7 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*SQLStore, error) 
 		list:    d.rebind(sqlList),
 		update:  d.rebind(sqlUpdate),
 		delete:  d.rebind(sqlDelete),
-	}, nil
+	}
 }
 
 // Create implements [Store.Create]. The id and times are taken inside the

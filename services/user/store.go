@@ -17,8 +17,11 @@ var ErrEmailTaken = errors.New("user: email already taken")
 // User is a stored user.
 type User struct {
 	// ID is a UUIDv7 string assigned by the store; ids sort in creation order.
-	ID    string
-	Name  string
+	ID string
+	// Name is 1 to 200 bytes of UTF-8, as [Server] checks.
+	Name string
+	// Email is a single address without surrounding white space; no two
+	// users share one.
 	Email string
 	// CreateTime and UpdateTime are in UTC; a store may truncate them (the
 	// SQL stores keep microseconds).
@@ -32,8 +35,9 @@ type Patch struct {
 	Email *string
 }
 
-// Store keeps users. Implementations are safe for concurrent use, and every
-// method returns the context's error (possibly wrapped) once ctx is done.
+// Store keeps users. Implementations are safe for concurrent use. A method
+// whose ctx is done fails, usually with an error wrapping ctx.Err() (a
+// database driver may report a query it interrupted as its own error).
 // Stores do not validate names or emails: [Server] does that before calling
 // them. Errors other than [ErrNotFound], [ErrEmailTaken] and context errors
 // are unexpected failures of the backing database.

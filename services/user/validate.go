@@ -31,7 +31,7 @@ func (v violations) err() error {
 	}
 	parts := make([]string, len(v))
 	for i, fv := range v {
-		parts[i] = fv.GetField() + " " + fv.GetDescription()
+		parts[i] = fv.GetField() + ": " + fv.GetDescription()
 	}
 	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
 	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v}); err == nil {

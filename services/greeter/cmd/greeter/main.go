@@ -21,6 +21,7 @@ func main() {
 	flags := svcmain.Register(fs)
 	userTarget := fs.String("user-target", svcmain.Env("GRPCKIT_GREETER_USER_TARGET", "consul:///user"), "target of the user service (env GRPCKIT_GREETER_USER_TARGET)")
 	fs.Parse(os.Args[1:])
+	flags.RunProbe()
 
 	logger, err := flags.Logger("greeter")
 	if err != nil {

@@ -20,6 +20,7 @@ func main() {
 	flags := svcmain.Register(fs)
 	dbPath := fs.String("db", svcmain.Env("GRPCKIT_USER_DB", "users.db"), "SQLite database file (env GRPCKIT_USER_DB)")
 	fs.Parse(os.Args[1:])
+	flags.RunProbe()
 
 	logger, err := flags.Logger("user")
 	if err != nil {

@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/grpckit/grpckit/internal/consulagent"
+)
+
+// There is no Docker engine where the tests run, so this test checks
+// docker-compose.yml and the Dockerfiles statically, and builds and runs the
+// binaries the images are made of.
+func TestComposeFile(t *testing.T) {
+	root, err := consulagent.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithName("grpckit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := opts.LoadProject(t.Context())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	want := []string{"consul", "greeter-1", "greeter-2", "user-1", "user-2"}
+	if got := project.ServiceNames(); !slices.Equal(sorted(got), want) {
+		t.Fatalf("services %v, want %v", sorted(got), want)
+	}
+
+	published := map[string]string{}
+	envNames := map[string][]string{} // binary -> env names it reads
+	for name, svc := range project.Services {
+		for _, p := range svc.Ports {
+			key := p.HostIP + ":" + p.Published
+			if other, ok := published[key]; ok {
+				t.Errorf("%s and %s both publish %s", name, other, key)
+			}
+			published[key] = name
+		}
+		for dep, cond := range svc.DependsOn {
+			target, ok := project.Services[dep]
+			if !ok {
+				t.Errorf("%s depends on unknown service %s", name, dep)
+			} else if cond.Condition == types.ServiceConditionHealthy && target.HealthCheck == nil {
+				t.Errorf("%s waits for %s to be healthy, but %s has no health check", name, dep, dep)
+			}
+		}
+		if svc.Build == nil {
+			continue
+		}
+		if svc.HealthCheck == nil {
+			t.Errorf("%s has no health check", name)
+		}
+		binary, pkg := checkDockerfile(t, root, name, svc.Build)
+		if binary == "" {
+			continue
+		}
+		if hc := svc.HealthCheck; hc != nil && (len(hc.Test) < 2 || hc.Test[1] != "/"+binary) {
+			t.Errorf("%s: health check %v does not run /%s", name, hc.Test, binary)
+		}
+		if _, ok := envNames[binary]; !ok {
+			envNames[binary] = readEnvNames(t, root, pkg)
+		}
+		for key := range svc.Environment {
+			if !slices.Contains(envNames[binary], key) {
+				t.Errorf("%s sets %s, which %s does not read (it reads %v)", name, key, binary, envNames[binary])
+			}
+		}
+	}
+}
+
+var (
+	goBuildRe    = regexp.MustCompile(`go build .*-o /out/(\S+) (\./\S+)`)
+	entrypointRe = regexp.MustCompile(`(?m)^ENTRYPOINT \["/([^"]+)"\]`)
+)
+
+// checkDockerfile checks the build of one service and returns the binary
+// name and the Go package the image is built from.
+func checkDockerfile(t *testing.T, root, name string, b *types.BuildConfig) (binary, pkg string) {
+	t.Helper()
+	if fi, err := os.Stat(b.Context); err != nil || !fi.IsDir() {
+		t.Errorf("%s: build context %s is not a directory", name, b.Context)
+		return "", ""
+	}
+	df, err := os.ReadFile(filepath.Join(b.Context, b.Dockerfile))
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return "", ""
+	}
+	m := goBuildRe.FindStringSubmatch(string(df))
+	e := entrypointRe.FindStringSubmatch(string(df))
+	if m == nil || e == nil {
+		t.Errorf("%s: %s has no `go build -o /out/<bin> ./<pkg>` or no ENTRYPOINT", name, b.Dockerfile)
+		return "", ""
+	}
+	if m[1] != e[1] {
+		t.Errorf("%s: builds %s but runs %s", name, m[1], e[1])
+	}
+	if _, err := os.Stat(filepath.Join(root, m[2], "main.go")); err != nil {
+		t.Errorf("%s: builds %s, which has no main.go", name, m[2])
+	}
+	return m[1], m[2]
+}
+
+var envRe = regexp.MustCompile(`env ([A-Z0-9_, ]+)\)`)
+
+// readEnvNames builds the service binary and collects the environment
+// variables its -h output names.
+func readEnvNames(t *testing.T, root, pkg string) []string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "svc")
+	build := exec.Command("go", "build", "-o", bin, pkg)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	out, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits 0 or 2 depending on the flag package
+	var names []string
+	for _, m := range envRe.FindAllStringSubmatch(string(out), -1) {
+		for _, n := range strings.Split(m[1], ",") {
+			names = append(names, strings.TrimSpace(n))
+		}
+	}
+	if len(names) == 0 {
+		t.Fatalf("%s -h names no environment variables:\n%s", pkg, out)
+	}
+	return names
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
