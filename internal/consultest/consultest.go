@@ -1,4 +1,3 @@
-// Package consultest starts real Consul dev agents for tests.
 package consultest
 
 import (

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/consul"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/user"
@@ -135,5 +139,49 @@ func TestGreeterWithoutUsers(t *testing.T) {
 	_, err := s.greeterClient().SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id})
 	if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 		t.Errorf("SayHello with no user instance = %v, want a prompt Unavailable", err)
+	}
+}
+
+// TestShutdownLeavesConsul: Shutdown removes the instance from Consul's
+// catalog before the server stops.
+func TestShutdownLeavesConsul(t *testing.T) {
+	s := newStack(t)
+	g := s.startGreeter(nil)
+	s.waitInstances("greeter", 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	services, _, err := s.reg.Client().Catalog().Service("greeter", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(services) != 0 {
+		t.Errorf("catalog still lists %d greeter instance(s) after Shutdown", len(services))
+	}
+}
+
+// TestServerWithConsulDown: a server whose Consul is unreachable fails to
+// start with an error naming the instance and the cause; nothing panics.
+func TestServerWithConsulDown(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := lis.Addr().String()
+	lis.Close()
+	reg, err := consul.NewFromAddress(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	srv, err := kit.NewServer(kit.WithRegistrar(reg, registry.Instance{Name: "greeter"}), kit.WithLogger(quiet), kit.WithAddress("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "register greeter") || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Run with Consul down = %v, want an error naming the registration and the refused connection", err)
 	}
 }

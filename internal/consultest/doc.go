@@ -1,0 +1,2 @@
+// Package consultest starts real Consul dev agents for tests.
+package consultest
