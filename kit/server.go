@@ -127,6 +127,7 @@ func (s *Server) Serve(lis net.Listener) error {
 		return ErrServerClosed
 	case s.serving:
 		s.mu.Unlock()
+		lis.Close()
 		return ErrServing
 	}
 	s.serving, s.lis = true, lis
@@ -134,6 +135,7 @@ func (s *Server) Serve(lis net.Listener) error {
 
 	if err := s.startAdmin(); err != nil {
 		lis.Close()
+		s.notServing()
 		return err
 	}
 	errc := make(chan error, 1)
@@ -142,29 +144,43 @@ func (s *Server) Serve(lis net.Listener) error {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.ready.Store(true)
+	s.mu.Lock()
+	s.ready.Store(s.stopping.Err() == nil) // under mu: Shutdown clears it after setting stopping
+	s.mu.Unlock()
 	s.opts.logger.LogAttrs(context.Background(), slog.LevelInfo, "serving gRPC", slog.String("address", lis.Addr().String()))
 
 	if s.opts.registrar != nil {
 		if err := s.register(lis.Addr()); err != nil {
 			if s.stopping.Err() != nil { // Shutdown interrupted the registration.
-				return <-errc
+				<-errc
+				return nil
 			}
 			s.ready.Store(false)
 			s.grpc.Stop()
 			<-errc
 			s.closeAdmin()
-			s.mu.Lock()
-			s.serving = false // nothing left to drain
-			s.mu.Unlock()
+			s.notServing()
 			return err
 		}
 	}
-	if err := <-errc; err != nil {
-		s.ready.Store(false)
-		return errors.Join(fmt.Errorf("kit: serve: %w", err), s.Shutdown(context.Background()))
+	err := <-errc
+	if err == nil || s.stopping.Err() != nil {
+		// grpc.Serve returns nil after GracefulStop/Stop, or ErrServerStopped
+		// when Shutdown stopped it before it started accepting.
+		return nil
 	}
-	return nil
+	s.ready.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
+	defer cancel()
+	return errors.Join(fmt.Errorf("kit: serve: %w", err), s.Shutdown(ctx))
+}
+
+// notServing records that Serve ended before serving, so Shutdown has
+// nothing to drain.
+func (s *Server) notServing() {
+	s.mu.Lock()
+	s.serving = false
+	s.mu.Unlock()
 }
 
 // register registers the instance for addr; it is interrupted by Shutdown.
@@ -175,23 +191,28 @@ func (s *Server) register(addr net.Addr) error {
 	}
 	ctx, cancel := context.WithTimeout(s.stopping, s.opts.registerTimeout)
 	defer cancel()
-	if err := s.opts.registrar.Register(ctx, inst); err != nil {
-		return fmt.Errorf("kit: register %s at %s: %w", inst.Name, inst.HostPort(), err)
-	}
+	err = s.opts.registrar.Register(ctx, inst)
 	s.mu.Lock()
 	late := s.stopping.Err() != nil // Shutdown started and found nothing to deregister.
-	if !late {
+	if err == nil && !late {
 		s.registered = &inst
 	}
 	s.mu.Unlock()
 	if late {
-		return s.deregister(inst)
+		// The registration may have reached the registry before Shutdown
+		// cancelled it: withdraw it, best effort.
+		dctx, cancel := context.WithTimeout(context.Background(), s.opts.registerTimeout)
+		defer cancel()
+		return errors.Join(err, s.deregister(dctx, inst))
+	}
+	if err != nil {
+		return fmt.Errorf("kit: register %s at %s: %w", inst.Name, inst.HostPort(), err)
 	}
 	return nil
 }
 
-func (s *Server) deregister(inst registry.Instance) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.registerTimeout)
+func (s *Server) deregister(ctx context.Context, inst registry.Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.registerTimeout)
 	defer cancel()
 	if err := s.opts.registrar.Deregister(ctx, inst); err != nil {
 		return fmt.Errorf("kit: deregister %s: %w", inst.ID, err)
@@ -222,13 +243,25 @@ func (s *Server) instance(addr net.Addr) (registry.Instance, error) {
 	return inst, nil
 }
 
-// advertiseIP returns the first non-loopback IPv4 address of the machine, or
-// 127.0.0.1 when there is none.
+// advertiseIP returns the first global unicast IPv4 address of an interface
+// that is up, or 127.0.0.1 when there is none. Set the Address of the
+// instance (or -advertise) where that guess is wrong, e.g. on hosts with
+// several networks.
 func advertiseIP() net.IP {
-	addrs, err := net.InterfaceAddrs()
-	if err == nil {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return net.IPv4(127, 0, 0, 1)
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
 		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
 				return n.IP
 			}
 		}
@@ -283,15 +316,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	inst, serving := s.registered, s.serving
 	s.registered = nil
+	s.ready.Store(false)
 	s.mu.Unlock()
 
 	log := s.opts.logger
 	if inst != nil {
-		if err := s.deregister(*inst); err != nil {
+		if err := s.deregister(ctx, *inst); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.ready.Store(false)
 	s.health.Shutdown() // every service NOT_SERVING
 
 	if serving && s.opts.drain > 0 {

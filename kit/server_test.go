@@ -302,3 +302,25 @@ func TestNewClientTargets(t *testing.T) {
 		t.Errorf("call with Consul down = %v, want a prompt Unavailable", err)
 	}
 }
+
+// Serve returns nil after Shutdown however the two interleave, and never
+// reports ready once Shutdown has begun.
+func TestServeShutdownRace(t *testing.T) {
+	for i := range 200 {
+		srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(listen(t)) }()
+		// Not a wait for a condition: a varying head start moves Shutdown
+		// across every step of Serve's start-up.
+		time.Sleep(time.Duration(i%40) * 5 * time.Microsecond)
+		if err := srv.Shutdown(t.Context()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := recv(t, served, "Serve to return"); err != nil && !errors.Is(err, kit.ErrServerClosed) {
+			t.Fatalf("Serve racing Shutdown = %v, want nil or ErrServerClosed", err)
+		}
+	}
+}

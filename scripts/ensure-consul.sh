@@ -42,7 +42,11 @@ src="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\
 [[ -n "$src" && -d "$src" ]] || { say "go mod download gave no module directory:"; printf '%s\n' "$json" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/grpckit-consul-build.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+pid=""
+# On exit or interruption: stop the build and remove the scratch copy.
+cleanup() { [[ -n "$pid" ]] && kill "$pid" 2>/dev/null; rm -rf "$work" "$bin.tmp.$$"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 cp -r "$src/." "$work/"
 chmod -R u+w "$work"
 # The replace block points at nested modules inside the consul repository; they
@@ -52,13 +56,14 @@ awk 'BEGIN{skip=0} /^replace[[:space:]]*\(/{skip=1; next} skip&&/^\)/{skip=0; ne
 mv "$work/go.mod.new" "$work/go.mod"
 
 start=$SECONDS
-( cd "$work" && GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp" . ) &
+( cd "$work" && exec env GOFLAGS=-mod=mod go build -trimpath -o "$bin.tmp.$$" . ) &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
   sleep 15 & wait $! || true
   kill -0 "$pid" 2>/dev/null && say "still building consul ($((SECONDS - start))s)"
 done
-wait "$pid" || { say "building consul failed"; exit 1; }
-mv "$bin.tmp" "$bin"
+wait "$pid" || { pid=""; say "building consul failed"; exit 1; }
+pid=""
+mv "$bin.tmp.$$" "$bin"
 say "built $("$bin" version | head -n 1) in $((SECONDS - start))s"
 echo "$bin"

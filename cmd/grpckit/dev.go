@@ -128,7 +128,7 @@ func runDev(ctx context.Context, args []string) error {
 		select {
 		case <-ctx.Done():
 			fmt.Println()
-			step("shutting down: instances deregister, drain and stop")
+			step("shutting down: instances deregister, drain and stop (Ctrl-C again to kill)")
 			return nil
 		case p := <-exits:
 			step("%s exited (%v); log: %s", p.name, p.err, p.log)

@@ -24,6 +24,10 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C kills the process the default way
+	}()
 	var err error
 	switch os.Args[1] {
 	case "dev":

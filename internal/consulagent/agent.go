@@ -34,6 +34,9 @@ func Find(ctx context.Context, progress io.Writer) (string, error) {
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "ensure-consul.sh"))
 	cmd.Stderr = progress
+	// On cancellation let the script stop its go build, rather than orphan it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("consulagent: scripts/ensure-consul.sh: %w", err)

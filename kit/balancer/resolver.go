@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/experimental/balancer/weight"
 	"google.golang.org/grpc/resolver"
@@ -97,21 +98,21 @@ func (b *resolverBuilder) Build(target resolver.Target, cc resolver.ClientConn, 
 	if err != nil {
 		return nil, err
 	}
+	logger := b.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	d := b.discovery
 	closeDiscovery := func() {}
 	if d == nil {
 		// The agent of the authority, else the environment (CONSUL_HTTP_ADDR).
-		reg, err := consul.NewFromAddress(t.Agent)
+		reg, err := consul.NewFromAddress(t.Agent, consul.WithLogger(logger))
 		if err != nil {
 			return nil, fmt.Errorf("consul resolver: %w", err)
 		}
 		d, closeDiscovery = reg, reg.Close
 	} else if t.Agent != "" {
 		return nil, fmt.Errorf("consul resolver: target %q names an agent, but this client has its own discovery", target.URL.String())
-	}
-	logger := b.logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := d.Watch(ctx, t.Service, t.Options...)
@@ -144,10 +145,13 @@ func (r *consulResolver) Close() {
 
 // watch feeds cc from w until ctx is done. Errors before the first set are
 // reported to cc, so RPCs fail with Unavailable instead of waiting for ever;
-// errors after it leave the last good set in place.
+// errors after it are logged and leave the last good set in place. Repeated
+// errors are spaced (10ms doubling to 1s) in case a Discovery returns them
+// without backing off itself.
 func watch(ctx context.Context, w registry.Watcher, cc resolver.ClientConn, service string, logger *slog.Logger) {
 	defer w.Stop()
 	haveSet := false
+	var pause time.Duration
 	for {
 		set, err := w.Next(ctx)
 		if ctx.Err() != nil || errors.Is(err, registry.ErrWatcherStopped) {
@@ -156,9 +160,21 @@ func watch(ctx context.Context, w registry.Watcher, cc resolver.ClientConn, serv
 		if err != nil {
 			if !haveSet {
 				cc.ReportError(fmt.Errorf("consul resolver: no instances of %q known yet: %w", service, err))
+			} else {
+				logger.LogAttrs(ctx, slog.LevelWarn, "discovery failing; keeping the last instance set",
+					slog.String("service", service), slog.Any("error", err))
+			}
+			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
 			}
 			continue
 		}
+		pause = 0
 		haveSet = true
 		if err := cc.UpdateState(State(set)); err != nil {
 			logger.LogAttrs(ctx, slog.LevelDebug, "balancer rejected resolver state",

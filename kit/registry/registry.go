@@ -49,8 +49,8 @@ type Instance struct {
 	Port int
 	// Tags filter instances in a watch (see [WithTag]).
 	Tags []string
-	// Meta carries free-form string pairs. The key "weight" overrides the
-	// base weight in grpckit's resolver.
+	// Meta carries free-form string pairs. The key "weight" overrides
+	// Weights.Passing in grpckit's resolver.
 	Meta map[string]string
 	// Weights are the balancing weights by health.
 	Weights Weights
@@ -63,16 +63,19 @@ func (i Instance) HostPort() string {
 	return net.JoinHostPort(i.Address, strconv.Itoa(i.Port))
 }
 
-// Weight returns the base weight for the instance's current health: the
-// "weight" meta entry when it is a positive integer, else Weights.Warning for a
-// warning instance, else Weights.Passing; 1 when that is not positive.
+// Weight returns the base weight for the instance's current health. A
+// warning instance weighs Weights.Warning. A passing one weighs the "weight"
+// meta entry when that is a positive integer, else Weights.Passing. A weight
+// that is not positive counts as 1; weights are capped at 1<<31.
 func (i Instance) Weight() uint32 {
-	if v, err := strconv.ParseUint(i.Meta["weight"], 10, 32); err == nil && v > 0 {
-		return uint32(v)
-	}
-	w := i.Weights.Passing
-	if i.Health == HealthWarning {
-		w = i.Weights.Warning
+	w := int64(i.Weights.Passing)
+	switch {
+	case i.Health == HealthWarning:
+		w = int64(i.Weights.Warning)
+	default:
+		if v, err := strconv.ParseInt(i.Meta["weight"], 10, 64); err == nil && v > 0 {
+			w = v
+		}
 	}
 	if w <= 0 {
 		return 1

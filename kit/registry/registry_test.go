@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/grpckit/grpckit/kit/registry"
@@ -42,8 +43,9 @@ func TestWeight(t *testing.T) {
 		{"meta override", registry.Instance{Meta: map[string]string{"weight": "50"}, Weights: registry.Weights{Passing: 8}}, 50},
 		{"meta zero ignored", registry.Instance{Meta: map[string]string{"weight": "0"}, Weights: registry.Weights{Passing: 8}}, 8},
 		{"meta junk ignored", registry.Instance{Meta: map[string]string{"weight": "heavy"}, Weights: registry.Weights{Passing: 8}}, 8},
-		{"meta too big ignored", registry.Instance{Meta: map[string]string{"weight": "99999999999"}}, 1},
-		{"huge passing clamped", registry.Instance{Weights: registry.Weights{Passing: 1 << 40}}, 1 << 31},
+		{"meta huge clamped", registry.Instance{Meta: map[string]string{"weight": "99999999999"}}, 1 << 31},
+		{"warning wins over meta", registry.Instance{Meta: map[string]string{"weight": "50"}, Weights: registry.Weights{Warning: 2}, Health: registry.HealthWarning}, 2},
+		{"huge passing clamped", registry.Instance{Weights: registry.Weights{Passing: math.MaxInt}}, uint32(min(int64(math.MaxInt), 1<<31))},
 	} {
 		if got := tc.inst.Weight(); got != tc.want {
 			t.Errorf("%s: Weight() = %d, want %d", tc.name, got, tc.want)

@@ -170,7 +170,9 @@ func TestWatchSeesChangesWithinOneSecond(t *testing.T) {
 func TestReRegisterAfterAgentRestart(t *testing.T) {
 	agent := consultest.Start(t)
 	c := consultest.Client(t, agent)
-	r := consul.New(c, consul.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
+	// A check interval far beyond the deadline below: passing must come from
+	// restoring the registration as it was made, not from a new check.
+	r := consul.New(c, consul.WithBackoff(50*time.Millisecond, 500*time.Millisecond), consul.WithCheckInterval(time.Hour, time.Second))
 	defer r.Close()
 	_, inst := healthServer(t)
 	if err := r.Register(t.Context(), inst); err != nil {
@@ -180,7 +182,7 @@ func TestReRegisterAfterAgentRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	eventually(t, 10*time.Second, "registration restored", func() bool { return status(c, inst.ID) == api.HealthPassing })
+	eventually(t, 5*time.Second, "registration restored", func() bool { return status(c, inst.ID) == api.HealthPassing })
 	t.Logf("registered again %v after the agent was back", time.Since(start))
 	if err := r.Deregister(t.Context(), inst); err != nil {
 		t.Fatal(err)
@@ -222,5 +224,26 @@ func TestUnreachableConsul(t *testing.T) {
 	}
 	if err := r.Register(ctx, registry.Instance{Name: "svc"}); err == nil {
 		t.Error("Register of an invalid instance succeeded")
+	}
+}
+
+// When a running agent drops the registration (as DeregisterCriticalServiceAfter
+// does), the keeper restores it critical, so a failing instance gets no
+// traffic until its check passes.
+func TestReRegisterAfterRemovalStartsCritical(t *testing.T) {
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	r := consul.New(c, consul.WithCheckInterval(time.Hour, time.Second))
+	defer r.Close()
+	_, inst := healthServer(t)
+	if err := r.Register(t.Context(), inst); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Agent().ServiceDeregister(inst.ID); err != nil { // behind the registry's back
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "registration restored", func() bool { return status(c, inst.ID) != "absent" })
+	if got := status(c, inst.ID); got != api.HealthCritical {
+		t.Errorf("restored registration is %s, want critical until its check passes", got)
 	}
 }

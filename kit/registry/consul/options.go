@@ -20,6 +20,7 @@ type options struct {
 	deregisterAfter time.Duration
 	initialPassing  bool
 	waitTime        time.Duration
+	answerTimeout   time.Duration
 	minInterval     time.Duration
 	backoffBase     time.Duration
 	backoffMax      time.Duration
@@ -34,6 +35,7 @@ var defaultOptions = options{
 	deregisterAfter: time.Minute,
 	initialPassing:  true,
 	waitTime:        5 * time.Minute,
+	answerTimeout:   10 * time.Second,
 	minInterval:     50 * time.Millisecond,
 	backoffBase:     100 * time.Millisecond,
 	backoffMax:      5 * time.Second,
@@ -74,6 +76,17 @@ func WithWaitTime(d time.Duration) Option {
 	return optionFunc(func(o *options) {
 		if d > 0 {
 			o.waitTime = d
+		}
+	})
+}
+
+// WithAnswerTimeout sets how long a query may take beyond its blocking wait
+// before it counts as failed (an agent that accepts connections but does not
+// answer). Default 10s.
+func WithAnswerTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) {
+		if d > 0 {
+			o.answerTimeout = d
 		}
 	})
 }

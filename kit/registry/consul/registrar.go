@@ -22,6 +22,10 @@ type Registry struct {
 	opts   options
 	owned  *http.Transport // transport of a client made by NewFromAddress; closed by Close
 
+	// opMu serialises Register and Deregister, so a registration and a
+	// withdrawal of one ID cannot interleave (and leave a zombie keeper).
+	opMu sync.Mutex
+
 	mu      sync.Mutex
 	keepers map[string]*keeper // running keepers by instance ID; guarded by mu
 }
@@ -74,6 +78,9 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 	if err := inst.Validate(); err != nil {
 		return err
 	}
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	r.stopKeeper(inst.ID) // an old keeper must not restore the old definition
 	reg := r.registration(inst)
 	if err := r.register(ctx, reg); err != nil {
 		return fmt.Errorf("consul: register %s: %w", inst.ID, err)
@@ -84,12 +91,8 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	k := &keeper{cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
-	old := r.keepers[inst.ID]
 	r.keepers[inst.ID] = k
 	r.mu.Unlock()
-	if old != nil {
-		old.stop()
-	}
 	go func() {
 		defer close(k.done)
 		r.keep(kctx, reg)
@@ -100,13 +103,9 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 // Deregister stops keeping inst registered and removes it from the agent.
 // An instance the agent does not know is not an error.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
-	r.mu.Lock()
-	k := r.keepers[inst.ID]
-	delete(r.keepers, inst.ID)
-	r.mu.Unlock()
-	if k != nil {
-		k.stop()
-	}
+	r.opMu.Lock()
+	defer r.opMu.Unlock()
+	r.stopKeeper(inst.ID)
 	err := r.client.Agent().ServiceDeregisterOpts(inst.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("consul: deregister %s: %w", inst.ID, err)
@@ -128,6 +127,17 @@ func (r *Registry) Close() {
 	r.keepers = make(map[string]*keeper)
 	r.mu.Unlock()
 	for _, k := range keepers {
+		k.stop()
+	}
+}
+
+// stopKeeper stops the keeper of id, if any, and waits for it.
+func (r *Registry) stopKeeper(id string) {
+	r.mu.Lock()
+	k := r.keepers[id]
+	delete(r.keepers, id)
+	r.mu.Unlock()
+	if k != nil {
 		k.stop()
 	}
 }
@@ -173,31 +183,49 @@ func orOne(n int) int {
 }
 
 // keep follows reg on the local agent with blocking queries and registers it
-// again whenever the agent answers that it does not know it.
+// again whenever the agent answers that it does not know it. After the agent
+// was unreachable (a restart lost its catalog) the registration is restored
+// as it was first made. When a running agent dropped it, Consul may have
+// removed it because its check kept failing (DeregisterCriticalServiceAfter),
+// so it is restored critical and gets traffic only once its check passes.
 func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) {
+	critical := *reg
+	check := *reg.Check
+	check.Status = api.HealthCritical
+	critical.Check = &check
 	log := r.opts.logger.With(slog.String("name", reg.Name), slog.String("id", reg.ID))
 	bo := backoff{base: r.opts.backoffBase, max: r.opts.backoffMax}
 	var hash string
 	var pause time.Duration
-	failing := false
+	failing := false   // the last round ended in an error (logged once)
+	agentAway := false // the last query did not reach the agent
 	for {
 		if r.opts.sleep(ctx, pause) != nil {
 			return
 		}
 		start := time.Now()
+		qctx, cancel := context.WithTimeout(ctx, r.queryTimeout(hash != ""))
 		_, meta, err := r.client.Agent().Service(reg.ID,
-			(&api.QueryOptions{WaitHash: hash, WaitTime: r.opts.waitTime}).WithContext(ctx))
+			(&api.QueryOptions{WaitHash: hash, WaitTime: r.opts.waitTime}).WithContext(qctx))
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if isNotFound(err) {
-			err = r.register(ctx, reg)
-			if err == nil {
-				log.LogAttrs(ctx, slog.LevelWarn, "consul lost the registration; registered again")
-				hash, pause, failing = "", 0, false
+		switch {
+		case isNotFound(err):
+			restore := &critical
+			if agentAway { // the agent restarted and lost its catalog; we did not fail
+				restore = reg
+			}
+			if err = r.register(ctx, restore); err == nil {
+				log.LogAttrs(ctx, slog.LevelWarn, "consul lost the registration; registered again",
+					slog.String("status", restore.Check.Status))
+				hash, pause, failing, agentAway = "", 0, false, false
 				bo.reset()
 				continue
 			}
+		case err != nil:
+			agentAway = true
 		}
 		if err != nil {
 			if !failing {
@@ -212,6 +240,7 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 			failing = false
 		}
 		bo.reset()
+		agentAway = false
 		hash = meta.LastContentHash
 		pause = r.opts.minInterval - time.Since(start)
 	}

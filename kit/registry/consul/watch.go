@@ -57,9 +57,15 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		}
 		start := time.Now()
 		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: w.r.opts.waitTime}
-		entries, meta, err := w.r.client.Health().Service(w.name, w.o.Tag, false, q.WithContext(ctx))
+		qctx, cancel := context.WithTimeout(ctx, w.r.queryTimeout(w.index != 0))
+		entries, meta, err := w.r.client.Health().Service(w.name, w.o.Tag, false, q.WithContext(qctx))
+		cancel()
 		if ctx.Err() != nil {
 			return nil, w.ctxErr(ctx)
+		}
+		if err == nil && meta.ResultsFilteredByACLs && len(entries) == 0 {
+			// Not "service gone": the token may not read it (expired, rotated).
+			err = errors.New("every instance was filtered out by ACLs; check the Consul token's service:read")
 		}
 		if err != nil {
 			w.pause = w.bo.next()
@@ -86,6 +92,17 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		w.last, w.sent = set, true
 		return set, nil
 	}
+}
+
+// queryTimeout bounds one query, so an agent that accepts connections but
+// never answers cannot hang a loop: a non-blocking query gets the answer
+// timeout, a blocking one its wait time plus Consul's jitter (wait/16) plus
+// the answer timeout.
+func (r *Registry) queryTimeout(blocking bool) time.Duration {
+	if !blocking {
+		return r.opts.answerTimeout
+	}
+	return r.opts.waitTime + r.opts.waitTime/16 + r.opts.answerTimeout
 }
 
 // ctxErr tells a stopped watcher from a cancelled call.

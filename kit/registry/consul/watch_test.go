@@ -22,9 +22,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // answer is one scripted reply of the fake Consul.
 type answer struct {
-	status int // 0 means 200
-	index  uint64
-	body   string // raw JSON; empty with status 200 means "[]"
+	status      int // 0 means 200
+	index       uint64
+	body        string // raw JSON; empty with status 200 means "[]"
+	aclFiltered bool   // set X-Consul-Results-Filtered-By-ACLs
 }
 
 // fakeConsul serves /v1/health/service/ from a script. Each request takes the
@@ -62,6 +63,11 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 	f.script = f.script[1:]
 	f.mu.Unlock()
 	w.Header().Set("X-Consul-Index", strconv.FormatUint(a.index, 10))
+	w.Header().Set("X-Consul-LastContact", "0") // as real Consul; the client parses no further without it
+	w.Header().Set("X-Consul-KnownLeader", "true")
+	if a.aclFiltered {
+		w.Header().Set("X-Consul-Results-Filtered-By-ACLs", "true")
+	}
 	if a.status != 0 {
 		http.Error(w, "injected failure", a.status)
 		return
@@ -374,5 +380,33 @@ func TestWatchStopCancelsLongPoll(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Stop did not end the pending long poll")
+	}
+}
+
+func TestWatchACLFilteredEmptyIsAnError(t *testing.T) {
+	f := newFakeConsul(t,
+		answer{index: 3, body: entries(entrySpec{"a", 1, api.HealthPassing, 1})},
+		answer{index: 4, body: "[]", aclFiltered: true},
+		answer{index: 5, body: entries(entrySpec{"b", 2, api.HealthPassing, 1})},
+	)
+	r, _ := f.registry()
+	w := watch(t, r)
+	next(t, w)
+	if set, err := w.Next(t.Context()); err == nil {
+		t.Fatalf("Next on an answer emptied by ACLs = %v, want an error (keep the last set)", set)
+	}
+	if got := next(t, w); len(got) != 1 || got[0].ID != "b" {
+		t.Errorf("set after the ACL error = %v, want b", got)
+	}
+}
+
+func TestWatchAgentThatNeverAnswers(t *testing.T) {
+	f := newFakeConsul(t) // accepts the query, never answers
+	r, _ := f.registry(WithAnswerTimeout(50 * time.Millisecond))
+	w := watch(t, r)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := w.Next(ctx); err == nil || ctx.Err() != nil {
+		t.Errorf("Next against a silent agent = %v, want an error well before 5s", err)
 	}
 }

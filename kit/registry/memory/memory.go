@@ -3,6 +3,8 @@ package memory
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/grpckit/grpckit/kit/registry"
@@ -36,9 +38,11 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 		return err
 	}
 	inst.Health = registry.HealthPassing
-	inst.Tags = append([]string(nil), inst.Tags...)
+	inst.Tags = slices.Clone(inst.Tags)
+	inst.Meta = maps.Clone(inst.Meta)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.removeLocked(inst.ID) // an ID may move to another service name
 	byID := r.services[inst.Name]
 	if byID == nil {
 		byID = make(map[string]registry.Instance)
@@ -49,15 +53,25 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 	return nil
 }
 
-// Deregister removes the instance with inst's Name and ID, if present.
+// Deregister removes the instance with inst's ID, if present.
 func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, ok := r.services[inst.Name][inst.ID]; ok {
-		delete(r.services[inst.Name], inst.ID)
+	if r.removeLocked(inst.ID) {
 		r.notifyLocked()
 	}
 	return nil
+}
+
+// removeLocked deletes the instance with id from whichever service holds it.
+func (r *Registry) removeLocked(id string) bool {
+	for _, byID := range r.services {
+		if _, ok := byID[id]; ok {
+			delete(byID, id)
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Registry) notifyLocked() {
@@ -72,21 +86,13 @@ func (r *Registry) snapshot(name, tag string) ([]registry.Instance, <-chan struc
 	defer r.mu.Unlock()
 	set := make([]registry.Instance, 0, len(r.services[name]))
 	for _, inst := range r.services[name] {
-		if tag == "" || containsTag(inst.Tags, tag) {
+		if tag == "" || slices.Contains(inst.Tags, tag) {
+			inst.Meta = maps.Clone(inst.Meta) // watchers must not share the stored map
 			set = append(set, inst)
 		}
 	}
 	registry.SortByID(set)
 	return set, r.changed
-}
-
-func containsTag(tags []string, tag string) bool {
-	for _, t := range tags {
-		if t == tag {
-			return true
-		}
-	}
-	return false
 }
 
 // Watch follows the instances of name. A [registry.WithDatacenter] option gives
