@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,7 +36,7 @@ func Find(ctx context.Context, progress io.Writer) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "ensure-consul.sh"))
 	cmd.Stderr = progress
 	// On cancellation let the script stop its go build, rather than orphan it.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.Output()
 	if err != nil {
