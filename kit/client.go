@@ -11,7 +11,7 @@ import (
 )
 
 // defaultServiceConfig picks the load-balancing policy of kit clients.
-const defaultServiceConfig = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+const defaultServiceConfig = `{"loadBalancingConfig":[{"kit_weighted":{}}]}`
 
 // NewClient returns a client for target with grpc.NewClient semantics: it does
 // not connect until the first call. Besides every target grpc-go accepts, it

@@ -1,0 +1,224 @@
+package balancer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// Config is the JSON configuration of the kit_weighted policy, given in the
+// service config:
+//
+//	{"loadBalancingConfig": [{"kit_weighted": {"consecutiveFailures": 3}}]}
+//
+// Every field is optional; `{}` means all defaults. Durations are strings
+// such as "10s" or "1.5s". Unknown fields are an error, so a typo is not
+// silently ignored.
+type Config struct {
+	serviceconfig.LoadBalancingConfig `json:"-"`
+
+	// FailureCodes are the status codes that count as failures of an
+	// endpoint: they demote it and can eject it. Default: UNAVAILABLE,
+	// DEADLINE_EXCEEDED.
+	FailureCodes []string `json:"failureCodes,omitempty"`
+	// DemoteCodes demote an endpoint but never eject it. Default:
+	// RESOURCE_EXHAUSTED. Codes in neither list (application errors,
+	// CANCELLED) never count against an endpoint.
+	DemoteCodes []string `json:"demoteCodes,omitempty"`
+
+	// Window is the span over which outcomes are counted for ratio
+	// ejection, made of buckets of Bucket each; the control loop ticks once
+	// per bucket. Defaults: 10s and 1s. Window is at most 60 buckets.
+	Window Duration `json:"window,omitempty"`
+	Bucket Duration `json:"bucket,omitempty"`
+
+	// MinMultiplier is the floor of demotion: a tick with failures halves an
+	// endpoint's weight multiplier, never below this. Default 0.0625 (1/16);
+	// range (0, 1].
+	MinMultiplier float64 `json:"minMultiplier,omitempty"`
+
+	// ConsecutiveFailures ejects an endpoint on the call that makes this
+	// many failures in a row, without waiting for a tick. Default 5; 0 turns
+	// it off.
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	// MinRequests is the least number of calls in the window before
+	// FailureRatio is applied. Default 10.
+	MinRequests int `json:"minRequests,omitempty"`
+	// FailureRatio ejects an endpoint whose failures in the window reach
+	// this share of its calls. Default 0.5; range (0, 1].
+	FailureRatio float64 `json:"failureRatio,omitempty"`
+
+	// BaseEjectionTime times the number of times an endpoint was ejected,
+	// capped at MaxEjectionTime, with ±EjectionJitter, is how long an
+	// ejection lasts. The count decays by one after a clean window.
+	// Defaults: 5s, 300s, 0.1.
+	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
+	MaxEjectionTime  Duration `json:"maxEjectionTime,omitempty"`
+	EjectionJitter   float64  `json:"ejectionJitter,omitempty"`
+	// MaxEjectionPercent caps the share of endpoints ejected at once (never
+	// the only endpoint). Default 50; range 0..100.
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+
+	// SlowStart is how long a re-admitted endpoint ramps from
+	// SlowStartInitial of its weight to all of it. Failing during the ramp
+	// ejects it again for longer. Defaults: 10s and 0.1.
+	SlowStart        Duration `json:"slowStart,omitempty"`
+	SlowStartInitial float64  `json:"slowStartInitial,omitempty"`
+
+	// PanicThreshold: when fewer than this percent of the READY endpoints
+	// are usable (not ejected), calls are spread over all READY endpoints
+	// rather than failed. Default 50; range 0..100.
+	PanicThreshold int `json:"panicThreshold,omitempty"`
+
+	failure, demote codeSet // parsed FailureCodes and DemoteCodes
+}
+
+// Duration is a time.Duration written in JSON as a string like "1.5s".
+type Duration time.Duration
+
+// UnmarshalJSON accepts a duration string ("250ms", "10s").
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string like \"10s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// codeSet is a set of status codes as a bit mask.
+type codeSet uint32
+
+func (s codeSet) has(c codes.Code) bool { return c < 32 && s&(1<<c) != 0 }
+
+// DefaultConfig returns the configuration `{}` stands for.
+func DefaultConfig() *Config {
+	c := &Config{
+		FailureCodes:        []string{"UNAVAILABLE", "DEADLINE_EXCEEDED"},
+		DemoteCodes:         []string{"RESOURCE_EXHAUSTED"},
+		Window:              Duration(10 * time.Second),
+		Bucket:              Duration(time.Second),
+		MinMultiplier:       1.0 / 16,
+		ConsecutiveFailures: 5,
+		MinRequests:         10,
+		FailureRatio:        0.5,
+		BaseEjectionTime:    Duration(5 * time.Second),
+		MaxEjectionTime:     Duration(300 * time.Second),
+		EjectionJitter:      0.1,
+		MaxEjectionPercent:  50,
+		SlowStart:           Duration(10 * time.Second),
+		SlowStartInitial:    0.1,
+		PanicThreshold:      50,
+	}
+	c.failure, _ = parseCodes("failureCodes", c.FailureCodes)
+	c.demote, _ = parseCodes("demoteCodes", c.DemoteCodes)
+	return c
+}
+
+// ParseConfig parses a kit_weighted configuration: defaults first, then the
+// JSON, then validation. Errors name the field and start with the policy name.
+func ParseConfig(js []byte) (*Config, error) {
+	c := DefaultConfig()
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: config %s: %w", Name, truncate(js), err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: config %s: trailing data", Name, truncate(js))
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var err error
+	if c.failure, err = parseCodes("failureCodes", c.FailureCodes); err != nil {
+		errs = append(errs, err)
+	}
+	if c.demote, err = parseCodes("demoteCodes", c.DemoteCodes); err != nil {
+		errs = append(errs, err)
+	}
+	if both := c.failure & c.demote; both != 0 {
+		bad("a code is in both failureCodes and demoteCodes")
+	}
+	if c.Bucket <= 0 {
+		bad("bucket %v must be positive", time.Duration(c.Bucket))
+	} else if c.Window < c.Bucket || c.Window > 60*c.Bucket || c.Window%c.Bucket != 0 {
+		bad("window %v must be 1 to 60 whole buckets of %v", time.Duration(c.Window), time.Duration(c.Bucket))
+	}
+	if !(c.MinMultiplier > 0 && c.MinMultiplier <= 1) {
+		bad("minMultiplier %v is outside (0, 1]", c.MinMultiplier)
+	}
+	if c.ConsecutiveFailures < 0 {
+		bad("consecutiveFailures %d must not be negative", c.ConsecutiveFailures)
+	}
+	if c.MinRequests < 1 {
+		bad("minRequests %d must be at least 1", c.MinRequests)
+	}
+	if !(c.FailureRatio > 0 && c.FailureRatio <= 1) {
+		bad("failureRatio %v is outside (0, 1]", c.FailureRatio)
+	}
+	if c.BaseEjectionTime <= 0 {
+		bad("baseEjectionTime %v must be positive", time.Duration(c.BaseEjectionTime))
+	}
+	if c.MaxEjectionTime < c.BaseEjectionTime {
+		bad("maxEjectionTime %v is below baseEjectionTime %v", time.Duration(c.MaxEjectionTime), time.Duration(c.BaseEjectionTime))
+	}
+	if !(c.EjectionJitter >= 0 && c.EjectionJitter < 1) {
+		bad("ejectionJitter %v is outside [0, 1)", c.EjectionJitter)
+	}
+	if c.MaxEjectionPercent < 0 || c.MaxEjectionPercent > 100 {
+		bad("maxEjectionPercent %d is outside 0..100", c.MaxEjectionPercent)
+	}
+	if c.SlowStart < 0 {
+		bad("slowStart %v must not be negative", time.Duration(c.SlowStart))
+	}
+	if !(c.SlowStartInitial > 0 && c.SlowStartInitial <= 1) {
+		bad("slowStartInitial %v is outside (0, 1]", c.SlowStartInitial)
+	}
+	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
+		bad("panicThreshold %d is outside 0..100", c.PanicThreshold)
+	}
+	return errors.Join(errs...)
+}
+
+// parseCodes reads status code names ("UNAVAILABLE", as in service configs).
+func parseCodes(field string, names []string) (codeSet, error) {
+	var set codeSet
+	for _, n := range names {
+		var c codes.Code
+		if err := c.UnmarshalJSON([]byte(`"` + strings.ToUpper(n) + `"`)); err != nil || c == codes.OK {
+			return 0, fmt.Errorf("%s: %q is not a status code name such as UNAVAILABLE", field, n)
+		}
+		set |= 1 << c
+	}
+	return set, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
+
+// windowBuckets is the number of buckets in the window.
+func (c *Config) windowBuckets() int { return int(c.Window / c.Bucket) }

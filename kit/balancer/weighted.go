@@ -1,0 +1,110 @@
+package balancer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/endpointsharding"
+	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// Name is the name of the kit_weighted load-balancing policy.
+const Name = "kit_weighted"
+
+// defaultBuilder is the builder registered with grpc-go.
+var defaultBuilder = &builder{name: Name, clock: realClock{}}
+
+func init() {
+	balancer.Register(defaultBuilder)
+}
+
+// builder builds kit_weighted balancers. Events are logged with
+// slog.Default().
+type builder struct {
+	name    string
+	clock   clock
+	logger  *slog.Logger // nil: slog.Default() at build time
+	monitor monitor
+}
+
+func (b *builder) Name() string { return b.name }
+
+func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	return ParseConfig(js)
+}
+
+func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	logger := b.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wb := &weightedBalancer{
+		ClientConn: cc,
+		builder:    b,
+		tracker:    newTracker(DefaultConfig(), b.clock, logger, opts.Target.String(), new(Events)),
+		cancel:     cancel,
+		done:       make(chan struct{}),
+	}
+	wb.child = endpointsharding.NewBalancer(wb, opts, balancer.Get(pickfirst.Name).Build, endpointsharding.Options{})
+	b.monitor.add(wb.tracker)
+	go func() {
+		defer close(wb.done)
+		wb.tracker.run(ctx)
+	}()
+	return wb
+}
+
+// weightedBalancer delegates connections to endpointsharding with a
+// pick_first child per endpoint, and builds its own picker over the READY
+// children. It embeds the parent ClientConn and stands in for it toward
+// endpointsharding, to see the children's states.
+type weightedBalancer struct {
+	balancer.ClientConn
+	builder *builder
+	child   balancer.Balancer
+	tracker *tracker
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the control loop returned
+}
+
+func (wb *weightedBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
+	cfg, ok := s.BalancerConfig.(*Config)
+	if !ok {
+		if s.BalancerConfig != nil {
+			return fmt.Errorf("%s: unexpected balancer config of type %T", Name, s.BalancerConfig)
+		}
+		cfg = DefaultConfig()
+	}
+	wb.tracker.setConfig(cfg)
+	wb.tracker.setEndpoints(s.ResolverState.Endpoints)
+	return wb.child.UpdateClientConnState(balancer.ClientConnState{
+		ResolverState: pickfirst.EnableHealthListener(s.ResolverState),
+	})
+}
+
+func (wb *weightedBalancer) ResolverError(err error) { wb.child.ResolverError(err) }
+
+func (wb *weightedBalancer) UpdateSubConnState(sc balancer.SubConn, s balancer.SubConnState) {
+	wb.child.UpdateSubConnState(sc, s)
+}
+
+// UpdateState receives endpointsharding's aggregated state: it records the
+// READY children and hands grpc a picker that reads the tracker's snapshot.
+func (wb *weightedBalancer) UpdateState(s balancer.State) {
+	wb.tracker.setChildStates(endpointsharding.ChildStatesFromPicker(s.Picker), s.Picker)
+	wb.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: picker{wb.tracker}})
+}
+
+func (wb *weightedBalancer) ExitIdle() { wb.child.ExitIdle() }
+
+func (wb *weightedBalancer) Close() {
+	wb.cancel()
+	<-wb.done
+	wb.builder.monitor.remove(wb.tracker)
+	wb.child.Close()
+}
