@@ -36,7 +36,7 @@ type counts struct{ success, failure, demote int64 }
 // path's; the other fields are guarded by tracker.mu.
 type endpoint struct {
 	t    *tracker
-	name string                   // addresses, for logs and stats
+	name string                  // addresses, for logs and stats
 	done func(balancer.DoneInfo) // ep.record, allocated once
 
 	cur         atomic.Pointer[bucket]
@@ -71,12 +71,12 @@ type tracker struct {
 	ejectCh chan struct{} // Done asks the control loop to eject marked endpoints
 
 	mu       sync.Mutex
-	cfg      *Config                             // guarded by mu
+	cfg      *Config                          // guarded by mu
 	eps      *resolver.EndpointMap[*endpoint] // guarded by mu
-	order    []*endpoint                        // endpoints in resolver order; guarded by mu
-	panic    bool                               // guarded by mu
-	fallback balancer.Picker                    // endpointsharding's picker; guarded by mu
-	dirty    bool                               // snapshot out of date; guarded by mu
+	order    []*endpoint                      // endpoints in resolver order; guarded by mu
+	panic    bool                             // guarded by mu
+	fallback balancer.Picker                  // endpointsharding's picker; guarded by mu
+	dirty    bool                             // snapshot out of date; guarded by mu
 }
 
 func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events *Events) *tracker {
