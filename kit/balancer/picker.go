@@ -15,6 +15,7 @@ type snapshot struct {
 	cfg      *Config
 	entries  []entry // endpoints that can be picked, each with its child picker
 	table    []int32 // schedule over entries; empty when no endpoint is READY
+	slots    []int   // slots of each entry in table, to derive pick counts
 	panic    bool    // routing over every READY endpoint, ejected or not
 	fallback balancer.Picker
 	// budget is how many more endpoints Done may eject before the control
@@ -64,39 +65,40 @@ func (p picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	return res, nil
 }
 
-// bucket counts the outcomes of one tick. Done adds to the current bucket;
-// the control loop swaps in a fresh one each tick.
+// bucket counts the failing outcomes of one tick; the control loop swaps in
+// a fresh one each tick. Successes are not counted here: the control loop
+// derives each endpoint's picks from the pick counter and the schedule, so a
+// successful call writes nothing that other cores share.
 type bucket struct {
-	success, failure, demote atomic.Int64
+	failure, demote atomic.Int64
+	_               [64 - 2*8]byte // own cache line
 }
 
-// record is an endpoint's Done: it classifies the call's outcome and counts
-// it in the current bucket. A failure that makes ConsecutiveFailures in a row
-// marks the endpoint for ejection at once (Pick skips it from then on) and
-// wakes the control loop. Lock-free, allocation-free, reads no clock.
+// record is an endpoint's Done: it counts a failing outcome in the current
+// bucket. A failure that makes ConsecutiveFailures in a row marks the
+// endpoint for ejection at once (Pick skips it from then on) and wakes the
+// control loop. Lock-free, allocation-free, reads no clock; a success only
+// reads.
 func (ep *endpoint) record(di balancer.DoneInfo) {
-	s := ep.t.snap.Load()
-	b := ep.cur.Load()
 	if di.Err == nil {
-		b.success.Add(1)
 		ep.resetConsecutive()
 		return
 	}
+	s := ep.t.snap.Load()
 	code := status.Code(di.Err)
 	switch {
 	case s.cfg.failure.has(code):
-		b.failure.Add(1)
+		ep.cur.Load().failure.Add(1)
 		n := ep.consecutive.Add(1)
 		if limit := s.cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.ejecting.Load() {
 			ep.t.ejectNow(ep, s)
 		}
 	case s.cfg.demote.has(code):
-		b.demote.Add(1)
+		ep.cur.Load().demote.Add(1)
 	case code == codes.Canceled:
 		// The caller gave up: says nothing about the endpoint.
 	default:
 		// An application error: the endpoint answered.
-		b.success.Add(1)
 		ep.resetConsecutive()
 	}
 }

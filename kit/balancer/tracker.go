@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -52,6 +53,7 @@ type endpoint struct {
 	window       []counts // ring of the last windowBuckets ticks
 	pos          int      // next slot of window
 	cleanTicks   int      // ticks in a row without failures
+	picks        float64  // picks derived since the last tick
 	timesEjected int
 	ejectedUntil time.Time
 	rampStart    time.Time
@@ -67,8 +69,13 @@ type tracker struct {
 	events *Events
 
 	snap    atomic.Pointer[snapshot]
-	next    atomic.Uint64 // pick counter
 	ejectCh chan struct{} // Done asks the control loop to eject marked endpoints
+
+	// next is the pick counter, written by every Pick: on a cache line of
+	// its own, so that it does not evict snap from the other cores.
+	_    [64]byte
+	next atomic.Uint64
+	_    [56]byte
 
 	mu       sync.Mutex
 	cfg      *Config                          // guarded by mu
@@ -77,6 +84,7 @@ type tracker struct {
 	panic    bool                             // guarded by mu
 	fallback balancer.Picker                  // endpointsharding's picker; guarded by mu
 	dirty    bool                             // snapshot out of date; guarded by mu
+	counted  uint64                           // value of next when picks were last accounted; guarded by mu
 }
 
 func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events *Events) *tracker {
@@ -193,9 +201,15 @@ func (t *tracker) tick() time.Duration {
 	defer t.mu.Unlock()
 	now := t.clock.Now()
 	cfg := t.cfg
+	t.countPicksLocked()
 	for _, ep := range t.order {
 		old := ep.cur.Swap(new(bucket))
-		c := counts{old.success.Load(), old.failure.Load(), old.demote.Load()}
+		picks := math.Round(ep.picks)
+		ep.picks -= picks
+		c := counts{failure: old.failure.Load(), demote: old.demote.Load()}
+		// Calls that did not fail count as successes (application errors
+		// included: the endpoint answered).
+		c.success = max(int64(picks)-c.failure-c.demote, 0)
 		ep.window[ep.pos] = c
 		ep.pos = (ep.pos + 1) % len(ep.window)
 		if c.failure == 0 {
@@ -336,12 +350,30 @@ func (t *tracker) effectiveWeightLocked(ep *endpoint, now time.Time) float64 {
 	return w
 }
 
+// countPicksLocked attributes the picks made since the last call to the
+// endpoints of the current snapshot, in proportion to their slots in its
+// schedule (which is exact over whole rounds of the table).
+func (t *tracker) countPicksLocked() {
+	next := t.next.Load()
+	delta := next - t.counted
+	t.counted = next
+	s := t.snap.Load()
+	if delta == 0 || len(s.table) == 0 {
+		return
+	}
+	perSlot := float64(delta) / float64(len(s.table))
+	for i, e := range s.entries {
+		e.ep.picks += perSlot * float64(s.slots[i])
+	}
+}
+
 // publishLocked builds and publishes a snapshot when something changed.
 func (t *tracker) publishLocked() {
 	if !t.dirty {
 		return
 	}
 	t.dirty = false
+	t.countPicksLocked() // picks so far belong to the old schedule
 	now := t.clock.Now()
 	var ready, usable []*endpoint
 	for _, ep := range t.order {
@@ -378,6 +410,10 @@ func (t *tracker) publishLocked() {
 			s.entries[i] = entry{ep: ep, picker: ep.picker}
 		}
 		s.table = schedule(weights)
+		s.slots = make([]int, len(pick))
+		for _, idx := range s.table {
+			s.slots[idx]++
+		}
 	}
 	t.snap.Store(s)
 }

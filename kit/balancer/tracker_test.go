@@ -151,15 +151,29 @@ func (h *harness) ep(addr string) *endpoint {
 	return nil
 }
 
-// record reports k outcomes with code for addr, as Done does.
+// record makes k calls that land on addr and end with code, through Pick
+// and Done; calls the schedule sends elsewhere meanwhile succeed.
 func (h *harness) record(addr string, k int, code codes.Code) {
-	ep := h.ep(addr)
+	h.t.Helper()
 	var err error
 	if code != codes.OK {
 		err = status.Error(code, "injected")
 	}
 	for range k {
-		ep.record(balancer.DoneInfo{Err: err})
+		for tries := 0; ; tries++ {
+			if tries > 100000 {
+				h.t.Fatalf("no pick lands on %s", addr)
+			}
+			res, perr := picker{h.tr}.Pick(balancer.PickInfo{})
+			if perr != nil {
+				h.t.Fatalf("Pick: %v", perr)
+			}
+			if res.SubConn.(*fakeSubConn).addr == addr {
+				res.Done(balancer.DoneInfo{Err: err})
+				break
+			}
+			res.Done(balancer.DoneInfo{})
+		}
 	}
 }
 

@@ -1,0 +1,48 @@
+package balancer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"google.golang.org/grpc/balancer"
+	_ "google.golang.org/grpc/balancer/roundrobin" // registers round_robin
+
+	"github.com/grpckit/grpckit/internal/lbtest"
+	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+)
+
+// BenchmarkPickDone measures one Pick plus its Done, from parallel
+// goroutines, for kit_weighted beside grpc-go's round_robin in the same run.
+func BenchmarkPickDone(b *testing.B) {
+	for _, n := range []int{5, 100, 1000} {
+		for _, policy := range []string{"round_robin", kitbalancer.Name} {
+			b.Run(fmt.Sprintf("%s/endpoints=%d", policy, n), func(b *testing.B) {
+				var cfg any
+				if policy == kitbalancer.Name {
+					cfg = kitbalancer.DefaultConfig()
+				}
+				p, bal, err := lbtest.Build(policy, lbConfig(cfg), lbtest.Endpoints(n))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer bal.Close()
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					info := balancer.PickInfo{FullMethodName: "/greeter.v1.GreeterService/SayHello", Ctx: context.Background()}
+					for pb.Next() {
+						res, err := p.Pick(info)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						if res.Done != nil {
+							res.Done(balancer.DoneInfo{})
+						}
+					}
+				})
+			})
+		}
+	}
+}
