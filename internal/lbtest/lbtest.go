@@ -65,7 +65,9 @@ func (c *ClientConn) Target() string { return "lbtest" }
 // MetricsRecorder returns a recorder that drops everything.
 func (c *ClientConn) MetricsRecorder() estats.MetricsRecorder { return noMetrics{} }
 
-type noMetrics struct{ estats.UnimplementedMetricsRecorder }
+type noMetrics struct {
+	estats.UnimplementedMetricsRecorder
+}
 
 // Picker returns the last picker and connectivity state the policy reported.
 func (c *ClientConn) Picker() (balancer.Picker, connectivity.State) {

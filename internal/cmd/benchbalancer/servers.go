@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
+
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+)
+
+// fault is what a backend does to calls.
+type fault int32
+
+const (
+	healthy     fault = iota
+	unavailable       // every call fails with UNAVAILABLE
+	blackhole         // calls hang until their deadline
+	tenPercent        // every tenth call fails with UNAVAILABLE
+)
+
+// injectedMsg marks the servers' own errors, to tell them from errors the
+// client side makes up.
+const injectedMsg = "injected fault"
+
+// backend is one loopback greeter with a fault switch.
+type backend struct {
+	addr  string
+	srv   *grpc.Server
+	lis   net.Listener
+	fault atomic.Int32
+	calls atomic.Int64
+}
+
+func startBackends(n int) ([]*backend, error) {
+	var bs []*backend
+	for range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stopBackends(bs)
+			return nil, err
+		}
+		b := &backend{addr: lis.Addr().String(), lis: lis}
+		b.srv = grpc.NewServer(grpc.UnaryInterceptor(b.intercept))
+		greeterv1.RegisterGreeterServiceServer(b.srv, greeter.NewServer(nil, greeter.WithInstance(b.addr)))
+		go b.srv.Serve(lis)
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+func stopBackends(bs []*backend) {
+	for _, b := range bs {
+		b.srv.Stop()
+	}
+}
+
+func (b *backend) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	n := b.calls.Add(1)
+	switch fault(b.fault.Load()) {
+	case unavailable:
+		return nil, status.Error(codes.Unavailable, injectedMsg)
+	case blackhole:
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case tenPercent:
+		if n%10 == 0 {
+			return nil, status.Error(codes.Unavailable, injectedMsg)
+		}
+	}
+	return h(ctx, req)
+}
+
+// restart serves again on the backend's address after a kill.
+func (b *backend) restart() error {
+	lis, err := net.Listen("tcp", b.addr)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", b.addr, err)
+	}
+	b.srv = grpc.NewServer(grpc.UnaryInterceptor(b.intercept))
+	greeterv1.RegisterGreeterServiceServer(b.srv, greeter.NewServer(nil, greeter.WithInstance(b.addr)))
+	go b.srv.Serve(lis)
+	return nil
+}
+
+// serviceConfigs are the policies compared, by display name.
+var serviceConfigs = []struct{ name, config string }{
+	{"round_robin", `{"loadBalancingConfig":[{"round_robin":{}}]}`},
+	{"outlier_detection", `{"loadBalancingConfig":[{"outlier_detection_experimental":{"successRateEjection":{},"failurePercentageEjection":{},"childPolicy":[{"round_robin":{}}]}}]}`},
+	{"kit_weighted", `{"loadBalancingConfig":[{"kit_weighted":{}}]}`},
+}
+
+// dial returns a client over the backends with the given service config.
+func dial(bs []*backend, serviceConfig string) (*grpc.ClientConn, greeterv1.GreeterServiceClient, error) {
+	r := manual.NewBuilderWithScheme("bench")
+	var eps []resolver.Endpoint
+	for _, b := range bs {
+		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.addr}}})
+	}
+	r.InitialState(resolver.State{Endpoints: eps})
+	cc, err := grpc.NewClient("bench:///backends", grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(serviceConfig))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cc, greeterv1.NewGreeterServiceClient(cc), nil
+}
+
+var errNotReady = errors.New("backends not all reachable")
+
+// warm makes calls until every backend answered one.
+func warm(client greeterv1.GreeterServiceClient, bs []*backend) error {
+	seen := map[string]bool{}
+	for range 10000 {
+		resp, err := client.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "warm"}, grpc.WaitForReady(true))
+		if err != nil {
+			return err
+		}
+		seen[resp.GetInstance()] = true
+		if len(seen) == len(bs) {
+			return nil
+		}
+	}
+	return errNotReady
+}
