@@ -2,11 +2,14 @@ package balancer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/balancer"
 	_ "google.golang.org/grpc/balancer/roundrobin" // registers round_robin
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/grpckit/grpckit/internal/lbtest"
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
@@ -38,11 +41,27 @@ func BenchmarkPickDone(b *testing.B) {
 							return
 						}
 						if res.Done != nil {
-							res.Done(balancer.DoneInfo{})
+							res.Done(balancer.DoneInfo{BytesSent: true, BytesReceived: true}) // a successful call
 						}
 					}
 				})
 			})
 		}
+	}
+}
+
+// A resolver error before any endpoint fails calls with that error at once
+// (endpointsharding alone would leave them waiting).
+func TestResolverErrorBeforeEndpoints(t *testing.T) {
+	cc := &lbtest.ClientConn{}
+	bal := balancer.Get(kitbalancer.Name).Build(cc, balancer.BuildOptions{})
+	defer bal.Close()
+	bal.ResolverError(errors.New("consul: connection refused"))
+	p, st := cc.Picker()
+	if st != connectivity.TransientFailure || p == nil {
+		t.Fatalf("state %v, picker %v; want TRANSIENT_FAILURE with a picker", st, p)
+	}
+	if _, err := p.Pick(balancer.PickInfo{}); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("Pick = %v, want the resolver's error", err)
 	}
 }

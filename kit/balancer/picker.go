@@ -9,8 +9,7 @@ import (
 )
 
 // snapshot is what the hot path reads: an immutable pick table over the
-// usable READY endpoints, published through tracker.snap. Only budget is
-// written after publication (atomically, by Done).
+// usable READY endpoints, published through tracker.snap.
 type snapshot struct {
 	cfg      *Config
 	entries  []entry // endpoints that can be picked, each with its child picker
@@ -18,9 +17,6 @@ type snapshot struct {
 	slots    []int   // slots of each entry in table, to derive pick counts
 	panic    bool    // routing over every READY endpoint, ejected or not
 	fallback balancer.Picker
-	// budget is how many more endpoints Done may eject before the control
-	// loop republishes: maxEjectionPercent minus those already ejected.
-	budget *atomic.Int32
 }
 
 type entry struct {
@@ -32,22 +28,20 @@ type entry struct {
 // loop changes weights without a new picker.
 type picker struct{ t *tracker }
 
-// maxProbe bounds how many table slots Pick looks at to skip endpoints that
-// Done has just marked for ejection (before the control loop republishes).
-const maxProbe = 4
-
 // Pick is lock-free, O(1) in the number of endpoints and allocation-free
-// (when the child picker sets no Done of its own).
+// (when the child picker sets no Done of its own). Only in the moment between
+// a failing call that marks an endpoint and the control loop's next snapshot
+// does it scan for an unmarked endpoint.
 func (p picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	s := p.t.snap.Load()
 	n := uint64(len(s.table))
 	if n == 0 {
 		return s.fallback.Pick(info)
 	}
-	i := p.t.next.Add(1)
-	e := &s.entries[s.table[i%n]]
-	for k := uint64(1); k < maxProbe && !s.panic && e.ep.ejecting.Load(); k++ {
-		e = &s.entries[s.table[(i+k)%n]]
+	idx := int(s.table[p.t.next.Add(1)%n])
+	e := &s.entries[idx]
+	if !s.panic && e.ep.marked.Load() {
+		e = s.unmarked(idx)
 	}
 	res, err := e.picker.Pick(info)
 	if err != nil {
@@ -65,38 +59,60 @@ func (p picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	return res, nil
 }
 
-// bucket counts the failing outcomes of one tick; the control loop swaps in
-// a fresh one each tick. Successes are not counted here: the control loop
-// derives each endpoint's picks from the pick counter and the schedule, so a
-// successful call writes nothing that other cores share.
-type bucket struct {
-	failure, demote atomic.Int64
-	_               [64 - 2*8]byte // own cache line
+// unmarked returns the first entry after idx whose endpoint is not marked for
+// ejection, or entry idx when every one is.
+func (s *snapshot) unmarked(idx int) *entry {
+	for k := 1; k < len(s.entries); k++ {
+		if e := &s.entries[(idx+k)%len(s.entries)]; !e.ep.marked.Load() {
+			return e
+		}
+	}
+	return &s.entries[idx]
 }
 
-// record is an endpoint's Done: it counts a failing outcome in the current
-// bucket. A failure that makes ConsecutiveFailures in a row marks the
-// endpoint for ejection at once (Pick skips it from then on) and wakes the
-// control loop. Lock-free, allocation-free, reads no clock; a success only
-// reads.
+// outcomes are an endpoint's running totals of calls that did not succeed,
+// written by Done on those paths only; the control loop takes differences
+// each tick, so nothing is lost around a tick. Successes are not counted: the
+// control loop derives each endpoint's picks from the pick counter and the
+// schedule, so a successful call writes nothing that other cores share.
+type outcomes struct {
+	failure atomic.Int64 // failureCodes
+	demote  atomic.Int64 // demoteCodes
+	ignored atomic.Int64 // cancelled, or never sent (grpc-go re-picks)
+	_       [64 - 3*8]byte
+}
+
+// record is an endpoint's Done. A failure that makes ConsecutiveFailures in
+// a row marks the endpoint (Pick skips it from then on) and wakes the control
+// loop, which ejects it if the ejection limit allows. Lock-free,
+// allocation-free, reads no clock; a success only reads.
 func (ep *endpoint) record(di balancer.DoneInfo) {
 	if di.Err == nil {
+		if !di.BytesSent && !di.BytesReceived {
+			// grpc-go re-picks when the transport was not ready: no outcome.
+			ep.out.ignored.Add(1)
+			return
+		}
 		ep.resetConsecutive()
 		return
 	}
-	s := ep.t.snap.Load()
+	cfg := ep.t.snap.Load().cfg
 	code := status.Code(di.Err)
 	switch {
-	case s.cfg.failure.has(code):
-		ep.cur.Load().failure.Add(1)
+	case cfg.failure.has(code):
+		ep.out.failure.Add(1)
 		n := ep.consecutive.Add(1)
-		if limit := s.cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.ejecting.Load() {
-			ep.t.ejectNow(ep, s)
+		if limit := cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.marked.Load() && ep.marked.CompareAndSwap(false, true) {
+			select {
+			case ep.t.ejectCh <- struct{}{}:
+			default: // a wake-up is already pending
+			}
 		}
-	case s.cfg.demote.has(code):
-		ep.cur.Load().demote.Add(1)
+	case cfg.demote.has(code):
+		ep.out.demote.Add(1)
 	case code == codes.Canceled:
 		// The caller gave up: says nothing about the endpoint.
+		ep.out.ignored.Add(1)
 	default:
 		// An application error: the endpoint answered.
 		ep.resetConsecutive()

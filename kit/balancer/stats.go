@@ -94,7 +94,7 @@ func Stats() []TargetStats { return defaultBuilder.monitor.stats() }
 
 func (t *tracker) stats() TargetStats {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	now := t.clock.Now()
 	st := TargetStats{Target: t.target, Panic: t.panic, Events: EventCounts{
 		Demotions: t.events.Demotions.Load(), Restorations: t.events.Restorations.Load(),

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,7 +32,7 @@ func (s epState) String() string {
 }
 
 // counts are the outcomes of one tick.
-type counts struct{ success, failure, demote int64 }
+type counts struct{ success, failure, demote, ignored int64 }
 
 // endpoint is the balancer's record of one endpoint. The atomics are the hot
 // path's; the other fields are guarded by tracker.mu.
@@ -40,9 +41,9 @@ type endpoint struct {
 	name string                  // addresses, for logs and stats
 	done func(balancer.DoneInfo) // ep.record, allocated once
 
-	cur         atomic.Pointer[bucket]
-	consecutive atomic.Int32
-	ejecting    atomic.Bool // ejected or marked for ejection: Pick skips it
+	out         outcomes     // running totals, own cache line
+	consecutive atomic.Int32 // failures in a row
+	marked      atomic.Bool  // ejected, or marked for ejection by Done: Pick skips it
 
 	// Guarded by tracker.mu.
 	base         uint32          // weight from the resolver attribute
@@ -52,11 +53,20 @@ type endpoint struct {
 	multiplier   float64  // demotion factor in [MinMultiplier, 1]
 	window       []counts // ring of the last windowBuckets ticks
 	pos          int      // next slot of window
-	cleanTicks   int      // ticks in a row without failures
-	picks        float64  // picks derived since the last tick
+	seen         counts   // outcome totals at the last tick
+	picks        float64  // picks derived and not yet assigned to a tick; negative: a deficit to absorb
+	cleanTicks   int      // ticks in a row without failures, not counting ticks spent ejected
 	timesEjected int
 	ejectedUntil time.Time
 	rampStart    time.Time
+	forgetAt     time.Time // for a removed endpoint: when its state is dropped
+}
+
+// logEvent is a log line recorded under tracker.mu and written after it.
+type logEvent struct {
+	level slog.Level
+	msg   string
+	attrs []slog.Attr
 }
 
 // tracker applies kit_weighted's rules to a set of endpoints and publishes
@@ -79,12 +89,14 @@ type tracker struct {
 
 	mu       sync.Mutex
 	cfg      *Config                          // guarded by mu
-	eps      *resolver.EndpointMap[*endpoint] // guarded by mu
-	order    []*endpoint                      // endpoints in resolver order; guarded by mu
+	eps      *resolver.EndpointMap[*endpoint] // current endpoints; guarded by mu
+	order    []*endpoint                      // current endpoints in resolver order; guarded by mu
+	retired  *resolver.EndpointMap[*endpoint] // removed endpoints whose state is kept a while; guarded by mu
 	panic    bool                             // guarded by mu
 	fallback balancer.Picker                  // endpointsharding's picker; guarded by mu
 	dirty    bool                             // snapshot out of date; guarded by mu
-	counted  uint64                           // value of next when picks were last accounted; guarded by mu
+	counted  uint64                           // next when picks were last assigned; guarded by mu
+	logs     []logEvent                       // written by unlock; guarded by mu
 }
 
 func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events *Events) *tracker {
@@ -93,10 +105,30 @@ func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events
 		ejectCh:  make(chan struct{}, 1),
 		cfg:      cfg,
 		eps:      resolver.NewEndpointMap[*endpoint](),
-		fallback: errPicker{},
+		retired:  resolver.NewEndpointMap[*endpoint](),
+		fallback: errPicker{balancer.ErrNoSubConnAvailable},
 	}
-	t.snap.Store(&snapshot{cfg: cfg, fallback: t.fallback, budget: new(atomic.Int32)})
+	t.snap.Store(&snapshot{cfg: cfg, fallback: t.fallback})
 	return t
+}
+
+// unlock releases mu, then writes the log lines recorded under it, so a slow
+// log handler never holds up picks' snapshots or grpc's state updates.
+func (t *tracker) unlock() {
+	logs := t.logs
+	t.logs = nil
+	t.mu.Unlock()
+	for _, l := range logs {
+		t.logger.LogAttrs(context.Background(), l.level, l.msg, l.attrs...)
+	}
+}
+
+func (t *tracker) logLocked(level slog.Level, msg string, ep *endpoint, attrs ...slog.Attr) {
+	attrs = append([]slog.Attr{slog.String("target", t.target)}, attrs...)
+	if ep != nil {
+		attrs = append(attrs, slog.String("endpoint", ep.name))
+	}
+	t.logs = append(t.logs, logEvent{level, "kit_weighted: " + msg, attrs})
 }
 
 // run is the control loop: it ticks the window once per bucket and ejects
@@ -126,7 +158,7 @@ func (t *tracker) run(ctx context.Context) {
 // every endpoint's window.
 func (t *tracker) setConfig(cfg *Config) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	if cfg.windowBuckets() != t.cfg.windowBuckets() {
 		for _, ep := range t.order {
 			ep.window, ep.pos = make([]counts, cfg.windowBuckets()), 0
@@ -136,15 +168,18 @@ func (t *tracker) setConfig(cfg *Config) {
 	for _, ep := range t.order {
 		ep.multiplier = max(ep.multiplier, cfg.MinMultiplier)
 	}
+	t.enforceLimitLocked(t.clock.Now())
 	t.dirty = true
 	t.publishLocked()
 }
 
-// setEndpoints tracks exactly eps, keeping the state of known endpoints and
-// updating their base weights.
+// setEndpoints tracks exactly eps. Known endpoints keep their state; an
+// endpoint that comes back soon after it was removed gets its old state back
+// (a flapping instance keeps its ejection and its back-off).
 func (t *tracker) setEndpoints(eps []resolver.Endpoint) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
+	now := t.clock.Now()
 	next := resolver.NewEndpointMap[*endpoint]()
 	order := make([]*endpoint, 0, len(eps))
 	for _, e := range eps {
@@ -153,14 +188,37 @@ func (t *tracker) setEndpoints(eps []resolver.Endpoint) {
 		}
 		ep, ok := t.eps.Get(e)
 		if !ok {
-			ep = t.newEndpoint(e)
+			if ep, ok = t.retired.Get(e); ok {
+				t.retired.Delete(e)
+				ep.window, ep.pos = make([]counts, t.cfg.windowBuckets()), 0
+			} else {
+				ep = t.newEndpoint(e)
+			}
 		}
 		ep.base = max(weight.FromEndpoint(e).Weight, 1)
 		next.Set(e, ep)
 		order = append(order, ep)
 	}
+	for e, ep := range t.eps.All() {
+		if _, kept := next.Get(e); kept {
+			continue
+		}
+		ep.ready, ep.picker = false, nil
+		if ep.state != stateActive || ep.multiplier < 1 || ep.timesEjected > 0 {
+			ep.forgetAt = later(ep.ejectedUntil, now).Add(time.Duration(t.cfg.Window))
+			t.retired.Set(e, ep)
+		}
+	}
 	t.eps, t.order, t.dirty = next, order, true
+	t.enforceLimitLocked(now)
 	t.publishLocked()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (t *tracker) newEndpoint(e resolver.Endpoint) *endpoint {
@@ -170,7 +228,6 @@ func (t *tracker) newEndpoint(e resolver.Endpoint) *endpoint {
 	}
 	ep := &endpoint{t: t, name: strings.Join(names, ","), multiplier: 1, window: make([]counts, t.cfg.windowBuckets())}
 	ep.done = ep.record
-	ep.cur.Store(new(bucket))
 	return ep
 }
 
@@ -178,7 +235,7 @@ func (t *tracker) newEndpoint(e resolver.Endpoint) *endpoint {
 // the endpointsharding picker to use when none is.
 func (t *tracker) setChildStates(states []endpointsharding.ChildState, fallback balancer.Picker) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	for _, ep := range t.order {
 		ep.ready, ep.picker = false, nil
 	}
@@ -193,30 +250,29 @@ func (t *tracker) setChildStates(states []endpointsharding.ChildState, fallback 
 	t.publishLocked()
 }
 
+// hasEndpoints reports whether the resolver gave any endpoint.
+func (t *tracker) hasEndpoints() bool {
+	t.mu.Lock()
+	defer t.unlock()
+	return len(t.order) > 0
+}
+
 // tick closes the current bucket of every endpoint and applies the rules:
 // demotion and restoration, ratio ejection, re-admission, slow start and the
 // decay of the ejection count. It returns the bucket length now configured.
 func (t *tracker) tick() time.Duration {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	now := t.clock.Now()
 	cfg := t.cfg
 	t.countPicksLocked()
-	for _, ep := range t.order {
-		old := ep.cur.Swap(new(bucket))
-		picks := math.Round(ep.picks)
-		ep.picks -= picks
-		c := counts{failure: old.failure.Load(), demote: old.demote.Load()}
-		// Calls that did not fail count as successes (application errors
-		// included: the endpoint answered).
-		c.success = max(int64(picks)-c.failure-c.demote, 0)
-		ep.window[ep.pos] = c
-		ep.pos = (ep.pos + 1) % len(ep.window)
-		if c.failure == 0 {
-			ep.cleanTicks++
-		} else {
-			ep.cleanTicks = 0
+	for e, ep := range t.retired.All() {
+		if !now.Before(ep.forgetAt) {
+			t.retired.Delete(e)
 		}
+	}
+	for _, ep := range t.order {
+		c := t.closeBucketLocked(ep)
 		switch ep.state {
 		case stateEjected:
 			if !now.Before(ep.ejectedUntil) && ep.ready {
@@ -225,7 +281,15 @@ func (t *tracker) tick() time.Duration {
 			continue
 		case stateRamping:
 			if c.failure > 0 {
-				t.ejectLocked(ep, now, "failed during slow start")
+				if t.canEjectLocked() {
+					t.ejectLocked(ep, now, "failed during slow start")
+				} else {
+					// At the ejection limit: demote and start the ramp over.
+					ep.multiplier = max(ep.multiplier/2, cfg.MinMultiplier)
+					ep.rampStart = now
+					t.logLocked(slog.LevelInfo, "endpoint failed during slow start; ejection limit reached, ramp restarted", ep)
+					t.dirty = true
+				}
 				continue
 			}
 			if now.Sub(ep.rampStart) >= time.Duration(cfg.SlowStart) {
@@ -233,18 +297,24 @@ func (t *tracker) tick() time.Duration {
 			}
 			t.dirty = true // the ramp moved on
 		}
+		if c.failure == 0 {
+			ep.cleanTicks++
+		} else {
+			ep.cleanTicks = 0
+		}
 		t.demoteOrRestoreLocked(ep, c)
-		if ep.ejecting.Load() {
-			t.ejectLocked(ep, now, "consecutive failures")
+		if ep.marked.Load() {
+			t.ejectOrUnmarkLocked(ep, now)
 			continue
 		}
 		var sum counts
 		for _, w := range ep.window {
 			sum.success += w.success
 			sum.failure += w.failure
+			sum.demote += w.demote
 		}
-		total := sum.success + sum.failure
-		if total >= int64(cfg.MinRequests) && float64(sum.failure) >= cfg.FailureRatio*float64(total) && t.mayEjectLocked() {
+		total := sum.success + sum.failure + sum.demote
+		if total >= int64(cfg.MinRequests) && float64(sum.failure) >= cfg.FailureRatio*float64(total) && t.canEjectLocked() {
 			t.ejectLocked(ep, now, "failure ratio")
 			continue
 		}
@@ -257,6 +327,29 @@ func (t *tracker) tick() time.Duration {
 	return time.Duration(cfg.Bucket)
 }
 
+// closeBucketLocked turns the outcomes since the last tick and the picks
+// derived for the endpoint into this tick's counts, and stores them in the
+// window.
+func (t *tracker) closeBucketLocked(ep *endpoint) counts {
+	total := counts{failure: ep.out.failure.Load(), demote: ep.out.demote.Load(), ignored: ep.out.ignored.Load()}
+	c := counts{failure: total.failure - ep.seen.failure, demote: total.demote - ep.seen.demote, ignored: total.ignored - ep.seen.ignored}
+	ep.seen = total
+	picks := math.Floor(ep.picks)
+	ep.picks -= picks
+	// Calls that ended otherwise were successes (application errors
+	// included: the endpoint answered). Picks are derived from the schedule
+	// while outcomes are counted when calls end, so a tick can see more
+	// outcomes than picks: the deficit is carried to the next ticks.
+	c.success = int64(picks) - c.failure - c.demote - c.ignored
+	if c.success < 0 {
+		ep.picks += float64(c.success)
+		c.success = 0
+	}
+	ep.window[ep.pos] = c
+	ep.pos = (ep.pos + 1) % len(ep.window)
+	return c
+}
+
 // demoteOrRestoreLocked halves the multiplier after a tick with failures
 // (once per tick, never below the floor) and doubles it back after a clean
 // tick with successes.
@@ -265,77 +358,105 @@ func (t *tracker) demoteOrRestoreLocked(ep *endpoint, c counts) {
 	case c.failure+c.demote > 0 && ep.multiplier > t.cfg.MinMultiplier:
 		ep.multiplier = max(ep.multiplier/2, t.cfg.MinMultiplier)
 		t.events.Demotions.Add(1)
-		t.logger.LogAttrs(context.Background(), slog.LevelInfo, "kit_weighted: endpoint demoted",
-			slog.String("target", t.target), slog.String("endpoint", ep.name),
+		t.logLocked(slog.LevelInfo, "endpoint demoted", ep,
 			slog.Float64("multiplier", ep.multiplier), slog.Int64("failures", c.failure+c.demote))
 		t.dirty = true
 	case c.failure+c.demote == 0 && c.success > 0 && ep.multiplier < 1:
 		ep.multiplier = min(ep.multiplier*2, 1)
 		t.events.Restorations.Add(1)
-		t.logger.LogAttrs(context.Background(), slog.LevelDebug, "kit_weighted: endpoint restored",
-			slog.String("target", t.target), slog.String("endpoint", ep.name), slog.Float64("multiplier", ep.multiplier))
+		t.logLocked(slog.LevelDebug, "endpoint restored", ep, slog.Float64("multiplier", ep.multiplier))
 		t.dirty = true
 	}
 }
 
-// ejectMarked ejects the endpoints Done marked (consecutive failures).
+// ejectMarked ejects the endpoints Done marked (consecutive failures), as
+// far as the ejection limit allows.
 func (t *tracker) ejectMarked() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer t.unlock()
 	now := t.clock.Now()
 	for _, ep := range t.order {
-		if ep.ejecting.Load() && ep.state != stateEjected {
-			t.ejectLocked(ep, now, "consecutive failures")
+		if ep.state != stateEjected && ep.marked.Load() {
+			t.ejectOrUnmarkLocked(ep, now)
 		}
 	}
 	t.publishLocked()
 }
 
-// maxEjectedLocked is how many endpoints may be ejected at once.
+// ejectOrUnmarkLocked ejects a marked endpoint, or, at the ejection limit,
+// clears the mark so that it is picked again (it stays demoted).
+func (t *tracker) ejectOrUnmarkLocked(ep *endpoint, now time.Time) {
+	if t.canEjectLocked() {
+		t.ejectLocked(ep, now, "consecutive failures")
+		return
+	}
+	ep.marked.Store(false)
+	ep.consecutive.Store(0)
+	t.logLocked(slog.LevelInfo, "endpoint not ejected: ejection limit reached", ep)
+	t.dirty = true
+}
+
+// maxEjectedLocked is how many endpoints may be ejected at once: the
+// configured share, never all of them.
 func (t *tracker) maxEjectedLocked() int {
 	n := len(t.order)
-	return min(n*t.cfg.MaxEjectionPercent/100, n-1)
+	return max(min(n*t.cfg.MaxEjectionPercent/100, n-1), 0)
 }
 
-func (t *tracker) ejectedLocked() int {
-	n := 0
+func (t *tracker) ejectedLocked() []*endpoint {
+	var out []*endpoint
 	for _, ep := range t.order {
-		if ep.state == stateEjected || ep.ejecting.Load() {
-			n++
+		if ep.state == stateEjected {
+			out = append(out, ep)
 		}
 	}
-	return n
+	return out
 }
 
-func (t *tracker) mayEjectLocked() bool { return t.ejectedLocked() < t.maxEjectedLocked() }
+func (t *tracker) canEjectLocked() bool { return len(t.ejectedLocked()) < t.maxEjectedLocked() }
 
-// ejectLocked ejects ep for BaseEjectionTime x times ejected, capped, with jitter.
+// enforceLimitLocked re-admits ejected endpoints, soonest due first, while
+// more are ejected than the limit allows (after the endpoint set shrank or
+// the limit was lowered).
+func (t *tracker) enforceLimitLocked(now time.Time) {
+	ejected := t.ejectedLocked()
+	over := len(ejected) - t.maxEjectedLocked()
+	if over <= 0 {
+		return
+	}
+	slices.SortFunc(ejected, func(a, b *endpoint) int { return a.ejectedUntil.Compare(b.ejectedUntil) })
+	for _, ep := range ejected[:over] {
+		t.readmitLocked(ep, now)
+	}
+}
+
+// ejectLocked ejects ep for BaseEjectionTime x times ejected, with jitter,
+// capped at MaxEjectionTime.
 func (t *tracker) ejectLocked(ep *endpoint, now time.Time, reason string) {
 	cfg := t.cfg
 	ep.timesEjected++
-	d := min(time.Duration(cfg.BaseEjectionTime)*time.Duration(ep.timesEjected), time.Duration(cfg.MaxEjectionTime))
+	d := time.Duration(cfg.BaseEjectionTime) * time.Duration(ep.timesEjected)
 	d = time.Duration(float64(d) * (1 + cfg.EjectionJitter*(2*rand.Float64()-1)))
+	d = min(d, time.Duration(cfg.MaxEjectionTime))
 	ep.state, ep.ejectedUntil, ep.cleanTicks = stateEjected, now.Add(d), 0
-	ep.ejecting.Store(true)
+	ep.marked.Store(true)
 	t.events.Ejections.Add(1)
-	t.logger.LogAttrs(context.Background(), slog.LevelWarn, "kit_weighted: endpoint ejected",
-		slog.String("target", t.target), slog.String("endpoint", ep.name), slog.String("reason", reason),
+	t.logLocked(slog.LevelWarn, "endpoint ejected", ep, slog.String("reason", reason),
 		slog.Duration("for", d), slog.Int("times", ep.timesEjected))
 	t.dirty = true
 }
 
 // readmitLocked lets an ejected endpoint back in, ramping its weight up.
 func (t *tracker) readmitLocked(ep *endpoint, now time.Time) {
-	ep.state, ep.rampStart, ep.multiplier = stateRamping, now, 1
+	ep.state, ep.rampStart, ep.multiplier, ep.cleanTicks = stateRamping, now, 1, 0
 	if t.cfg.SlowStart == 0 {
 		ep.state = stateActive
 	}
 	clear(ep.window) // old failures must not eject it again
 	ep.consecutive.Store(0)
-	ep.ejecting.Store(false)
+	ep.marked.Store(false)
 	t.events.Readmissions.Add(1)
-	t.logger.LogAttrs(context.Background(), slog.LevelInfo, "kit_weighted: endpoint re-admitted",
-		slog.String("target", t.target), slog.String("endpoint", ep.name), slog.Int("times_ejected", ep.timesEjected))
+	t.logLocked(slog.LevelInfo, "endpoint re-admitted", ep, slog.Int("times_ejected", ep.timesEjected))
 	t.dirty = true
 }
 
@@ -352,7 +473,8 @@ func (t *tracker) effectiveWeightLocked(ep *endpoint, now time.Time) float64 {
 
 // countPicksLocked attributes the picks made since the last call to the
 // endpoints of the current snapshot, in proportion to their slots in its
-// schedule (which is exact over whole rounds of the table).
+// schedule (exact over whole rounds of the table). Picks racing with a
+// publish may be credited to the new schedule.
 func (t *tracker) countPicksLocked() {
 	next := t.next.Load()
 	delta := next - t.counted
@@ -381,27 +503,26 @@ func (t *tracker) publishLocked() {
 			continue
 		}
 		ready = append(ready, ep)
-		if ep.state != stateEjected && !ep.ejecting.Load() {
+		if ep.state != stateEjected && !ep.marked.Load() {
 			usable = append(usable, ep)
 		}
 	}
 	panicking := len(ready) > 0 && len(usable)*100 < t.cfg.PanicThreshold*len(ready)
 	if panicking != t.panic {
 		t.panic = panicking
-		level, msg := slog.LevelInfo, "kit_weighted: panic mode over; routing by ejection again"
 		if panicking {
-			level, msg = slog.LevelWarn, "kit_weighted: panic mode; too few usable endpoints, routing over every READY one"
 			t.events.Panics.Add(1)
+			t.logLocked(slog.LevelWarn, "panic mode: too few usable endpoints, routing over every READY one", nil,
+				slog.Int("ready", len(ready)), slog.Int("usable", len(usable)))
+		} else {
+			t.logLocked(slog.LevelInfo, "panic mode over", nil, slog.Int("ready", len(ready)), slog.Int("usable", len(usable)))
 		}
-		t.logger.LogAttrs(context.Background(), level, msg, slog.String("target", t.target),
-			slog.Int("ready", len(ready)), slog.Int("usable", len(usable)))
 	}
 	pick := usable
 	if panicking {
 		pick = ready
 	}
-	s := &snapshot{cfg: t.cfg, panic: panicking, fallback: t.fallback, budget: new(atomic.Int32)}
-	s.budget.Store(int32(max(t.maxEjectedLocked()-t.ejectedLocked(), 0)))
+	s := &snapshot{cfg: t.cfg, panic: panicking, fallback: t.fallback}
 	if len(pick) > 0 {
 		weights := make([]float64, len(pick))
 		s.entries = make([]entry, len(pick))
@@ -418,26 +539,9 @@ func (t *tracker) publishLocked() {
 	t.snap.Store(s)
 }
 
-// ejectNow marks ep for ejection from Done, within the snapshot's budget,
-// and wakes the control loop. Lock-free.
-func (t *tracker) ejectNow(ep *endpoint, s *snapshot) {
-	if s.budget.Add(-1) < 0 {
-		s.budget.Add(1)
-		return
-	}
-	if !ep.ejecting.CompareAndSwap(false, true) {
-		s.budget.Add(1)
-		return
-	}
-	select {
-	case t.ejectCh <- struct{}{}:
-	default: // a wake-up is already pending
-	}
-}
+// errPicker fails every pick with err.
+type errPicker struct{ err error }
 
-// errPicker fails picks until the first child state arrives.
-type errPicker struct{}
-
-func (errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
-	return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
+func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{}, p.err
 }

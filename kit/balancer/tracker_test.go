@@ -98,7 +98,7 @@ func (h *harness) pushStates() {
 		}
 		states = append(states, endpointsharding.ChildState{Endpoint: e, State: balancer.State{ConnectivityState: st, Picker: h.pickers[e.Addresses[0].Addr]}})
 	}
-	h.tr.setChildStates(states, errPicker{})
+	h.tr.setChildStates(states, errPicker{balancer.ErrNoSubConnAvailable})
 }
 
 func (h *harness) setReady(addr string, ready bool) {
@@ -113,8 +113,13 @@ func (h *harness) pick(err error) string {
 	if perr != nil {
 		h.t.Fatalf("Pick: %v", perr)
 	}
-	res.Done(balancer.DoneInfo{Err: err})
+	res.Done(doneInfo(err))
 	return res.SubConn.(*fakeSubConn).addr
+}
+
+// doneInfo is what grpc-go reports for a call that reached the server.
+func doneInfo(err error) balancer.DoneInfo {
+	return balancer.DoneInfo{Err: err, BytesSent: true, BytesReceived: true}
 }
 
 // counts picks n times (all succeeding) and counts picks per endpoint.
@@ -169,10 +174,10 @@ func (h *harness) record(addr string, k int, code codes.Code) {
 				h.t.Fatalf("Pick: %v", perr)
 			}
 			if res.SubConn.(*fakeSubConn).addr == addr {
-				res.Done(balancer.DoneInfo{Err: err})
+				res.Done(doneInfo(err))
 				break
 			}
-			res.Done(balancer.DoneInfo{})
+			res.Done(doneInfo(nil))
 		}
 	}
 }
@@ -266,7 +271,7 @@ func TestDemotionFloorAndRestoration(t *testing.T) {
 	}
 	var steps []float64
 	for range 5 {
-		h.record("e0", 1, codes.OK)
+		h.record("e0", 3, codes.OK) // picks are derived from the schedule: a few whole rounds per tick
 		h.tick()
 		steps = append(steps, h.multiplier("e0"))
 	}
@@ -319,17 +324,17 @@ func TestConsecutiveFailuresEjectAtOnce(t *testing.T) {
 
 func TestRatioEjectionNeedsVolume(t *testing.T) {
 	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 10, "failureRatio": 0.5}`, 1, 1, 1, 1)
-	h.record("e0", 4, codes.Unavailable)
-	h.record("e0", 4, codes.OK)
-	h.tick() // 8 calls, half failing: below minRequests
+	h.record("e0", 6, codes.Unavailable)
+	h.record("e0", 2, codes.OK)
+	h.tick() // 8 calls, 75% failing: below minRequests
 	if h.state("e0") != "active" {
-		t.Fatalf("ejected with %d calls in the window", 8)
+		t.Fatalf("ejected with 8 calls in the window")
 	}
-	h.record("e0", 1, codes.Unavailable)
-	h.record("e0", 1, codes.OK)
-	h.tick() // 10 calls, 5 failing
+	h.record("e0", 3, codes.Unavailable)
+	h.record("e0", 3, codes.OK)
+	h.tick() // about 14 calls, 9 failing
 	if h.state("e0") != "ejected" {
-		t.Errorf("state %s after 5 of 10 calls failed, want ejected", h.state("e0"))
+		t.Errorf("state %s after 9 of about 14 calls failed, want ejected: %+v", h.state("e0"), h.tr.stats().Endpoints[0])
 	}
 	h.record("e1", 4, codes.Unavailable)
 	h.record("e1", 16, codes.OK)
@@ -511,7 +516,7 @@ func TestChurnWhilePicking(t *testing.T) {
 				}
 				res, err := picker{h.tr}.Pick(balancer.PickInfo{})
 				if err == nil {
-					res.Done(balancer.DoneInfo{Err: status.Error(codes.Unavailable, "x")})
+					res.Done(doneInfo(status.Error(codes.Unavailable, "x")))
 				}
 			}
 		})
@@ -528,7 +533,7 @@ func TestChurnWhilePicking(t *testing.T) {
 				ConnectivityState: connectivity.Ready, Picker: subConnPicker{&fakeSubConn{addr: addr}}}})
 		}
 		h.tr.setEndpoints(eps)
-		h.tr.setChildStates(states, errPicker{})
+		h.tr.setChildStates(states, errPicker{balancer.ErrNoSubConnAvailable})
 		if i%3 == 0 {
 			h.tick()
 			h.tr.ejectMarked()
@@ -610,4 +615,136 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("accepted config does not marshal: %v", err)
 		}
 	})
+}
+
+func (h *harness) eject(addr string) {
+	h.tr.mu.Lock()
+	h.tr.ejectLocked(h.ep(addr), h.clock.Now(), "test")
+	h.tr.publishLocked()
+	h.tr.unlock()
+}
+
+func (h *harness) timesEjected(addr string) int {
+	h.tr.mu.Lock()
+	defer h.tr.mu.Unlock()
+	return h.ep(addr).timesEjected
+}
+
+func TestRampFailureRespectsEjectionLimit(t *testing.T) {
+	h := newHarness(t, `{"maxEjectionPercent": 50, "ejectionJitter": 0, "slowStart": "10s", "consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h.eject("e0")
+	for h.state("e0") == "ejected" {
+		h.tick()
+	}
+	h.eject("e1") // the one ejection 2 endpoints allow
+	h.record("e0", 1, codes.Unavailable)
+	h.tick()
+	if h.state("e0") != "ramping" || h.state("e1") != "ejected" {
+		t.Errorf("states e0 %s, e1 %s; want e0 still ramping (limit reached), e1 ejected", h.state("e0"), h.state("e1"))
+	}
+	if got := h.multiplier("e0"); got != 0.5 {
+		t.Errorf("e0 multiplier %v, want 0.5 (demoted instead of ejected)", got)
+	}
+}
+
+func TestShrinkingReadmitsOverLimit(t *testing.T) {
+	h := newHarness(t, `{"maxEjectionPercent": 50, "ejectionJitter": 0}`, 1, 1, 1, 1)
+	h.eject("e0")
+	h.clock.Advance(time.Second)
+	h.eject("e1") // due later than e0
+	h.tr.setEndpoints(h.eps[:2])
+	if h.state("e0") == "ejected" || h.state("e1") != "ejected" {
+		t.Errorf("after shrinking to the 2 ejected endpoints: e0 %s, e1 %s; want e0 (due first) re-admitted", h.state("e0"), h.state("e1"))
+	}
+}
+
+func TestDemotingCodesCountInTheRatio(t *testing.T) {
+	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 10, "failureRatio": 0.5}`, 1, 1)
+	h.record("e0", 1, codes.Unavailable)
+	h.record("e0", 8, codes.ResourceExhausted)
+	h.record("e0", 1, codes.OK)
+	h.tick()
+	if h.state("e0") != "active" {
+		t.Errorf("ejected with 1 failure in 10 calls (8 RESOURCE_EXHAUSTED)")
+	}
+}
+
+func TestCancelledCallsDoNotRestore(t *testing.T) {
+	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h.record("e0", 1, codes.Unavailable)
+	h.tick()
+	h.record("e0", 20, codes.Canceled)
+	h.tick()
+	if got := h.multiplier("e0"); got != 0.5 {
+		t.Errorf("multiplier %v after a tick of only cancelled calls, want 0.5 (no restoration)", got)
+	}
+}
+
+func TestRepickIsNotAnOutcome(t *testing.T) {
+	h := newHarness(t, `{"consecutiveFailures": 5}`, 1, 1)
+	h.record("e0", 4, codes.Unavailable)
+	h.ep("e0").record(balancer.DoneInfo{}) // grpc-go re-picking: nothing was sent
+	h.record("e0", 1, codes.Unavailable)
+	if !h.ep("e0").marked.Load() {
+		t.Error("a re-pick's empty Done reset the run of failures")
+	}
+}
+
+func TestLowTrafficRatioEjection(t *testing.T) {
+	// One call per tick, alternating between the two endpoints; e0 fails all.
+	// No demotion (floor 1), so e0 keeps getting every other call: derived
+	// successes must not dilute its failures.
+	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 4, "failureRatio": 0.6, "minMultiplier": 1}`, 1, 1)
+	for i := 0; i < 20 && h.state("e0") != "ejected"; i++ {
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.SubConn.(*fakeSubConn).addr == "e0" {
+			res.Done(doneInfo(status.Error(codes.Unavailable, "down")))
+		} else {
+			res.Done(doneInfo(nil))
+		}
+		h.tick()
+	}
+	if h.state("e0") != "ejected" {
+		t.Errorf("e0 failing every call at one call per tick was never ejected: %+v", h.tr.stats().Endpoints[0])
+	}
+}
+
+func TestMarkedHeavyEndpointIsSkipped(t *testing.T) {
+	h := newHarness(t, `{}`, 10, 1, 1, 1)
+	h.record("e0", 5, codes.Unavailable)
+	got := h.shares(130)
+	if got["e0"] != 0 {
+		t.Errorf("e0, marked after 5 failures, still got %d of 130 picks before the control loop ran", got["e0"])
+	}
+}
+
+func TestRemovedAndReaddedEndpointKeepsItsState(t *testing.T) {
+	h := newHarness(t, `{"ejectionJitter": 0}`, 1, 1, 1)
+	h.eject("e0")
+	h.tr.setEndpoints(h.eps[1:]) // e0 went critical in Consul
+	h.tr.setEndpoints(h.eps)     // and passing again
+	h.pushStates()
+	if h.state("e0") != "ejected" || h.timesEjected("e0") != 1 {
+		t.Errorf("re-added e0: state %s, times ejected %d; want still ejected, 1", h.state("e0"), h.timesEjected("e0"))
+	}
+	if got := h.shares(30)["e0"]; got != 0 {
+		t.Errorf("re-added ejected e0 got %d picks", got)
+	}
+}
+
+func TestDecayNeedsACleanWindowAfterReadmission(t *testing.T) {
+	h := newHarness(t, `{"ejectionJitter": 0, "slowStart": "0s", "window": "3s", "bucket": "1s"}`, 1, 1, 1)
+	h.eject("e0")
+	h.eject("e0") // twice: 10s
+	for h.state("e0") == "ejected" {
+		h.tick()
+	}
+	h.record("e0", 1, codes.OK)
+	h.tick()
+	if got := h.timesEjected("e0"); got != 2 {
+		t.Errorf("times ejected one tick after re-admission = %d, want 2 (the window is not clean yet)", got)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/serviceconfig"
 )
 
@@ -87,7 +88,15 @@ func (wb *weightedBalancer) UpdateClientConnState(s balancer.ClientConnState) er
 	})
 }
 
-func (wb *weightedBalancer) ResolverError(err error) { wb.child.ResolverError(err) }
+// ResolverError passes err to the children; with no endpoint known yet it
+// fails calls with err (endpointsharding would leave them waiting).
+func (wb *weightedBalancer) ResolverError(err error) {
+	if !wb.tracker.hasEndpoints() {
+		wb.ClientConn.UpdateState(balancer.State{ConnectivityState: connectivity.TransientFailure, Picker: errPicker{err}})
+		return
+	}
+	wb.child.ResolverError(err)
+}
 
 func (wb *weightedBalancer) UpdateSubConnState(sc balancer.SubConn, s balancer.SubConnState) {
 	wb.child.UpdateSubConnState(sc, s)
