@@ -1,0 +1,61 @@
+package breaker
+
+import (
+	"context"
+	"sync/atomic"
+
+	"google.golang.org/grpc"
+)
+
+// UnaryClientInterceptor returns an interceptor that passes each call
+// through the breaker of (cc.Target(), method) and reports the error the
+// call returned.
+func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		br := b.get(cc.Target(), method)
+		done, err := br.cb.Allow()
+		if err != nil {
+			return br.reject(err)
+		}
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		done(err)
+		return err
+	}
+}
+
+// StreamClientInterceptor returns an interceptor that passes each stream
+// through the breaker of (cc.Target(), method). The outcome reported is the
+// stream's final status, observed with [grpc.OnFinish], or the error of
+// stream creation when the stream could not be created.
+func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		br := b.get(cc.Target(), method)
+		done, err := br.cb.Allow()
+		if err != nil {
+			return nil, br.reject(err)
+		}
+		o := &outcome{done: done}
+		// Full slice expression: never write into the caller's array.
+		opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(o.report))
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			// grpc-go also calls OnFinish when it created the stream's
+			// state, but not when a later interceptor failed first.
+			o.report(err)
+			return nil, err
+		}
+		return cs, nil
+	}
+}
+
+// outcome reports a stream's outcome to its breaker once.
+type outcome struct {
+	done     func(error)
+	reported atomic.Bool
+}
+
+func (o *outcome) report(err error) {
+	if o.reported.CompareAndSwap(false, true) {
+		o.done(err)
+	}
+}

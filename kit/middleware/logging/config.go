@@ -1,0 +1,73 @@
+package logging
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config is the access log part of a service's configuration.
+type Config struct {
+	// Level is the level of access log records: "debug", "info", "warn" or
+	// "error" (any text [slog.Level.UnmarshalText] accepts, such as
+	// "info+2"). Default "info".
+	Level string `yaml:"level" json:"level"`
+	// SlowThreshold makes calls that take longer than it log at Warn.
+	// 0 turns this off. Default 0.
+	SlowThreshold Duration `yaml:"slow_threshold" json:"slow_threshold"`
+}
+
+// DefaultConfig returns the documented defaults of every [Config] field.
+func DefaultConfig() Config {
+	return Config{Level: "info"}
+}
+
+// Validate reports the first invalid field of c, named as in YAML.
+func (c Config) Validate() error {
+	_, err := c.compile()
+	return err
+}
+
+// settings are a valid Config in the form the interceptors use.
+type settings struct {
+	cfg       Config
+	level     slog.Level    // of every record
+	slow      time.Duration // 0: off
+	slowLevel slog.Level    // of records of slow calls
+}
+
+func (c Config) compile() (*settings, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("logging: level %q: want debug, info, warn or error", c.Level)
+	}
+	if c.SlowThreshold < 0 {
+		return nil, fmt.Errorf("logging: slow_threshold must not be negative, got %v", c.SlowThreshold)
+	}
+	return &settings{
+		cfg:       c,
+		level:     level,
+		slow:      time.Duration(c.SlowThreshold),
+		slowLevel: max(level, slog.LevelWarn),
+	}, nil
+}
+
+// Duration is a [time.Duration] that reads and writes as text such as "5s"
+// (YAML and JSON strings, environment values).
+type Duration time.Duration
+
+// String formats d like [time.Duration.String].
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d like [time.Duration.String].
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads d with [time.ParseDuration].
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return fmt.Errorf("logging: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}

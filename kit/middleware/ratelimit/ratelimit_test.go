@@ -1,0 +1,497 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/grpckit/grpckit/kit/middleware"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	sayHello     = "/greeter.v1.GreeterService/SayHello"
+	streamHellos = "/greeter.v1.GreeterService/StreamHellos"
+)
+
+// fakeGreeter answers every call and counts them.
+type fakeGreeter struct {
+	greeterv1.UnimplementedGreeterServiceServer
+	calls atomic.Int32
+}
+
+func (f *fakeGreeter) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
+	f.calls.Add(1)
+	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
+}
+
+func (f *fakeGreeter) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.ServerStreamingServer[greeterv1.StreamHellosResponse]) error {
+	f.calls.Add(1)
+	return stream.Send(&greeterv1.StreamHellosResponse{Message: "hello " + req.GetName(), Sequence: 1})
+}
+
+// withCaller stands in for the auth layer: it takes the caller's identity
+// from the "caller" metadata key.
+func withCaller(ctx context.Context) context.Context {
+	if v := metadata.ValueFromIncomingContext(ctx, "caller"); len(v) > 0 {
+		return middleware.WithCaller(ctx, v[0])
+	}
+	return ctx
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s callerStream) Context() context.Context { return s.ctx }
+
+// serve starts a greeter behind the server limiter l (when not nil) and
+// returns a client through the client limiter cl (when not nil).
+func serve(t *testing.T, srv *fakeGreeter, l *Limiter, cl *ClientLimiter) greeterv1.GreeterServiceClient {
+	t.Helper()
+	var sopts []grpc.ServerOption
+	if l != nil {
+		sopts = append(sopts,
+			grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				return h(withCaller(ctx), req)
+			}, l.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+				return h(srv, callerStream{ss, withCaller(ss.Context())})
+			}, l.StreamServerInterceptor()))
+	}
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(sopts...)
+	greeterv1.RegisterGreeterServiceServer(gs, srv)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	dopts := []grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}
+	if cl != nil {
+		dopts = append(dopts, grpc.WithUnaryInterceptor(cl.UnaryClientInterceptor()), grpc.WithStreamInterceptor(cl.StreamClientInterceptor()))
+	}
+	cc, err := grpc.NewClient("passthrough:///bufnet", dopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return greeterv1.NewGreeterServiceClient(cc)
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newLimiter(t *testing.T, cfg Config, opts ...Option) (*Limiter, *fakeClock) {
+	t.Helper()
+	l, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+	l.now = clk.Now
+	return l, clk
+}
+
+// outcome is what a test sees of one call: its code, the limit named in
+// the message, and the RetryInfo delay.
+type outcome struct {
+	Code  codes.Code
+	Layer string
+	Retry time.Duration
+}
+
+func outcomeOf(err error) outcome {
+	st := status.Convert(err)
+	o := outcome{Code: st.Code()}
+	for _, layer := range []string{"global", "method", "caller", "client"} {
+		if st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "ratelimit: "+layer+" limit exceeded") {
+			o.Layer = layer
+		}
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			o.Retry = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return o
+}
+
+func hello(ctx context.Context, c greeterv1.GreeterServiceClient, caller string) outcome {
+	if caller != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "caller", caller)
+	}
+	_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "ada"})
+	return outcomeOf(err)
+}
+
+func stream(ctx context.Context, c greeterv1.GreeterServiceClient) outcome {
+	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "ada"})
+	for err == nil {
+		_, err = s.Recv()
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return outcomeOf(err)
+}
+
+var ok = outcome{Code: codes.OK}
+
+func limited(layer string, retry time.Duration) outcome {
+	return outcome{Code: codes.ResourceExhausted, Layer: layer, Retry: retry}
+}
+
+func TestServerGlobalLimitRecoversAfterRetryDelay(t *testing.T) {
+	srv := &fakeGreeter{}
+	l, clk := newLimiter(t, Config{RPS: 2, Burst: 2, MaxCallers: 10})
+	c := serve(t, srv, l, nil)
+	ctx := t.Context()
+
+	got := []outcome{hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c)}
+	clk.Advance(499 * time.Millisecond)
+	got = append(got, hello(ctx, c, ""))
+	clk.Advance(time.Millisecond)
+	got = append(got, hello(ctx, c, ""), hello(ctx, c, ""))
+	want := []outcome{ok, ok, limited("global", 500*time.Millisecond), limited("global", time.Millisecond), ok, limited("global", 500*time.Millisecond)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if n := srv.calls.Load(); n != 3 {
+		t.Errorf("handler ran %d times, want 3", n)
+	}
+}
+
+func TestServerPerMethodLimitsAreIndependent(t *testing.T) {
+	l, _ := newLimiter(t, Config{MaxCallers: 10, PerMethod: map[string]Limit{
+		sayHello:                       {RPS: 1, Burst: 1},
+		"/greeter.v1.GreeterService/*": {RPS: 1, Burst: 2},
+	}})
+	c := serve(t, &fakeGreeter{}, l, nil)
+	ctx := t.Context()
+
+	got := []outcome{hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), stream(ctx, c), stream(ctx, c), hello(ctx, c, "")}
+	want := []outcome{ok, limited("method", time.Second), ok, ok, limited("method", time.Second), limited("method", time.Second)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func TestServerPerCallerLimitsAreIndependent(t *testing.T) {
+	l, clk := newLimiter(t, Config{MaxCallers: 10, PerCaller: Limit{RPS: 0.5, Burst: 1}})
+	c := serve(t, &fakeGreeter{}, l, nil)
+	ctx := t.Context()
+
+	got := []outcome{hello(ctx, c, "alice"), hello(ctx, c, "alice"), hello(ctx, c, "bob"), hello(ctx, c, "bob")}
+	clk.Advance(2 * time.Second)
+	got = append(got, hello(ctx, c, "alice"))
+	want := []outcome{ok, limited("caller", 2*time.Second), ok, limited("caller", 2*time.Second), ok}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if n := l.callers.len(); n != 2 {
+		t.Errorf("%d caller buckets, want 2", n)
+	}
+}
+
+func TestServerRejectedCallGivesTokensBack(t *testing.T) {
+	l, _ := newLimiter(t, Config{RPS: 1, Burst: 2, MaxCallers: 10, PerCaller: Limit{RPS: 1, Burst: 1}})
+	c := serve(t, &fakeGreeter{}, l, nil)
+	ctx := t.Context()
+
+	// alice's second call is refused by her own bucket and must not spend a
+	// global token: bob still gets the second one, carol none.
+	got := []outcome{hello(ctx, c, "alice"), hello(ctx, c, "alice"), hello(ctx, c, "bob"), hello(ctx, c, "carol")}
+	want := []outcome{ok, limited("caller", time.Second), ok, limited("global", time.Second)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func TestServerSetConfigAtRunTime(t *testing.T) {
+	l, clk := newLimiter(t, DefaultConfig())
+	c := serve(t, &fakeGreeter{}, l, nil)
+	ctx := t.Context()
+	for range 5 {
+		if o := hello(ctx, c, ""); o != ok {
+			t.Fatalf("unlimited call: %+v", o)
+		}
+	}
+
+	// Lower: a global and a per-method limit.
+	lowered := Config{RPS: 1, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{streamHellos: {RPS: 0.5, Burst: 1}}}
+	if err := l.SetConfig(lowered); err != nil {
+		t.Fatal(err)
+	}
+	got := []outcome{hello(ctx, c, ""), hello(ctx, c, "")}
+	clk.Advance(time.Second)
+	got = append(got, stream(ctx, c), stream(ctx, c))
+
+	// Raise the rates: the buckets keep their (empty) state, refill faster.
+	raised := Config{RPS: 4, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{streamHellos: {RPS: 2, Burst: 1}}}
+	if err := l.SetConfig(raised); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, stream(ctx, c))
+	clk.Advance(250 * time.Millisecond)
+	got = append(got, hello(ctx, c, ""))
+
+	// An invalid config is refused and the previous one stays.
+	if err := l.SetConfig(Config{RPS: -1, MaxCallers: 10}); err == nil {
+		t.Error("SetConfig accepted rps -1")
+	}
+	if diff := cmp.Diff(raised, l.Config()); diff != "" {
+		t.Errorf("config after a refused change (-want +got):\n%s", diff)
+	}
+
+	// Lift every limit.
+	if err := l.SetConfig(DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), stream(ctx, c))
+
+	want := []outcome{
+		ok, limited("global", time.Second),
+		ok, limited("method", 2*time.Second),
+		limited("method", 500*time.Millisecond), // both buckets were kept empty: 250ms global, 500ms method
+		ok,
+		ok, ok, ok, ok,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func TestCallerBucketsKeepTheMostRecent(t *testing.T) {
+	var cb callerBuckets
+	now := time.Unix(1_000_000_000, 0)
+	cb.set(Limit{RPS: 1, Burst: 1}, 2, now)
+	a := cb.get("a")
+	cb.get("b")
+	if cb.get("a") != a {
+		t.Fatal("a second get returned another bucket")
+	}
+	cb.get("c") // drops b, the least recently used
+	var ids []string
+	for e := cb.lru.Front(); e != nil; e = e.Next() {
+		ids = append(ids, e.Value.(*callerBucket).id)
+	}
+	if diff := cmp.Diff([]string{"c", "a"}, ids); diff != "" {
+		t.Errorf("callers kept (-want +got):\n%s", diff)
+	}
+	cb.set(Limit{RPS: 3, Burst: 5}, 1, now)
+	if cb.len() != 1 || cb.get("c").Burst() != 5 {
+		t.Errorf("after set: %d buckets, burst %d; want 1 bucket of burst 5", cb.len(), cb.get("c").Burst())
+	}
+	cb.set(Limit{}, 10, now)
+	if cb.len() != 0 || cb.get("c") != nil {
+		t.Error("buckets kept after the per-caller limit was lifted")
+	}
+}
+
+func newClientLimiter(t *testing.T, cfg ClientConfig, opts ...Option) *ClientLimiter {
+	t.Helper()
+	l, err := NewClient(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func withTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestClientWaitsWithinTheDeadline(t *testing.T) {
+	srv := &fakeGreeter{}
+	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 20, Burst: 1}, Wait: true})
+	c := serve(t, srv, nil, cl)
+
+	got := []outcome{hello(withTimeout(t, 5*time.Second), c, ""), hello(withTimeout(t, 5*time.Second), c, "")}
+	if diff := cmp.Diff([]outcome{ok, ok}, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if n := srv.calls.Load(); n != 2 {
+		t.Errorf("server saw %d calls, want 2", n)
+	}
+}
+
+func TestClientFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
+	srv := &fakeGreeter{}
+	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}, Wait: true})
+	c := serve(t, srv, nil, cl)
+
+	if o := hello(t.Context(), c, ""); o != ok {
+		t.Fatalf("first call: %+v", o)
+	}
+	start := time.Now()
+	_, err := c.SayHello(withTimeout(t, time.Minute), &greeterv1.SayHelloRequest{Name: "ada"})
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
+		t.Errorf("the call waited %v instead of failing at once", elapsed)
+	}
+	o := outcomeOf(err)
+	if o.Code != codes.ResourceExhausted || o.Layer != "client" || o.Retry < 90*time.Second {
+		t.Errorf("outcome %+v, want ResourceExhausted from the client limit, retry after ~100s", o)
+	}
+	if !errors.Is(err, ErrLimited) {
+		t.Error("the error does not match ErrLimited")
+	}
+	var lr interface{ LocalRejection() bool }
+	if !errors.As(err, &lr) || !lr.LocalRejection() {
+		t.Error("the error does not report a local rejection")
+	}
+	if n := srv.calls.Load(); n != 1 {
+		t.Errorf("server saw %d calls, want 1", n)
+	}
+}
+
+func TestClientWithoutWaitFailsAtOnce(t *testing.T) {
+	srv := &fakeGreeter{}
+	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{sayHello: {RPS: 20, Burst: 1}}, Wait: false})
+	c := serve(t, srv, nil, cl)
+	ctx := withTimeout(t, 5*time.Second)
+
+	got := []outcome{hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), stream(ctx, c)}
+	// The token comes 50ms after the first call took one.
+	if r := got[1].Retry; r <= 0 || r > 50*time.Millisecond {
+		t.Errorf("retry delay %v, want within (0, 50ms]", r)
+	}
+	got[1].Retry = 0
+	want := []outcome{ok, {Code: codes.ResourceExhausted, Layer: "client"}, ok, ok}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func TestClientCanceledWhileWaiting(t *testing.T) {
+	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}, Wait: true})
+	c := serve(t, &fakeGreeter{}, nil, cl)
+	hello(t.Context(), c, "")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan outcome, 1)
+	go func() { done <- stream(ctx, c) }()
+	cancel()
+	if o := <-done; o.Code != codes.Canceled {
+		t.Errorf("outcome %+v, want Canceled", o)
+	}
+}
+
+func TestClientSetConfigAtRunTime(t *testing.T) {
+	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}})
+	c := serve(t, &fakeGreeter{}, nil, cl)
+	ctx := t.Context()
+
+	got := []outcome{hello(ctx, c, ""), outcomeCode(hello(ctx, c, ""))}
+	if err := cl.SetConfig(ClientConfig{PerMethod: map[string]Limit{"bad": {}}}); err == nil {
+		t.Error("SetConfig accepted a bad method key")
+	}
+	if err := cl.SetConfig(ClientConfig{PerMethod: map[string]Limit{sayHello: {RPS: 0}}, Default: Limit{RPS: 0.01, Burst: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), outcomeCode(stream(ctx, c)))
+	want := []outcome{ok, {Code: codes.ResourceExhausted}, ok, ok, ok, {Code: codes.ResourceExhausted}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+}
+
+func outcomeCode(o outcome) outcome { return outcome{Code: o.Code} }
+
+func TestLimitedCounted(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+
+	l, _ := newLimiter(t, Config{MaxCallers: 10, PerMethod: map[string]Limit{sayHello: {RPS: 1, Burst: 1}}}, WithMeterProvider(mp))
+	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{streamHellos: {RPS: 0.01, Burst: 1}}}, WithMeterProvider(mp))
+	c := serve(t, &fakeGreeter{}, l, cl)
+	ctx := t.Context()
+	for range 3 {
+		hello(ctx, c, "")
+		stream(ctx, c)
+	}
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "grpckit.ratelimit.limited" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				layer, _ := dp.Attributes.Value("layer")
+				method, _ := dp.Attributes.Value("method")
+				got[layer.AsString()+" "+method.AsString()] += dp.Value
+			}
+		}
+	}
+	want := map[string]int64{"method " + sayHello: 2, "client " + streamHellos: 2}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limited calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestAllocations(t *testing.T) {
+	info := &grpc.UnaryServerInfo{FullMethod: sayHello}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		max  float64
+	}{
+		{"no limits", DefaultConfig(), 0},
+		{"unlimited method", Config{MaxCallers: 1, PerMethod: map[string]Limit{streamHellos: {RPS: 1}, "/other.Service/*": {RPS: 1}}}, 0},
+		// One Reservation per bucket.
+		{"global and method", Config{RPS: 1e9, MaxCallers: 1, PerMethod: map[string]Limit{sayHello: {RPS: 1e9}}}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, _ := newLimiter(t, tc.cfg)
+			interceptor := l.UnaryServerInterceptor()
+			if n := testing.AllocsPerRun(100, func() { interceptor(ctx, nil, info, handler) }); n > tc.max {
+				t.Errorf("%v allocations per call, want at most %v", n, tc.max)
+			}
+		})
+	}
+}
