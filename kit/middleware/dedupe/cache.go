@@ -1,0 +1,310 @@
+package dedupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grpckit/grpckit/kit/middleware"
+)
+
+const meterName = "github.com/grpckit/grpckit/kit/middleware/dedupe"
+
+// Cache is the server side of deduplication: it remembers the results of
+// completed calls by request id and replays them (see the package comment).
+// It is safe for concurrent use; [Cache.SetConfig] takes effect for calls
+// that start afterwards, except that a smaller MaxEntries evicts at once.
+type Cache struct {
+	cfg    atomic.Pointer[compiled]
+	logger *slog.Logger
+	now    func() time.Time // time.Now; tests replace it before use
+
+	replays        metric.Int64Counter
+	waits          metric.Int64Counter
+	evictions      metric.Int64Counter
+	capacityEvicts []metric.AddOption
+	expiredEvicts  []metric.AddOption
+
+	mu      sync.Mutex
+	entries map[string]*entry // guarded by mu; running and completed calls
+	lru     entry             // guarded by mu; sentinel of the list of completed calls, most recently used first
+	size    int               // guarded by mu; completed calls in lru
+}
+
+// entry is one call, running or completed.
+type entry struct {
+	key  string
+	done chan struct{} // closed when the call has ended
+
+	// Written before done is closed and before completed is set; read-only
+	// afterwards.
+	resp   any
+	err    error
+	cached bool // the result is remembered; false: duplicates run the call themselves
+
+	// Guarded by Cache.mu.
+	completed  bool
+	expires    time.Time
+	prev, next *entry
+}
+
+// New returns a Cache for cfg, or an error when cfg is invalid (see
+// [Config.Validate]).
+func New(cfg Config, opts ...Option) (*Cache, error) {
+	cc, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	c := &Cache{logger: o.logger, now: time.Now, entries: make(map[string]*entry)}
+	c.lru.prev, c.lru.next = &c.lru, &c.lru
+	meter := o.meterProvider.Meter(meterName)
+	if c.replays, err = meter.Int64Counter("grpckit.dedupe.replays",
+		metric.WithDescription("Duplicate calls answered with the remembered result of an earlier call."),
+		metric.WithUnit("{call}")); err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
+	}
+	if c.waits, err = meter.Int64Counter("grpckit.dedupe.waits",
+		metric.WithDescription("Duplicate calls that waited for the same call still running."),
+		metric.WithUnit("{call}")); err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
+	}
+	if c.evictions, err = meter.Int64Counter("grpckit.dedupe.evictions",
+		metric.WithDescription("Remembered results dropped, by reason (capacity, expired)."),
+		metric.WithUnit("{entry}")); err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
+	}
+	c.capacityEvicts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "capacity")))}
+	c.expiredEvicts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", "expired")))}
+	c.cfg.Store(cc)
+	return c, nil
+}
+
+// SetConfig validates cfg and, when it is valid, makes it the configuration
+// of calls that start from now on; remembered results keep their expiry time
+// and a smaller MaxEntries evicts the least recently used at once. An
+// invalid cfg is rejected with an error and the current configuration
+// stays. Safe to call concurrently with calls.
+func (c *Cache) SetConfig(cfg Config) error {
+	cc, err := compile(cfg)
+	if err != nil {
+		return err
+	}
+	c.cfg.Store(cc)
+	c.mu.Lock()
+	capacity, expired := c.evictLocked(cc.cfg.MaxEntries, c.now())
+	c.mu.Unlock()
+	c.countEvictions(context.Background(), capacity, expired)
+	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "dedupe: config changed",
+		slog.Duration("ttl", cfg.TTL), slog.Int("max_entries", cfg.MaxEntries), slog.Any("methods", cfg.Methods))
+	return nil
+}
+
+// Len returns the number of remembered results.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+// UnaryServerInterceptor returns an interceptor that deduplicates the calls
+// of [Config.Methods] that carry a request id (metadata [RequestIDKey]);
+// other calls pass through. A request id that is longer than 128 bytes or
+// not printable ASCII fails the call with INVALID_ARGUMENT. Install it inside
+// the auth layer, so that the caller identity is known.
+func (c *Cache) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		cfg := c.cfg.Load()
+		if _, ok := cfg.methods.lookup(info.FullMethod); !ok {
+			return handler(ctx, req)
+		}
+		ids := metadata.ValueFromIncomingContext(ctx, RequestIDKey)
+		if len(ids) == 0 {
+			return handler(ctx, req)
+		}
+		id := ids[0]
+		if !validRequestID(id) {
+			return nil, status.Errorf(codes.InvalidArgument, "dedupe: metadata %s must be 1 to %d bytes of printable ASCII", RequestIDKey, maxIDLen)
+		}
+		// Neither a method name nor a request id contains NUL, so the key is
+		// unambiguous whatever the caller identity holds.
+		key := info.FullMethod + "\x00" + id + "\x00" + middleware.Caller(ctx)
+		return c.do(ctx, key, req, handler)
+	}
+}
+
+// do runs handler for the call of key unless it has run or is running.
+func (c *Cache) do(ctx context.Context, key string, req any, handler grpc.UnaryHandler) (any, error) {
+	for {
+		c.mu.Lock()
+		e := c.entries[key]
+		expired := 0
+		if e != nil && e.completed && !c.now().Before(e.expires) {
+			c.removeLocked(e)
+			e, expired = nil, 1
+		}
+		if e == nil {
+			e = &entry{key: key, done: make(chan struct{})}
+			c.entries[key] = e
+			c.mu.Unlock()
+			c.countEvictions(ctx, 0, expired)
+			return c.lead(ctx, e, req, handler)
+		}
+		if e.completed {
+			c.moveToFrontLocked(e)
+			c.mu.Unlock()
+			c.replays.Add(ctx, 1)
+			c.logger.LogAttrs(ctx, slog.LevelDebug, "dedupe: replayed a completed call",
+				slog.String("key", key), slog.Any("error", e.err))
+			return e.result()
+		}
+		c.mu.Unlock()
+		c.waits.Add(ctx, 1)
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+		if e.cached {
+			c.logger.LogAttrs(ctx, slog.LevelDebug, "dedupe: a duplicate got the result of the call it waited for",
+				slog.String("key", key), slog.Any("error", e.err))
+			return e.result()
+		}
+		// The first call ended without a result worth remembering: run the
+		// call (or wait for whoever got there first).
+	}
+}
+
+// lead runs the handler for e and publishes its result.
+func (c *Cache) lead(ctx context.Context, e *entry, req any, handler grpc.UnaryHandler) (any, error) {
+	ended := false
+	defer func() {
+		if !ended { // the handler panicked: forget the call, let the panic go on
+			c.finish(ctx, e, false)
+		}
+	}()
+	resp, err := handler(ctx, req)
+	ended = true
+	keep := remember(ctx, err)
+	if keep {
+		if err == nil {
+			e.resp = cloneMessage(resp)
+		}
+		e.err = err
+	}
+	c.finish(ctx, e, keep)
+	return resp, err
+}
+
+// finish records that e's call ended, remembered or not, and wakes up the
+// duplicates waiting for it.
+func (c *Cache) finish(ctx context.Context, e *entry, keep bool) {
+	var capacity, expired int
+	c.mu.Lock()
+	if keep {
+		e.cached = true
+		e.completed = true
+		cfg, now := c.cfg.Load().cfg, c.now()
+		e.expires = now.Add(cfg.TTL)
+		c.pushFrontLocked(e)
+		capacity, expired = c.evictLocked(cfg.MaxEntries, now)
+	} else if c.entries[e.key] == e {
+		delete(c.entries, e.key)
+	}
+	c.mu.Unlock()
+	close(e.done)
+	c.countEvictions(ctx, capacity, expired)
+}
+
+// evictLocked drops expired results from the least recently used end and
+// then results beyond limit, and returns how many of each it dropped.
+func (c *Cache) evictLocked(limit int, now time.Time) (capacity, expired int) {
+	for last := c.lru.prev; last != &c.lru && !now.Before(last.expires); last = c.lru.prev {
+		c.removeLocked(last)
+		expired++
+	}
+	for c.size > limit {
+		c.removeLocked(c.lru.prev)
+		capacity++
+	}
+	return capacity, expired
+}
+
+func (c *Cache) countEvictions(ctx context.Context, capacity, expired int) {
+	if capacity > 0 {
+		c.evictions.Add(ctx, int64(capacity), c.capacityEvicts...)
+	}
+	if expired > 0 {
+		c.evictions.Add(ctx, int64(expired), c.expiredEvicts...)
+	}
+}
+
+func (c *Cache) pushFrontLocked(e *entry) {
+	e.prev, e.next = &c.lru, c.lru.next
+	e.prev.next, e.next.prev = e, e
+	c.size++
+}
+
+func (c *Cache) moveToFrontLocked(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = &c.lru, c.lru.next
+	e.prev.next, e.next.prev = e, e
+}
+
+// removeLocked forgets the completed call e.
+func (c *Cache) removeLocked(e *entry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+	c.size--
+	if c.entries[e.key] == e {
+		delete(c.entries, e.key)
+	}
+}
+
+// result returns a copy of the remembered response, or the remembered error.
+func (e *entry) result() (any, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	return cloneMessage(e.resp), nil
+}
+
+// remember reports whether a call that ended with err (in ctx) is done for
+// good, so that a duplicate may get its result instead of running again.
+func remember(ctx context.Context, err error) bool {
+	if err == nil {
+		return true
+	}
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled, codes.ResourceExhausted, codes.Aborted:
+		return false
+	}
+	return true
+}
+
+// cloneMessage returns a deep copy of a proto message, and anything else as
+// it is.
+func cloneMessage(v any) any {
+	if m, ok := v.(proto.Message); ok {
+		return proto.Clone(m)
+	}
+	return v
+}

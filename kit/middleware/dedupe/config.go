@@ -1,0 +1,58 @@
+package dedupe
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Config is the dedupe section of a service's configuration (server side).
+// Start from [DefaultConfig] for the defaults.
+type Config struct {
+	// TTL is how long the result of a completed call is remembered. Must be
+	// positive. Default: 10m.
+	TTL time.Duration `yaml:"ttl"`
+	// MaxEntries bounds the number of remembered results; the least recently
+	// used is evicted first. Must be positive. Default: 10000.
+	MaxEntries int `yaml:"max_entries"`
+	// Methods lists the deduplicated methods: full method names
+	// ("/user.v1.UserService/CreateUser") or whole services
+	// ("/user.v1.UserService/*"). Default: none.
+	Methods []string `yaml:"methods"`
+}
+
+// DefaultConfig returns the defaults documented on [Config].
+func DefaultConfig() Config {
+	return Config{TTL: 10 * time.Minute, MaxEntries: 10000}
+}
+
+// Validate reports the first invalid field of c.
+func (c Config) Validate() error {
+	_, err := compile(c)
+	return err
+}
+
+// compiled is a validated Config; it is never modified after compile.
+type compiled struct {
+	cfg     Config
+	methods methodTable[struct{}]
+}
+
+func compile(c Config) (*compiled, error) {
+	if c.TTL <= 0 {
+		return nil, fmt.Errorf("dedupe: ttl: must be positive, got %v", c.TTL)
+	}
+	if c.MaxEntries <= 0 {
+		return nil, fmt.Errorf("dedupe: max_entries: must be positive, got %d", c.MaxEntries)
+	}
+	set := make(map[string]struct{}, len(c.Methods))
+	for _, m := range c.Methods {
+		set[m] = struct{}{}
+	}
+	t, err := newMethodTable(set)
+	if err != nil {
+		return nil, fmt.Errorf("dedupe: methods: %w", err)
+	}
+	c.Methods = slices.Clone(c.Methods)
+	return &compiled{cfg: c, methods: t}, nil
+}

@@ -1,0 +1,175 @@
+package retry
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// maxMaxAttempts bounds [Config.MaxAttempts].
+const maxMaxAttempts = 10
+
+// Config is the retry section of a service's configuration (client side).
+// Start from [DefaultConfig] for the defaults.
+type Config struct {
+	// MaxAttempts is the most attempts a call gets, the first included; 1
+	// turns retries off. 1 to 10. Default: 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Codes are the status codes that are retried, by their canonical names
+	// ("UNAVAILABLE", "RESOURCE_EXHAUSTED"; case does not matter). "OK" is
+	// not allowed. Default: ["UNAVAILABLE"].
+	Codes []string `yaml:"codes"`
+	// InitialBackoff is the wait before the first retry; each further retry
+	// waits Multiplier times longer, up to MaxBackoff. Must be positive.
+	// Default: 50ms.
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	// MaxBackoff caps the wait between attempts; a server that asks (with
+	// google.rpc.RetryInfo) for a longer wait than this is not retried. At
+	// least InitialBackoff. Default: 1s.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Multiplier is the growth of the wait per retry, at least 1. Default: 2.
+	Multiplier float64 `yaml:"multiplier"`
+	// Jitter spreads each wait at random by up to this fraction either way,
+	// 0 to 1 (excluded). Default: 0.2 (±20%).
+	Jitter float64 `yaml:"jitter"`
+	// BudgetRatio is the share of the calls to a target that retries may
+	// add: each call earns the target's budget BudgetRatio tokens, each
+	// retry spends one. Earned tokens fade with a 10-second time constant,
+	// so the budget follows the recent call rate. At least 0. Default: 0.1.
+	BudgetRatio float64 `yaml:"budget_ratio"`
+	// BudgetMinRetriesPerSecond is the retry allowance of a target on top of
+	// BudgetRatio, for when traffic is low; up to one second of it (at
+	// least one retry, unless it is 0) can be saved up. At least 0.
+	// Default: 10.
+	BudgetMinRetriesPerSecond float64 `yaml:"budget_min_retries_per_second"`
+	// Methods forces full method names ("/user.v1.UserService/CreateUser")
+	// or whole services ("/user.v1.UserService/*") to be retried (true) or
+	// not (false), whatever their idempotency_level; an exact name wins over
+	// its service, and false wins over dedupe protection. Default: none.
+	Methods map[string]bool `yaml:"methods"`
+}
+
+// DefaultConfig returns the defaults documented on [Config].
+func DefaultConfig() Config {
+	return Config{
+		MaxAttempts:               3,
+		Codes:                     []string{"UNAVAILABLE"},
+		InitialBackoff:            50 * time.Millisecond,
+		MaxBackoff:                time.Second,
+		Multiplier:                2,
+		Jitter:                    0.2,
+		BudgetRatio:               0.1,
+		BudgetMinRetriesPerSecond: 10,
+	}
+}
+
+// Validate reports the first invalid field of c.
+func (c Config) Validate() error {
+	_, err := compile(c)
+	return err
+}
+
+// compiled is a validated Config ready for use; it is never modified after
+// compile returns.
+type compiled struct {
+	cfg       Config
+	retryable uint32 // bit c set: code c is retried
+	methods   methodTable[bool]
+	attempts  []string // attempts[n] is strconv.Itoa(n)
+}
+
+func compile(c Config) (*compiled, error) {
+	switch {
+	case c.MaxAttempts < 1 || c.MaxAttempts > maxMaxAttempts:
+		return nil, fmt.Errorf("retry: max_attempts: must be between 1 and %d, got %d", maxMaxAttempts, c.MaxAttempts)
+	case c.InitialBackoff <= 0:
+		return nil, fmt.Errorf("retry: initial_backoff: must be positive, got %v", c.InitialBackoff)
+	case c.MaxBackoff < c.InitialBackoff:
+		return nil, fmt.Errorf("retry: max_backoff: must be at least initial_backoff (%v), got %v", c.InitialBackoff, c.MaxBackoff)
+	case !(c.Multiplier >= 1) || math.IsInf(c.Multiplier, 0):
+		return nil, fmt.Errorf("retry: multiplier: must be at least 1, got %v", c.Multiplier)
+	case !(c.Jitter >= 0 && c.Jitter < 1):
+		return nil, fmt.Errorf("retry: jitter: must be at least 0 and below 1, got %v", c.Jitter)
+	case !(c.BudgetRatio >= 0) || math.IsInf(c.BudgetRatio, 0):
+		return nil, fmt.Errorf("retry: budget_ratio: must be a number at least 0, got %v", c.BudgetRatio)
+	case !(c.BudgetMinRetriesPerSecond >= 0) || math.IsInf(c.BudgetMinRetriesPerSecond, 0):
+		return nil, fmt.Errorf("retry: budget_min_retries_per_second: must be a number at least 0, got %v", c.BudgetMinRetriesPerSecond)
+	}
+	cc := &compiled{}
+	for _, name := range c.Codes {
+		code, err := parseCode(name)
+		if err != nil {
+			return nil, fmt.Errorf("retry: codes: %w", err)
+		}
+		cc.retryable |= 1 << code
+	}
+	t, err := newMethodTable(c.Methods)
+	if err != nil {
+		return nil, fmt.Errorf("retry: methods: %w", err)
+	}
+	cc.methods = t
+	cc.attempts = make([]string, c.MaxAttempts+1)
+	for n := range cc.attempts {
+		cc.attempts[n] = strconv.Itoa(n)
+	}
+	c.Codes = slices.Clone(c.Codes)
+	c.Methods = maps.Clone(c.Methods)
+	cc.cfg = c
+	return cc, nil
+}
+
+// parseCode reads a canonical status code name such as "UNAVAILABLE".
+func parseCode(name string) (codes.Code, error) {
+	var code codes.Code
+	upper := strings.ToUpper(strings.TrimSpace(name))
+	if err := code.UnmarshalJSON([]byte(strconv.Quote(upper))); err != nil || code == codes.OK || code > 31 {
+		return 0, fmt.Errorf("%q is not the name of a status code other than OK", name)
+	}
+	return code, nil
+}
+
+// retries reports whether code is configured as retryable.
+func (c *compiled) retries(code codes.Code) bool {
+	return code < 32 && c.retryable&(1<<code) != 0
+}
+
+// backoff returns the wait before retry n (1 for the first retry) after err,
+// and false when err asks for a longer wait than MaxBackoff.
+func (c *compiled) backoff(n int, err error) (time.Duration, bool) {
+	d := float64(c.cfg.InitialBackoff) * math.Pow(c.cfg.Multiplier, float64(n-1))
+	d = min(d, float64(c.cfg.MaxBackoff))
+	if j := c.cfg.Jitter; j > 0 {
+		d *= 1 + j*(2*rand.Float64()-1)
+	}
+	wait := time.Duration(d)
+	if pushback, ok := retryDelay(err); ok {
+		if pushback > c.cfg.MaxBackoff {
+			return 0, false
+		}
+		wait = max(wait, pushback)
+	}
+	return wait, true
+}
+
+// retryDelay returns the delay a google.rpc.RetryInfo detail of err asks for.
+func retryDelay(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if !ok || len(st.Proto().GetDetails()) == 0 {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,372 @@
+package retry_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	yaml "go.yaml.in/yaml/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
+	"github.com/grpckit/grpckit/kit/middleware/retry"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	userv1 "github.com/grpckit/grpckit/proto/user/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/services/user"
+)
+
+var errUnavailable = status.Error(codes.Unavailable, "test: unavailable")
+
+func TestConfigValidate(t *testing.T) {
+	with := func(f func(*retry.Config)) retry.Config {
+		c := retry.DefaultConfig()
+		f(&c)
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		cfg     retry.Config
+		wantErr string // prefix; "" means valid
+	}{
+		{"defaults", retry.DefaultConfig(), ""},
+		{"one attempt", with(func(c *retry.Config) { c.MaxAttempts = 1 }), ""},
+		{"codes any case", with(func(c *retry.Config) { c.Codes = []string{"unavailable", "Resource_Exhausted", "ABORTED"} }), ""},
+		{"no codes", with(func(c *retry.Config) { c.Codes = nil }), ""},
+		{"methods", with(func(c *retry.Config) { c.Methods = map[string]bool{createUser: true, "/user.v1.UserService/*": false} }), ""},
+		{"zero budget", with(func(c *retry.Config) { c.BudgetRatio, c.BudgetMinRetriesPerSecond = 0, 0 }), ""},
+		{"zero attempts", retry.Config{}, "retry: max_attempts:"},
+		{"too many attempts", with(func(c *retry.Config) { c.MaxAttempts = 11 }), "retry: max_attempts:"},
+		{"unknown code", with(func(c *retry.Config) { c.Codes = []string{"UNAVAILABLE", "SOMETIMES"} }), "retry: codes:"},
+		{"code OK", with(func(c *retry.Config) { c.Codes = []string{"OK"} }), "retry: codes:"},
+		{"numeric code", with(func(c *retry.Config) { c.Codes = []string{"14"} }), "retry: codes:"},
+		{"zero backoff", with(func(c *retry.Config) { c.InitialBackoff = 0 }), "retry: initial_backoff:"},
+		{"max below initial", with(func(c *retry.Config) { c.MaxBackoff = time.Millisecond }), "retry: max_backoff:"},
+		{"multiplier below 1", with(func(c *retry.Config) { c.Multiplier = 0.5 }), "retry: multiplier:"},
+		{"jitter 1", with(func(c *retry.Config) { c.Jitter = 1 }), "retry: jitter:"},
+		{"negative jitter", with(func(c *retry.Config) { c.Jitter = -0.1 }), "retry: jitter:"},
+		{"negative ratio", with(func(c *retry.Config) { c.BudgetRatio = -1 }), "retry: budget_ratio:"},
+		{"negative min retries", with(func(c *retry.Config) { c.BudgetMinRetriesPerSecond = -1 }), "retry: budget_min_retries_per_second:"},
+		{"bad method", with(func(c *retry.Config) { c.Methods = map[string]bool{"CreateUser": true} }), "retry: methods:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+			} else if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate() = %v, want an error starting with %q", err, tc.wantErr)
+			}
+			if _, nerr := retry.New(tc.cfg); (nerr == nil) != (err == nil) {
+				t.Errorf("New error %v disagrees with Validate error %v", nerr, err)
+			}
+		})
+	}
+}
+
+func TestRetriesUnavailableThenSucceeds(t *testing.T) {
+	f := &faults{fail: firstN(2, errUnavailable)}
+	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	r := newRetrier(t, fastConfig())
+	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	resp, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"})
+	if err != nil {
+		t.Fatalf("SayHello: %v", err)
+	}
+	if resp.GetMessage() != "Hello, Ada!" {
+		t.Errorf("message = %q", resp.GetMessage())
+	}
+	if diff := cmp.Diff([]string{"", "2", "3"}, f.seenAttempts()); diff != "" {
+		t.Errorf("attempt metadata per call (-want +got):\n%s", diff)
+	}
+}
+
+// TestWhichCallsRetry runs calls against a user service failing every call
+// and counts the attempts that reach it.
+func TestWhichCallsRetry(t *testing.T) {
+	store := openStore(t)
+	forced := func(m map[string]bool) retry.Config { c := fastConfig(); c.Methods = m; return c }
+	notFound := status.Error(codes.NotFound, "test: no such user")
+	for _, tc := range []struct {
+		name   string
+		cfg    retry.Config
+		method string
+		err    error
+		dedupe bool                                                  // install the dedupe client interceptor for the method, outside retry
+		ctx    func(context.Context) context.Context                 // nil: unchanged
+		call   func(context.Context, userv1.UserServiceClient) error // nil: by method
+		want   int
+	}{
+		{name: "GetUser is NO_SIDE_EFFECTS", cfg: fastConfig(), method: getUser, err: errUnavailable, want: 3},
+		{name: "UpdateUser is IDEMPOTENT", cfg: fastConfig(), method: updateUser, err: errUnavailable, want: 3},
+		{name: "CreateUser is not idempotent", cfg: fastConfig(), method: createUser, err: errUnavailable, want: 1},
+		{name: "CreateUser configured", cfg: forced(map[string]bool{createUser: true}), method: createUser, err: errUnavailable, want: 3},
+		{name: "CreateUser configured by service", cfg: forced(map[string]bool{"/user.v1.UserService/*": true}), method: createUser, err: errUnavailable, want: 3},
+		{name: "CreateUser protected by dedupe", cfg: fastConfig(), method: createUser, err: errUnavailable, dedupe: true, want: 3},
+		{name: "configured false beats dedupe", cfg: forced(map[string]bool{createUser: false}), method: createUser, err: errUnavailable, dedupe: true, want: 1},
+		{name: "configured false beats idempotency", cfg: forced(map[string]bool{"/user.v1.UserService/*": false}), method: getUser, err: errUnavailable, want: 1},
+		{name: "exact beats service", cfg: forced(map[string]bool{"/user.v1.UserService/*": false, getUser: true}), method: getUser, err: errUnavailable, want: 3},
+		{name: "NotFound is not retried", cfg: fastConfig(), method: getUser, err: notFound, want: 1},
+		{name: "configured code", cfg: func() retry.Config { c := fastConfig(); c.Codes = []string{"UNAVAILABLE", "NOT_FOUND"}; return c }(), method: getUser, err: notFound, want: 3},
+		{name: "context without retries", cfg: fastConfig(), method: getUser, err: errUnavailable, ctx: retry.WithoutRetries, want: 1},
+		{name: "max attempts 1", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 1; return c }(), method: getUser, err: errUnavailable, want: 1},
+		{name: "max attempts 5", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 5; return c }(), method: getUser, err: errUnavailable, want: 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faults{fail: always(tc.err)}
+			lis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) }, f.serverOptions()...)
+			r := newRetrier(t, tc.cfg)
+			chain := []grpc.UnaryClientInterceptor{r.UnaryClientInterceptor()}
+			if tc.dedupe {
+				chain = append([]grpc.UnaryClientInterceptor{dedupe.UnaryClientInterceptor(tc.method)}, chain...)
+			}
+			c := userv1.NewUserServiceClient(dial(t, lis, "user", grpc.WithChainUnaryInterceptor(chain...)))
+			ctx := t.Context()
+			if tc.ctx != nil {
+				ctx = tc.ctx(ctx)
+			}
+			var err error
+			switch tc.method {
+			case getUser:
+				_, err = c.GetUser(ctx, &userv1.GetUserRequest{Id: "u1"})
+			case updateUser:
+				name := "n"
+				_, err = c.UpdateUser(ctx, &userv1.UpdateUserRequest{Id: "u1", Name: &name})
+			case createUser:
+				_, err = c.CreateUser(ctx, &userv1.CreateUserRequest{Name: "n", Email: "n@example.com"})
+			}
+			if status.Code(err) != status.Code(tc.err) {
+				t.Errorf("error = %v, want code %v", err, status.Code(tc.err))
+			}
+			if got := f.calls(); got != tc.want {
+				t.Errorf("server received %d attempts, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeadline checks that no retry runs past the caller's deadline: a
+// backoff that does not end before it ends the call with the last error.
+func TestDeadline(t *testing.T) {
+	pushback := func(d time.Duration) error {
+		st, err := status.New(codes.Unavailable, "test: come back later").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Err()
+	}
+	for _, tc := range []struct {
+		name       string
+		backoff    time.Duration // initial; doubles, no jitter
+		deadline   time.Duration // 0: none
+		err        error
+		want       int
+		minElapsed time.Duration
+	}{
+		// The first attempt fails at once; its 600ms backoff fits in 1s, the
+		// second one's 1.2s does not.
+		{"backoff fits once", 600 * time.Millisecond, time.Second, errUnavailable, 2, 600 * time.Millisecond},
+		{"backoff never fits", 600 * time.Millisecond, 500 * time.Millisecond, errUnavailable, 1, 0},
+		{"pushback beyond deadline", time.Millisecond, 500 * time.Millisecond, pushback(time.Second), 1, 0},
+		{"pushback beyond max backoff", time.Millisecond, 0, pushback(5 * time.Second), 1, 0},
+		{"pushback honoured", time.Millisecond, 0, pushback(100 * time.Millisecond), 3, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &faults{fail: always(tc.err)}
+			lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+			cfg := retry.DefaultConfig()
+			cfg.InitialBackoff, cfg.MaxBackoff, cfg.Jitter = tc.backoff, 2*time.Second, 0
+			r := newRetrier(t, cfg)
+			c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+			ctx := t.Context()
+			if tc.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
+			elapsed := time.Since(start)
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("error = %v, want the last attempt's UNAVAILABLE", err)
+			}
+			if got := f.calls(); got != tc.want {
+				t.Errorf("server received %d attempts, want %d", got, tc.want)
+			}
+			if tc.deadline > 0 && elapsed >= tc.deadline {
+				t.Errorf("call took %v, not less than its deadline %v", elapsed, tc.deadline)
+			}
+			if elapsed < tc.minElapsed {
+				t.Errorf("call took %v, less than the %v of waits", elapsed, tc.minElapsed)
+			}
+		})
+	}
+}
+
+// TestCancelDuringBackoff checks that a backoff ends when the caller cancels.
+func TestCancelDuringBackoff(t *testing.T) {
+	failed := make(chan struct{}, 1)
+	f := &faults{fail: func(int64) error {
+		failed <- struct{}{}
+		return errUnavailable
+	}}
+	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	cfg := retry.DefaultConfig()
+	cfg.InitialBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	r := newRetrier(t, cfg)
+	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
+		done <- err
+	}()
+	<-failed // the first attempt has failed; the call is backing off for an hour
+	cancel()
+	if err := <-done; status.Code(err) != codes.Canceled {
+		t.Errorf("error = %v, want CANCELED", err)
+	}
+	if got := f.calls(); got != 1 {
+		t.Errorf("server received %d attempts, want 1", got)
+	}
+}
+
+// TestServerMarksContext checks that a server that received a retried call
+// does not retry its own calls, and tells the next server not to either.
+func TestServerMarksContext(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		md          []string // outgoing metadata of the call to the front server
+		wantCalls   int      // calls reaching the back server
+		wantNoRetry bool     // they carry retry.NoRetryKey
+	}{
+		{"first attempt", nil, 3, false},
+		{"attempt 1", []string{retry.AttemptKey, "1"}, 3, false},
+		{"retried call", []string{retry.AttemptKey, "2"}, 1, true},
+		{"no-retry mark", []string{retry.NoRetryKey, "1"}, 1, true},
+		{"garbage attempt", []string{retry.AttemptKey, "x2"}, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// back: a user service that is always unavailable.
+			back := &faults{fail: always(errUnavailable)}
+			backLis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(nil)) }, back.serverOptions()...)
+			// front: a greeter that looks users up in back, retrying.
+			r := newRetrier(t, fastConfig())
+			users := userv1.NewUserServiceClient(dial(t, backLis, "user", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+			frontLis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(users)) },
+				grpc.UnaryInterceptor(r.UnaryServerInterceptor()))
+			c := greeterv1.NewGreeterServiceClient(dial(t, frontLis, "greeter"))
+
+			ctx := metadata.AppendToOutgoingContext(t.Context(), tc.md...)
+			id := "u1"
+			if _, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id}); status.Code(err) != codes.Unavailable {
+				t.Fatalf("SayHello error = %v, want UNAVAILABLE", err)
+			}
+			if got := back.calls(); got != tc.wantCalls {
+				t.Errorf("back server received %d calls, want %d", got, tc.wantCalls)
+			}
+			if got := back.seenNoRetry()[0]; got != tc.wantNoRetry {
+				t.Errorf("first call to back carried %s: %v, want %v", retry.NoRetryKey, got, tc.wantNoRetry)
+			}
+		})
+	}
+}
+
+// TestStreamServerMarksContext checks the stream server interceptor.
+func TestStreamServerMarksContext(t *testing.T) {
+	r := newRetrier(t, fastConfig())
+	allowed := make(chan bool, 1)
+	probe := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		allowed <- retry.RetriesAllowed(ss.Context())
+		return handler(srv, ss)
+	}
+	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
+		grpc.ChainStreamInterceptor(r.StreamServerInterceptor(), probe))
+	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter"))
+	for _, tc := range []struct {
+		md   []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{retry.AttemptKey, "3"}, false},
+		{[]string{retry.NoRetryKey, "1"}, false},
+	} {
+		stream, err := c.StreamHellos(metadata.AppendToOutgoingContext(t.Context(), tc.md...), &greeterv1.StreamHellosRequest{Name: "a", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := receiveAll(stream); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-allowed; got != tc.want {
+			t.Errorf("with metadata %q: RetriesAllowed = %v, want %v", tc.md, got, tc.want)
+		}
+	}
+}
+
+func TestSetConfig(t *testing.T) {
+	f := &faults{fail: always(errUnavailable)}
+	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	r := newRetrier(t, fastConfig(), retry.WithLogger(nil), retry.WithMeterProvider(nil))
+	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	attempts := func() int {
+		t.Helper()
+		before := f.calls()
+		c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"})
+		return f.calls() - before
+	}
+	if err := r.SetConfig(retry.Config{}); err == nil {
+		t.Fatal("SetConfig(invalid) = nil, want an error")
+	}
+	if got := attempts(); got != 3 {
+		t.Errorf("after a rejected config: %d attempts, want 3", got)
+	}
+	cfg := fastConfig()
+	cfg.MaxAttempts = 2
+	if err := r.SetConfig(cfg); err != nil {
+		t.Fatalf("SetConfig: %v", err)
+	}
+	if got := attempts(); got != 2 {
+		t.Errorf("after SetConfig: %d attempts, want 2", got)
+	}
+}
+
+func TestConfigYAML(t *testing.T) {
+	const doc = `
+max_attempts: 4
+codes: [UNAVAILABLE, resource_exhausted]
+initial_backoff: 20ms
+max_backoff: 2s
+multiplier: 1.5
+jitter: 0.1
+budget_ratio: 0.2
+budget_min_retries_per_second: 5
+methods:
+  /user.v1.UserService/CreateUser: true
+  /user.v1.UserService/*: false
+`
+	got := retry.DefaultConfig()
+	if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	want := retry.Config{
+		MaxAttempts: 4, Codes: []string{"UNAVAILABLE", "resource_exhausted"},
+		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 2 * time.Second, Multiplier: 1.5, Jitter: 0.1,
+		BudgetRatio: 0.2, BudgetMinRetriesPerSecond: 5,
+		Methods: map[string]bool{createUser: true, "/user.v1.UserService/*": false},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded config (-want +got):\n%s", diff)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}

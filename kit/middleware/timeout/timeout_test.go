@@ -1,0 +1,303 @@
+package timeout_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/metric/noop"
+	yamlv3 "go.yaml.in/yaml/v3"
+	yamlv4 "go.yaml.in/yaml/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/middleware/timeout"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+)
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     timeout.Config
+		wantErr string // substring; "" means valid
+	}{
+		{"defaults", timeout.DefaultConfig(), ""},
+		{"zero", timeout.Config{}, ""},
+		{"per method", timeout.Config{PerMethod: map[string]time.Duration{sayHello: time.Second, "/user.v1.UserService/*": 0}}, ""},
+		{"negative default", timeout.Config{Default: -1}, "timeout: default:"},
+		{"negative server max", timeout.Config{ServerMax: -time.Second}, "timeout: server_max:"},
+		{"negative per method", timeout.Config{PerMethod: map[string]time.Duration{sayHello: -1}}, "timeout: per_method["},
+		{"no slash", timeout.Config{PerMethod: map[string]time.Duration{"SayHello": 1}}, "timeout: per_method:"},
+		{"no method", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/": 1}}, "timeout: per_method:"},
+		{"no service", timeout.Config{PerMethod: map[string]time.Duration{"//SayHello": 1}}, "timeout: per_method:"},
+		{"partial wildcard", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/Say*": 1}}, "timeout: per_method:"},
+		{"too many parts", timeout.Config{PerMethod: map[string]time.Duration{"/a/b/c": 1}}, "timeout: per_method:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+			} else if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate() = %v, want an error starting with %q", err, tc.wantErr)
+			}
+			if _, nerr := timeout.New(tc.cfg); (nerr == nil) != (err == nil) {
+				t.Errorf("New error %v disagrees with Validate error %v", nerr, err)
+			}
+		})
+	}
+}
+
+func TestUnaryClientDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    timeout.Config
+		caller time.Duration // 0: the caller sets no deadline
+		want   deadline
+	}{
+		{"default applies", timeout.Config{Default: 5 * time.Second}, 0, deadline{true, 5}},
+		{"no default", timeout.Config{}, 0, deadline{}},
+		{"exact method wins", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{
+			sayHello: 2 * time.Second, "/greeter.v1.GreeterService/*": 3 * time.Second}}, 0, deadline{true, 2}},
+		{"service wildcard", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{
+			"/greeter.v1.GreeterService/*": 3 * time.Second, "/user.v1.UserService/GetUser": time.Second}}, 0, deadline{true, 3}},
+		{"per method zero means none", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{sayHello: 0}}, 0, deadline{}},
+		{"caller deadline never extended", timeout.Config{Default: 5 * time.Second}, time.Second, deadline{true, 1}},
+		{"caller deadline never shortened", timeout.Config{Default: 5 * time.Second}, 10 * time.Second, deadline{true, 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := timeout.New(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := make(recorder, 1)
+			c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
+				grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
+			if _, err := c.SayHello(callContext(t, tc.caller), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
+				t.Fatalf("SayHello: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
+				t.Errorf("server-side deadline (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStreamClientDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  timeout.Config
+		want deadline
+	}{
+		{"default does not apply to streams", timeout.Config{Default: 5 * time.Second}, deadline{}},
+		{"per method applies", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{streamHellos: 2 * time.Second}}, deadline{true, 2}},
+		{"service applies", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/*": 3 * time.Second}}, deadline{true, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := timeout.New(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := make(recorder, 1)
+			c := startGreeter(t, []grpc.ServerOption{grpc.StreamInterceptor(rec.stream)},
+				grpc.WithStreamInterceptor(to.StreamClientInterceptor()))
+			stream, err := c.StreamHellos(t.Context(), &greeterv1.StreamHellosRequest{Name: "a", Count: 2})
+			if err != nil {
+				t.Fatalf("StreamHellos: %v", err)
+			}
+			if got := drain(t, stream); got != 2 {
+				t.Errorf("received %d messages, want 2", got)
+			}
+			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
+				t.Errorf("server-side deadline (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// drain receives until the end of stream and returns the message count.
+func drain(t *testing.T, stream grpc.ServerStreamingClient[greeterv1.StreamHellosResponse]) int {
+	t.Helper()
+	n := 0
+	for {
+		_, err := stream.Recv()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("Recv: %v", err)
+		}
+		n++
+	}
+}
+
+func TestServerCap(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		serverMax time.Duration
+		caller    time.Duration
+		want      deadline
+	}{
+		{"no deadline gets server max", 3 * time.Second, 0, deadline{true, 3}},
+		{"long deadline capped", 3 * time.Second, time.Hour, deadline{true, 3}},
+		{"short deadline kept", 3 * time.Second, time.Second, deadline{true, 1}},
+		{"no cap", 0, 0, deadline{}},
+		{"no cap keeps long deadline", 0, time.Hour, deadline{true, 3600}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			to, err := timeout.New(timeout.Config{ServerMax: tc.serverMax})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := make(recorder, 2)
+			c := startGreeter(t, []grpc.ServerOption{
+				grpc.ChainUnaryInterceptor(to.UnaryServerInterceptor(), rec.unary),
+				grpc.ChainStreamInterceptor(to.StreamServerInterceptor(), rec.stream),
+			})
+			if _, err := c.SayHello(callContext(t, tc.caller), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
+				t.Fatalf("SayHello: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
+				t.Errorf("unary handler deadline (-want +got):\n%s", diff)
+			}
+			stream, err := c.StreamHellos(callContext(t, tc.caller), &greeterv1.StreamHellosRequest{Name: "a", Count: 1})
+			if err != nil {
+				t.Fatalf("StreamHellos: %v", err)
+			}
+			drain(t, stream)
+			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
+				t.Errorf("stream handler deadline (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSetConfig(t *testing.T) {
+	to, err := timeout.New(timeout.Config{Default: 5 * time.Second}, timeout.WithMeterProvider(noop.NewMeterProvider()), timeout.WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make(recorder, 1)
+	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
+		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
+	call := func() deadline {
+		t.Helper()
+		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
+			t.Fatalf("SayHello: %v", err)
+		}
+		return <-rec
+	}
+	if err := to.SetConfig(timeout.Config{Default: -time.Second}); err == nil {
+		t.Fatal("SetConfig(invalid) = nil, want an error")
+	}
+	if diff := cmp.Diff(deadline{true, 5}, call()); diff != "" {
+		t.Errorf("after a rejected config (-want +got):\n%s", diff)
+	}
+	if err := to.SetConfig(timeout.Config{Default: 2 * time.Second}); err != nil {
+		t.Fatalf("SetConfig: %v", err)
+	}
+	if diff := cmp.Diff(deadline{true, 2}, call()); diff != "" {
+		t.Errorf("after SetConfig (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetConfigConcurrent changes the config while calls run; -race checks it.
+func TestSetConfigConcurrent(t *testing.T) {
+	to, err := timeout.New(timeout.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(to.UnaryServerInterceptor())},
+		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			cfg := timeout.DefaultConfig()
+			cfg.PerMethod = map[string]time.Duration{sayHello: time.Duration(i+1) * time.Second}
+			if err := to.SetConfig(cfg); err != nil {
+				t.Errorf("SetConfig: %v", err)
+			}
+		}
+	}()
+	for range 50 {
+		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
+			t.Fatalf("SayHello: %v", err)
+		}
+	}
+	<-done
+}
+
+const yamlDoc = `
+default: 1m30s
+per_method:
+  /user.v1.UserService/GetUser: 250ms
+  /user.v1.UserService/*: 2s
+server_max: 30s
+`
+
+func TestConfigYAML(t *testing.T) {
+	want := timeout.Config{
+		Default: 90 * time.Second,
+		PerMethod: map[string]time.Duration{
+			"/user.v1.UserService/GetUser": 250 * time.Millisecond,
+			"/user.v1.UserService/*":       2 * time.Second,
+		},
+		ServerMax: 30 * time.Second,
+	}
+	for _, tc := range []struct {
+		name      string
+		unmarshal func([]byte, any) error
+		marshal   func(any) ([]byte, error)
+	}{
+		{"yaml v3", yamlv3.Unmarshal, yamlv3.Marshal},
+		{"yaml v4", yamlv4.Unmarshal, yamlv4.Marshal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := timeout.DefaultConfig()
+			if err := tc.unmarshal([]byte(yamlDoc), &got); err != nil {
+				t.Fatalf("Unmarshal: %v", err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("decoded config (-want +got):\n%s", diff)
+			}
+			out, err := tc.marshal(got)
+			if err != nil {
+				t.Fatalf("Marshal: %v", err)
+			}
+			if !strings.Contains(string(out), "default: 1m30s") {
+				t.Errorf("Marshal wrote durations not as text:\n%s", out)
+			}
+			var back timeout.Config
+			if err := tc.unmarshal(out, &back); err != nil {
+				t.Fatalf("Unmarshal(Marshal): %v", err)
+			}
+			if diff := cmp.Diff(want, back); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDeadlineExceeded checks that an applied deadline really ends a call.
+func TestDeadlineExceeded(t *testing.T) {
+	to, err := timeout.New(timeout.Config{PerMethod: map[string]time.Duration{sayHello: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(block)},
+		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
+	_, err = c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("SayHello error = %v, want DeadlineExceeded", err)
+	}
+}
