@@ -48,3 +48,12 @@ func IsAvailabilityFailure(err error) bool {
 	}
 	return false
 }
+
+// IsLocalRejection reports whether err is the refusal of a client-side layer
+// (an open circuit breaker, a client rate limit): the call never left the
+// client, so retrying it at once is pointless and it says nothing about the
+// target's health. Such errors have a method LocalRejection() bool.
+func IsLocalRejection(err error) bool {
+	var lr interface{ LocalRejection() bool }
+	return errors.As(err, &lr) && lr.LocalRejection()
+}

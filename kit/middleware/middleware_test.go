@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 
@@ -41,5 +42,19 @@ func TestIsAvailabilityFailure(t *testing.T) {
 		if got := IsAvailabilityFailure(tc.err); got != tc.want {
 			t.Errorf("IsAvailabilityFailure(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+type localErr struct{ local bool }
+
+func (e localErr) Error() string        { return "rejected" }
+func (e localErr) LocalRejection() bool { return e.local }
+
+func TestIsLocalRejection(t *testing.T) {
+	if !IsLocalRejection(fmt.Errorf("wrapped: %w", localErr{true})) {
+		t.Error("a wrapped local rejection is not recognised")
+	}
+	if IsLocalRejection(localErr{false}) || IsLocalRejection(status.Error(codes.Unavailable, "x")) || IsLocalRejection(nil) {
+		t.Error("not a local rejection, but reported as one")
 	}
 }

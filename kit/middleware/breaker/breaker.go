@@ -194,10 +194,10 @@ func (b *Breakers) newBreakerLocked(k key) *breaker {
 			IsSuccessful:  isSuccessful,
 			IsExcluded:    isExcluded,
 		}),
-		errOpen: status.Errorf(codes.Unavailable,
-			"breaker: circuit breaker is open for target %q method %s", k.target, k.method),
-		errProbing: status.Errorf(codes.Unavailable,
-			"breaker: circuit breaker is half-open and already probing target %q method %s", k.target, k.method),
+		errOpen: rejection{status.Newf(codes.Unavailable,
+			"breaker: circuit breaker is open for target %q method %s", k.target, k.method)},
+		errProbing: rejection{status.Newf(codes.Unavailable,
+			"breaker: circuit breaker is half-open and already probing target %q method %s", k.target, k.method)},
 	}
 }
 
@@ -230,13 +230,18 @@ func (br *breaker) reject(err error) error {
 	return br.errProbing
 }
 
+// rejection is the UNAVAILABLE error of a call the breaker refused. It is a
+// local rejection (middleware.IsLocalRejection), so the retry layer does not
+// retry it.
+type rejection struct{ st *status.Status }
+
+func (r rejection) Error() string              { return r.st.Err().Error() }
+func (r rejection) GRPCStatus() *status.Status { return r.st }
+func (r rejection) LocalRejection() bool       { return true }
+
 // isSuccessful reports whether a call that ended with err showed the target
 // available: everything but availability failures.
 func isSuccessful(err error) bool { return !middleware.IsAvailabilityFailure(err) }
-
-// localRejection is implemented by errors of calls rejected on the client
-// before they left the process (the client rate limiter's).
-type localRejection interface{ LocalRejection() bool }
 
 // isExcluded reports whether a call that ended with err says nothing about
 // the target: the caller canceled it, or it was rejected locally.
@@ -247,6 +252,5 @@ func isExcluded(err error) bool {
 	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
 		return true
 	}
-	var lr localRejection
-	return errors.As(err, &lr) && lr.LocalRejection()
+	return middleware.IsLocalRejection(err)
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 )
 
@@ -192,7 +193,7 @@ func (c *call) attemptContext(n int) context.Context {
 // CANCELED or DEADLINE_EXCEEDED when the caller's context ended first.
 func (c *call) retry(n int, err error) (bool, error) {
 	cfg := c.cfg
-	if n > cfg.cfg.MaxAttempts || c.noRetry || !cfg.retries(status.Code(err)) {
+	if n > cfg.cfg.MaxAttempts || c.noRetry || !cfg.retries(status.Code(err)) || middleware.IsLocalRejection(err) {
 		return false, err
 	}
 	if ctxErr := c.ctx.Err(); ctxErr != nil {

@@ -3,6 +3,7 @@ package retry_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -368,5 +369,27 @@ methods:
 	}
 	if err := got.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
+	}
+}
+
+// localRejection stands for an open breaker's or a client limiter's error.
+type localRejection struct{}
+
+func (localRejection) Error() string              { return "breaker open" }
+func (localRejection) GRPCStatus() *status.Status { return status.New(codes.Unavailable, "breaker open") }
+func (localRejection) LocalRejection() bool       { return true }
+
+func TestLocalRejectionsAreNotRetried(t *testing.T) {
+	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) })
+	r := newRetrier(t, fastConfig())
+	var attempts atomic.Int32
+	reject := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		attempts.Add(1)
+		return localRejection{}
+	}
+	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor(), reject)))
+	_, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"})
+	if status.Code(err) != codes.Unavailable || attempts.Load() != 1 {
+		t.Errorf("err %v after %d attempts; want UNAVAILABLE after 1 (a local rejection is not retried)", err, attempts.Load())
 	}
 }
