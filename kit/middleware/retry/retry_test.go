@@ -375,9 +375,11 @@ methods:
 // localRejection stands for an open breaker's or a client limiter's error.
 type localRejection struct{}
 
-func (localRejection) Error() string              { return "breaker open" }
-func (localRejection) GRPCStatus() *status.Status { return status.New(codes.Unavailable, "breaker open") }
-func (localRejection) LocalRejection() bool       { return true }
+func (localRejection) Error() string { return "breaker open" }
+func (localRejection) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, "breaker open")
+}
+func (localRejection) LocalRejection() bool { return true }
 
 func TestLocalRejectionsAreNotRetried(t *testing.T) {
 	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) })
