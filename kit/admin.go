@@ -15,9 +15,13 @@ import (
 //
 //	/healthz        200 while the process runs
 //	/readyz         200 while serving and not shutting down, else 503
+//	/metrics        Prometheus text exposition (404 without the telemetry layer)
 //	/debug/pprof/   the runtime profiles of net/http/pprof
 func (s *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
+	if s.layers.Telemetry != nil {
+		mux.Handle("GET /metrics", s.layers.Telemetry.MetricsHandler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -2,6 +2,8 @@ package kit
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 
 	"google.golang.org/grpc"
@@ -27,14 +29,22 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 			return nil, fmt.Errorf("kit: %w", err)
 		}
 	}
+	logger := o.logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	layers, err := buildClientLayers(o.layers, logger)
+	if err != nil {
+		return nil, err
+	}
 	creds := o.creds
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	dial := []grpc.DialOption{
+	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
-	}
+	}, layers.dialOptions()...)
 	if o.discovery != nil {
 		var ropts []balancer.ResolverOption
 		if o.logger != nil {

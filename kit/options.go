@@ -40,6 +40,7 @@ type serverOptions struct {
 	registerTimeout time.Duration
 	grpcOptions     []grpc.ServerOption
 	logger          *slog.Logger
+	layers          layerChoice
 }
 
 var defaultServerOptions = serverOptions{
@@ -55,6 +56,7 @@ type clientOptions struct {
 	creds       credentials.TransportCredentials
 	dialOptions []grpc.DialOption
 	logger      *slog.Logger
+	layers      layerChoice
 }
 
 // WithAddress sets the address [Server.Run] listens on. Default 127.0.0.1:0

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 )
 
@@ -36,6 +37,8 @@ var ErrServing = errors.New("kit: server already serving")
 // before calling Serve or Run. Its methods are safe for concurrent use.
 type Server struct {
 	opts   serverOptions
+	layers ServerLayers
+	owned  *telemetry.Telemetry // telemetry kit made; flushed last by Shutdown
 	grpc   *grpc.Server
 	health *health.Server
 	admin  *http.Server // nil when the admin listener is off
@@ -69,9 +72,19 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if o.registrar != nil && o.instance.Name == "" {
 		return nil, errors.New("kit: WithRegistrar needs an instance with a Name")
 	}
+	service := o.instance.Name
+	if service == "" {
+		service = "grpckit"
+	}
+	layers, owned, err := buildServerLayers(o.layers, service, o.logger)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:         o,
-		grpc:         grpc.NewServer(o.grpcOptions...),
+		layers:       layers,
+		owned:        owned,
+		grpc:         grpc.NewServer(append(layers.grpcOptions(), o.grpcOptions...)...),
 		health:       health.NewServer(),
 		shutdownDone: make(chan struct{}),
 	}
@@ -89,6 +102,10 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.grpc.RegisterService(desc, impl)
 }
+
+// Layers returns the server's middleware objects; change them at run time
+// with their SetConfig.
+func (s *Server) Layers() ServerLayers { return s.layers }
 
 // GRPCServer returns the underlying grpc.Server.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
@@ -350,6 +367,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("kit: shutdown deadline reached, remaining calls cut off: %w", ctx.Err()))
 	}
 	s.closeAdmin()
+	if s.owned != nil { // last: the spans and metrics of the final calls
+		if err := s.owned.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("kit: flush telemetry: %w", err))
+		}
+	}
 	log.LogAttrs(ctx, slog.LevelInfo, "stopped")
 	return errors.Join(errs...)
 }

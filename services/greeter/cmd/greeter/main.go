@@ -31,7 +31,12 @@ func main() {
 	if err != nil {
 		svcmain.Fatal(logger, "consul registry", err)
 	}
-	var clientOpts []kit.ClientOption
+	srv, err := flags.Server("greeter", reg, logger)
+	if err != nil {
+		svcmain.Fatal(logger, "server", err)
+	}
+	// The user client shares the server's telemetry: one trace spans both hops.
+	clientOpts := []kit.ClientOption{kit.WithTelemetry(srv.Layers().Telemetry), kit.WithLogger(logger)}
 	if reg != nil {
 		clientOpts = append(clientOpts, kit.WithDiscovery(reg))
 	}
@@ -40,11 +45,6 @@ func main() {
 		svcmain.Fatal(logger, "user client", err)
 	}
 	defer users.Close()
-
-	srv, err := flags.Server("greeter", reg, logger)
-	if err != nil {
-		svcmain.Fatal(logger, "server", err)
-	}
 	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(userv1.NewUserServiceClient(users), greeter.WithLogger(logger)))
 	if err := srv.Run(context.Background()); err != nil {
 		svcmain.Fatal(logger, "greeter stopped", err)

@@ -1,0 +1,231 @@
+package kit_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
+	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
+	"github.com/grpckit/grpckit/kit/middleware/telemetry"
+	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/memory"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	userv1 "github.com/grpckit/grpckit/proto/user/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/services/user"
+)
+
+// serve starts srv on a loopback listener and shuts it down with the test.
+func serve(t *testing.T, srv *kit.Server) string {
+	t.Helper()
+	lis := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-served
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.AdminAddr() == nil { // the admin listener starts inside Serve
+		if time.Now().After(deadline) {
+			t.Fatal("admin listener not started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return lis.Addr().String()
+}
+
+func newServer(t *testing.T, opts ...kit.ServerOption) *kit.Server {
+	t.Helper()
+	srv, err := kit.NewServer(append([]kit.ServerOption{kit.WithDrain(0), kit.WithLogger(quiet)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+func newClient(t *testing.T, target string, opts ...kit.ClientOption) *grpc.ClientConn {
+	t.Helper()
+	cc, err := kit.NewClient(target, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// TestOneTraceAcrossGreeterAndUser: a SayHello that looks a user up yields
+// one trace holding the server spans of both services.
+func TestOneTraceAcrossGreeterAndUser(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	cfg := telemetry.DefaultConfig()
+	cfg.ServiceName, cfg.TracesSampler = "test", "always_on"
+	tel, err := telemetry.New(t.Context(), cfg, telemetry.WithSyncSpanExporter(spans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tel.Shutdown(context.Background()) })
+	reg := memory.New()
+
+	store, err := user.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	userSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "user"}), kit.WithTelemetry(tel))
+	userv1.RegisterUserServiceServer(userSrv, user.NewServer(store))
+	serve(t, userSrv)
+
+	users := userv1.NewUserServiceClient(newClient(t, "consul:///user", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
+	greeterSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "greeter"}), kit.WithTelemetry(tel))
+	greeterv1.RegisterGreeterServiceServer(greeterSrv, greeter.NewServer(users))
+	serve(t, greeterSrv)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	created, err := users.CreateUser(ctx, &userv1.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans.Reset()
+	id := created.GetUser().GetId()
+	greeterClient := greeterv1.NewGreeterServiceClient(newClient(t, "consul:///greeter", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
+	if _, err := greeterClient.SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+
+	byName := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range spans.GetSpans().Snapshots() {
+		byName[s.Name()+"/"+s.SpanKind().String()] = s
+	}
+	sayHello, ok1 := byName["greeter.v1.GreeterService/SayHello/server"]
+	getUser, ok2 := byName["user.v1.UserService/GetUser/server"]
+	if !ok1 || !ok2 {
+		t.Fatalf("want server spans of SayHello and GetUser, got %v", keys(byName))
+	}
+	if sayHello.SpanContext().TraceID() != getUser.SpanContext().TraceID() {
+		t.Errorf("SayHello and GetUser are in different traces: %v, %v", sayHello.SpanContext().TraceID(), getUser.SpanContext().TraceID())
+	}
+	getUserClient := byName["user.v1.UserService/GetUser/client"]
+	if getUserClient == nil || getUserClient.Parent().SpanID() != sayHello.SpanContext().SpanID() || getUser.Parent().SpanID() != getUserClient.SpanContext().SpanID() {
+		t.Errorf("GetUser is not a child call of SayHello's server span: %v", keys(byName))
+	}
+}
+
+func keys(m map[string]sdktrace.ReadOnlySpan) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestEveryLayerUnaryAndStream runs unary and streaming calls through both
+// chains with every layer on: auth with a token, a rate limit, dedupe.
+func TestEveryLayerUnaryAndStream(t *testing.T) {
+	secret := strings.Repeat("k", 32)
+	authn, err := auth.New(auth.Config{HMACSecret: secret, Leeway: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits, err := ratelimit.New(ratelimit.Config{RPS: 1000, Burst: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, kit.WithAuth(authn), kit.WithRateLimit(limits))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	admin := "http://" + srv.AdminAddr().String()
+
+	token, err := auth.IssueHS256(secret, "alice", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr,
+		kit.WithPerRPCCredentials(auth.BearerToken(token, auth.AllowInsecure())),
+		kit.WithDedupedMethods("/greeter.v1.GreeterService/SayHello")))
+	ctx := t.Context()
+	if resp, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil || resp.GetMessage() != "Hello, Ada!" {
+		t.Fatalf("SayHello = %v, %v", resp, err)
+	}
+	stream, err := client.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "Ada", Count: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream: %v", err)
+		}
+		n++
+	}
+	if n != 5 {
+		t.Errorf("stream gave %d messages, want 5", n)
+	}
+
+	anonymous := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr))
+	if _, err := anonymous.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "x"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("call without a token = %v, want Unauthenticated", err)
+	}
+	s, err := anonymous.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "x"})
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("stream without a token = %v, want Unauthenticated", err)
+	}
+
+	// The admin listener exposes the calls' metrics.
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "rpc_server_call_duration_seconds") || !strings.Contains(string(body), `rpc_method="greeter.v1.GreeterService/StreamHellos"`) {
+		t.Errorf("/metrics lacks the server call metrics:\n%.2000s", body)
+	}
+}
+
+// TestWithoutLayers: a server and client with every layer off still serve.
+func TestWithoutLayers(t *testing.T) {
+	all := []kit.Layer{kit.LayerTelemetry, kit.LayerRecovery, kit.LayerLogging, kit.LayerRateLimit, kit.LayerTimeout,
+		kit.LayerAuth, kit.LayerDedupe, kit.LayerRetry, kit.LayerBreaker}
+	srv := newServer(t, kit.WithoutLayers(all...))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	if l := srv.Layers(); l.Telemetry != nil || l.Recovery != nil || l.Retry != nil || l.Timeout != nil {
+		t.Errorf("layers still on: %+v", l)
+	}
+	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(all...)))
+	if _, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics without telemetry = %d, want 404", resp.StatusCode)
+	}
+}

@@ -1,0 +1,136 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// MinHMACSecretLen is the shortest [Config.HMACSecret] accepted, in bytes:
+// RFC 7518 section 3.2 asks for a key at least as long as the hash output
+// (256 bits for HS256).
+const MinHMACSecretLen = 32
+
+// Config is the auth section of a service's configuration. It is plain data;
+// keys are read from their files by [New] and [Authenticator.SetConfig].
+type Config struct {
+	// Issuer, when set, must equal the token's iss claim. Default "" (any
+	// issuer).
+	Issuer string `yaml:"issuer"`
+
+	// Audience, when set, must be one of the token's aud values. Default ""
+	// (any audience).
+	Audience string `yaml:"audience"`
+
+	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
+	// MinHMACSecretLen bytes. It is a secret: the field carries the tag
+	// `secret:"true"` so that config printers mask it, and it is never
+	// logged. Default "" (no HMAC key).
+	HMACSecret string `yaml:"hmac_secret" secret:"true"`
+
+	// PublicKeyFiles are PEM files, each holding one or more RSA, ECDSA or
+	// Ed25519 public keys ("PUBLIC KEY" or "RSA PUBLIC KEY" blocks) or
+	// certificates whose keys are used. A token may be signed by any of
+	// them, which allows key rotation. Default none.
+	PublicKeyFiles []string `yaml:"public_key_files"`
+
+	// PublicMethods need no token: full method names "/pkg.Service/Method",
+	// or "/pkg.Service/*" for every method of a service. The gRPC health
+	// service and server reflection are always public. Default none.
+	PublicMethods []string `yaml:"public_methods"`
+
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
+	// at most 5m.
+	Leeway time.Duration `yaml:"leeway"`
+}
+
+// alwaysPublic are the services callable without a token whatever the
+// config says: health checks (Consul's included) and reflection.
+var alwaysPublic = []string{
+	"/grpc.health.v1.Health/*",
+	"/grpc.reflection.v1.ServerReflection/*",
+	"/grpc.reflection.v1alpha.ServerReflection/*",
+}
+
+// maxLeeway bounds Config.Leeway: a larger skew defeats exp.
+const maxLeeway = 5 * time.Minute
+
+// DefaultConfig returns the default configuration: no key (so every
+// non-public call is rejected until one is configured), no issuer or
+// audience check, a 30s leeway.
+func DefaultConfig() Config {
+	return Config{Leeway: 30 * time.Second}
+}
+
+// Enabled reports whether c configures a verification key. An
+// Authenticator without one rejects every call to a non-public method; a
+// server that should not require tokens installs no auth interceptor.
+func (c Config) Enabled() bool {
+	return c.HMACSecret != "" || len(c.PublicKeyFiles) > 0
+}
+
+// Validate reports every invalid field of c, each error prefixed with
+// "auth:" and naming the field. It does not read the key files.
+func (c Config) Validate() error {
+	var errs []error
+	if c.HMACSecret != "" && len(c.HMACSecret) < MinHMACSecretLen {
+		errs = append(errs, fmt.Errorf("auth: hmac_secret is %d bytes, want at least %d", len(c.HMACSecret), MinHMACSecretLen))
+	}
+	for i, f := range c.PublicKeyFiles {
+		if strings.TrimSpace(f) == "" {
+			errs = append(errs, fmt.Errorf("auth: public_key_files[%d] is empty", i))
+		}
+	}
+	for i, m := range c.PublicMethods {
+		if err := checkMethodPattern(m); err != nil {
+			errs = append(errs, fmt.Errorf("auth: public_methods[%d]: %w", i, err))
+		}
+	}
+	if c.Leeway < 0 || c.Leeway > maxLeeway {
+		errs = append(errs, fmt.Errorf("auth: leeway %v is outside [0, %v]", c.Leeway, maxLeeway))
+	}
+	return errors.Join(errs...)
+}
+
+// checkMethodPattern accepts "/service/method" and "/service/*".
+func checkMethodPattern(p string) error {
+	svc, method, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	if !strings.HasPrefix(p, "/") || !ok || svc == "" || method == "" ||
+		strings.Contains(method, "/") || (strings.Contains(method, "*") && method != "*") || strings.Contains(svc, "*") {
+		return fmt.Errorf("%q is not \"/pkg.Service/Method\" or \"/pkg.Service/*\"", p)
+	}
+	return nil
+}
+
+// methodSet matches full method names against public method patterns.
+type methodSet struct {
+	exact    map[string]struct{} // "/svc/Method"
+	services map[string]struct{} // "svc" of "/svc/*"
+}
+
+func newMethodSet(patterns ...[]string) methodSet {
+	s := methodSet{exact: map[string]struct{}{}, services: map[string]struct{}{}}
+	for _, ps := range patterns {
+		for _, p := range ps {
+			if svc, ok := strings.CutSuffix(p, "/*"); ok {
+				s.services[strings.TrimPrefix(svc, "/")] = struct{}{}
+			} else {
+				s.exact[p] = struct{}{}
+			}
+		}
+	}
+	return s
+}
+
+// has reports whether fullMethod ("/svc/Method") is in the set.
+func (s methodSet) has(fullMethod string) bool {
+	if _, ok := s.exact[fullMethod]; ok {
+		return true
+	}
+	if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
+		_, ok := s.services[fullMethod[1:i]]
+		return ok
+	}
+	return false
+}

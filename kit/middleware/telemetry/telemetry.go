@@ -1,0 +1,268 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/attribute"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc/stats"
+)
+
+// Telemetry owns a service's tracer and meter providers, its propagator, its
+// Prometheus registry and the gRPC stats handlers built over them. Its
+// methods are safe for concurrent use.
+type Telemetry struct {
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	propagator     propagation.TextMapPropagator
+	serverHandler  stats.Handler
+	clientHandler  stats.Handler
+	metricsHandler http.Handler
+	exporter       string
+	recording      bool // an SDK tracer provider records spans
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+	shutdowns    []func(context.Context) error // SDK providers to flush, in order
+	abort        chan struct{}                 // closed when Shutdown's ctx ends: abandon exports
+}
+
+// New validates cfg and builds the providers; see the package documentation
+// for what the environment changes. ctx bounds the creation of the span
+// exporter only. Call [Telemetry.Shutdown] when done.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := defaultOptions
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+
+	t := &Telemetry{
+		abort:      make(chan struct{}),
+		propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	res, err := newResource(ctx, cfg.ServiceName, o.env)
+	if err != nil {
+		return nil, err
+	}
+	recording, err := t.initTraces(ctx, cfg, o, res)
+	if err != nil {
+		return nil, err
+	}
+	t.recording = recording
+	if err := t.initMetrics(cfg, res); err != nil {
+		_ = t.Shutdown(ctx)
+		return nil, err
+	}
+
+	if err := t.initHandlers(cfg); err != nil {
+		_ = t.Shutdown(ctx)
+		return nil, err
+	}
+	o.logger.LogAttrs(ctx, slog.LevelInfo, "telemetry ready",
+		slog.String("service", cfg.ServiceName),
+		slog.String("traces_exporter", t.exporter),
+		slog.Bool("metrics", cfg.Metrics))
+	return t, nil
+}
+
+// initTraces sets up the tracer provider and reports whether it records.
+func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *resource.Resource) (bool, error) {
+	exp := o.exporter
+	t.exporter = ExporterCustom
+	if exp == nil {
+		t.exporter = tracesExporterName(o.env)
+		if t.exporter != ExporterNone {
+			var err error
+			if exp, err = newSpanExporter(ctx, t.exporter, o.env); err != nil {
+				return false, err
+			}
+			if autoexport.IsNoneSpanExporter(exp) {
+				exp, t.exporter = nil, ExporterNone
+			}
+		}
+	}
+	if exp == nil {
+		t.tracerProvider = tracenoop.NewTracerProvider()
+		return false, nil
+	}
+
+	samplerName, samplerArg := cfg.TracesSampler, ""
+	if samplerName == "" {
+		samplerName, samplerArg = o.env("OTEL_TRACES_SAMPLER"), o.env("OTEL_TRACES_SAMPLER_ARG")
+		if samplerName == "" {
+			samplerName = "parentbased_always_on"
+		}
+	}
+	sampler, err := parseSampler(samplerName, samplerArg)
+	if err != nil {
+		_ = exp.Shutdown(ctx)
+		return false, fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER: %w", err)
+	}
+	exp = abortableExporter{SpanExporter: exp, done: t.abort}
+	var process sdktrace.TracerProviderOption // WithBatcher starts a goroutine: build only one
+	if o.sync {
+		process = sdktrace.WithSyncer(exp)
+	} else {
+		process = sdktrace.WithBatcher(exp)
+	}
+	tp := sdktrace.NewTracerProvider(process, sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
+	t.tracerProvider = tp
+	t.shutdowns = append(t.shutdowns, tp.Shutdown)
+	return true, nil
+}
+
+func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
+	reg := prometheus.NewRegistry()
+	t.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	if !cfg.Metrics {
+		t.meterProvider = metricnoop.NewMeterProvider()
+		return nil
+	}
+	reader, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return fmt.Errorf("telemetry: go collector: %w", err)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return fmt.Errorf("telemetry: process collector: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res))
+	t.meterProvider = mp
+	t.shutdowns = append(t.shutdowns, mp.Shutdown)
+	return nil
+}
+
+// initHandlers builds the stats handlers: otelgrpc for spans when they are
+// recorded (its own metrics off), rpcMetrics for the metrics.
+func (t *Telemetry) initHandlers(cfg Config) error {
+	server := &handler{prop: t.propagator}
+	client := &handler{prop: t.propagator, client: true}
+	if t.recording {
+		opts := []otelgrpc.Option{
+			otelgrpc.WithTracerProvider(t.tracerProvider),
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelgrpc.WithPropagators(t.propagator),
+		}
+		server.tracing = otelgrpc.NewServerHandler(opts...)
+		client.tracing = otelgrpc.NewClientHandler(opts...)
+	}
+	if cfg.Metrics {
+		var err error
+		if server.metrics, err = newRPCMetrics(t.meterProvider, false); err != nil {
+			return fmt.Errorf("telemetry: server metrics: %w", err)
+		}
+		if client.metrics, err = newRPCMetrics(t.meterProvider, true); err != nil {
+			return fmt.Errorf("telemetry: client metrics: %w", err)
+		}
+	}
+	t.serverHandler, t.clientHandler = server, client
+	return nil
+}
+
+// newResource describes the service: service.name, the OTel SDK, and
+// OTEL_RESOURCE_ATTRIBUTES read through env (service.name from cfg wins).
+func newResource(ctx context.Context, service string, env func(string) string) (*resource.Resource, error) {
+	var attrs []attribute.KeyValue
+	for pair := range strings.SplitSeq(env("OTEL_RESOURCE_ATTRIBUTES"), ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			continue
+		}
+		if u, err := url.PathUnescape(strings.TrimSpace(v)); err == nil {
+			v = u
+		}
+		attrs = append(attrs, attribute.String(k, v))
+	}
+	attrs = append(attrs, attribute.String("service.name", service))
+	res, err := resource.New(ctx, resource.WithTelemetrySDK(), resource.WithAttributes(attrs...))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	}
+	return res, nil
+}
+
+// ServerHandler returns the stats handler for grpc.StatsHandler: the
+// caller's trace context and baggage extracted into the handler's ctx, a
+// server span per call (child of the caller's span) when a span exporter
+// runs, and the rpc.server.call.duration histogram when metrics are on. The
+// same handler is returned on every call.
+func (t *Telemetry) ServerHandler() stats.Handler { return t.serverHandler }
+
+// ClientHandler returns the stats handler for grpc.WithStatsHandler: a
+// client span per call when a span exporter runs, the trace context and
+// baggage of the call's ctx injected into its metadata, and the
+// rpc.client.call.duration histogram when metrics are on. The same handler
+// is returned on every call.
+func (t *Telemetry) ClientHandler() stats.Handler { return t.clientHandler }
+
+// TracerProvider returns the tracer provider: a no-op provider when no span
+// exporter runs, else an SDK provider.
+func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracerProvider }
+
+// MeterProvider returns the meter provider whose instruments appear on
+// [Telemetry.MetricsHandler]; a no-op provider when [Config.Metrics] is off.
+func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meterProvider }
+
+// Propagator returns the W3C trace context and baggage propagator the stats
+// handlers use, for carrying traces over other transports (HTTP).
+func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
+
+// MetricsHandler returns an http.Handler serving this Telemetry's Prometheus
+// registry in the text exposition format, for the admin /metrics.
+func (t *Telemetry) MetricsHandler() http.Handler { return t.metricsHandler }
+
+// TracesExporter names the span exporter that runs: [ExporterNone],
+// [ExporterOTLP], [ExporterConsole] or [ExporterCustom].
+func (t *Telemetry) TracesExporter() string { return t.exporter }
+
+// Shutdown flushes pending spans and metrics and stops the exporters, bounded
+// by ctx: when ctx ends first, exports still in flight are abandoned and
+// Shutdown returns ctx's error. Later calls return the first call's result.
+// The handlers keep working after Shutdown but export nothing.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.shutdownOnce.Do(func() {
+		stop := context.AfterFunc(ctx, func() { close(t.abort) })
+		defer func() {
+			if !stop() {
+				return // ctx ended: abort already closed (or closing)
+			}
+			close(t.abort)
+		}()
+		var errs []error
+		for _, f := range t.shutdowns {
+			if err := f(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			t.shutdownErr = fmt.Errorf("telemetry: shutdown: %w", err)
+		}
+	})
+	return t.shutdownErr
+}
