@@ -109,15 +109,25 @@ func TestOneTraceAcrossGreeterAndUser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A server span ends after its response went out: wait for both.
 	byName := map[string]sdktrace.ReadOnlySpan{}
-	for _, s := range spans.GetSpans().Snapshots() {
-		byName[s.Name()+"/"+s.SpanKind().String()] = s
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, s := range spans.GetSpans().Snapshots() {
+			byName[s.Name()+"/"+s.SpanKind().String()] = s
+		}
+		_, ok1 := byName["greeter.v1.GreeterService/SayHello/server"]
+		_, ok2 := byName["user.v1.UserService/GetUser/server"]
+		if ok1 && ok2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want server spans of SayHello and GetUser, got %v", keys(byName))
+		}
+		time.Sleep(time.Millisecond)
 	}
-	sayHello, ok1 := byName["greeter.v1.GreeterService/SayHello/server"]
-	getUser, ok2 := byName["user.v1.UserService/GetUser/server"]
-	if !ok1 || !ok2 {
-		t.Fatalf("want server spans of SayHello and GetUser, got %v", keys(byName))
-	}
+	sayHello := byName["greeter.v1.GreeterService/SayHello/server"]
+	getUser := byName["user.v1.UserService/GetUser/server"]
 	if sayHello.SpanContext().TraceID() != getUser.SpanContext().TraceID() {
 		t.Errorf("SayHello and GetUser are in different traces: %v, %v", sayHello.SpanContext().TraceID(), getUser.SpanContext().TraceID())
 	}

@@ -5,23 +5,33 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 )
 
 func main() {
 	d := flag.Duration("duration", 2*time.Second, "length of one measurement")
 	rounds := flag.Int("rounds", 3, "measurements per setup; the median is reported")
+	only := flag.String("only", "", "measure only setups whose name contains this (bare grpc-go always runs)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	host, _ := os.Hostname()
 	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), host)
-	if err := chainTable(setups(), *d, *rounds); err != nil {
+	var ss []named
+	for i, s := range setups() {
+		if i == 0 || strings.Contains(s.name, *only) {
+			ss = append(ss, s)
+		}
+	}
+	if err := chainTable(ss, *d, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -34,56 +44,66 @@ type named struct {
 }
 
 func chainTable(ss []named, d time.Duration, rounds int) error {
+	baseAllocs, err := measureAllocs(ss[0].s)
+	if err != nil {
+		return err
+	}
 	for _, inFlight := range []int{1, 64} {
-		fmt.Printf("## unary, 1-byte payload, %d in flight (median of %d runs of %v)\n\n", inFlight, rounds, d)
-		fmt.Println("| setup | p50 | p99 | calls/s | allocs/call | p50 vs bare | extra allocs/call |")
-		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-		var base result
-		for i, s := range ss {
-			r, err := medianOf(s.s, inFlight, d, rounds)
+		fmt.Printf("## unary, 1-byte payload, %d in flight: each setup interleaved call by call with bare grpc-go (median of %d runs of %v)\n\n", inFlight, rounds, d)
+		fmt.Println("| setup | p50 | p99 | bare p50 in the same run | p50 vs bare | calls/s of the setup | allocs/call | extra allocs/call |")
+		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, s := range ss[1:] {
+			var runs []pairRun
+			for range rounds {
+				r, err := runPair(ss[0].s, s.s, inFlight, d)
+				if err != nil {
+					return fmt.Errorf("%s: %w", s.name, err)
+				}
+				runs = append(runs, r)
+			}
+			slices.SortFunc(runs, func(a, b pairRun) int { return cmp.Compare(a.ratio(), b.ratio()) })
+			r := runs[len(runs)/2]
+			allocs, err := measureAllocs(s.s)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
-			if i == 0 {
-				base = r
-			}
-			fmt.Printf("| %s | %v | %v | %.0f | %.1f | %.2fx | %+.1f |\n", s.name, r.p50.Round(time.Microsecond/10),
-				r.p99.Round(time.Microsecond/10), r.perSecond, r.allocs, float64(r.p50)/float64(base.p50), r.allocs-base.allocs)
+			fmt.Printf("| %s | %v | %v | %v | %.2fx | %.0f | %.1f | %+.1f |\n", s.name, r.cand.p50.Round(time.Microsecond/10),
+				r.cand.p99.Round(time.Microsecond/10), r.base.p50.Round(time.Microsecond/10), r.ratio(), r.rate, allocs, allocs-baseAllocs)
 		}
-		fmt.Println()
+		fmt.Printf("\nbare grpc-go: %.1f allocs/call.\n\n", baseAllocs)
 	}
 	return nil
 }
 
-// medianOf measures a fresh setup rounds times and keeps the run with the
-// median p50.
-func medianOf(s setup, inFlight int, d time.Duration, rounds int) (result, error) {
-	var rs []result
-	for range rounds {
-		call, cleanup, err := s()
-		if err != nil {
-			return result{}, err
-		}
-		r, err := measure(call, inFlight, d)
-		cleanup()
-		if err != nil {
-			return result{}, err
-		}
-		rs = append(rs, r)
-		runtime.GC()
-		time.Sleep(200 * time.Millisecond) // let the closed connections go
-	}
-	for i := range rs {
-		for j := i + 1; j < len(rs); j++ {
-			if rs[j].p50 < rs[i].p50 {
-				rs[i], rs[j] = rs[j], rs[i]
-			}
-		}
-	}
-	return rs[len(rs)/2], nil
+type pairRun struct {
+	base, cand latency
+	rate       float64
 }
 
-// setups lists the measured configurations, bare grpc-go first.
-func setups() []named {
-	return []named{{"bare grpc-go", bare}}
+func (r pairRun) ratio() float64 { return float64(r.cand.p50) / float64(r.base.p50) }
+
+// runPair builds fresh base and cand setups and measures them interleaved.
+func runPair(base, cand setup, inFlight int, d time.Duration) (pairRun, error) {
+	bc, bclean, err := base()
+	if err != nil {
+		return pairRun{}, err
+	}
+	defer bclean()
+	cc, cclean, err := cand()
+	if err != nil {
+		return pairRun{}, err
+	}
+	defer cclean()
+	b, c, rate, err := paired(bc, cc, inFlight, d)
+	runtime.GC()
+	return pairRun{b, c, rate}, err
+}
+
+func measureAllocs(s setup) (float64, error) {
+	call, cleanup, err := s()
+	if err != nil {
+		return 0, err
+	}
+	defer cleanup()
+	return allocsPerCall(call, 5000)
 }

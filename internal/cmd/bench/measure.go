@@ -15,70 +15,93 @@ type caller func(ctx context.Context) error
 // setup builds a client/server pair and returns its caller and a cleanup.
 type setup func() (caller, func(), error)
 
-// result is one measurement of one setup.
-type result struct {
-	calls     int
-	perSecond float64
-	p50, p99  time.Duration
-	allocs    float64 // heap allocations per call, client and server together
-	bytes     float64 // heap bytes per call
+// latency is the latency distribution of one side of a paired run.
+type latency struct {
+	calls    int
+	p50, p99 time.Duration
 }
 
-// measure runs call from inFlight goroutines for d (after a warm-up) and
-// records every call's latency and the process's allocations per call.
-func measure(call caller, inFlight int, d time.Duration) (result, error) {
+// paired measures base and cand interleaved: each of inFlight goroutines
+// alternates one base call and one cand call for d, so both see the same
+// machine, load and moment; ratios between them are then meaningful even on
+// a noisy shared machine, where separate runs drift by tens of percent.
+func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency, float64, error) {
 	ctx := context.Background()
 	for range 200 { // warm-up: connections, pools, lazy init
-		if err := call(ctx); err != nil {
-			return result{}, err
+		if err := base(ctx); err != nil {
+			return latency{}, latency{}, 0, err
+		}
+		if err := cand(ctx); err != nil {
+			return latency{}, latency{}, 0, err
 		}
 	}
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	lat := make([][]time.Duration, inFlight)
+	baseLat := make([][]time.Duration, inFlight)
+	candLat := make([][]time.Duration, inFlight)
 	errs := make([]error, inFlight)
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range inFlight {
 		wg.Go(func() {
-			l := make([]time.Duration, 0, 1<<16)
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				if err := call(ctx); err != nil {
+				if err := base(ctx); err != nil {
 					errs[g] = err
 					return
 				}
-				l = append(l, time.Since(t0))
+				t1 := time.Now()
+				if err := cand(ctx); err != nil {
+					errs[g] = err
+					return
+				}
+				baseLat[g] = append(baseLat[g], t1.Sub(t0))
+				candLat[g] = append(candLat[g], time.Since(t1))
 			}
-			lat[g] = l
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	runtime.ReadMemStats(&after)
 	for _, err := range errs {
 		if err != nil {
-			return result{}, err
+			return latency{}, latency{}, 0, err
 		}
 	}
+	b, c := summarize(baseLat), summarize(candLat)
+	return b, c, float64(c.calls) / elapsed.Seconds(), nil
+}
+
+func summarize(per [][]time.Duration) latency {
 	var all []time.Duration
-	for _, l := range lat {
+	for _, l := range per {
 		all = append(all, l...)
 	}
 	if len(all) == 0 {
-		return result{}, fmt.Errorf("no call completed")
+		return latency{}
 	}
 	slices.Sort(all)
-	n := float64(len(all))
-	// The latency slices themselves allocate a few times per goroutine; negligible per call.
-	return result{
-		calls:     len(all),
-		perSecond: n / elapsed.Seconds(),
-		p50:       all[len(all)/2],
-		p99:       all[len(all)*99/100],
-		allocs:    float64(after.Mallocs-before.Mallocs) / n,
-		bytes:     float64(after.TotalAlloc-before.TotalAlloc) / n,
-	}, nil
+	return latency{calls: len(all), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+}
+
+// allocsPerCall counts the process's heap allocations (client and server
+// together) over n sequential calls.
+func allocsPerCall(call caller, n int) (float64, error) {
+	ctx := context.Background()
+	for range 200 {
+		if err := call(ctx); err != nil {
+			return 0, err
+		}
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		if err := call(ctx); err != nil {
+			return 0, err
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if n == 0 {
+		return 0, fmt.Errorf("no calls")
+	}
+	return float64(after.Mallocs-before.Mallocs) / float64(n), nil
 }

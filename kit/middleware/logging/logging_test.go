@@ -177,7 +177,7 @@ func stream(ctx context.Context, c greeterv1.GreeterServiceClient, name string) 
 
 func TestServerRecords(t *testing.T) {
 	h := newRecordHandler(slog.LevelInfo)
-	c := serve(t, newLogger(t, DefaultConfig(), h), nil)
+	c := serve(t, newLogger(t, Config{Level: "info"}, h), nil)
 	ctx := t.Context()
 
 	hello(ctx, c, "ada")
@@ -204,7 +204,7 @@ func TestServerRecords(t *testing.T) {
 
 func TestClientRecords(t *testing.T) {
 	h := newRecordHandler(slog.LevelInfo)
-	c := serve(t, nil, newLogger(t, DefaultConfig(), h))
+	c := serve(t, nil, newLogger(t, Config{Level: "info"}, h))
 
 	hello(t.Context(), c, "ada")
 	stream(trace.ContextWithSpanContext(t.Context(), spanCtx), c, "")
@@ -282,14 +282,14 @@ func TestDisabledCostsNoAllocation(t *testing.T) {
 
 func TestSetConfig(t *testing.T) {
 	h := newRecordHandler(slog.LevelDebug)
-	l := newLogger(t, DefaultConfig(), h)
+	l := newLogger(t, Config{Level: "info"}, h)
 	c := serve(t, l, nil)
 
 	hello(t.Context(), c, "ada")
 	if err := l.SetConfig(Config{Level: "loud"}); err == nil || !strings.HasPrefix(err.Error(), "logging: level") {
 		t.Errorf("SetConfig(level loud) = %v, want a logging: level error", err)
 	}
-	if diff := cmp.Diff(DefaultConfig(), l.Config()); diff != "" {
+	if diff := cmp.Diff(Config{Level: "info"}, l.Config()); diff != "" {
 		t.Errorf("config after a refused change (-want +got):\n%s", diff)
 	}
 	hello(t.Context(), c, "ada")
@@ -314,6 +314,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Level: ""}, "logging: level"},
 		{Config{Level: "verbose"}, "logging: level"},
 		{Config{Level: "info", SlowThreshold: -1}, "logging: slow_threshold"},
+		{Config{Level: "info", ErrorLevel: "loud"}, "logging: error_level"},
 	} {
 		err := tc.cfg.Validate()
 		if tc.wantErr == "" && err != nil {
@@ -331,12 +332,12 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestConfigText(t *testing.T) {
-	in := `{"level":"warn","slow_threshold":"250ms"}`
+	in := `{"level":"warn","error_level":"error","slow_threshold":"250ms"}`
 	var got Config
 	if err := json.Unmarshal([]byte(in), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Level: "warn", SlowThreshold: Duration(250 * time.Millisecond)}
+	want := Config{Level: "warn", ErrorLevel: "error", SlowThreshold: Duration(250 * time.Millisecond)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)
 	}
@@ -349,5 +350,19 @@ func TestConfigText(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"slow_threshold":"soon"}`), &got); err == nil {
 		t.Error("decoding a bad duration succeeded")
+	}
+}
+
+// With the defaults, successful calls log at debug and failed ones at info.
+func TestDefaultLevels(t *testing.T) {
+	h := newRecordHandler(slog.LevelDebug)
+	c := serve(t, newLogger(t, DefaultConfig(), h), nil)
+	hello(t.Context(), c, "ada")
+	if got := h.next(t).Level; got != slog.LevelDebug {
+		t.Errorf("successful call logged at %v, want DEBUG", got)
+	}
+	hello(t.Context(), c, "") // InvalidArgument: no name
+	if got := h.next(t).Level; got != slog.LevelInfo {
+		t.Errorf("failed call logged at %v, want INFO", got)
 	}
 }

@@ -3,6 +3,7 @@ package retry
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -23,6 +24,11 @@ const tokenEpsilon = 1e-9
 // token, earned ones first.
 type budget struct {
 	refusalOpts []metric.AddOption // attributes of budget refusals
+
+	// pending counts calls not yet folded into earned: a call only adds to
+	// it (no clock, no lock); the fold happens when a retry asks for a token
+	// and every foldEvery calls, so decay stays accurate to that batch.
+	pending atomic.Int64
 
 	mu        sync.Mutex
 	earned    float64   // guarded by mu
@@ -59,18 +65,36 @@ func allowanceCap(perSecond float64) float64 {
 }
 
 // deposit records a call.
-func (b *budget) deposit(cfg *Config, now time.Time) {
+// foldEvery is how many deposits may accumulate before one folds them in.
+const foldEvery = 1024
+
+// deposit records one call. It reads the clock (now) only every foldEvery
+// calls; otherwise it is one atomic add.
+func (b *budget) deposit(cfg *Config, now func() time.Time) {
+	if b.pending.Add(1)%foldEvery != 0 {
+		return
+	}
 	b.mu.Lock()
-	b.advanceLocked(cfg, now)
-	b.earned += cfg.BudgetRatio
+	b.foldLocked(cfg, now())
 	b.mu.Unlock()
 }
 
-// withdraw spends a token for a retry and reports whether there was one.
+// foldLocked brings the budget up to now and adds the pending calls'
+// tokens, faded as if the calls had come evenly since the last fold.
+func (b *budget) foldLocked(cfg *Config, now time.Time) {
+	fade := 1.0
+	if dt := now.Sub(b.last); dt > 0 {
+		x := float64(dt) / float64(budgetFade)
+		fade = -math.Expm1(-x) / x // mean of e^-t over [0, x]
+	}
+	b.advanceLocked(cfg, now)
+	b.earned += float64(b.pending.Swap(0)) * cfg.BudgetRatio * fade
+}
+
 func (b *budget) withdraw(cfg *Config, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.advanceLocked(cfg, now)
+	b.foldLocked(cfg, now)
 	switch {
 	case b.earned >= 1-tokenEpsilon:
 		b.earned = max(0, b.earned-1)

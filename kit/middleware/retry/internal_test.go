@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -34,8 +35,11 @@ func TestBudgetTokens(t *testing.T) {
 			c.BudgetRatio, c.BudgetMinRetriesPerSecond = tc.ratio, tc.perSec
 			b := newBudget("t", t0)
 			for range tc.calls {
-				b.deposit(&c, t0)
+				b.deposit(&c, func() time.Time { return t0 })
 			}
+			b.mu.Lock() // the calls happened at t0: fold them in then
+			b.foldLocked(&c, t0)
+			b.mu.Unlock()
 			now := t0.Add(tc.wait)
 			got := 0
 			for b.withdraw(&c, now) {
@@ -167,4 +171,24 @@ func FuzzParseCode(f *testing.F) {
 			t.Fatalf("parseCode(%q) = %v, want a code other than OK", s, c)
 		}
 	})
+}
+
+func TestBudgetFoldsWithoutClockReads(t *testing.T) {
+	cfg := DefaultConfig()
+	t0 := time.Unix(1e9, 0)
+	b := newBudget("t", t0)
+	reads := 0
+	now := func() time.Time { reads++; return t0 }
+	for range 3 * foldEvery {
+		b.deposit(&cfg, now)
+	}
+	if reads != 3 {
+		t.Errorf("%d clock reads for %d calls, want 3 (one per fold)", reads, 3*foldEvery)
+	}
+	b.mu.Lock()
+	earned := b.earned
+	b.mu.Unlock()
+	if want := 3 * foldEvery * cfg.BudgetRatio; math.Abs(earned-want) > 1e-6 {
+		t.Errorf("earned %v after the folds, want %v", earned, want)
+	}
 }

@@ -169,7 +169,7 @@ func (r *Retrier) start(ctx context.Context, cc *grpc.ClientConn, method string)
 		target = cc.Target()
 	}
 	c := call{r: r, cfg: r.cfg.Load(), ctx: ctx, method: method, info: r.method(method), budget: r.budgetFor(target)}
-	c.budget.deposit(&c.cfg.cfg, r.now())
+	c.budget.deposit(&c.cfg.cfg, r.now)
 	if !RetriesAllowed(ctx) {
 		c.noRetry = true
 		c.ctx = metadata.AppendToOutgoingContext(ctx, NoRetryKey, "1")

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
+	"github.com/grpckit/grpckit/kit/middleware/breaker"
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
+	"github.com/grpckit/grpckit/kit/middleware/logging"
+	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
+	"github.com/grpckit/grpckit/kit/middleware/recovery"
+	"github.com/grpckit/grpckit/kit/middleware/retry"
+	"github.com/grpckit/grpckit/kit/middleware/telemetry"
+	"github.com/grpckit/grpckit/kit/middleware/timeout"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+)
+
+// setups lists the measured configurations, bare grpc-go first.
+func setups() []named {
+	return []named{
+		{"bare grpc-go", bare},
+		{"bare grpc-go, 5s deadline per call (reference)", bareWithDeadline},
+		{"kit default chains (metrics on, no exporter)", kitDefault(nil)},
+		{"kit default chains + tracing (AlwaysSample)", kitDefault(traced)},
+		{"layer: telemetry (metrics)", layer(telemetryLayer)},
+		{"layer: recovery", layer(recoveryLayer)},
+		{"layer: logging (access log)", layer(loggingLayer)},
+		{"layer: retry", layer(retryLayer)},
+		{"layer: ratelimit (no limit set)", layer(ratelimitLayer)},
+		{"layer: timeout", layer(timeoutLayer)},
+		{"layer: breaker", layer(breakerLayer)},
+		{"layer: dedupe", layer(dedupeLayer)},
+		{"layer: auth (JWT)", layer(authLayer)},
+		{"layer: kit_weighted balancer", layer(balancerLayer)},
+	}
+}
+
+// pair serves the greeter with serverOpts and dials it with dialOpts.
+func pair(serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) (caller, func(), error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := grpc.NewServer(serverOpts...)
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("bench")))
+	go srv.Serve(lis)
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(),
+		append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, dialOpts...)...)
+	if err != nil {
+		srv.Stop()
+		return nil, nil, err
+	}
+	client := greeterv1.NewGreeterServiceClient(cc)
+	call := func(ctx context.Context) error {
+		_, err := client.SayHello(ctx, request)
+		return err
+	}
+	return call, func() { cc.Close(); srv.Stop() }, nil
+}
+
+// bareWithDeadline is bare grpc-go whose calls carry the 5s deadline that
+// kit's client gives calls without one: grpc-go's own cost of a deadline
+// (timers, the grpc-timeout header, the server's deadline context).
+func bareWithDeadline() (caller, func(), error) {
+	call, cleanup, err := bare()
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return call(ctx)
+	}, cleanup, nil
+}
+
+// layerSetup returns one layer's server and client options (and a cleanup).
+type layerSetup func() ([]grpc.ServerOption, []grpc.DialOption, func(), error)
+
+func layer(l layerSetup) setup {
+	return func() (caller, func(), error) {
+		so, do, done, err := l()
+		if err != nil {
+			return nil, nil, err
+		}
+		call, cleanup, err := pair(so, do)
+		if err != nil {
+			done()
+			return nil, nil, err
+		}
+		return call, func() { cleanup(); done() }, nil
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func nothing() {}
+
+func telemetryLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	cfg := telemetry.DefaultConfig()
+	cfg.ServiceName = "bench"
+	t, err := telemetry.New(context.Background(), cfg, telemetry.WithEnv(func(string) string { return "" }))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.StatsHandler(t.ServerHandler())}, []grpc.DialOption{grpc.WithStatsHandler(t.ClientHandler())},
+		func() { t.Shutdown(context.Background()) }, nil
+}
+
+func recoveryLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	r, err := recovery.New(recovery.DefaultConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(r.UnaryServerInterceptor())}, nil, nothing, nil
+}
+
+func loggingLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	l, err := logging.New(logging.DefaultConfig(), logging.WithLogger(quiet))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(l.UnaryServerInterceptor())}, nil, nothing, nil
+}
+
+func retryLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	r, err := retry.New(retry.DefaultConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(r.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())}, nothing, nil
+}
+
+func ratelimitLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	s, err := ratelimit.New(ratelimit.DefaultConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := ratelimit.NewClient(ratelimit.DefaultClientConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(s.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(c.UnaryClientInterceptor())}, nothing, nil
+}
+
+func timeoutLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	t, err := timeout.New(timeout.DefaultConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(t.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(t.UnaryClientInterceptor())}, nothing, nil
+}
+
+func breakerLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	b, err := breaker.New(breaker.DefaultConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return nil, []grpc.DialOption{grpc.WithUnaryInterceptor(b.UnaryClientInterceptor())}, nothing, nil
+}
+
+func dedupeLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	cfg := dedupe.DefaultConfig()
+	cfg.Methods = []string{"/greeter.v1.GreeterService/SayHello"}
+	c, err := dedupe.New(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// Every call gets a fresh request id: the cache records, never replays.
+	return []grpc.ServerOption{grpc.UnaryInterceptor(c.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(dedupe.UnaryClientInterceptor("/greeter.v1.GreeterService/SayHello"))}, nothing, nil
+}
+
+func authLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	secret := strings.Repeat("s", 32)
+	a, err := auth.New(auth.Config{HMACSecret: secret, Leeway: 30 * time.Second})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	token, err := auth.IssueHS256(secret, "bench", time.Hour)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(a.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithPerRPCCredentials(auth.BearerToken(token, auth.AllowInsecure()))}, nothing, nil
+}
+
+func balancerLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	return nil, []grpc.DialOption{grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"kit_weighted":{}}]}`)}, nothing, nil
+}
+
+// traced makes kit's telemetry sample every call into an exporter that
+// drops the spans, so that recording them is measured but not shipping them.
+func traced() (*telemetry.Telemetry, error) {
+	cfg := telemetry.DefaultConfig()
+	cfg.ServiceName, cfg.TracesSampler = "bench", "always_on"
+	return telemetry.New(context.Background(), cfg, telemetry.WithSpanExporter(discard{}))
+}
+
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
+
+// kitDefault is kit.NewServer and kit.NewClient with their default chains;
+// tel, when set, makes the telemetry both share.
+func kitDefault(tel func() (*telemetry.Telemetry, error)) setup {
+	return func() (caller, func(), error) {
+		var opts []kit.Option
+		var t *telemetry.Telemetry
+		if tel != nil {
+			var err error
+			if t, err = tel(); err != nil {
+				return nil, nil, err
+			}
+			opts = append(opts, kit.WithTelemetry(t))
+		}
+		sopts := []kit.ServerOption{kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress("")}
+		copts := []kit.ClientOption{}
+		for _, o := range opts {
+			sopts, copts = append(sopts, o), append(copts, o)
+		}
+		srv, err := kit.NewServer(sopts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("bench")))
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		go srv.Serve(lis)
+		cc, err := kit.NewClient("passthrough:///"+lis.Addr().String(), copts...)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return nil, nil, err
+		}
+		client := greeterv1.NewGreeterServiceClient(cc)
+		call := func(ctx context.Context) error {
+			_, err := client.SayHello(ctx, request)
+			return err
+		}
+		return call, func() {
+			cc.Close()
+			srv.Shutdown(context.Background())
+			if t != nil {
+				t.Shutdown(context.Background())
+			}
+		}, nil
+	}
+}

@@ -1,0 +1,72 @@
+package kit_test
+
+import (
+	"context"
+	"net"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/grpckit/grpckit/kit"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+)
+
+// BenchmarkUnary compares one SayHello through kit's default chains with
+// bare grpc-go, client and server in this process (allocations of both).
+// `make bench` prints the full comparison with ratios.
+func BenchmarkUnary(b *testing.B) {
+	b.Run("bare", func(b *testing.B) {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+		go srv.Serve(lis)
+		defer srv.Stop()
+		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Close()
+		run(b, greeterv1.NewGreeterServiceClient(cc))
+	})
+	b.Run("kit", func(b *testing.B) {
+		srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go srv.Serve(lis)
+		defer srv.Shutdown(context.Background())
+		cc, err := kit.NewClient("passthrough:///" + lis.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Close()
+		run(b, greeterv1.NewGreeterServiceClient(cc))
+	})
+}
+
+func run(b *testing.B, c greeterv1.GreeterServiceClient) {
+	req := &greeterv1.SayHelloRequest{Name: "x"}
+	ctx := context.Background()
+	for range 100 {
+		if _, err := c.SayHello(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.SayHello(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
