@@ -10,7 +10,7 @@ BUF_VERSION                := v1.57.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build test test-short dev consul generate tools vet clean bench-balancer
+.PHONY: all build test test-short dev consul generate tools vet clean bench bench-balancer
 
 all: build
 
@@ -33,6 +33,10 @@ test-short:
 dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev
+
+## bench: per-call cost of kit's chains and of each layer, interleaved with bare grpc-go.
+bench:
+	go run ./internal/cmd/bench
 
 ## bench-balancer: kit_weighted beside round_robin and outlier detection (Pick+Done, throughput, fault scenarios).
 bench-balancer:
