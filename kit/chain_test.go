@@ -239,3 +239,20 @@ func TestWithoutLayers(t *testing.T) {
 		t.Errorf("/metrics without telemetry = %d, want 404", resp.StatusCode)
 	}
 }
+
+func TestLayerOptionErrors(t *testing.T) {
+	authn, err := auth.New(auth.Config{HMACSecret: strings.Repeat("k", 32), Leeway: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kit.NewServer(kit.WithAuth(authn), kit.WithoutLayers(kit.LayerAuth), kit.WithLogger(quiet)); err == nil {
+		t.Error("NewServer accepted auth both given and turned off")
+	}
+	if _, err := kit.NewServer(kit.WithoutLayers("Auth"), kit.WithLogger(quiet)); err == nil || !strings.Contains(err.Error(), "unknown layer") {
+		t.Errorf("NewServer with an unknown layer = %v, want an error naming it", err)
+	}
+	if cc, err := kit.NewClient("passthrough:///x", kit.WithDedupedMethods("CreateUser")); err == nil {
+		cc.Close()
+		t.Error("NewClient accepted a malformed deduped method")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -76,6 +77,36 @@ type layerChoice struct {
 
 func (c *layerChoice) off(l Layer) bool { return c.without[l] }
 
+// check refuses a layer both given and turned off (a silent unauthenticated
+// server is worse than an error) and unknown layer names.
+func (c *layerChoice) check(server bool) error {
+	given := map[Layer]bool{LayerTelemetry: c.server.Telemetry != nil || c.client.Telemetry != nil}
+	if server {
+		given[LayerRateLimit] = c.server.RateLimit != nil
+		given[LayerTimeout] = c.server.Timeout != nil
+		given[LayerAuth] = c.server.Auth != nil
+		given[LayerDedupe] = c.server.Dedupe != nil
+		given[LayerLogging] = c.server.Logging != nil
+	} else {
+		given[LayerTimeout] = c.client.Timeout != nil
+		given[LayerRetry] = c.client.Retry != nil
+		given[LayerBreaker] = c.client.Breaker != nil
+		given[LayerRateLimit] = c.client.RateLimit != nil
+		given[LayerDedupe] = len(c.client.Dedupe) > 0
+	}
+	for l := range c.without {
+		switch l {
+		case LayerTelemetry, LayerRecovery, LayerLogging, LayerRateLimit, LayerTimeout, LayerAuth, LayerDedupe, LayerRetry, LayerBreaker:
+		default:
+			return fmt.Errorf("kit: WithoutLayers: unknown layer %q", l)
+		}
+		if given[l] {
+			return fmt.Errorf("kit: layer %q is both given and turned off by WithoutLayers", l)
+		}
+	}
+	return nil
+}
+
 type layerOption func(*layerChoice)
 
 func (f layerOption) applyServer(o *serverOptions) { f(&o.layers) }
@@ -84,7 +115,9 @@ func (f layerOption) applyClient(o *clientOptions) { f(&o.layers) }
 // WithTelemetry makes a server or client use t for traces and metrics
 // instead of one of its own. Pass a server's telemetry ([Server.Layers]) to
 // the clients its handlers use, so that one trace spans both hops and their
-// metrics share the server's /metrics. The caller owns t.
+// metrics share the server's /metrics (such clients must not outlive the
+// server, which flushes its telemetry on Shutdown). Otherwise the caller
+// owns t.
 func WithTelemetry(t *telemetry.Telemetry) Option {
 	return layerOption(func(c *layerChoice) { c.server.Telemetry, c.client.Telemetry = t, t })
 }
@@ -174,6 +207,9 @@ func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
 // buildServerLayers completes the chosen layers with kit's defaults. owned
 // is the telemetry kit made, which Shutdown must flush; nil if none.
 func buildServerLayers(c layerChoice, service string, logger *slog.Logger) (l ServerLayers, owned *telemetry.Telemetry, err error) {
+	if err := c.check(true); err != nil {
+		return l, nil, err
+	}
 	l = c.server
 	if !c.off(LayerTelemetry) && l.Telemetry == nil {
 		cfg := telemetry.DefaultConfig()
@@ -285,7 +321,15 @@ func (l ServerLayers) grpcOptions() []grpc.ServerOption {
 
 // buildClientLayers completes the chosen client layers with kit's defaults.
 func buildClientLayers(c layerChoice, logger *slog.Logger) (l clientLayers, err error) {
+	if err := c.check(false); err != nil {
+		return l, err
+	}
 	l = c.client
+	if len(l.Dedupe) > 0 {
+		if err := (dedupe.Config{Methods: l.Dedupe, TTL: time.Minute, MaxEntries: 1}).Validate(); err != nil {
+			return l, fmt.Errorf("kit: WithDedupedMethods: %w", err)
+		}
+	}
 	if !c.off(LayerTelemetry) && l.Telemetry == nil {
 		// A client's own telemetry records metrics but exports no spans: a
 		// *grpc.ClientConn gives kit no hook to flush an exporter when it

@@ -41,6 +41,7 @@ type serverOptions struct {
 	grpcOptions     []grpc.ServerOption
 	logger          *slog.Logger
 	layers          layerChoice
+	serviceName     string
 }
 
 var defaultServerOptions = serverOptions{
@@ -57,6 +58,13 @@ type clientOptions struct {
 	dialOptions []grpc.DialOption
 	logger      *slog.Logger
 	layers      layerChoice
+}
+
+// WithServiceName names the service in telemetry (traces and metrics) when
+// no registrar names it. Default: the WithRegistrar instance's Name, else
+// "grpckit".
+func WithServiceName(name string) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.serviceName = name })
 }
 
 // WithAddress sets the address [Server.Run] listens on. Default 127.0.0.1:0

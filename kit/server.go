@@ -72,7 +72,10 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if o.registrar != nil && o.instance.Name == "" {
 		return nil, errors.New("kit: WithRegistrar needs an instance with a Name")
 	}
-	service := o.instance.Name
+	service := o.serviceName
+	if service == "" {
+		service = o.instance.Name
+	}
 	if service == "" {
 		service = "grpckit"
 	}
@@ -288,11 +291,12 @@ func advertiseIP() net.IP {
 
 // Run listens on the configured address and serves until ctx is done or the
 // process gets SIGINT or SIGTERM, then shuts down within the shutdown timeout.
-// It returns nil after a clean shutdown.
+// It returns nil after a clean shutdown; on an error it has shut the server
+// down too (releasing telemetry), so nothing is left to clean up.
 func (s *Server) Run(ctx context.Context) error {
 	lis, err := net.Listen("tcp", s.opts.address)
 	if err != nil {
-		return fmt.Errorf("kit: listen on %q: %w", s.opts.address, err)
+		return errors.Join(fmt.Errorf("kit: listen on %q: %w", s.opts.address, err), s.shutdownAfterFailure())
 	}
 	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -300,7 +304,10 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- s.Serve(lis) }()
 	select {
 	case err := <-errc:
-		return err
+		if err != nil {
+			return errors.Join(err, s.shutdownAfterFailure())
+		}
+		return nil
 	case <-sigCtx.Done():
 	}
 	stopSignals() // a second signal kills the process the default way
@@ -308,6 +315,13 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.shutdownTimeout)
 	defer cancel()
 	return errors.Join(s.Shutdown(shutdownCtx), <-errc)
+}
+
+// shutdownAfterFailure releases what a server that failed to start holds.
+func (s *Server) shutdownAfterFailure() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.shutdownTimeout)
+	defer cancel()
+	return s.Shutdown(ctx)
 }
 
 // Shutdown stops the server: deregister, health NOT_SERVING, drain window,

@@ -97,6 +97,7 @@ func (f *Flags) Registry(logger *slog.Logger) (*consul.Registry, error) {
 // Server returns a kit server for service, registered in reg when it is not nil.
 func (f *Flags) Server(service string, reg *consul.Registry, logger *slog.Logger) (*kit.Server, error) {
 	opts := []kit.ServerOption{
+		kit.WithServiceName(service),
 		kit.WithAddress(f.Listen),
 		kit.WithAdminAddress(f.Admin),
 		kit.WithDrain(f.Drain),

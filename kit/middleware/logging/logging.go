@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -102,7 +103,18 @@ func (l *Logger) SetConfig(cfg Config) error {
 
 // enabled reports whether a call may be logged under s.
 func (l *Logger) enabled(ctx context.Context, s *settings) bool {
-	return l.logger.Enabled(ctx, s.level) || (s.slow > 0 && l.logger.Enabled(ctx, s.slowLevel))
+	return l.logger.Enabled(ctx, s.level) || l.logger.Enabled(ctx, s.errLevel) ||
+		(s.slow > 0 && l.logger.Enabled(ctx, s.slowLevel))
+}
+
+// logPanic, deferred, logs a call whose handler panicked as the INTERNAL the
+// recovery layer (outside this one) turns it into, and panics on.
+func (l *Logger) logPanic(ctx context.Context, s *settings, method string, start time.Time) {
+	if r := recover(); r != nil {
+		l.log(ctx, s, &call{msg: serverMessage, side: "server", method: method, peer: serverPeer(ctx), start: start,
+			err: status.Error(codes.Internal, "internal error (panic)")})
+		panic(r)
+	}
 }
 
 // call is what the log record of one call says.
@@ -174,6 +186,7 @@ func (l *Logger) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		start := time.Now()
+		defer l.logPanic(ctx, s, info.FullMethod, start)
 		resp, err := handler(ctx, req)
 		l.log(ctx, s, &call{msg: serverMessage, side: "server", method: info.FullMethod, peer: serverPeer(ctx), start: start, err: err})
 		return resp, err
@@ -190,6 +203,7 @@ func (l *Logger) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			return handler(srv, ss)
 		}
 		start := time.Now()
+		defer l.logPanic(ctx, s, info.FullMethod, start)
 		err := handler(srv, ss)
 		l.log(ctx, s, &call{msg: serverMessage, side: "server", method: info.FullMethod, peer: serverPeer(ctx), start: start, err: err})
 		return err

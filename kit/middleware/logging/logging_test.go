@@ -366,3 +366,34 @@ func TestDefaultLevels(t *testing.T) {
 		t.Errorf("failed call logged at %v, want INFO", got)
 	}
 }
+
+// With the defaults and a logger at info, failed calls are logged and
+// successful ones are not.
+func TestDefaultLevelsAtInfo(t *testing.T) {
+	h := newRecordHandler(slog.LevelInfo)
+	c := serve(t, newLogger(t, DefaultConfig(), h), nil)
+	hello(t.Context(), c, "ada")
+	hello(t.Context(), c, "") // InvalidArgument
+	if r := h.next(t); r.Level != slog.LevelInfo || r.Attrs["code"] != "InvalidArgument" {
+		t.Errorf("record %v %v, want the failed call at INFO", r.Level, r.Attrs)
+	}
+}
+
+// A handler that panics is logged as INTERNAL, and the panic goes on to the
+// recovery layer outside this one.
+func TestPanicIsLogged(t *testing.T) {
+	h := newRecordHandler(slog.LevelDebug)
+	l := newLogger(t, Config{Level: "info"}, h)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic was swallowed")
+			}
+		}()
+		l.UnaryServerInterceptor()(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: "/x.Y/Z"},
+			func(context.Context, any) (any, error) { panic("boom") })
+	}()
+	if r := h.next(t); r.Attrs["code"] != "Internal" || r.Attrs["method"] != "/x.Y/Z" {
+		t.Errorf("panicking call logged with %v, want code Internal", r.Attrs)
+	}
+}

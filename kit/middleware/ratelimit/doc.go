@@ -4,8 +4,11 @@
 // On the server, a [Limiter] applies up to three limits to every call: a
 // global one, one per method (configured per full method name, or for all
 // methods of a service with "/package.Service/*"; every method has its own
-// bucket) and one per caller ([middleware.Caller]: the authenticated subject,
-// else the peer's address; each caller has its own bucket, and the least
+// bucket) and one per caller ([middleware.Caller]: the authenticated subject
+// when an auth layer ran before this one, else the peer's address — in kit's
+// default server chain ratelimit runs before auth, so that floods are refused
+// before token checks, and callers are peers; each caller has its own
+// bucket, and the least
 // recently seen callers are forgotten beyond Config.MaxCallers). A call takes
 // a token from every bucket that applies; when one of them has none, the
 // call is rejected at once with codes.ResourceExhausted carrying a

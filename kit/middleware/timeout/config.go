@@ -20,7 +20,8 @@ type Config struct {
 	// streaming calls. Default: none.
 	PerMethod map[string]time.Duration `yaml:"per_method"`
 	// ServerMax caps the deadline of an incoming call at this long after its
-	// arrival; a call that arrives without a deadline gets this one. 0 means
+	// arrival; a unary call that arrives without a deadline gets this one (a
+	// stream without one keeps none: it may be a long-lived watch). 0 means
 	// no cap. Default: 30s.
 	ServerMax time.Duration `yaml:"server_max"`
 }

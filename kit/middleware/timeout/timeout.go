@@ -121,12 +121,15 @@ func (s *cancelOnEnd) RecvMsg(m any) error {
 
 // serverContext returns ctx with its deadline capped at ServerMax; cancel is
 // nil when ctx is returned unchanged.
-func (t *Timeouts) serverContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (t *Timeouts) serverContext(ctx context.Context, stream bool) (context.Context, context.CancelFunc) {
 	limit := t.cfg.Load().cfg.ServerMax
 	if limit <= 0 {
 		return ctx, nil
 	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= limit {
+	dl, ok := ctx.Deadline()
+	if ok && time.Until(dl) <= limit || !ok && stream {
+		// Within the cap; or a stream without a deadline, which may be a
+		// long-lived watch and is left alone.
 		return ctx, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
@@ -138,7 +141,7 @@ func (t *Timeouts) serverContext(ctx context.Context) (context.Context, context.
 // incoming call at ServerMax, and sets it when the call has none.
 func (t *Timeouts) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, cancel := t.serverContext(ctx)
+		ctx, cancel := t.serverContext(ctx, false)
 		if cancel != nil {
 			defer cancel()
 		}
@@ -147,10 +150,11 @@ func (t *Timeouts) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor returns an interceptor that caps the deadline of
-// an incoming stream at ServerMax, and sets it when the stream has none.
+// an incoming stream at ServerMax. A stream that arrives without a deadline
+// keeps none: it may be a long-lived watch.
 func (t *Timeouts) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, cancel := t.serverContext(ss.Context())
+		ctx, cancel := t.serverContext(ss.Context(), true)
 		if cancel == nil {
 			return handler(srv, ss)
 		}
