@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -57,4 +58,50 @@ func TestIsLocalRejection(t *testing.T) {
 	if IsLocalRejection(localErr{false}) || IsLocalRejection(status.Error(codes.Unavailable, "x")) || IsLocalRejection(nil) {
 		t.Error("not a local rejection, but reported as one")
 	}
+}
+
+func TestMethodTable(t *testing.T) {
+	tbl, err := NewMethodTable(map[string]int{"/a.S/M": 1, "/a.S/*": 2, "/b.T/N": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method string
+		want   int
+		ok     bool
+	}{
+		{"/a.S/M", 1, true}, {"/a.S/Other", 2, true}, {"/b.T/N", 3, true}, {"/b.T/Other", 0, false}, {"/c.U/M", 0, false}, {"nonsense", 0, false},
+	} {
+		if got, ok := tbl.Lookup(tc.method); got != tc.want || ok != tc.ok {
+			t.Errorf("Lookup(%q) = %d, %v; want %d, %v", tc.method, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, bad := range []string{"M", "/a.S", "/a.S/", "//M", "/a.S/M/x", "/a.S/M*", "/a*/M", "a.S/M"} {
+		if _, err := NewMethodSet(bad); err == nil {
+			t.Errorf("NewMethodSet(%q) accepted a malformed pattern", bad)
+		}
+	}
+	if n := tbl.Len(); n != 3 {
+		t.Errorf("Len = %d, want 3", n)
+	}
+}
+
+func FuzzCheckMethodPattern(f *testing.F) {
+	for _, s := range []string{"/a.S/M", "/a.S/*", "", "/", "//", "/a/b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if CheckMethodPattern(p) != nil {
+			return
+		}
+		tbl, err := NewMethodSet(p)
+		if err != nil {
+			t.Fatalf("accepted pattern %q fails NewMethodSet: %v", p, err)
+		}
+		if !strings.HasSuffix(p, "*") {
+			if _, ok := tbl.Lookup(p); !ok {
+				t.Fatalf("exact pattern %q does not match itself", p)
+			}
+		}
+	})
 }

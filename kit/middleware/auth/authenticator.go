@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -69,7 +70,7 @@ type state struct {
 	cfg    Config
 	keys   keySet
 	algs   map[string]bool
-	public methodSet
+	public middleware.MethodTable[struct{}]
 	parser *jwt.Parser
 
 	mu    sync.RWMutex
@@ -109,11 +110,15 @@ func (a *Authenticator) SetConfig(cfg Config) error {
 	}
 	cfg.PublicKeyFiles = append([]string(nil), cfg.PublicKeyFiles...)
 	cfg.PublicMethods = append([]string(nil), cfg.PublicMethods...)
+	public, err := middleware.NewMethodSet(append(append([]string(nil), alwaysPublic...), cfg.PublicMethods...)...)
+	if err != nil {
+		return fmt.Errorf("auth: public_methods: %w", err)
+	}
 	s := &state{
 		cfg:    cfg,
 		keys:   keys,
 		algs:   map[string]bool{},
-		public: newMethodSet(alwaysPublic, cfg.PublicMethods),
+		public: public,
 		cache:  map[string]*verified{},
 	}
 	algs := keys.algorithms()
@@ -144,7 +149,7 @@ func (a *Authenticator) Config() Config { return a.state.Load().cfg }
 // IsPublic reports whether fullMethod ("/pkg.Service/Method") needs no
 // token under the current config.
 func (a *Authenticator) IsPublic(fullMethod string) bool {
-	return a.state.Load().public.has(fullMethod)
+	return a.state.Load().isPublic(fullMethod)
 }
 
 // Verify checks token (without the "Bearer " prefix) under the current
@@ -264,7 +269,7 @@ func Claims(ctx context.Context) (jwt.MapClaims, bool) {
 // token, or a codes.Unauthenticated error.
 func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	s := a.state.Load()
-	if s.public.has(method) {
+	if s.isPublic(method) {
 		return ctx, nil
 	}
 	tok, err := bearerToken(ctx)
@@ -317,3 +322,9 @@ type serverStream struct {
 }
 
 func (s *serverStream) Context() context.Context { return s.ctx }
+
+// isPublic reports whether method needs no token.
+func (s *state) isPublic(method string) bool {
+	_, ok := s.public.Lookup(method)
+	return ok
+}

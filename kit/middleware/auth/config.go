@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // MinHMACSecretLen is the shortest [Config.HMACSecret] accepted, in bytes:
@@ -83,54 +85,12 @@ func (c Config) Validate() error {
 		}
 	}
 	for i, m := range c.PublicMethods {
-		if err := checkMethodPattern(m); err != nil {
-			errs = append(errs, fmt.Errorf("auth: public_methods[%d]: %w", i, err))
+		if err := middleware.CheckMethodPattern(m); err != nil {
+			errs = append(errs, fmt.Errorf("auth: public_methods[%d] %q: %w", i, m, err))
 		}
 	}
 	if c.Leeway < 0 || c.Leeway > maxLeeway {
 		errs = append(errs, fmt.Errorf("auth: leeway %v is outside [0, %v]", c.Leeway, maxLeeway))
 	}
 	return errors.Join(errs...)
-}
-
-// checkMethodPattern accepts "/service/method" and "/service/*".
-func checkMethodPattern(p string) error {
-	svc, method, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	if !strings.HasPrefix(p, "/") || !ok || svc == "" || method == "" ||
-		strings.Contains(method, "/") || (strings.Contains(method, "*") && method != "*") || strings.Contains(svc, "*") {
-		return fmt.Errorf("%q is not \"/pkg.Service/Method\" or \"/pkg.Service/*\"", p)
-	}
-	return nil
-}
-
-// methodSet matches full method names against public method patterns.
-type methodSet struct {
-	exact    map[string]struct{} // "/svc/Method"
-	services map[string]struct{} // "svc" of "/svc/*"
-}
-
-func newMethodSet(patterns ...[]string) methodSet {
-	s := methodSet{exact: map[string]struct{}{}, services: map[string]struct{}{}}
-	for _, ps := range patterns {
-		for _, p := range ps {
-			if svc, ok := strings.CutSuffix(p, "/*"); ok {
-				s.services[strings.TrimPrefix(svc, "/")] = struct{}{}
-			} else {
-				s.exact[p] = struct{}{}
-			}
-		}
-	}
-	return s
-}
-
-// has reports whether fullMethod ("/svc/Method") is in the set.
-func (s methodSet) has(fullMethod string) bool {
-	if _, ok := s.exact[fullMethod]; ok {
-		return true
-	}
-	if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
-		_, ok := s.services[fullMethod[1:i]]
-		return ok
-	}
-	return false
 }

@@ -130,7 +130,7 @@ func (c *Cache) Len() int {
 func (c *Cache) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		cfg := c.cfg.Load()
-		if _, ok := cfg.methods.lookup(info.FullMethod); !ok {
+		if _, ok := cfg.methods.Lookup(info.FullMethod); !ok {
 			return handler(ctx, req)
 		}
 		ids := metadata.ValueFromIncomingContext(ctx, RequestIDKey)

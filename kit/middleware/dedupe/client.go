@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // RequestIDKey is the metadata key that carries a call's request id.
@@ -34,12 +36,12 @@ func UnaryClientInterceptor(methods ...string) grpc.UnaryClientInterceptor {
 	for _, m := range methods {
 		set[m] = struct{}{}
 	}
-	table, err := newMethodTable(set)
+	table, err := middleware.NewMethodTable(set)
 	if err != nil {
 		panic(fmt.Sprintf("dedupe: UnaryClientInterceptor: %v", err))
 	}
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if _, ok := table.lookup(method); !ok {
+		if _, ok := table.Lookup(method); !ok {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
 		if _, ok := ctx.Value(requestIDKey{}).(string); !ok {

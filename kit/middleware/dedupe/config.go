@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // Config is the dedupe section of a service's configuration (server side).
@@ -35,7 +37,7 @@ func (c Config) Validate() error {
 // compiled is a validated Config; it is never modified after compile.
 type compiled struct {
 	cfg     Config
-	methods methodTable[struct{}]
+	methods middleware.MethodTable[struct{}]
 }
 
 func compile(c Config) (*compiled, error) {
@@ -49,7 +51,7 @@ func compile(c Config) (*compiled, error) {
 	for _, m := range c.Methods {
 		set[m] = struct{}{}
 	}
-	t, err := newMethodTable(set)
+	t, err := middleware.NewMethodTable(set)
 	if err != nil {
 		return nil, fmt.Errorf("dedupe: methods: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // ErrLimited is matched (with errors.Is) by the errors a [ClientLimiter]
@@ -27,9 +29,9 @@ type ClientLimiter struct {
 	limited metric.Int64Counter
 
 	mu      sync.RWMutex
-	cfg     ClientConfig             // guarded by mu
-	rules   rules                    // guarded by mu; compiled cfg.PerMethod
-	methods map[string]*rate.Limiter // guarded by mu; buckets of limited methods seen
+	cfg     ClientConfig                  // guarded by mu
+	rules   middleware.MethodTable[Limit] // guarded by mu; compiled cfg.PerMethod
+	methods map[string]*rate.Limiter      // guarded by mu; buckets of limited methods seen
 }
 
 // NewClient returns a ClientLimiter enforcing cfg, or the error of
@@ -83,7 +85,7 @@ func (l *ClientLimiter) apply(cfg ClientConfig) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cfg = cfg
-	l.rules = compileRules(cfg.PerMethod)
+	l.rules, _ = middleware.NewMethodTable(cfg.PerMethod) // validated by SetConfig
 	for method, b := range l.methods {
 		if lim := l.limitLocked(method); lim.enabled() {
 			update(b, lim, now)
@@ -95,7 +97,7 @@ func (l *ClientLimiter) apply(cfg ClientConfig) {
 
 // limitLocked returns the limit of method.
 func (l *ClientLimiter) limitLocked(method string) Limit {
-	if lim, ok := l.rules.lookup(method); ok {
+	if lim, ok := l.rules.Lookup(method); ok {
 		return lim
 	}
 	return l.cfg.Default

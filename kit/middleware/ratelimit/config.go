@@ -5,9 +5,10 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
 
 	"golang.org/x/time/rate"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // Limit is a token bucket: RPS tokens per second, at most Burst at once.
@@ -151,7 +152,7 @@ func (c ClientConfig) clone() ClientConfig {
 
 func validatePerMethod(m map[string]Limit, field string) error {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if !validMethodKey(k) {
+		if middleware.CheckMethodPattern(k) != nil {
 			return fmt.Errorf("ratelimit: %s key %q must be \"/package.Service/Method\" or \"/package.Service/*\"", field, k)
 		}
 		if err := m[k].validate(fmt.Sprintf("%s[%q].", field, k)); err != nil {
@@ -159,48 +160,4 @@ func validatePerMethod(m map[string]Limit, field string) error {
 		}
 	}
 	return nil
-}
-
-// validMethodKey reports whether k is "/service/method" or "/service/*".
-func validMethodKey(k string) bool {
-	rest, ok := strings.CutPrefix(k, "/")
-	if !ok {
-		return false
-	}
-	svc, method, ok := strings.Cut(rest, "/")
-	return ok && svc != "" && method != "" && !strings.Contains(method, "/") &&
-		(method == "*" || !strings.Contains(method, "*"))
-}
-
-// rules resolves the limit of a method from a per-method map without
-// allocating.
-type rules struct {
-	exact   map[string]Limit // full method name
-	service map[string]Limit // "/package.Service/", from "/package.Service/*" keys
-}
-
-func compileRules(m map[string]Limit) rules {
-	r := rules{exact: make(map[string]Limit), service: make(map[string]Limit)}
-	for k, l := range m {
-		if svc, ok := strings.CutSuffix(k, "/*"); ok {
-			r.service[svc+"/"] = l
-		} else {
-			r.exact[k] = l
-		}
-	}
-	return r
-}
-
-// lookup returns the limit of method: its own entry, else its service's.
-func (r rules) lookup(method string) (Limit, bool) {
-	if l, ok := r.exact[method]; ok {
-		return l, true
-	}
-	if len(r.service) > 0 {
-		if i := strings.LastIndexByte(method, '/'); i > 0 {
-			l, ok := r.service[method[:i+1]]
-			return l, ok
-		}
-	}
-	return Limit{}, false
 }

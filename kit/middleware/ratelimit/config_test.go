@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -76,12 +78,15 @@ func TestClientConfigValidate(t *testing.T) {
 }
 
 func TestRulesLookup(t *testing.T) {
-	r := compileRules(map[string]Limit{
+	r, err := middleware.NewMethodTable(map[string]Limit{
 		"/a.B/C": {RPS: 1},
 		"/a.B/*": {RPS: 2},
 		"/a.B/D": {RPS: 0},
 		"/x.Y/Z": {RPS: 3},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	type result struct {
 		Limit Limit
 		OK    bool
@@ -95,7 +100,7 @@ func TestRulesLookup(t *testing.T) {
 		"/a.Bb/C":  {},
 		"nonsense": {},
 	} {
-		l, ok := r.lookup(method)
+		l, ok := r.Lookup(method)
 		if diff := cmp.Diff(want, result{l, ok}); diff != "" {
 			t.Errorf("lookup(%q) (-want +got):\n%s", method, diff)
 		}

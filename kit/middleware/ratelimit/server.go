@@ -47,11 +47,11 @@ type Limiter struct {
 	now     func() time.Time // time source; tests replace it before any call
 
 	mu      sync.RWMutex
-	cfg     Config                   // guarded by mu
-	rules   rules                    // guarded by mu; compiled cfg.PerMethod
-	global  *rate.Limiter            // guarded by mu; nil: no global limit
-	methods map[string]*rate.Limiter // guarded by mu; buckets of limited methods seen
-	callers callerBuckets            // own lock, taken after mu when both are held
+	cfg     Config                        // guarded by mu
+	rules   middleware.MethodTable[Limit] // guarded by mu; compiled cfg.PerMethod
+	global  *rate.Limiter                 // guarded by mu; nil: no global limit
+	methods map[string]*rate.Limiter      // guarded by mu; buckets of limited methods seen
+	callers callerBuckets                 // own lock, taken after mu when both are held
 }
 
 // New returns a Limiter enforcing cfg, or the error of cfg.Validate.
@@ -106,7 +106,7 @@ func (l *Limiter) apply(cfg Config) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.cfg = cfg
-	l.rules = compileRules(cfg.PerMethod)
+	l.rules, _ = middleware.NewMethodTable(cfg.PerMethod) // validated by SetConfig
 	switch global := (Limit{RPS: cfg.RPS, Burst: cfg.Burst}); {
 	case !global.enabled():
 		l.global = nil
@@ -116,7 +116,7 @@ func (l *Limiter) apply(cfg Config) {
 		update(l.global, global, now)
 	}
 	for method, b := range l.methods {
-		if lim, ok := l.rules.lookup(method); ok && lim.enabled() {
+		if lim, ok := l.rules.Lookup(method); ok && lim.enabled() {
 			update(b, lim, now)
 		} else {
 			delete(l.methods, method)
@@ -133,7 +133,7 @@ func (l *Limiter) methodBucket(method string) *rate.Limiter {
 	if b := l.methods[method]; b != nil {
 		return b
 	}
-	lim, ok := l.rules.lookup(method)
+	lim, ok := l.rules.Lookup(method)
 	if !ok || !lim.enabled() {
 		return nil
 	}
@@ -151,7 +151,7 @@ func (l *Limiter) allow(ctx context.Context, method string) *status.Status {
 	global, perMethod := l.global, l.methods[method]
 	create := false
 	if perMethod == nil {
-		lim, ok := l.rules.lookup(method)
+		lim, ok := l.rules.Lookup(method)
 		create = ok && lim.enabled()
 	}
 	perCaller := l.cfg.PerCaller.enabled()

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // maxMaxAttempts bounds [Config.MaxAttempts].
@@ -83,7 +85,7 @@ func (c Config) Validate() error {
 type compiled struct {
 	cfg       Config
 	retryable uint32 // bit c set: code c is retried
-	methods   methodTable[bool]
+	methods   middleware.MethodTable[bool]
 	attempts  []string // attempts[n] is strconv.Itoa(n)
 }
 
@@ -112,7 +114,7 @@ func compile(c Config) (*compiled, error) {
 		}
 		cc.retryable |= 1 << code
 	}
-	t, err := newMethodTable(c.Methods)
+	t, err := middleware.NewMethodTable(c.Methods)
 	if err != nil {
 		return nil, fmt.Errorf("retry: methods: %w", err)
 	}

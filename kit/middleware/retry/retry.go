@@ -199,7 +199,7 @@ func (c *call) retry(n int, err error) (bool, error) {
 	if ctxErr := c.ctx.Err(); ctxErr != nil {
 		return false, status.FromContextError(ctxErr).Err()
 	}
-	if allowed, ok := cfg.methods.lookup(c.method); ok {
+	if allowed, ok := cfg.methods.Lookup(c.method); ok {
 		if !allowed {
 			return false, err
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // Config is the timeout section of a service's configuration. The zero value
@@ -43,7 +45,7 @@ func (c Config) Validate() error {
 // after compile returns.
 type compiled struct {
 	cfg       Config
-	perMethod methodTable[time.Duration]
+	perMethod middleware.MethodTable[time.Duration]
 }
 
 func compile(c Config) (*compiled, error) {
@@ -58,7 +60,7 @@ func compile(c Config) (*compiled, error) {
 			return nil, fmt.Errorf("timeout: per_method[%q]: must not be negative, got %v", m, d)
 		}
 	}
-	t, err := newMethodTable(c.PerMethod)
+	t, err := middleware.NewMethodTable(c.PerMethod)
 	if err != nil {
 		return nil, fmt.Errorf("timeout: per_method: %w", err)
 	}
@@ -69,7 +71,7 @@ func compile(c Config) (*compiled, error) {
 // clientTimeout returns the deadline to give a call of method whose context
 // has none; ok is false when it gets none.
 func (c *compiled) clientTimeout(method string, stream bool) (time.Duration, bool) {
-	d, ok := c.perMethod.lookup(method)
+	d, ok := c.perMethod.Lookup(method)
 	if !ok {
 		if stream {
 			return 0, false
