@@ -308,7 +308,7 @@ func (l ServerLayers) grpcOptions() []grpc.ServerOption {
 	}
 	var opts []grpc.ServerOption
 	if len(unary) > 0 {
-		opts = append(opts, grpc.ChainUnaryInterceptor(unary...))
+		opts = append(opts, grpc.ChainUnaryInterceptor(chainUnaryServer(unary)))
 	}
 	if len(stream) > 0 {
 		opts = append(opts, grpc.ChainStreamInterceptor(stream...))
@@ -401,7 +401,7 @@ func (l clientLayers) dialOptions() []grpc.DialOption {
 	}
 	var opts []grpc.DialOption
 	if len(unary) > 0 {
-		opts = append(opts, grpc.WithChainUnaryInterceptor(unary...))
+		opts = append(opts, grpc.WithChainUnaryInterceptor(chainUnaryClient(unary)))
 	}
 	if len(stream) > 0 {
 		opts = append(opts, grpc.WithChainStreamInterceptor(stream...))
