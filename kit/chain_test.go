@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
@@ -254,5 +256,93 @@ func TestLayerOptionErrors(t *testing.T) {
 	if cc, err := kit.NewClient("passthrough:///x", kit.WithDedupedMethods("CreateUser")); err == nil {
 		cc.Close()
 		t.Error("NewClient accepted a malformed deduped method")
+	}
+}
+
+// hopGreeter answers SayHello by calling next with the server's own
+// context, as a kit handler must for traces and the retry chain stop.
+type hopGreeter struct {
+	greeterv1.UnimplementedGreeterServiceServer
+	next greeterv1.GreeterServiceClient
+}
+
+func (h hopGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
+	return h.next.SayHello(ctx, req)
+}
+
+// countingFault fails calls with UNAVAILABLE while fail says so, counting
+// calls and recording their request ids.
+type countingFault struct {
+	calls atomic.Int32
+	fail  func(n int32) bool
+	ids   chan string
+}
+
+func (f *countingFault) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	n := f.calls.Add(1)
+	if f.ids != nil {
+		id := ""
+		if v := metadata.ValueFromIncomingContext(ctx, "grpckit-request-id"); len(v) > 0 {
+			id = v[0]
+		}
+		f.ids <- id
+	}
+	if f.fail(n) {
+		return nil, status.Error(codes.Unavailable, "down")
+	}
+	return h(ctx, req)
+}
+
+// TestRetryChainStopAcrossKitHops: client → A → B with B down. A's first
+// attempt may retry B; A's retried attempts carry the mark and do not, so B
+// sees 3 + 1 + 1 calls instead of 3 x 3. (The A → B client's breaker is off:
+// it would open after 5 failures and cut the calls to B on its own.)
+func TestRetryChainStopAcrossKitHops(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		aLayers []kit.ServerOption
+		want    int32
+	}{
+		{"chain stop", nil, 5},
+		{"without the retry layer on A", []kit.ServerOption{kit.WithoutLayers(kit.LayerRetry)}, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fault := &countingFault{fail: func(int32) bool { return true }}
+			b := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(fault.intercept)))
+			greeterv1.RegisterGreeterServiceServer(b, greeter.NewServer(nil))
+			bAddr := serve(t, b)
+
+			toB := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+bAddr, kit.WithoutLayers(kit.LayerBreaker)))
+			a := newServer(t, tc.aLayers...)
+			greeterv1.RegisterGreeterServiceServer(a, hopGreeter{next: toB})
+			aAddr := serve(t, a)
+
+			client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+aAddr))
+			_, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"})
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("call through A to a down B = %v, want UNAVAILABLE", err)
+			}
+			if got := fault.calls.Load(); got != tc.want {
+				t.Errorf("B got %d calls, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestIDStableAcrossRetries: a deduplicated method keeps its request
+// id through kit's retry layer.
+func TestRequestIDStableAcrossRetries(t *testing.T) {
+	fault := &countingFault{fail: func(n int32) bool { return n == 1 }, ids: make(chan string, 4)}
+	srv := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(fault.intercept)))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr,
+		kit.WithDedupedMethods("/greeter.v1.GreeterService/SayHello")))
+	if _, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+		t.Fatalf("SayHello after one retry: %v", err)
+	}
+	first, second := <-fault.ids, <-fault.ids
+	if first == "" || first != second {
+		t.Errorf("request ids %q then %q, want one id on both attempts", first, second)
 	}
 }
