@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
@@ -31,6 +32,7 @@ func setups() []named {
 	return []named{
 		{"bare grpc-go", bare},
 		{"bare grpc-go, 5s deadline per call (reference)", bareWithDeadline},
+		{"bare grpc-go, no-op stats handlers (reference)", layer(noopStats)},
 		{"kit default chains (metrics on, no exporter)", kitDefault(nil)},
 		{"kit default chains + tracing (AlwaysSample)", kitDefault(traced)},
 		{"layer: telemetry (metrics)", layer(telemetryLayer)},
@@ -83,6 +85,19 @@ func bareWithDeadline() (caller, func(), error) {
 		return call(ctx)
 	}, cleanup, nil
 }
+
+// noopStats installs stats handlers that do nothing on both sides: grpc-go's
+// own cost of calling stats handlers, which telemetry cannot avoid.
+func noopStats() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	return []grpc.ServerOption{grpc.StatsHandler(noopHandler{})}, []grpc.DialOption{grpc.WithStatsHandler(noopHandler{})}, nothing, nil
+}
+
+type noopHandler struct{}
+
+func (noopHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (noopHandler) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (noopHandler) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (noopHandler) HandleConn(context.Context, stats.ConnStats)                       {}
 
 // layerSetup returns one layer's server and client options (and a cleanup).
 type layerSetup func() ([]grpc.ServerOption, []grpc.DialOption, func(), error)
