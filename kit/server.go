@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		opts:         o,
 		layers:       layers,
 		owned:        owned,
-		grpc:         grpc.NewServer(append(layers.grpcOptions(), o.grpcOptions...)...),
+		grpc:         grpc.NewServer(append(append(layers.grpcOptions(), streamWorkers()), o.grpcOptions...)...),
 		health:       health.NewServer(),
 		shutdownDone: make(chan struct{}),
 	}
@@ -201,6 +202,15 @@ func (s *Server) notServing() {
 	s.mu.Lock()
 	s.serving = false
 	s.mu.Unlock()
+}
+
+// streamWorkers keeps a pool of goroutines serving incoming streams. grpc-go
+// otherwise starts a goroutine per call, whose stack, deeper with kit's
+// chains and stats handler, grows (a copy) on every call; a pooled worker
+// keeps its grown stack. When every worker is busy grpc-go falls back to a
+// new goroutine, so the pool size bounds nothing.
+func streamWorkers() grpc.ServerOption {
+	return grpc.NumStreamWorkers(uint32(max(16, 4*runtime.GOMAXPROCS(0))))
 }
 
 // register registers the instance for addr; it is interrupted by Shutdown.
