@@ -22,7 +22,8 @@ type latency struct {
 }
 
 // paired measures base and cand interleaved: each of inFlight goroutines
-// alternates one base call and one cand call for d, so both see the same
+// alternates one base call and one cand call for d (taking turns at going
+// first), so both see the same
 // machine, load and moment; ratios between them are then meaningful even on
 // a noisy shared machine, where separate runs drift by tens of percent.
 func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency, float64, error) {
@@ -43,19 +44,28 @@ func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency,
 	var wg sync.WaitGroup
 	for g := range inFlight {
 		wg.Go(func() {
-			for time.Now().Before(deadline) {
+			for i := 0; time.Now().Before(deadline); i++ {
+				// Alternate which goes first, so neither pays for the other.
+				first, second := base, cand
+				if i%2 == 1 {
+					first, second = cand, base
+				}
 				t0 := time.Now()
-				if err := base(ctx); err != nil {
+				if err := first(ctx); err != nil {
 					errs[g] = err
 					return
 				}
 				t1 := time.Now()
-				if err := cand(ctx); err != nil {
+				if err := second(ctx); err != nil {
 					errs[g] = err
 					return
 				}
-				baseLat[g] = append(baseLat[g], t1.Sub(t0))
-				candLat[g] = append(candLat[g], time.Since(t1))
+				d1, d2 := t1.Sub(t0), time.Since(t1)
+				if i%2 == 1 {
+					d1, d2 = d2, d1
+				}
+				baseLat[g] = append(baseLat[g], d1)
+				candLat[g] = append(candLat[g], d2)
 			}
 		})
 	}
