@@ -43,7 +43,15 @@ type rpcMetrics struct {
 
 	mu      sync.RWMutex
 	methods map[string]*methodMetrics // guarded by mu; at most maxMethods
+
+	addrMu sync.RWMutex
+	addrs  map[*net.TCPAddr]string // formatted peer addresses; guarded by addrMu; cleared when it holds maxAddrStrings
 }
+
+// maxAddrStrings bounds the cache of formatted peer addresses; a transport
+// keeps one *net.TCPAddr per connection, so a hit spares formatting the
+// address on every call.
+const maxAddrStrings = 256
 
 // methodMetrics holds the record options of one method.
 type methodMetrics struct {
@@ -69,7 +77,7 @@ type callMetricsKey struct{}
 
 func newRPCMetrics(mp metric.MeterProvider, client bool) (*rpcMetrics, error) {
 	meter := mp.Meter(scopeName, metric.WithSchemaURL(semconv.SchemaURL))
-	r := &rpcMetrics{client: client, methods: map[string]*methodMetrics{}}
+	r := &rpcMetrics{client: client, methods: map[string]*methodMetrics{}, addrs: map[*net.TCPAddr]string{}}
 	buckets := metric.WithExplicitBucketBoundaries(durationBuckets...)
 	if client {
 		d, err := rpcconv.NewClientCallDuration(meter, buckets)
@@ -123,7 +131,7 @@ func (r *rpcMetrics) handleRPC(ctx context.Context, rs stats.RPCStats) {
 	case *stats.OutHeader:
 		if rs.Client && rs.RemoteAddr != nil {
 			if c, ok := ctx.Value(callMetricsKey{}).(*callMetrics); ok {
-				c.addr = rs.RemoteAddr.String()
+				c.addr = r.addrString(rs.RemoteAddr)
 			}
 		}
 	case *stats.End:
@@ -144,6 +152,28 @@ func (r *rpcMetrics) handleRPC(ctx context.Context, rs stats.RPCStats) {
 		elapsed := float64(rs.EndTime.Sub(rs.BeginTime)) / 1e9
 		r.hist.Record(ctx, elapsed, r.recordOptions(m, code, addr)...)
 	}
+}
+
+// addrString formats a, from the cache when a is a TCP address seen before.
+func (r *rpcMetrics) addrString(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	r.addrMu.RLock()
+	s, ok := r.addrs[tcp]
+	r.addrMu.RUnlock()
+	if ok {
+		return s
+	}
+	s = tcp.String()
+	r.addrMu.Lock()
+	if len(r.addrs) >= maxAddrStrings {
+		clear(r.addrs)
+	}
+	r.addrs[tcp] = s
+	r.addrMu.Unlock()
+	return s
 }
 
 // recordOptions returns the cached options for (m, code, addr).
