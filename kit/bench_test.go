@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -68,5 +69,67 @@ func run(b *testing.B, c greeterv1.GreeterServiceClient) {
 		if _, err := c.SayHello(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkUnaryParallel is BenchmarkUnary with 64 calls in flight, where
+// the CPU per call decides the latency.
+func BenchmarkUnaryParallel(b *testing.B) {
+	for _, name := range []string{"bare", "bare-deadline", "kit"} {
+		b.Run(name, func(b *testing.B) {
+			var c greeterv1.GreeterServiceClient
+			if name != "kit" {
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				srv := grpc.NewServer()
+				greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+				go srv.Serve(lis)
+				defer srv.Stop()
+				cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer cc.Close()
+				c = greeterv1.NewGreeterServiceClient(cc)
+			} else {
+				srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
+				if err != nil {
+					b.Fatal(err)
+				}
+				greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				go srv.Serve(lis)
+				defer srv.Shutdown(context.Background())
+				cc, err := kit.NewClient("passthrough:///" + lis.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer cc.Close()
+				c = greeterv1.NewGreeterServiceClient(cc)
+			}
+			req := &greeterv1.SayHelloRequest{Name: "x"}
+			b.ReportAllocs()
+			b.SetParallelism(32) // 64 goroutines on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					ctx, cancel := context.Background(), context.CancelFunc(func() {})
+					if name == "bare-deadline" { // the 5s deadline kit's client sets
+						ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+					}
+					_, err := c.SayHello(ctx, req)
+					cancel()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

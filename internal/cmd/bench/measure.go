@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -114,4 +115,54 @@ func allocsPerCall(call caller, n int) (float64, error) {
 		return 0, fmt.Errorf("no calls")
 	}
 	return float64(after.Mallocs-before.Mallocs) / float64(n), nil
+}
+
+// alone measures one setup by itself: inFlight goroutines calling it for d;
+// it returns the latencies, calls/s and the process CPU time per call.
+func alone(call caller, inFlight int, d time.Duration) (latency, float64, time.Duration, error) {
+	ctx := context.Background()
+	for range 200 {
+		if err := call(ctx); err != nil {
+			return latency{}, 0, 0, err
+		}
+	}
+	lat := make([][]time.Duration, inFlight)
+	errs := make([]error, inFlight)
+	cpu0 := cpuTime()
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range inFlight {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := call(ctx); err != nil {
+					errs[g] = err
+					return
+				}
+				lat[g] = append(lat[g], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	for _, err := range errs {
+		if err != nil {
+			return latency{}, 0, 0, err
+		}
+	}
+	l := summarize(lat)
+	if l.calls == 0 {
+		return l, 0, 0, fmt.Errorf("no call completed")
+	}
+	return l, float64(l.calls) / elapsed.Seconds(), cpu / time.Duration(l.calls), nil
+}
+
+// cpuTime is the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
