@@ -144,10 +144,7 @@ func runAlone(s setup, inFlight int, d time.Duration) (latency, float64, time.Du
 	return l, rate, cpu, err
 }
 
-type pairRun struct {
-	base, cand latency
-	rate       float64
-}
+type pairRun struct{ base, cand latency }
 
 func (r pairRun) ratio() float64 { return float64(r.cand.p50) / float64(r.base.p50) }
 
@@ -163,9 +160,9 @@ func runPair(base, cand setup, inFlight int, d time.Duration) (pairRun, error) {
 		return pairRun{}, err
 	}
 	defer cclean()
-	b, c, rate, err := paired(bc, cc, inFlight, d)
+	b, c, err := paired(bc, cc, inFlight, d)
 	runtime.GC()
-	return pairRun{b, c, rate}, err
+	return pairRun{b, c}, err
 }
 
 func measureAllocs(s setup) (float64, error) {

@@ -27,21 +27,20 @@ type latency struct {
 // first), so both see the same
 // machine, load and moment; ratios between them are then meaningful even on
 // a noisy shared machine, where separate runs drift by tens of percent.
-func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency, float64, error) {
+func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency, error) {
 	ctx := context.Background()
 	for range 200 { // warm-up: connections, pools, lazy init
 		if err := base(ctx); err != nil {
-			return latency{}, latency{}, 0, err
+			return latency{}, latency{}, err
 		}
 		if err := cand(ctx); err != nil {
-			return latency{}, latency{}, 0, err
+			return latency{}, latency{}, err
 		}
 	}
 	baseLat := make([][]time.Duration, inFlight)
 	candLat := make([][]time.Duration, inFlight)
 	errs := make([]error, inFlight)
 	deadline := time.Now().Add(d)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range inFlight {
 		wg.Go(func() {
@@ -71,14 +70,12 @@ func paired(base, cand caller, inFlight int, d time.Duration) (latency, latency,
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	for _, err := range errs {
 		if err != nil {
-			return latency{}, latency{}, 0, err
+			return latency{}, latency{}, err
 		}
 	}
-	b, c := summarize(baseLat), summarize(candLat)
-	return b, c, float64(c.calls) / elapsed.Seconds(), nil
+	return summarize(baseLat), summarize(candLat), nil
 }
 
 func summarize(per [][]time.Duration) latency {
