@@ -11,23 +11,28 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 )
 
 func main() {
 	d := flag.Duration("duration", 2*time.Second, "length of one measurement")
 	rounds := flag.Int("rounds", 3, "measurements per setup; the median is reported")
-	only := flag.String("only", "", "measure only setups whose name contains this (bare grpc-go always runs)")
+	only := flag.String("only", "", "measure only setups whose name matches this regular expression (bare grpc-go always runs)")
 	flag.Parse()
+	re, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -only:", err)
+		os.Exit(2)
+	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	host, _ := os.Hostname()
 	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), host)
 	var ss []named
 	for i, s := range setups() {
-		if i == 0 || strings.Contains(s.name, *only) {
+		if i == 0 || re.MatchString(s.name) {
 			ss = append(ss, s)
 		}
 	}

@@ -33,6 +33,7 @@ func setups() []named {
 		{"bare grpc-go", bare},
 		{"bare grpc-go, 5s deadline per call (reference)", bareWithDeadline},
 		{"bare grpc-go, no-op stats handlers (reference)", layer(noopStats)},
+		{"bare grpc-go, 5s deadline + no-op stats handlers (reference: what DESIGN asks of grpc-go)", withDeadline(layer(noopStats))},
 		{"kit default chains (metrics on, no exporter)", kitDefault(nil)},
 		{"kit default chains + tracing (AlwaysSample)", kitDefault(traced)},
 		{"layer: telemetry (metrics)", layer(telemetryLayer)},
@@ -74,16 +75,21 @@ func pair(serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) (caller, f
 // bareWithDeadline is bare grpc-go whose calls carry the 5s deadline that
 // kit's client gives calls without one: grpc-go's own cost of a deadline
 // (timers, the grpc-timeout header, the server's deadline context).
-func bareWithDeadline() (caller, func(), error) {
-	call, cleanup, err := bare()
-	if err != nil {
-		return nil, nil, err
+func bareWithDeadline() (caller, func(), error) { return withDeadline(bare)() }
+
+// withDeadline gives every call of s a 5s deadline.
+func withDeadline(s setup) setup {
+	return func() (caller, func(), error) {
+		call, cleanup, err := s()
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return call(ctx)
+		}, cleanup, nil
 	}
-	return func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return call(ctx)
-	}, cleanup, nil
 }
 
 // noopStats installs stats handlers that do nothing on both sides: grpc-go's
