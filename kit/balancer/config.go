@@ -21,60 +21,60 @@ import (
 // such as "10s" or "1.5s". Unknown fields are an error, so a typo is not
 // silently ignored.
 type Config struct {
-	serviceconfig.LoadBalancingConfig `json:"-"`
+	serviceconfig.LoadBalancingConfig `json:"-" yaml:"-"`
 
 	// FailureCodes are the status codes that count as failures of an
 	// endpoint: they demote it and can eject it. Default: UNAVAILABLE,
 	// DEADLINE_EXCEEDED.
-	FailureCodes []string `json:"failureCodes,omitempty"`
+	FailureCodes []string `json:"failureCodes" yaml:"failure_codes"`
 	// DemoteCodes demote an endpoint but never eject it. Default:
 	// RESOURCE_EXHAUSTED. Codes in neither list (application errors,
 	// CANCELLED) never count against an endpoint.
-	DemoteCodes []string `json:"demoteCodes,omitempty"`
+	DemoteCodes []string `json:"demoteCodes" yaml:"demote_codes"`
 
 	// Window is the span over which outcomes are counted for ratio
 	// ejection, made of buckets of Bucket each; the control loop ticks once
 	// per bucket. Defaults: 10s and 1s. Window is at most 60 buckets.
-	Window Duration `json:"window,omitempty"`
-	Bucket Duration `json:"bucket,omitempty"`
+	Window Duration `json:"window" yaml:"window"`
+	Bucket Duration `json:"bucket" yaml:"bucket"`
 
 	// MinMultiplier is the floor of demotion: a tick with failures halves an
 	// endpoint's weight multiplier, never below this. Default 0.0625 (1/16);
 	// range (0, 1].
-	MinMultiplier float64 `json:"minMultiplier,omitempty"`
+	MinMultiplier float64 `json:"minMultiplier" yaml:"min_multiplier"`
 
 	// ConsecutiveFailures ejects an endpoint on the call that makes this
 	// many failures in a row, without waiting for a tick. Default 5; 0 turns
 	// it off.
-	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	ConsecutiveFailures int `json:"consecutiveFailures" yaml:"consecutive_failures"`
 	// MinRequests is the least number of calls in the window before
 	// FailureRatio is applied. Default 10.
-	MinRequests int `json:"minRequests,omitempty"`
+	MinRequests int `json:"minRequests" yaml:"min_requests"`
 	// FailureRatio ejects an endpoint whose failures in the window reach
 	// this share of its calls. Default 0.5; range (0, 1].
-	FailureRatio float64 `json:"failureRatio,omitempty"`
+	FailureRatio float64 `json:"failureRatio" yaml:"failure_ratio"`
 
 	// BaseEjectionTime times the number of times an endpoint was ejected,
 	// capped at MaxEjectionTime, with ±EjectionJitter, is how long an
 	// ejection lasts. The count decays by one after a clean window.
 	// Defaults: 5s, 300s, 0.1.
-	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
-	MaxEjectionTime  Duration `json:"maxEjectionTime,omitempty"`
-	EjectionJitter   float64  `json:"ejectionJitter,omitempty"`
+	BaseEjectionTime Duration `json:"baseEjectionTime" yaml:"base_ejection_time"`
+	MaxEjectionTime  Duration `json:"maxEjectionTime" yaml:"max_ejection_time"`
+	EjectionJitter   float64  `json:"ejectionJitter" yaml:"ejection_jitter"`
 	// MaxEjectionPercent caps the share of endpoints ejected at once (never
 	// the only endpoint). Default 50; range 0..100.
-	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+	MaxEjectionPercent int `json:"maxEjectionPercent" yaml:"max_ejection_percent"`
 
 	// SlowStart is how long a re-admitted endpoint ramps from
 	// SlowStartInitial of its weight to all of it. Failing during the ramp
 	// ejects it again for longer. Defaults: 10s and 0.1.
-	SlowStart        Duration `json:"slowStart,omitempty"`
-	SlowStartInitial float64  `json:"slowStartInitial,omitempty"`
+	SlowStart        Duration `json:"slowStart" yaml:"slow_start"`
+	SlowStartInitial float64  `json:"slowStartInitial" yaml:"slow_start_initial"`
 
 	// PanicThreshold: when fewer than this percent of the READY endpoints
 	// are usable (not ejected), calls are spread over all READY endpoints
 	// rather than failed. Default 50; range 0..100.
-	PanicThreshold int `json:"panicThreshold,omitempty"`
+	PanicThreshold int `json:"panicThreshold" yaml:"panic_threshold"`
 
 	failure, demote codeSet // parsed FailureCodes and DemoteCodes
 }
@@ -98,6 +98,19 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// MarshalText writes the duration like [time.Duration.String] (YAML).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration string such as "10s" (YAML).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
 
 // codeSet is a set of status codes as a bit mask.
 type codeSet uint32
@@ -144,6 +157,16 @@ func ParseConfig(js []byte) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", Name, err)
 	}
 	return c, nil
+}
+
+// Validate checks c as [ParseConfig] does, for a Config built in Go or read
+// from YAML (kit/config's balancer section, whose keys are the JSON names in
+// snake_case). It also readies c for use.
+func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	return nil
 }
 
 func (c *Config) validate() error {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/grpckit/grpckit/internal/consulq"
 )
 
 // Option configures a [Registry].
@@ -40,7 +42,7 @@ var defaultOptions = options{
 	backoffBase:     100 * time.Millisecond,
 	backoffMax:      5 * time.Second,
 	logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	sleep:           sleepCtx,
+	sleep:           consulq.Sleep,
 }
 
 // WithCheckInterval sets how often Consul runs the gRPC health check of a
@@ -117,18 +119,4 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	})
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/grpckit/grpckit/internal/consulq"
 	"github.com/grpckit/grpckit/kit/registry"
 )
 
@@ -194,7 +195,7 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 	check.Status = api.HealthCritical
 	critical.Check = &check
 	log := r.opts.logger.With(slog.String("name", reg.Name), slog.String("id", reg.ID))
-	bo := backoff{base: r.opts.backoffBase, max: r.opts.backoffMax}
+	bo := consulq.Backoff{Base: r.opts.backoffBase, Max: r.opts.backoffMax}
 	var hash string
 	var pause time.Duration
 	failing := false   // the last round ended in an error (logged once)
@@ -221,7 +222,7 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 				log.LogAttrs(ctx, slog.LevelWarn, "consul lost the registration; registered again",
 					slog.String("status", restore.Check.Status))
 				hash, pause, failing, agentAway = "", 0, false, false
-				bo.reset()
+				bo.Reset()
 				continue
 			}
 		case err != nil:
@@ -232,14 +233,14 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 				log.LogAttrs(ctx, slog.LevelWarn, "consul agent unreachable; will register again when it is back", slog.Any("error", err))
 				failing = true
 			}
-			pause = bo.next()
+			pause = bo.Next()
 			continue
 		}
 		if failing {
 			log.LogAttrs(ctx, slog.LevelInfo, "consul agent reachable again; registration present")
 			failing = false
 		}
-		bo.reset()
+		bo.Reset()
 		agentAway = false
 		hash = meta.LastContentHash
 		pause = r.opts.minInterval - time.Since(start)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/grpckit/grpckit/internal/consulq"
 	"github.com/grpckit/grpckit/kit/registry"
 )
 
@@ -25,7 +26,7 @@ func (r *Registry) Watch(ctx context.Context, name string, opts ...registry.Watc
 		o:      registry.NewWatchOptions(opts...),
 		ctx:    ctx,
 		cancel: cancel,
-		bo:     backoff{base: r.opts.backoffBase, max: r.opts.backoffMax},
+		bo:     consulq.Backoff{Base: r.opts.backoffBase, Max: r.opts.backoffMax},
 	}, nil
 }
 
@@ -39,7 +40,7 @@ type watcher struct {
 	// Loop state, touched only by Next (which is not called concurrently).
 	index   uint64              // index for the next blocking query
 	pause   time.Duration       // wait before the next query: rate limit or backoff
-	bo      backoff             // delays after failed queries
+	bo      consulq.Backoff     // delays after failed queries
 	failing bool                // whether the last query failed
 	last    []registry.Instance // set returned last
 	sent    bool                // whether a set was returned yet
@@ -68,7 +69,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			err = errors.New("every instance was filtered out by ACLs; check the Consul token's service:read")
 		}
 		if err != nil {
-			w.pause = w.bo.next()
+			w.pause = w.bo.Next()
 			if w.failing {
 				continue
 			}
@@ -81,8 +82,8 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			w.r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "consul watch recovered", slog.String("name", w.name))
 		}
 		w.failing = false
-		w.bo.reset()
-		w.index = nextIndex(w.index, meta.LastIndex)
+		w.bo.Reset()
+		w.index = consulq.NextIndex(w.index, meta.LastIndex)
 		w.pause = w.r.opts.minInterval - time.Since(start)
 
 		set := instances(entries, w.name, w.r.opts.logger)
@@ -94,15 +95,9 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 	}
 }
 
-// queryTimeout bounds one query, so an agent that accepts connections but
-// never answers cannot hang a loop: a non-blocking query gets the answer
-// timeout, a blocking one its wait time plus Consul's jitter (wait/16) plus
-// the answer timeout.
+// queryTimeout bounds one query (see [consulq.QueryTimeout]).
 func (r *Registry) queryTimeout(blocking bool) time.Duration {
-	if !blocking {
-		return r.opts.answerTimeout
-	}
-	return r.opts.waitTime + r.opts.waitTime/16 + r.opts.answerTimeout
+	return consulq.QueryTimeout(blocking, r.opts.waitTime, r.opts.answerTimeout)
 }
 
 // ctxErr tells a stopped watcher from a cancelled call.
@@ -111,19 +106,4 @@ func (w *watcher) ctxErr(ctx context.Context) error {
 		return registry.ErrWatcherStopped
 	}
 	return context.Cause(ctx)
-}
-
-// nextIndex returns the index for the next blocking query after an answer
-// carrying index got, following Consul's rules: an index that goes backwards
-// restarts the loop from 0 (a non-blocking query that fetches a fresh index),
-// and an answer carrying 0, which Consul should never send, is treated as 1 so
-// the loop keeps blocking instead of spinning.
-func nextIndex(prev, got uint64) uint64 {
-	switch {
-	case got == 0:
-		return 1
-	case got < prev:
-		return 0
-	}
-	return got
 }

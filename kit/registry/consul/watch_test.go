@@ -164,24 +164,6 @@ func watch(t *testing.T, r *Registry, opts ...registry.WatchOption) registry.Wat
 	return w
 }
 
-func TestNextIndex(t *testing.T) {
-	for _, tc := range []struct {
-		prev, got, want uint64
-	}{
-		{0, 7, 7}, // first answer
-		{7, 9, 9}, // moved on
-		{9, 9, 9}, // wait time elapsed, nothing changed
-		{9, 4, 0}, // went backwards: restart from 0
-		{0, 0, 1}, // Consul bug: never block on 0 after an answer
-		{9, 0, 1}, // same, after earlier answers
-		{0, 4, 4}, // after a reset
-	} {
-		if got := nextIndex(tc.prev, tc.got); got != tc.want {
-			t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.prev, tc.got, got, tc.want)
-		}
-	}
-}
-
 func TestWatchIndexGoesBackwards(t *testing.T) {
 	f := newFakeConsul(t,
 		answer{index: 10, body: entries(entrySpec{"a", 1, api.HealthPassing, 1})},

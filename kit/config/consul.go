@@ -1,0 +1,136 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/grpckit/grpckit/internal/consulq"
+)
+
+// startConsul reads the KV document once, folding it into the start
+// snapshot when it is valid, and starts watching it. An unreachable Consul
+// is logged and the watch keeps trying.
+func (s *Store[T]) startConsul(ctx context.Context) error {
+	c, err := s.consulClient()
+	if err != nil || c == nil {
+		return err
+	}
+	s.kv = c
+	qctx, cancel := context.WithTimeout(ctx, s.o.answerTimeout)
+	pair, meta, err := c.KV().Get(s.o.kvKey, (&api.QueryOptions{}).WithContext(qctx))
+	cancel()
+	w := kvWatch[T]{s: s, bo: consulq.Backoff{Base: s.o.backoffBase, Max: s.o.backoffMax}}
+	if err != nil {
+		w.failed(ctx, err)
+	} else {
+		w.index = consulq.NextIndex(0, meta.LastIndex)
+		w.seen, w.seenSet = value(pair), true
+		s.startKV(w.seen)
+	}
+	s.done.Add(1)
+	go w.run(ctx)
+	return nil
+}
+
+// startKV makes the start snapshot include the KV document when the
+// result is valid; otherwise the document is refused like a later change.
+func (s *Store[T]) startKV(doc []byte) {
+	if doc == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.layers
+	next.kv = doc
+	v, err := s.build(next)
+	if err != nil {
+		s.rejected++
+		s.lastErr, s.lastErrT = err, time.Now()
+		s.o.logger.LogAttrs(context.Background(), slog.LevelError, "config: Consul document refused at start; starting without it",
+			slog.String("service", s.name), slog.String("key", s.o.kvKey), slog.Any("error", err))
+		return
+	}
+	s.layers = next
+	cur := s.cur.Load()
+	s.cur.Store(&Snapshot[T]{Value: v, Version: cur.Version, Source: cur.Source, Time: time.Now()})
+}
+
+// value is the document of pair; nil when the key does not exist.
+func value(pair *api.KVPair) []byte {
+	if pair == nil {
+		return nil
+	}
+	if pair.Value == nil {
+		return []byte{}
+	}
+	return pair.Value
+}
+
+// kvWatch follows the Consul key with blocking queries (the rules of
+// internal/consulq). Its fields belong to the run goroutine.
+type kvWatch[T any] struct {
+	s       *Store[T]
+	index   uint64
+	pause   time.Duration
+	bo      consulq.Backoff
+	failing bool
+	seen    []byte // last document read, accepted or not
+	seenSet bool
+}
+
+// applyKV makes doc the KV layer; nil removes it (the key was deleted).
+func (s *Store[T]) applyKV(doc []byte) {
+	s.change("consul "+s.o.kvKey, func(l *layers) { l.kv = doc })
+}
+
+func (w *kvWatch[T]) run(ctx context.Context) {
+	defer w.s.done.Done()
+	o := &w.s.o
+	for {
+		if consulq.Sleep(ctx, w.pause) != nil {
+			return
+		}
+		start := time.Now()
+		q := &api.QueryOptions{WaitIndex: w.index, WaitTime: o.waitTime}
+		qctx, cancel := context.WithTimeout(ctx, consulq.QueryTimeout(w.index != 0, o.waitTime, o.answerTimeout))
+		pair, meta, err := w.s.kv.KV().Get(o.kvKey, q.WithContext(qctx))
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.failed(ctx, err)
+			continue
+		}
+		if w.failing {
+			o.logger.LogAttrs(ctx, slog.LevelInfo, "config: Consul KV watch recovered", slog.String("key", o.kvKey))
+		}
+		w.failing = false
+		w.bo.Reset()
+		w.index = consulq.NextIndex(w.index, meta.LastIndex)
+		w.pause = o.minInterval - time.Since(start)
+		doc := value(pair)
+		if w.seenSet && bytes.Equal(doc, w.seen) && (doc == nil) == (w.seen == nil) {
+			continue // the wait time passed, or an unrelated write
+		}
+		w.seen, w.seenSet = doc, true
+		w.s.applyKV(doc)
+	}
+}
+
+// failed schedules a retry after a failed query, logging the first failure
+// of a series.
+func (w *kvWatch[T]) failed(ctx context.Context, err error) {
+	o := &w.s.o
+	w.pause = w.bo.Next()
+	w.index = 0
+	if !w.failing {
+		w.failing = true
+		o.logger.LogAttrs(ctx, slog.LevelWarn, "config: Consul KV unreachable; keeping the configuration as it is",
+			slog.String("key", o.kvKey), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,146 @@
+package config
+
+import (
+	"encoding"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// field is one setting of a config struct that the environment and flags
+// can name: a leaf of the YAML tree (a scalar, list or map), not a section.
+type field struct {
+	path   []string     // YAML keys from the root
+	typ    reflect.Type // Go type of the value
+	secret bool         // masked by Print (tag `kit:"secret"`)
+}
+
+// key is the dotted path, which is also the flag name: "ratelimit.rps".
+func (f field) key() string { return strings.Join(f.path, ".") }
+
+// envName is the environment variable of f: prefix + "RATELIMIT_RPS".
+func (f field) envName(prefix string) string {
+	name := strings.ToUpper(strings.Join(f.path, "_"))
+	return prefix + strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+var (
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+	timeType        = reflect.TypeFor[time.Time]()
+)
+
+// fieldsOf lists the settings of struct type t through its yaml tags, as
+// yaml.v3 names them: the tag's name, else the lower-cased field name;
+// `yaml:",inline"` structs are flattened and `yaml:"-"` fields skipped.
+func fieldsOf(t reflect.Type) ([]field, error) {
+	if t.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("config: %v is not a struct", t)
+	}
+	var out []field
+	var walk func(t reflect.Type, prefix []string)
+	walk = func(t reflect.Type, prefix []string) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			if !sf.IsExported() {
+				continue
+			}
+			tag := sf.Tag.Get("yaml")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" {
+				continue
+			}
+			if strings.Contains(","+opts+",", ",inline,") {
+				if sf.Type.Kind() == reflect.Struct {
+					walk(sf.Type, prefix)
+				}
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			path := append(append([]string(nil), prefix...), name)
+			if isSection(sf.Type) {
+				walk(sf.Type, path)
+				continue
+			}
+			out = append(out, field{path: path, typ: sf.Type, secret: sf.Tag.Get("kit") == "secret"})
+		}
+	}
+	walk(t, nil)
+	return out, nil
+}
+
+// isSection reports whether values of t are YAML mappings of named fields
+// that fieldsOf descends into.
+func isSection(t reflect.Type) bool {
+	if t.Kind() != reflect.Struct || t == timeType {
+		return false
+	}
+	p := reflect.PointerTo(t)
+	return !p.Implements(textUnmarshaler) && !p.Implements(yamlUnmarshaler)
+}
+
+// checkEnvNames fails when two fields map to one environment variable
+// ("a_b.c" and "a.b_c"), which would make the environment ambiguous.
+func checkEnvNames(fields []field, prefix string) error {
+	seen := map[string]string{}
+	for _, f := range fields {
+		n := f.envName(prefix)
+		if prev, ok := seen[n]; ok {
+			return fmt.Errorf("config: %s and %s both map to the environment variable %s", prev, f.key(), n)
+		}
+		seen[n] = f.key()
+	}
+	return nil
+}
+
+// parseValue turns an environment or flag value into a YAML value for f: a
+// string field takes the text as it is; a list of strings also takes
+// comma-separated items; anything else is read as YAML ("10", "true",
+// "[a, b]", "{x: 1}").
+func parseValue(f field, s string) (any, error) {
+	kind := f.typ.Kind()
+	if kind == reflect.String && !reflect.PointerTo(f.typ).Implements(textUnmarshaler) {
+		return s, nil
+	}
+	if kind == reflect.Slice && f.typ.Elem().Kind() == reflect.String && !strings.HasPrefix(strings.TrimSpace(s), "[") {
+		if strings.TrimSpace(s) == "" {
+			return []any{}, nil
+		}
+		var items []any
+		for item := range strings.SplitSeq(s, ",") {
+			items = append(items, strings.TrimSpace(item))
+		}
+		return items, nil
+	}
+	var v any
+	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("%s: %q is not a valid value: %w", f.key(), s, err)
+	}
+	if v == nil {
+		return s, nil
+	}
+	return v, nil
+}
+
+// setPath sets m[path[0]][path[1]]... = v, creating maps on the way.
+func setPath(m map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[k] = next
+		}
+		m = next
+	}
+	m[path[len(path)-1]] = v
+}

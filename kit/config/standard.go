@@ -1,0 +1,165 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/middleware/breaker"
+	"github.com/grpckit/grpckit/kit/middleware/logging"
+	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
+	"github.com/grpckit/grpckit/kit/middleware/retry"
+	"github.com/grpckit/grpckit/kit/middleware/telemetry"
+	"github.com/grpckit/grpckit/kit/middleware/timeout"
+)
+
+// Standard holds the sections every kit service has. A service's config
+// struct embeds it inline and adds its own sections:
+//
+//	type Config struct {
+//		config.Standard `yaml:",inline"`
+//		Store Store `yaml:"store"`
+//	}
+//
+// The live sections (ratelimit, timeout, retry, breaker, balancer, log
+// levels) take effect on a running service when a [Store] built with
+// kit.WithConfig changes; server, registry and telemetry are read at start.
+type Standard struct {
+	Server    Server           `yaml:"server"`
+	Registry  Registry         `yaml:"registry"`
+	RateLimit ratelimit.Config `yaml:"ratelimit"`
+	Timeout   timeout.Config   `yaml:"timeout"`
+	Retry     retry.Config     `yaml:"retry"`
+	Breaker   breaker.Config   `yaml:"breaker"`
+	Balancer  balancer.Config  `yaml:"balancer"`
+	Log       Log              `yaml:"log"`
+	Telemetry telemetry.Config `yaml:"telemetry"`
+}
+
+// Server is the server section: where a service listens. Read at start.
+type Server struct {
+	// Listen is the gRPC listen address. Default "127.0.0.1:0" (a free port
+	// on loopback).
+	Listen string `yaml:"listen"`
+	// Admin is the admin HTTP listen address (/healthz, /metrics,
+	// /debug/kit, pprof); "" turns it off. Default "127.0.0.1:0".
+	Admin string `yaml:"admin"`
+	// Drain is how long a stopping server keeps serving after it left the
+	// registry, so that watchers see it go. Default 3s.
+	Drain time.Duration `yaml:"drain"`
+	// ShutdownTimeout bounds the graceful stop after the drain. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Registry is the registry section: the Consul agent and how the service
+// registers. Read at start.
+type Registry struct {
+	// Address is the Consul agent's HTTP address; "" means CONSUL_HTTP_ADDR,
+	// else 127.0.0.1:8500; "off" runs without Consul (no registration, no
+	// KV source). Default "".
+	Address string `yaml:"address"`
+	// Token is the Consul ACL token; "" means CONSUL_HTTP_TOKEN. Masked by
+	// Print.
+	Token string `yaml:"token" kit:"secret"`
+	// Advertise is the host registered in Consul; "" means the listen host,
+	// or the machine's first IPv4 when the service listens on every
+	// interface. Default "".
+	Advertise string `yaml:"advertise"`
+	// Tags and Meta are registered with the instance.
+	Tags []string          `yaml:"tags"`
+	Meta map[string]string `yaml:"meta"`
+	// Weights are the instance's balancing weights by health state; 0 means
+	// 1. Default 0 and 0.
+	Weights Weights `yaml:"weights"`
+}
+
+// Weights are the registry weights of an instance.
+type Weights struct {
+	Passing int `yaml:"passing"`
+	Warning int `yaml:"warning"`
+}
+
+// Log is the log section. Level is live; Format is read at start.
+type Log struct {
+	// Level is the level of the service's logger: "debug", "info", "warn"
+	// or "error". Default "info".
+	Level string `yaml:"level"`
+	// Format is "text" or "json". Default "text".
+	Format string `yaml:"format"`
+	// Access configures the access log of the server's calls (live).
+	Access logging.Config `yaml:"access"`
+}
+
+// DefaultStandard returns the documented defaults of every standard section.
+func DefaultStandard() Standard {
+	return Standard{
+		Server: Server{
+			Listen:          "127.0.0.1:0",
+			Admin:           "127.0.0.1:0",
+			Drain:           3 * time.Second,
+			ShutdownTimeout: 10 * time.Second,
+		},
+		RateLimit: ratelimit.DefaultConfig(),
+		Timeout:   timeout.DefaultConfig(),
+		Retry:     retry.DefaultConfig(),
+		Breaker:   breaker.DefaultConfig(),
+		Balancer:  *balancer.DefaultConfig(),
+		Log:       Log{Level: "info", Format: "text", Access: logging.DefaultConfig()},
+		Telemetry: telemetry.DefaultConfig(),
+	}
+}
+
+// Sections returns s; through embedding, it gives kit the standard
+// sections of any config struct.
+func (s *Standard) Sections() *Standard { return s }
+
+// Validate reports every invalid field of the standard sections.
+func (s *Standard) Validate() error {
+	var errs []error
+	bad := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.Server.Listen == "" {
+		bad(errors.New("server.listen must not be empty"))
+	}
+	if s.Server.Drain < 0 {
+		bad(fmt.Errorf("server.drain %v must not be negative", s.Server.Drain))
+	}
+	if s.Server.ShutdownTimeout <= 0 {
+		bad(fmt.Errorf("server.shutdown_timeout %v must be positive", s.Server.ShutdownTimeout))
+	}
+	if s.Registry.Weights.Passing < 0 || s.Registry.Weights.Warning < 0 {
+		bad(fmt.Errorf("registry.weights %+v must not be negative", s.Registry.Weights))
+	}
+	bad(s.RateLimit.Validate())
+	bad(s.Timeout.Validate())
+	bad(s.Retry.Validate())
+	bad(s.Breaker.Validate())
+	bad(s.Balancer.Validate())
+	if _, err := s.Log.level(); err != nil {
+		bad(err)
+	}
+	if f := s.Log.Format; f != "text" && f != "json" {
+		bad(fmt.Errorf("log.format %q: want text or json", f))
+	}
+	bad(s.Log.Access.Validate())
+	bad(s.Telemetry.Validate())
+	return errors.Join(errs...)
+}
+
+// ConsulOff reports whether the registry section turns Consul off.
+func (r Registry) ConsulOff() bool { return strings.EqualFold(r.Address, "off") }
+
+// level parses Level.
+func (l Log) level() (slog.Level, error) {
+	var v slog.Level
+	if err := v.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", l.Level)
+	}
+	return v, nil
+}
