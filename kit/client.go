@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
 
 	"github.com/grpckit/grpckit/kit/balancer"
 )
@@ -33,7 +34,11 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	layers, err := buildClientLayers(o.layers, logger)
+	std, err := o.config.sections()
+	if err != nil {
+		return nil, err
+	}
+	layers, live, err := buildClientLayers(o.layers, logger, std)
 	if err != nil {
 		return nil, err
 	}
@@ -45,12 +50,30 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
 	}, layers.dialOptions()...)
+	var rb resolver.Builder // the target's resolver, when kit must replace it
 	if o.discovery != nil {
 		var ropts []balancer.ResolverOption
 		if o.logger != nil {
 			ropts = append(ropts, balancer.WithResolverLogger(o.logger))
 		}
-		dial = append(dial, grpc.WithResolvers(balancer.NewResolverBuilder(o.discovery, ropts...)))
+		rb = balancer.NewResolverBuilder(o.discovery, ropts...)
+	}
+	if std != nil {
+		sc, err := serviceConfigJSON(std.Balancer)
+		if err != nil {
+			return nil, err
+		}
+		dial = append(dial, grpc.WithDefaultServiceConfig(sc))
+		inner := rb
+		if scheme := schemeOf(target); inner == nil || inner.Scheme() != scheme {
+			if inner = resolver.Get(scheme); inner == nil {
+				return nil, fmt.Errorf("kit: client for %q: no resolver for scheme %q", target, scheme)
+			}
+		}
+		rb = &liveBuilder{inner: inner, cfg: o.config, appliers: live, logger: logger}
+	}
+	if rb != nil {
+		dial = append(dial, grpc.WithResolvers(rb))
 	}
 	dial = append(dial, o.dialOptions...)
 	cc, err := grpc.NewClient(target, dial...)

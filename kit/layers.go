@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
@@ -206,16 +207,25 @@ func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
 
 // buildServerLayers completes the chosen layers with kit's defaults. owned
 // is the telemetry kit made, which Shutdown must flush; nil if none.
-func buildServerLayers(c layerChoice, service string, logger *slog.Logger) (l ServerLayers, owned *telemetry.Telemetry, err error) {
+//
+// std, when not nil, configures the layers kit builds instead of their
+// defaults; live collects their SetConfig calls for later changes.
+func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *config.Standard) (l ServerLayers, owned *telemetry.Telemetry, live appliers, err error) {
 	if err := c.check(true); err != nil {
-		return l, nil, err
+		return l, nil, nil, err
+	}
+	if std == nil {
+		d := config.DefaultStandard()
+		std = &d
 	}
 	l = c.server
 	if !c.off(LayerTelemetry) && l.Telemetry == nil {
-		cfg := telemetry.DefaultConfig()
-		cfg.ServiceName = service
+		cfg := std.Telemetry
+		if cfg.ServiceName == "" {
+			cfg.ServiceName = service
+		}
 		if l.Telemetry, err = telemetry.New(context.Background(), cfg, telemetry.WithLogger(logger)); err != nil {
-			return l, nil, fmt.Errorf("kit: telemetry: %w", err)
+			return l, nil, nil, fmt.Errorf("kit: telemetry: %w", err)
 		}
 		owned = l.Telemetry
 	}
@@ -223,11 +233,11 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger) (l Se
 		l.Telemetry = nil
 	}
 	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (ServerLayers, *telemetry.Telemetry, error) {
+	fail := func(layer Layer, e error) (ServerLayers, *telemetry.Telemetry, appliers, error) {
 		if owned != nil {
 			owned.Shutdown(context.Background())
 		}
-		return l, nil, fmt.Errorf("kit: %s: %w", layer, e)
+		return l, nil, nil, fmt.Errorf("kit: %s: %w", layer, e)
 	}
 	if build(c, LayerRecovery, &l.Recovery) {
 		if l.Recovery, err = recovery.New(recovery.DefaultConfig(), recovery.WithLogger(logger), recovery.WithMeterProvider(mp)); err != nil {
@@ -235,24 +245,28 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger) (l Se
 		}
 	}
 	if build(c, LayerLogging, &l.Logging) {
-		if l.Logging, err = logging.New(logging.DefaultConfig(), logging.WithLogger(logger), logging.WithMeterProvider(mp)); err != nil {
+		if l.Logging, err = logging.New(std.Log.Access, logging.WithLogger(logger), logging.WithMeterProvider(mp)); err != nil {
 			return fail(LayerLogging, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Logging.SetConfig(std.Log.Access) })
 	}
 	if build(c, LayerRetry, &l.Retry) {
-		if l.Retry, err = retry.New(retry.DefaultConfig(), retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
+		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRetry, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Retry.SetConfig(std.Retry) })
 	}
 	if build(c, LayerRateLimit, &l.RateLimit) {
-		if l.RateLimit, err = ratelimit.New(ratelimit.DefaultConfig(), ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
+		if l.RateLimit, err = ratelimit.New(std.RateLimit, ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRateLimit, err)
 		}
+		live.add(func(std *config.Standard) error { return l.RateLimit.SetConfig(std.RateLimit) })
 	}
 	if build(c, LayerTimeout, &l.Timeout) {
-		if l.Timeout, err = timeout.New(timeout.DefaultConfig(), timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
+		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
 			return fail(LayerTimeout, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Timeout.SetConfig(std.Timeout) })
 	}
 	if c.off(LayerAuth) {
 		l.Auth = nil // auth has no default: it needs keys
@@ -262,7 +276,7 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger) (l Se
 			return fail(LayerDedupe, err)
 		}
 	}
-	return l, owned, nil
+	return l, owned, live, nil
 }
 
 // build reports whether layer needs a default object: not turned off and
@@ -320,14 +334,21 @@ func (l ServerLayers) grpcOptions() []grpc.ServerOption {
 }
 
 // buildClientLayers completes the chosen client layers with kit's defaults.
-func buildClientLayers(c layerChoice, logger *slog.Logger) (l clientLayers, err error) {
+//
+// std, when not nil, configures the layers kit builds instead of their
+// defaults; live collects their SetConfig calls for later changes.
+func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard) (l clientLayers, live appliers, err error) {
 	if err := c.check(false); err != nil {
-		return l, err
+		return l, nil, err
+	}
+	if std == nil {
+		d := config.DefaultStandard()
+		std = &d
 	}
 	l = c.client
 	if len(l.Dedupe) > 0 {
 		if err := (dedupe.Config{Methods: l.Dedupe, TTL: time.Minute, MaxEntries: 1}).Validate(); err != nil {
-			return l, fmt.Errorf("kit: WithDedupedMethods: %w", err)
+			return l, nil, fmt.Errorf("kit: WithDedupedMethods: %w", err)
 		}
 	}
 	if !c.off(LayerTelemetry) && l.Telemetry == nil {
@@ -338,7 +359,7 @@ func buildClientLayers(c layerChoice, logger *slog.Logger) (l clientLayers, err 
 		cfg := telemetry.DefaultConfig()
 		cfg.ServiceName = "grpckit-client"
 		if l.Telemetry, err = telemetry.New(context.Background(), cfg, telemetry.WithLogger(logger), telemetry.WithEnv(noTraceExport)); err != nil {
-			return l, fmt.Errorf("kit: telemetry: %w", err)
+			return l, nil, fmt.Errorf("kit: telemetry: %w", err)
 		}
 	}
 	if c.off(LayerTelemetry) {
@@ -348,28 +369,33 @@ func buildClientLayers(c layerChoice, logger *slog.Logger) (l clientLayers, err 
 		l.Dedupe = nil
 	}
 	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (clientLayers, error) { return l, fmt.Errorf("kit: %s: %w", layer, e) }
+	fail := func(layer Layer, e error) (clientLayers, appliers, error) {
+		return l, nil, fmt.Errorf("kit: %s: %w", layer, e)
+	}
 	if build(c, LayerTimeout, &l.Timeout) {
-		if l.Timeout, err = timeout.New(timeout.DefaultConfig(), timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
+		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
 			return fail(LayerTimeout, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Timeout.SetConfig(std.Timeout) })
 	}
 	if build(c, LayerRetry, &l.Retry) {
-		if l.Retry, err = retry.New(retry.DefaultConfig(), retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
+		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRetry, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Retry.SetConfig(std.Retry) })
 	}
 	if build(c, LayerBreaker, &l.Breaker) {
-		if l.Breaker, err = breaker.New(breaker.DefaultConfig(), breaker.WithLogger(logger), breaker.WithMeterProvider(mp)); err != nil {
+		if l.Breaker, err = breaker.New(std.Breaker, breaker.WithLogger(logger), breaker.WithMeterProvider(mp)); err != nil {
 			return fail(LayerBreaker, err)
 		}
+		live.add(func(std *config.Standard) error { return l.Breaker.SetConfig(std.Breaker) })
 	}
 	if build(c, LayerRateLimit, &l.RateLimit) {
 		if l.RateLimit, err = ratelimit.NewClient(ratelimit.DefaultClientConfig(), ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRateLimit, err)
 		}
 	}
-	return l, nil
+	return l, live, nil
 }
 
 // noTraceExport is the process environment with trace export turned off.

@@ -42,6 +42,7 @@ type serverOptions struct {
 	logger          *slog.Logger
 	layers          layerChoice
 	serviceName     string
+	config          *liveConfig
 }
 
 var defaultServerOptions = serverOptions{
@@ -58,6 +59,7 @@ type clientOptions struct {
 	dialOptions []grpc.DialOption
 	logger      *slog.Logger
 	layers      layerChoice
+	config      *liveConfig
 }
 
 // WithServiceName names the service in telemetry (traces and metrics) when

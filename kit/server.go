@@ -21,6 +21,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 )
@@ -49,6 +50,7 @@ type Server struct {
 	stop     context.CancelFunc
 
 	shutdownOnce sync.Once
+	unsubscribe  func()        // stops configuration changes; nil without WithConfig
 	shutdownDone chan struct{} // closed when the shutdown sequence finished
 	shutdownErr  error         // result of the sequence; written before shutdownDone closes
 
@@ -80,7 +82,11 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if service == "" {
 		service = "grpckit"
 	}
-	layers, owned, err := buildServerLayers(o.layers, service, o.logger)
+	std, err := o.config.sections()
+	if err != nil {
+		return nil, err
+	}
+	layers, owned, live, err := buildServerLayers(o.layers, service, o.logger, std)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +99,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		shutdownDone: make(chan struct{}),
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	if o.config != nil {
+		s.unsubscribe = o.config.subscribe(func(std *config.Standard) { live.apply(std, o.logger) })
+	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -391,6 +400,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("kit: shutdown deadline reached, remaining calls cut off: %w", ctx.Err()))
 	}
 	s.closeAdmin()
+	if s.unsubscribe != nil {
+		s.unsubscribe()
+	}
 	if s.owned != nil { // last: the spans and metrics of the final calls
 		if err := s.owned.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("kit: flush telemetry: %w", err))

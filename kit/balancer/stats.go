@@ -24,7 +24,8 @@ type EventCounts struct {
 // TargetStats describes one kit_weighted balancer (one ClientConn).
 type TargetStats struct {
 	Target    string
-	Panic     bool // routing over every READY endpoint
+	Config    Config // the parameters in force
+	Panic     bool   // routing over every READY endpoint
 	Endpoints []EndpointStats
 	Events    EventCounts
 }
@@ -96,7 +97,7 @@ func (t *tracker) stats() TargetStats {
 	t.mu.Lock()
 	defer t.unlock()
 	now := t.clock.Now()
-	st := TargetStats{Target: t.target, Panic: t.panic, Events: EventCounts{
+	st := TargetStats{Target: t.target, Config: *t.cfg, Panic: t.panic, Events: EventCounts{
 		Demotions: t.events.Demotions.Load(), Restorations: t.events.Restorations.Load(),
 		Ejections: t.events.Ejections.Load(), Readmissions: t.events.Readmissions.Load(), Panics: t.events.Panics.Load(),
 	}}

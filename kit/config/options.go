@@ -92,10 +92,14 @@ func WithEnv(lookup func(key string) (string, bool)) Option {
 
 // WithConsul uses c for the KV source instead of a client made from the
 // registry section.
-func WithConsul(c *api.Client) Option { return optionFunc(func(o *options) { o.consul = c }) }
+func WithConsul(c *api.Client) Option {
+	return optionFunc(func(o *options) { o.consul, o.consulOff = c, false })
+}
 
 // WithoutConsul turns the KV source off.
-func WithoutConsul() Option { return optionFunc(func(o *options) { o.consulOff = true }) }
+func WithoutConsul() Option {
+	return optionFunc(func(o *options) { o.consul, o.consulOff = nil, true })
+}
 
 // WithKVKey sets the Consul key of the KV source. Default
 // "grpckit/<service>".

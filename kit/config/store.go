@@ -40,6 +40,10 @@ type Snapshot[T any] struct {
 	Time time.Time
 }
 
+// Standard returns the standard sections of the snapshot, or nil when its
+// type does not embed [Standard].
+func (s *Snapshot[T]) Standard() *Standard { return standardOf(&s.Value) }
+
 // Info describes a store for /debug/kit.
 type Info struct {
 	Service string    `json:"service"`
@@ -73,9 +77,10 @@ type Store[T any] struct {
 	lastErr  error
 	lastErrT time.Time
 
-	kv   *api.Client // client of the KV source; nil when there is none
-	stop context.CancelFunc
-	done sync.WaitGroup
+	kv        *api.Client // client of the KV source; nil when there is none
+	closeIdle func()      // closes the idle connections of a client Load made
+	stop      context.CancelFunc
+	done      sync.WaitGroup
 }
 
 // layers are the sources of a configuration, lowest precedence first. A
@@ -206,6 +211,9 @@ func (s *Store[T]) Info() Info {
 func (s *Store[T]) Close() {
 	s.stop()
 	s.done.Wait()
+	if s.closeIdle != nil {
+		s.closeIdle()
+	}
 }
 
 // Standard returns the standard sections of the current snapshot, or nil
@@ -360,7 +368,9 @@ func (s *Store[T]) consulClient() (*api.Client, error) {
 	if std == nil || std.Registry.ConsulOff() {
 		return nil, nil
 	}
-	return NewConsulClient(std.Registry)
+	c, closeIdle, err := newConsulClient(std.Registry)
+	s.closeIdle = closeIdle
+	return c, err
 }
 
 // NewConsulClient returns a Consul client for the registry section r:
@@ -368,8 +378,15 @@ func (s *Store[T]) consulClient() (*api.Client, error) {
 // CONSUL_HTTP_TOKEN) and defaults. It returns nil, nil when r turns
 // Consul off.
 func NewConsulClient(r Registry) (*api.Client, error) {
+	c, _, err := newConsulClient(r)
+	return c, err
+}
+
+// newConsulClient is NewConsulClient, also returning what closes the
+// client's idle connections.
+func newConsulClient(r Registry) (*api.Client, func(), error) {
 	if r.ConsulOff() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	cfg := api.DefaultConfig()
 	if r.Address != "" {
@@ -380,7 +397,7 @@ func NewConsulClient(r Registry) (*api.Client, error) {
 	}
 	c, err := api.NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("config: consul client for %q: %w", cfg.Address, err)
+		return nil, nil, fmt.Errorf("config: consul client for %q: %w", cfg.Address, err)
 	}
-	return c, nil
+	return c, cfg.Transport.CloseIdleConnections, nil
 }

@@ -1,0 +1,99 @@
+package config_test
+
+import (
+	"flag"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/grpckit/grpckit/internal/consultest"
+	"github.com/grpckit/grpckit/kit/config"
+)
+
+func putKV(t *testing.T, c *api.Client, key, doc string) {
+	t.Helper()
+	if _, err := c.KV().Put(&api.KVPair{Key: key, Value: []byte(doc)}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPrecedenceWithConsul: the Consul document beats flags, which beat the
+// environment, which beats the file, which beats the defaults; a partial
+// document overrides only what it names, and deleting the key falls back
+// to the other sources.
+func TestPrecedenceWithConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := consultest.Client(t, agent)
+	putKV(t, consul, "grpckit/svc", "ratelimit: {rps: 50}\nstore: {pages: 9}\n")
+
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	writeFile(t, file, "ratelimit: {rps: 10, burst: 20, max_callers: 30}\ntimeout: {default: 2s}\n")
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	s := load(t, config.WithConsul(consul), config.WithFile(file),
+		env("GRPCKIT_RATELIMIT_RPS", "30", "GRPCKIT_RATELIMIT_BURST", "31", "GRPCKIT_TIMEOUT_DEFAULT", "3s"),
+		config.WithFlags(fs, []string{"-ratelimit.rps=40", "-ratelimit.burst=41"}))
+	ch := changes(t, s)
+	got := s.Current()
+	rl := got.Value.RateLimit
+	if rl.RPS != 50 || rl.Burst != 41 || rl.MaxCallers != 30 || got.Value.Timeout.Default != 3*time.Second || got.Value.Store.Pages != 9 {
+		t.Fatalf("start config: rps %v (want 50, KV) burst %d (41, flags) max_callers %d (30, file) timeout %v (3s, env) pages %d (9, KV)",
+			rl.RPS, rl.Burst, rl.MaxCallers, got.Value.Timeout.Default, got.Value.Store.Pages)
+	}
+	if got.Version != 1 {
+		t.Errorf("the document read at start made version %d, want 1", got.Version)
+	}
+	if info := s.Info(); !strings.Contains(strings.Join(info.Sources, ","), "consul grpckit/svc") {
+		t.Errorf("sources %v lack the Consul key", info.Sources)
+	}
+
+	if _, err := consul.KV().Delete("grpckit/svc", nil); err != nil {
+		t.Fatal(err)
+	}
+	snap := next(t, ch)
+	if snap.Value.RateLimit.RPS != 40 || snap.Value.Store.Pages != 50 || snap.Source != "consul grpckit/svc" {
+		t.Errorf("after deleting the key: rps %v (want 40, flags) pages %d (want 50, default) source %q",
+			snap.Value.RateLimit.RPS, snap.Value.Store.Pages, snap.Source)
+	}
+}
+
+// TestConsulDownAtStart: an unreachable Consul does not stop the start; the
+// watch applies the document once Consul answers.
+func TestConsulDownAtStart(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := consultest.Client(t, agent)
+	agent.Stop()
+	d := defaults()
+	d.Registry.Address = agent.HTTPAddr()
+	s, err := config.Load("svc", d, env())
+	if err != nil {
+		t.Fatalf("Load with Consul down: %v", err)
+	}
+	t.Cleanup(s.Close)
+	ch := changes(t, s)
+	if err := agent.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	putKV(t, consul, "grpckit/svc", "ratelimit: {rps: 7}\n")
+	for snap := next(t, ch); snap.Value.RateLimit.RPS != 7; snap = next(t, ch) {
+	}
+}
+
+// TestInvalidDocumentAtStart: a document that does not validate is refused
+// at start like a later change; the service starts on the other sources.
+func TestInvalidDocumentAtStart(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := consultest.Client(t, agent)
+	putKV(t, consul, "grpckit/svc", "ratelimit: {rps: -2}\n")
+	s := load(t, config.WithConsul(consul))
+	if info := s.Info(); info.Rejected != 1 || !strings.Contains(info.LastError, "rps") || s.Current().Value.RateLimit.RPS != 0 {
+		t.Errorf("info %+v, rps %v", info, s.Current().Value.RateLimit.RPS)
+	}
+	ch := changes(t, s)
+	putKV(t, consul, "grpckit/svc", "ratelimit: {rps: 2}\n")
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 2 || snap.Version != 2 {
+		t.Errorf("fixed document: rps %v version %d", snap.Value.RateLimit.RPS, snap.Version)
+	}
+}

@@ -1,0 +1,192 @@
+package kit_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/internal/consultest"
+	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/config"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/services/greeter"
+)
+
+type svcConfig struct {
+	config.Standard `yaml:",inline"`
+}
+
+func noEnv() config.Option { return config.WithEnv(func(string) (string, bool) { return "", false }) }
+
+// poll calls f until it returns true or within runs out, and returns how
+// long that took.
+func poll(t *testing.T, within time.Duration, what string, f func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !f() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// TestConsulKVRateLimitIsLive: a running server picks up a rate limit put in
+// its Consul KV document within a second, lifts it when the document says
+// so, and refuses an invalid document while it keeps serving.
+func TestConsulKVRateLimitIsLive(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := consultest.Client(t, agent)
+	const key = "grpckit/kvsvc"
+	defaults := svcConfig{config.DefaultStandard()}
+	defaults.Registry.Address = agent.HTTPAddr()
+	store, err := config.Load("kvsvc", defaults, noEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	srv := newServer(t, kit.WithConfig(store), kit.WithDrain(0))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	c := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(kit.LayerRetry, kit.LayerBreaker)))
+	call := func() codes.Code {
+		_, err := c.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "kv"})
+		return status.Code(err)
+	}
+	if code := call(); code != codes.OK {
+		t.Fatalf("before any limit: %v", code)
+	}
+
+	put := func(doc string) {
+		t.Helper()
+		if _, err := consul.KV().Put(&api.KVPair{Key: key, Value: []byte(doc)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("ratelimit: {rps: 0.001, burst: 1}\n")
+	took := poll(t, time.Second, "the KV rate limit to take effect", func() bool { return call() == codes.ResourceExhausted })
+	t.Logf("limit in force %v after the KV write", took)
+	if info := store.Info(); info.Version != 2 || info.Source != "consul "+key {
+		t.Errorf("after the KV write: %+v", info)
+	}
+
+	put("ratelimit: {rps: 0}\n") // lift it
+	took = poll(t, time.Second, "lifting the limit", func() bool { return call() == codes.OK })
+	t.Logf("limit lifted %v after the KV write", took)
+	for range 20 {
+		if code := call(); code != codes.OK {
+			t.Fatalf("after lifting the limit: %v", code)
+		}
+	}
+
+	// An invalid document is refused; the server keeps the last config.
+	before := store.Info()
+	put("ratelimit: {rps: -1}\n")
+	poll(t, 5*time.Second, "the invalid document to be refused", func() bool { return store.Info().Rejected == before.Rejected+1 })
+	if info := store.Info(); info.Version != before.Version || !strings.Contains(info.LastError, "rps") {
+		t.Errorf("after an invalid document: %+v", info)
+	}
+	if code := call(); code != codes.OK {
+		t.Errorf("serving after an invalid document: %v", code)
+	}
+
+	// /debug/kit shows the version and the source.
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/kit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc kit.DebugKit
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Config == nil || doc.Config.Version != before.Version || doc.Config.Source != "consul "+key || doc.Config.Rejected != before.Rejected+1 {
+		t.Errorf("/debug/kit config = %+v", doc.Config)
+	}
+}
+
+// TestClientKnobsAreLive: a client's default deadline and its balancer's
+// parameters follow the configuration file.
+func TestClientKnobsAreLive(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	if err := os.WriteFile(file, []byte("timeout: {default: 4s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := config.Load("livecli", svcConfig{config.DefaultStandard()}, noEnv(), config.WithoutConsul(), config.WithFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	deadlines := make(chan time.Duration, 100)
+	srv := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(
+		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if d, ok := ctx.Deadline(); ok {
+				deadlines <- time.Until(d)
+			}
+			return h(ctx, req)
+		})))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	cc := newClient(t, "passthrough:///"+addr, kit.WithConfig(store))
+	c := greeterv1.NewGreeterServiceClient(cc)
+	deadline := func() time.Duration {
+		t.Helper()
+		if _, err := c.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		return recv(t, deadlines, "a call's deadline")
+	}
+	if d := deadline(); d > 4*time.Second || d < 3*time.Second {
+		t.Fatalf("deadline %v, want about 4s from the file", d)
+	}
+	consecutive := func() int {
+		for _, ts := range balancer.Stats() {
+			for _, ep := range ts.Endpoints {
+				if ep.Addresses == addr {
+					return ts.Config.ConsecutiveFailures
+				}
+			}
+		}
+		return -1
+	}
+	if got := consecutive(); got != 5 {
+		t.Fatalf("balancer consecutive_failures = %d, want the default 5", got)
+	}
+
+	if err := os.WriteFile(file, []byte("timeout: {default: 700ms}\nbalancer: {consecutive_failures: 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 5*time.Second, "the balancer to take consecutive_failures 2", func() bool { return consecutive() == 2 })
+	if d := deadline(); d > 700*time.Millisecond {
+		t.Errorf("deadline %v after the change, want at most 700ms", d)
+	}
+}
+
+func TestWithConfigNeedsTheStandardSections(t *testing.T) {
+	type bare struct {
+		Name string `yaml:"name"`
+	}
+	store, err := config.Load("bare", bare{Name: "x"}, noEnv(), config.WithoutConsul())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if _, err := kit.NewServer(kit.WithConfig(store)); err == nil || !strings.Contains(err.Error(), "config.Standard") {
+		t.Errorf("NewServer = %v, want an error naming config.Standard", err)
+	}
+	if _, err := kit.NewClient("passthrough:///x", kit.WithConfig(store)); err == nil {
+		t.Error("NewClient accepted a config without the standard sections")
+	}
+}
