@@ -248,25 +248,25 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *
 		if l.Logging, err = logging.New(std.Log.Access, logging.WithLogger(logger), logging.WithMeterProvider(mp)); err != nil {
 			return fail(LayerLogging, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Logging.SetConfig(std.Log.Access) })
+		live.add(section(std.Log.Access, func(s *config.Standard) logging.Config { return s.Log.Access }, l.Logging.SetConfig))
 	}
 	if build(c, LayerRetry, &l.Retry) {
 		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRetry, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Retry.SetConfig(std.Retry) })
+		live.add(section(std.Retry, func(s *config.Standard) retry.Config { return s.Retry }, l.Retry.SetConfig))
 	}
 	if build(c, LayerRateLimit, &l.RateLimit) {
 		if l.RateLimit, err = ratelimit.New(std.RateLimit, ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRateLimit, err)
 		}
-		live.add(func(std *config.Standard) error { return l.RateLimit.SetConfig(std.RateLimit) })
+		live.add(section(std.RateLimit, func(s *config.Standard) ratelimit.Config { return s.RateLimit }, l.RateLimit.SetConfig))
 	}
 	if build(c, LayerTimeout, &l.Timeout) {
 		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
 			return fail(LayerTimeout, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Timeout.SetConfig(std.Timeout) })
+		live.add(section(std.Timeout, func(s *config.Standard) timeout.Config { return s.Timeout }, l.Timeout.SetConfig))
 	}
 	if c.off(LayerAuth) {
 		l.Auth = nil // auth has no default: it needs keys
@@ -376,19 +376,19 @@ func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard)
 		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
 			return fail(LayerTimeout, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Timeout.SetConfig(std.Timeout) })
+		live.add(section(std.Timeout, func(s *config.Standard) timeout.Config { return s.Timeout }, l.Timeout.SetConfig))
 	}
 	if build(c, LayerRetry, &l.Retry) {
 		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
 			return fail(LayerRetry, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Retry.SetConfig(std.Retry) })
+		live.add(section(std.Retry, func(s *config.Standard) retry.Config { return s.Retry }, l.Retry.SetConfig))
 	}
 	if build(c, LayerBreaker, &l.Breaker) {
 		if l.Breaker, err = breaker.New(std.Breaker, breaker.WithLogger(logger), breaker.WithMeterProvider(mp)); err != nil {
 			return fail(LayerBreaker, err)
 		}
-		live.add(func(std *config.Standard) error { return l.Breaker.SetConfig(std.Breaker) })
+		live.add(section(std.Breaker, func(s *config.Standard) breaker.Config { return s.Breaker }, l.Breaker.SetConfig))
 	}
 	if build(c, LayerRateLimit, &l.RateLimit) {
 		if l.RateLimit, err = ratelimit.NewClient(ratelimit.DefaultClientConfig(), ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {

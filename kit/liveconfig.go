@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"sync"
 
 	"google.golang.org/grpc/resolver"
@@ -84,6 +85,25 @@ func (a appliers) apply(std *config.Standard, logger *slog.Logger) {
 		if err := f(std); err != nil {
 			logger.Error("kit: applying a configuration change", "error", err)
 		}
+	}
+}
+
+// section returns an applier that calls set with the section pick selects,
+// only when that section differs from the one set last (initially
+// initial), so that a change elsewhere in the configuration leaves a layer
+// and its log alone.
+func section[C any](initial C, pick func(*config.Standard) C, set func(C) error) func(*config.Standard) error {
+	last := initial
+	return func(std *config.Standard) error {
+		c := pick(std)
+		if reflect.DeepEqual(c, last) {
+			return nil
+		}
+		if err := set(c); err != nil {
+			return err
+		}
+		last = c
+		return nil
 	}
 }
 

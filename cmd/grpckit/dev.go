@@ -98,7 +98,7 @@ func runDev(ctx context.Context, args []string) error {
 		name  string
 		count int
 		extra []string
-	}{{"user", *users, []string{"-db", db}}, {"greeter", *greeters, nil}} {
+	}{{"user", *users, []string{"-user.db", db}}, {"greeter", *greeters, nil}} {
 		for i := 1; i <= svc.count; i++ {
 			p, err := start(filepath.Join(bin, svc.name), fmt.Sprintf("%s-%d", svc.name, i), *consulAddr, logs, svc.extra, exits)
 			if err != nil {
@@ -174,7 +174,7 @@ func start(binary, name, consulAddr, logs string, extra []string, exits chan<- *
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-listen", addr, "-admin", admin, "-consul", consulAddr, "-drain", "2s"}, extra...)
+	args := append([]string{"-server.listen", addr, "-server.admin", admin, "-registry.address", consulAddr, "-server.drain", "2s"}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	setProcAttr(p.cmd)

@@ -1,58 +1,104 @@
+// Package svcmain holds what the example services' main functions share:
+// the configuration through kit/config (defaults, -config file,
+// GRPCKIT_* environment, flags, the Consul key grpckit/<service>), the
+// logger whose level follows it, the Consul registry, and kit servers and
+// clients driven by the configuration.
 package svcmain
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 )
 
-// Flags are the settings every example service reads.
-type Flags struct {
-	Listen    string
-	Admin     string
-	Advertise string
-	Consul    string
-	Drain     time.Duration
-	LogLevel  string
-	Probe     string
-
-	envErr error // a malformed environment default, reported by Logger
+// Service is a started service's configuration, logger and registry.
+type Service[T any] struct {
+	Name     string
+	Config   *config.Store[T]
+	Logger   *slog.Logger
+	Registry *consul.Registry // nil when registry.address is "off"
 }
 
-// Register defines the common flags on fs, defaulting to the environment.
-func Register(fs *flag.FlagSet) *Flags {
-	f := &Flags{}
-	fs.StringVar(&f.Listen, "listen", Env("GRPCKIT_SERVER_LISTEN", "127.0.0.1:0"), "gRPC listen address (env GRPCKIT_SERVER_LISTEN)")
-	fs.StringVar(&f.Admin, "admin", Env("GRPCKIT_SERVER_ADMIN", "127.0.0.1:0"), "admin HTTP listen address, empty for none (env GRPCKIT_SERVER_ADMIN)")
-	fs.StringVar(&f.Advertise, "advertise", Env("GRPCKIT_REGISTRY_ADVERTISE", ""), "host registered in Consul; default: the listen host, or the machine's first IPv4 (env GRPCKIT_REGISTRY_ADVERTISE)")
-	fs.StringVar(&f.Consul, "consul", Env("GRPCKIT_REGISTRY_ADDRESS", Env("CONSUL_HTTP_ADDR", "127.0.0.1:8500")), `Consul agent address, "off" to run without registering (env GRPCKIT_REGISTRY_ADDRESS, CONSUL_HTTP_ADDR)`)
-	drain := Env("GRPCKIT_SERVER_DRAIN", "3s")
-	d, err := time.ParseDuration(drain)
+// Start loads the configuration of service from args and the environment,
+// exiting when asked for -h, -print-config or -probe, or when the
+// configuration is invalid.
+func Start[T any](service string, defaults T, args []string) *Service[T] {
+	if len(args) == 2 && (args[0] == "-probe" || args[0] == "--probe") {
+		probe(args[1])
+	}
+	fs := flag.NewFlagSet(service, flag.ContinueOnError)
+	fs.String("probe", "", "GET this URL, exit 0 on a 2xx answer and 1 otherwise, and do nothing else (container health checks; must be the only flag)")
+	boot := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	store, err := config.Load(service, defaults, config.WithFlags(fs, args), config.WithLogger(boot))
+	switch {
+	case errors.Is(err, config.ErrPrinted), errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		Fatal(boot, "configuration", err)
+	}
+	logger, err := store.Logger(os.Stderr)
 	if err != nil {
-		f.envErr = fmt.Errorf("GRPCKIT_SERVER_DRAIN=%q: %w", drain, err)
+		Fatal(boot, "logger", err)
 	}
-	fs.DurationVar(&f.Drain, "drain", d, "how long to keep serving after deregistering (env GRPCKIT_SERVER_DRAIN)")
-	fs.StringVar(&f.Probe, "probe", "", "GET this URL, exit 0 on a 2xx answer and 1 otherwise, and do nothing else (container health checks)")
-	fs.StringVar(&f.LogLevel, "log-level", Env("GRPCKIT_LOG_LEVEL", "info"), "debug, info, warn or error (env GRPCKIT_LOG_LEVEL)")
-	return f
+	s := &Service[T]{Name: service, Config: store, Logger: logger}
+	if std := store.Standard(); !std.Registry.ConsulOff() {
+		c, err := config.NewConsulClient(std.Registry)
+		if err != nil {
+			Fatal(logger, "consul client", err)
+		}
+		s.Registry = consul.New(c, consul.WithLogger(logger))
+	}
+	return s
 }
 
-// RunProbe does the -probe check and exits when -probe is set; otherwise it
-// returns at once. Images without a shell use it as their health check.
-func (f *Flags) RunProbe() {
-	if f.Probe == "" {
-		return
+// Server returns a kit server configured by the standard sections and
+// registered in the registry, if any.
+func (s *Service[T]) Server(opts ...kit.ServerOption) (*kit.Server, error) {
+	std := s.Config.Standard()
+	o := []kit.ServerOption{kit.WithServiceName(s.Name), kit.WithConfig(s.Config), kit.WithLogger(s.Logger)}
+	if s.Registry != nil {
+		o = append(o, kit.WithRegistrar(s.Registry, registry.Instance{
+			Name: s.Name, Address: std.Registry.Advertise, Tags: std.Registry.Tags, Meta: std.Registry.Meta,
+			Weights: registry.Weights{Passing: std.Registry.Weights.Passing, Warning: std.Registry.Weights.Warning},
+		}))
 	}
+	return kit.NewServer(append(o, opts...)...)
+}
+
+// Client returns a kit client for target configured by the standard
+// sections, discovering through the registry, if any.
+func (s *Service[T]) Client(target string, opts ...kit.ClientOption) (*grpc.ClientConn, error) {
+	o := []kit.ClientOption{kit.WithConfig(s.Config), kit.WithLogger(s.Logger)}
+	if s.Registry != nil {
+		o = append(o, kit.WithDiscovery(s.Registry))
+	}
+	return kit.NewClient(target, append(o, opts...)...)
+}
+
+// Close stops the configuration's watches and the registry.
+func (s *Service[T]) Close() {
+	s.Config.Close()
+	if s.Registry != nil {
+		s.Registry.Close()
+	}
+}
+
+// probe GETs url and exits 0 on a 2xx answer, 1 otherwise. Images without a
+// shell use it as their health check.
+func probe(url string) {
 	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(f.Probe)
+	resp, err := c.Get(url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "probe:", err)
 		os.Exit(1)
@@ -65,55 +111,8 @@ func (f *Flags) RunProbe() {
 	os.Exit(0)
 }
 
-// Env returns the environment variable key, or def when it is unset.
-func Env(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok {
-		return v
-	}
-	return def
-}
-
-// Logger returns a text logger on stderr at the configured level, tagged
-// with service. It fails on a bad level or a malformed environment variable.
-func (f *Flags) Logger(service string) (*slog.Logger, error) {
-	if f.envErr != nil {
-		return nil, f.envErr
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.LogLevel)); err != nil {
-		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", f.LogLevel)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("service", service), nil
-}
-
-// Registry returns the Consul registry, or nil when Consul is "off".
-func (f *Flags) Registry(logger *slog.Logger) (*consul.Registry, error) {
-	if strings.EqualFold(f.Consul, "off") {
-		return nil, nil
-	}
-	return consul.NewFromAddress(f.Consul, consul.WithLogger(logger))
-}
-
-// Server returns a kit server for service, registered in reg when it is not nil.
-func (f *Flags) Server(service string, reg *consul.Registry, logger *slog.Logger) (*kit.Server, error) {
-	opts := []kit.ServerOption{
-		kit.WithServiceName(service),
-		kit.WithAddress(f.Listen),
-		kit.WithAdminAddress(f.Admin),
-		kit.WithDrain(f.Drain),
-		kit.WithLogger(logger),
-	}
-	if reg != nil {
-		opts = append(opts, kit.WithRegistrar(reg, registry.Instance{Name: service, Address: f.Advertise}))
-	}
-	return kit.NewServer(opts...)
-}
-
-// Fatal logs err (on slog.Default when logger is nil) and exits with status 1.
+// Fatal logs err and exits with status 1.
 func Fatal(logger *slog.Logger, msg string, err error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
 	logger.Error(msg, "error", err)
 	os.Exit(1)
 }

@@ -15,20 +15,16 @@ const mask = "****"
 // version and sources.
 func (s *Store[T]) Print(w io.Writer) error {
 	cur := s.Current()
-	b, err := yaml.Marshal(cur.Value)
-	if err != nil {
-		return fmt.Errorf("config: print: %w", err)
-	}
-	var tree map[string]any
-	if err := yaml.Unmarshal(b, &tree); err != nil {
+	var root yaml.Node
+	if err := root.Encode(cur.Value); err != nil {
 		return fmt.Errorf("config: print: %w", err)
 	}
 	for _, f := range s.fields {
 		if f.secret {
-			maskPath(tree, f.path)
+			maskPath(&root, f.path)
 		}
 	}
-	out, err := yaml.Marshal(tree)
+	out, err := yaml.Marshal(&root)
 	if err != nil {
 		return fmt.Errorf("config: print: %w", err)
 	}
@@ -40,17 +36,25 @@ func (s *Store[T]) Print(w io.Writer) error {
 	return nil
 }
 
-// maskPath masks the value at path in tree when it is set and not empty.
-func maskPath(tree map[string]any, path []string) {
-	for _, k := range path[:len(path)-1] {
-		next, ok := tree[k].(map[string]any)
-		if !ok {
+// maskPath masks the scalar at path in the mapping n when it is not empty.
+func maskPath(n *yaml.Node, path []string) {
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
 			return
 		}
-		tree = next
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return
+		}
+		n = next
 	}
-	last := path[len(path)-1]
-	if v, ok := tree[last]; ok && v != nil && v != "" {
-		tree[last] = mask
+	if n.Kind == yaml.ScalarNode && n.Value != "" {
+		n.Value, n.Tag, n.Style = mask, "!!str", yaml.SingleQuotedStyle
 	}
 }

@@ -14,7 +14,9 @@
 // call is rejected at once with codes.ResourceExhausted carrying a
 // google.rpc.RetryInfo whose retry_delay says when that bucket will have a
 // token again, and the tokens taken from the other buckets are given back.
-// The server never waits for a token.
+// The server never waits for a token, and never limits the gRPC health
+// service (/grpc.health.v1.Health/*): refused health checks would make the
+// registry take a loaded instance out of service.
 //
 // On the client, a [ClientLimiter] gives every method its own bucket (a
 // per-method entry, else the service's "/package.Service/*" entry, else

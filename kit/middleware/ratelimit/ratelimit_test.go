@@ -403,7 +403,9 @@ func TestClientWithoutWaitFailsAtOnce(t *testing.T) {
 func TestClientCanceledWhileWaiting(t *testing.T) {
 	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}, Wait: true})
 	c := serve(t, &fakeGreeter{}, nil, cl)
-	hello(t.Context(), c, "")
+	if o := stream(t.Context(), c); o != ok { // takes the stream method's only token
+		t.Fatalf("first stream: %+v", o)
+	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan outcome, 1)
@@ -493,5 +495,26 @@ func TestAllocations(t *testing.T) {
 				t.Errorf("%v allocations per call, want at most %v", n, tc.max)
 			}
 		})
+	}
+}
+
+// TestServerNeverLimitsHealthChecks: a registry's health checks pass
+// however tight the limits are, or a loaded instance would be taken out of
+// service.
+func TestServerNeverLimitsHealthChecks(t *testing.T) {
+	l, _ := newLimiter(t, Config{RPS: 0.001, Burst: 1, PerMethod: map[string]Limit{"/grpc.health.v1.Health/*": {RPS: 0.001}}})
+	intercept := l.UnaryServerInterceptor()
+	call := func(method string) codes.Code {
+		_, err := intercept(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: method},
+			func(context.Context, any) (any, error) { return "ok", nil })
+		return status.Code(err)
+	}
+	for i := range 5 {
+		if code := call("/grpc.health.v1.Health/Check"); code != codes.OK {
+			t.Fatalf("health check %d: %v", i, code)
+		}
+	}
+	if a, b := call(sayHello), call(sayHello); a != codes.OK || b != codes.ResourceExhausted {
+		t.Errorf("other calls under the same limit: %v then %v, want OK then ResourceExhausted", a, b)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,10 +143,18 @@ func (l *Limiter) methodBucket(method string) *rate.Limiter {
 	return b
 }
 
+// healthPrefix starts the methods of the gRPC health service, which the
+// server's limits never apply to: a registry whose health checks were
+// refused under load would take the instance out of service.
+const healthPrefix = "/grpc.health.v1.Health/"
+
 // allow takes a token for a call of method from every bucket that applies
 // and returns nil, or returns the ResourceExhausted status the call is
 // rejected with.
 func (l *Limiter) allow(ctx context.Context, method string) *status.Status {
+	if strings.HasPrefix(method, healthPrefix) {
+		return nil
+	}
 	var buckets [numLayers]reserver
 	l.mu.RLock()
 	global, perMethod := l.global, l.methods[method]

@@ -1,12 +1,14 @@
 // Command greeter runs the greeter example service. It registers in Consul as
-// "greeter" and reaches the user service through consul:///user.
+// "greeter" and reaches the user service through consul:///user. Every
+// setting comes from kit/config: defaults, -config FILE, GRPCKIT_*
+// variables, flags and the Consul key grpckit/greeter (-h lists them,
+// -print-config shows the result).
 //
-//	greeter -listen 127.0.0.1:0 -consul 127.0.0.1:8500
+//	greeter -server.listen 127.0.0.1:0 -registry.address 127.0.0.1:8500
 package main
 
 import (
 	"context"
-	"flag"
 	"os"
 
 	"github.com/grpckit/grpckit/internal/svcmain"
@@ -17,36 +19,20 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("greeter", flag.ExitOnError)
-	flags := svcmain.Register(fs)
-	userTarget := fs.String("user-target", svcmain.Env("GRPCKIT_GREETER_USER_TARGET", "consul:///user"), "target of the user service (env GRPCKIT_GREETER_USER_TARGET)")
-	fs.Parse(os.Args[1:])
-	flags.RunProbe()
-
-	logger, err := flags.Logger("greeter")
+	svc := svcmain.Start("greeter", DefaultConfig(), os.Args[1:])
+	defer svc.Close()
+	srv, err := svc.Server()
 	if err != nil {
-		svcmain.Fatal(logger, "bad flags", err)
-	}
-	reg, err := flags.Registry(logger)
-	if err != nil {
-		svcmain.Fatal(logger, "consul registry", err)
-	}
-	srv, err := flags.Server("greeter", reg, logger)
-	if err != nil {
-		svcmain.Fatal(logger, "server", err)
+		svcmain.Fatal(svc.Logger, "server", err)
 	}
 	// The user client shares the server's telemetry: one trace spans both hops.
-	clientOpts := []kit.ClientOption{kit.WithTelemetry(srv.Layers().Telemetry), kit.WithLogger(logger)}
-	if reg != nil {
-		clientOpts = append(clientOpts, kit.WithDiscovery(reg))
-	}
-	users, err := kit.NewClient(*userTarget, clientOpts...)
+	users, err := svc.Client(svc.Config.Current().Value.Greeter.UserTarget, kit.WithTelemetry(srv.Layers().Telemetry))
 	if err != nil {
-		svcmain.Fatal(logger, "user client", err)
+		svcmain.Fatal(svc.Logger, "user client", err)
 	}
 	defer users.Close()
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(userv1.NewUserServiceClient(users), greeter.WithLogger(logger)))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(userv1.NewUserServiceClient(users), greeter.WithLogger(svc.Logger)))
 	if err := srv.Run(context.Background()); err != nil {
-		svcmain.Fatal(logger, "greeter stopped", err)
+		svcmain.Fatal(svc.Logger, "greeter stopped", err)
 	}
 }

@@ -1,13 +1,14 @@
 // Command user runs the user example service. It registers in Consul as
 // "user" and keeps its data in a SQLite file that several instances on one
-// host may share.
+// host may share. Every setting comes from kit/config: defaults, -config
+// FILE, GRPCKIT_* variables, flags and the Consul key grpckit/user
+// (-h lists them, -print-config shows the result).
 //
-//	user -listen 127.0.0.1:0 -consul 127.0.0.1:8500 -db users.db
+//	user -server.listen 127.0.0.1:0 -registry.address 127.0.0.1:8500 -user.db users.db
 package main
 
 import (
 	"context"
-	"flag"
 	"os"
 
 	"github.com/grpckit/grpckit/internal/svcmain"
@@ -16,31 +17,19 @@ import (
 )
 
 func main() {
-	fs := flag.NewFlagSet("user", flag.ExitOnError)
-	flags := svcmain.Register(fs)
-	dbPath := fs.String("db", svcmain.Env("GRPCKIT_USER_DB", "users.db"), "SQLite database file (env GRPCKIT_USER_DB)")
-	fs.Parse(os.Args[1:])
-	flags.RunProbe()
-
-	logger, err := flags.Logger("user")
+	svc := svcmain.Start("user", DefaultConfig(), os.Args[1:])
+	defer svc.Close()
+	store, err := user.OpenSQLite(context.Background(), svc.Config.Current().Value.User.DB)
 	if err != nil {
-		svcmain.Fatal(logger, "bad flags", err)
-	}
-	store, err := user.OpenSQLite(context.Background(), *dbPath)
-	if err != nil {
-		svcmain.Fatal(logger, "open store", err)
+		svcmain.Fatal(svc.Logger, "open store", err)
 	}
 	defer store.Close()
-	reg, err := flags.Registry(logger)
+	srv, err := svc.Server()
 	if err != nil {
-		svcmain.Fatal(logger, "consul registry", err)
+		svcmain.Fatal(svc.Logger, "server", err)
 	}
-	srv, err := flags.Server("user", reg, logger)
-	if err != nil {
-		svcmain.Fatal(logger, "server", err)
-	}
-	userv1.RegisterUserServiceServer(srv, user.NewServer(store, user.WithLogger(logger)))
+	userv1.RegisterUserServiceServer(srv, user.NewServer(store, user.WithLogger(svc.Logger)))
 	if err := srv.Run(context.Background()); err != nil {
-		svcmain.Fatal(logger, "user stopped", err)
+		svcmain.Fatal(svc.Logger, "user stopped", err)
 	}
 }

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/grpckit/grpckit/kit/config"
+)
+
+// Config is the greeter service's configuration: kit's standard sections
+// and the greeter section.
+type Config struct {
+	config.Standard `yaml:",inline"`
+	Greeter         Section `yaml:"greeter"`
+}
+
+// Section is the greeter section of [Config].
+type Section struct {
+	// UserTarget is the target of the user service. Default
+	// "consul:///user". Read at start.
+	UserTarget string `yaml:"user_target"`
+}
+
+// DefaultConfig returns the defaults of every setting.
+func DefaultConfig() Config {
+	return Config{Standard: config.DefaultStandard(), Greeter: Section{UserTarget: "consul:///user"}}
+}
+
+// Validate checks the greeter section (kit/config checks the standard ones).
+func (c *Config) Validate() error {
+	if c.Greeter.UserTarget == "" {
+		return errors.New("greeter.user_target must not be empty")
+	}
+	return nil
+}
