@@ -2,7 +2,6 @@ package kit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-
-	"github.com/grpckit/grpckit/kit/balancer"
-	"github.com/grpckit/grpckit/kit/config"
 )
 
 // adminMux serves the admin endpoints:
@@ -21,8 +17,8 @@ import (
 //	/readyz         200 while serving and not shutting down, else 503
 //	/metrics        Prometheus text exposition (404 without the telemetry layer)
 //	/debug/pprof/   the runtime profiles of net/http/pprof
-//	/debug/kit      JSON: the configuration's version and sources (with
-//	                WithConfig) and the kit_weighted balancers of the process
+//	/debug/kit      HTML page refreshing itself (JSON with ?format=json or
+//	                Accept: application/json); see [DebugKit]
 func (s *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/kit", s.debugKit)
@@ -72,25 +68,4 @@ func (s *Server) closeAdmin() {
 	if s.admin != nil {
 		s.admin.Close()
 	}
-}
-
-// DebugKit is the JSON document of /debug/kit.
-type DebugKit struct {
-	// Config describes the configuration store given with WithConfig; nil
-	// without one.
-	Config *config.Info `json:"config,omitempty"`
-	// Balancers are the kit_weighted balancers of the process.
-	Balancers []balancer.TargetStats `json:"balancers"`
-}
-
-func (s *Server) debugKit(w http.ResponseWriter, _ *http.Request) {
-	doc := DebugKit{Balancers: balancer.Stats()}
-	if s.opts.config != nil {
-		info := s.opts.config.info()
-		doc.Config = &info
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(doc)
 }

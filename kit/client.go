@@ -80,5 +80,8 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kit: client for %q: %w", target, err)
 	}
+	if o.admin != nil {
+		o.admin.debug.add(cc, layers)
+	}
 	return cc, nil
 }

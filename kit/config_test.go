@@ -3,6 +3,7 @@ package kit_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestConsulKVRateLimitIsLive(t *testing.T) {
 	}
 
 	// /debug/kit shows the version and the source.
-	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/kit")
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/kit?format=json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,5 +189,69 @@ func TestWithConfigNeedsTheStandardSections(t *testing.T) {
 	}
 	if _, err := kit.NewClient("passthrough:///x", kit.WithConfig(store)); err == nil {
 		t.Error("NewClient accepted a config without the standard sections")
+	}
+}
+
+// TestDebugKitPage: the admin page shows the clients given WithAdminOf with
+// their breakers, the server's limits and the balancers, as HTML by default
+// and as JSON on request; a closed client leaves it.
+func TestDebugKitPage(t *testing.T) {
+	srv := newServer(t, kit.WithServiceName("pagesvc"))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	cc, err := kit.NewClient("passthrough:///"+addr, kit.WithAdminOf(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := greeterv1.NewGreeterServiceClient(cc).SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	page := "http://" + srv.AdminAddr().String() + "/debug/kit"
+	get := func(url, accept string) (string, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		if _, err := io.Copy(&b, resp.Body); err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Get("Content-Type"), b.String()
+	}
+	ctype, html := get(page, "text/html")
+	if !strings.HasPrefix(ctype, "text/html") {
+		t.Fatalf("content type %q", ctype)
+	}
+	for _, want := range []string{"<h1>pagesvc</h1>", `http-equiv="refresh"`, "passthrough:///" + addr, "/greeter.v1.GreeterService/SayHello", `class="state-closed"`, `data-endpoint="` + addr + `"`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	var doc kit.DebugKit
+	for _, req := range [][2]string{{page + "?format=json", ""}, {page, "application/json"}} {
+		ctype, body := get(req[0], req[1])
+		if ctype != "application/json" {
+			t.Fatalf("%v: content type %q", req, ctype)
+		}
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(doc.Clients) != 1 || len(doc.Clients[0].Breakers) != 1 || doc.Clients[0].Breakers[0].State != "closed" || doc.RateLimit == nil {
+		t.Errorf("document: %+v", doc)
+	}
+	cc.Close()
+	_, body := get(page+"?format=json", "")
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Clients) != 0 {
+		t.Errorf("a closed client is still shown: %+v", doc.Clients)
 	}
 }

@@ -60,6 +60,7 @@ type clientOptions struct {
 	logger      *slog.Logger
 	layers      layerChoice
 	config      *liveConfig
+	admin       *Server // shows the client on its /debug/kit
 }
 
 // WithServiceName names the service in telemetry (traces and metrics) when

@@ -51,6 +51,8 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	unsubscribe  func()        // stops configuration changes; nil without WithConfig
+	service      string        // name in telemetry and on /debug/kit
+	debug        debugClients  // clients shown on /debug/kit
 	shutdownDone chan struct{} // closed when the shutdown sequence finished
 	shutdownErr  error         // result of the sequence; written before shutdownDone closes
 
@@ -91,6 +93,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		service:      service,
 		opts:         o,
 		layers:       layers,
 		owned:        owned,

@@ -99,6 +99,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
+// String formats d like [time.Duration.String].
+func (d Duration) String() string { return time.Duration(d).String() }
+
 // MarshalText writes the duration like [time.Duration.String] (YAML).
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 

@@ -38,9 +38,9 @@ type EndpointStats struct {
 	Weight       float64   // effective weight: base x multiplier x slow-start ramp
 	State        string    // active, ejected or ramping
 	Ready        bool      // its connection is READY
-	Success      int64     // calls counted as successes in the window
-	Failures     int64     // failures in the window
-	Demotions    int64     // demoting outcomes (RESOURCE_EXHAUSTED) in the window
+	Success      int64     // calls counted as successes in the window (as of the last tick)
+	Failures     int64     // failures in the window, the current tick's included
+	Demotions    int64     // demoting outcomes (RESOURCE_EXHAUSTED) in the window, the current tick's included
 	TimesEjected int       // decays by one after each clean window
 	EjectedUntil time.Time // zero unless ejected
 }
@@ -116,6 +116,9 @@ func (t *tracker) stats() TargetStats {
 			es.Failures += c.failure
 			es.Demotions += c.demote
 		}
+		// Outcomes since the last tick, not yet in the window.
+		es.Failures += ep.out.failure.Load() - ep.seen.failure
+		es.Demotions += ep.out.demote.Load() - ep.seen.demote
 		st.Endpoints = append(st.Endpoints, es)
 	}
 	return st

@@ -50,6 +50,9 @@ func New(cfg Config, opts ...Option) (*Timeouts, error) {
 	return t, nil
 }
 
+// Config returns the configuration in effect.
+func (t *Timeouts) Config() Config { return t.cfg.Load().cfg }
+
 // SetConfig validates cfg and, when it is valid, makes it the configuration
 // of calls that start from now on. An invalid cfg is rejected with an error
 // and the current configuration stays. Safe to call concurrently with calls.

@@ -1,0 +1,151 @@
+package kit
+
+import (
+	_ "embed"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+
+	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/middleware/breaker"
+	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
+	"github.com/grpckit/grpckit/kit/middleware/timeout"
+)
+
+// DebugKit is the document of a server's /debug/kit page: what kit does in
+// the process right now.
+type DebugKit struct {
+	Service string    `json:"service"`
+	Time    time.Time `json:"time"`
+	// Config describes the configuration store given with WithConfig; nil
+	// without one.
+	Config *config.Info `json:"config,omitempty"`
+	// RateLimit is the server's inbound limits; nil without the layer.
+	RateLimit *ratelimit.Config `json:"rate_limit,omitempty"`
+	// Timeout is the server's deadline settings; nil without the layer.
+	Timeout *timeout.Config `json:"timeout,omitempty"`
+	// Clients are the clients shown on this page ([WithAdminOf]).
+	Clients []DebugClient `json:"clients"`
+	// Balancers are the kit_weighted balancers of the process: per target
+	// the parameters in force and every endpoint's weight, state and recent
+	// outcomes.
+	Balancers []balancer.TargetStats `json:"balancers"`
+}
+
+// DebugClient describes one client on the page.
+type DebugClient struct {
+	Target    string                  `json:"target"`
+	State     string                  `json:"state"` // the ClientConn's connectivity state
+	Breakers  []breaker.State         `json:"breakers"`
+	RateLimit *ratelimit.ClientConfig `json:"rate_limit,omitempty"`
+}
+
+// WithAdminOf shows the client on srv's /debug/kit page: its connection
+// state, circuit breakers and rate limits (its kit_weighted balancer is
+// there in any case). The client leaves the page when it is closed.
+func WithAdminOf(srv *Server) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.admin = srv })
+}
+
+// debugClients are the clients shown on a server's page.
+type debugClients struct {
+	mu      sync.Mutex
+	clients []debugClient // guarded by mu
+}
+
+type debugClient struct {
+	cc     *grpc.ClientConn
+	layers clientLayers
+}
+
+func (d *debugClients) add(cc *grpc.ClientConn, l clientLayers) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.clients = append(d.clients, debugClient{cc, l})
+}
+
+// list describes the clients, forgetting those that were closed.
+func (d *debugClients) list() []DebugClient {
+	d.mu.Lock()
+	d.clients = slices.DeleteFunc(d.clients, func(c debugClient) bool { return c.cc.GetState() == connectivity.Shutdown })
+	clients := slices.Clone(d.clients)
+	d.mu.Unlock()
+	out := make([]DebugClient, 0, len(clients))
+	for _, c := range clients {
+		dc := DebugClient{Target: c.cc.Target(), State: c.cc.GetState().String()}
+		if c.layers.Breaker != nil {
+			dc.Breakers = c.layers.Breaker.States()
+		}
+		if c.layers.RateLimit != nil {
+			rl := c.layers.RateLimit.Config()
+			dc.RateLimit = &rl
+		}
+		out = append(out, dc)
+	}
+	return out
+}
+
+// debugDoc gathers the page's document.
+func (s *Server) debugDoc() DebugKit {
+	doc := DebugKit{Service: s.service, Time: time.Now(), Clients: s.debug.list(), Balancers: balancer.Stats()}
+	if s.opts.config != nil {
+		info := s.opts.config.info()
+		doc.Config = &info
+	}
+	if s.layers.RateLimit != nil {
+		rl := s.layers.RateLimit.Config()
+		doc.RateLimit = &rl
+	}
+	if s.layers.Timeout != nil {
+		t := s.layers.Timeout.Config()
+		doc.Timeout = &t
+	}
+	return doc
+}
+
+//go:embed debugkit.html
+var debugPageSource string
+
+var debugPage = template.Must(template.New("debugkit").Funcs(template.FuncMap{
+	"pct": func(f float64) string { return formatFloat(f*100) + "%" },
+	"f2":  formatFloat,
+	"ago": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return time.Until(t).Round(time.Millisecond).String()
+	},
+}).Parse(debugPageSource))
+
+// formatFloat writes f with at most 3 decimals and no trailing zeros.
+func formatFloat(f float64) string {
+	return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(f, 'f', 3, 64), "0"), ".")
+}
+
+// debugKit serves the page as HTML, or as JSON for ?format=json and for
+// clients that accept JSON but not HTML.
+func (s *Server) debugKit(w http.ResponseWriter, r *http.Request) {
+	doc := s.debugDoc()
+	accept := r.Header.Get("Accept")
+	if r.URL.Query().Get("format") == "json" || strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html") {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(doc)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := debugPage.Execute(w, doc); err != nil {
+		s.opts.logger.Warn("kit: /debug/kit page", "error", err)
+	}
+}
