@@ -1,6 +1,7 @@
 // Command grpckit is grpckit's developer tool.
 //
-//	grpckit dev    run the local stack: Consul, 2 user and 2 greeter instances
+//	grpckit new NAME   scaffold a service: proto, generated code, handler, tests, command, Dockerfile, compose entry
+//	grpckit dev        run the local stack: Consul, 2 user and 2 greeter instances
 package main
 
 import (
@@ -14,7 +15,10 @@ import (
 const usage = `usage: grpckit <command> [flags]
 
 commands:
-  dev    run the local stack (Consul, 2 user and 2 greeter instances) in the foreground
+  new <name> [-dir DIR]   scaffold the service <name> in the grpckit module at DIR (default .):
+                          proto and generated code, handler and tests, command, Dockerfile,
+                          docker-compose entry (grpckit new -h for details)
+  dev                     run the local stack (Consul, 2 user and 2 greeter instances) in the foreground
 `
 
 func main() {
@@ -30,6 +34,8 @@ func main() {
 	}()
 	var err error
 	switch os.Args[1] {
+	case "new":
+		err = runNew(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
 	case "help", "-h", "--help":
