@@ -21,15 +21,20 @@ build:
 consul:
 	@scripts/ensure-consul.sh >/dev/null
 
-## test: the full suite with the race detector, against a real Consul.
-test: consul
-	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go test -race -count=1 -timeout 15m ./...
+## test: the full suite with the race detector, against a real Consul, a
+## throwaway PostgreSQL and headless Chromium (installed from Debian's packages
+## when missing); the proto tools serve the `grpckit new` test.
+test: consul tools
+	CONSUL_BIN="$$(scripts/ensure-consul.sh)" \
+	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" \
+	CHROMIUM_BIN="$$(scripts/ensure-chromium.sh)" \
+	go test -race -count=1 -timeout 20m ./...
 
-## test-short: unit tests only (no Consul).
+## test-short: unit tests only (no Consul, PostgreSQL or Chromium).
 test-short:
 	go test -race -short ./...
 
-## dev: the local stack (Consul, 2 user, 2 greeter) in the foreground; Ctrl-C stops it.
+## dev: the local stack (Consul, 2 user, 2 greeter, the gateway on :8080) in the foreground; Ctrl-C stops it.
 dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev

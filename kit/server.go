@@ -273,11 +273,7 @@ func (s *Server) instance(addr net.Addr) (registry.Instance, error) {
 		inst.Port = tcp.Port
 	}
 	if inst.Address == "" {
-		ip := tcp.IP
-		if ip == nil || ip.IsUnspecified() {
-			ip = advertiseIP()
-		}
-		inst.Address = ip.String()
+		inst.Address = AdvertiseHost(tcp.IP)
 	}
 	if inst.ID == "" {
 		inst.ID = inst.Name + "-" + inst.Address + "-" + strconv.Itoa(inst.Port)
@@ -285,10 +281,20 @@ func (s *Server) instance(addr net.Addr) (registry.Instance, error) {
 	return inst, nil
 }
 
+// AdvertiseHost returns the host others reach a listener on ip at, as kit
+// registers it: ip itself, or, for a listener on every interface (ip nil or
+// unspecified), the first global unicast IPv4 address of an interface that
+// is up, else 127.0.0.1. Set the instance's Address (registry.advertise)
+// where that guess is wrong, e.g. on hosts with several networks.
+func AdvertiseHost(ip net.IP) string {
+	if ip != nil && !ip.IsUnspecified() {
+		return ip.String()
+	}
+	return advertiseIP().String()
+}
+
 // advertiseIP returns the first global unicast IPv4 address of an interface
-// that is up, or 127.0.0.1 when there is none. Set the Address of the
-// instance (or -advertise) where that guess is wrong, e.g. on hosts with
-// several networks.
+// that is up, or 127.0.0.1 when there is none.
 func advertiseIP() net.IP {
 	ifaces, err := net.Interfaces()
 	if err != nil {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/grpckit/grpckit/internal/consulagent"
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
@@ -39,6 +43,7 @@ func runDev(ctx context.Context, args []string) error {
 	consulAddr := fs.String("consul", "127.0.0.1:8500", "HTTP address of the Consul agent to use or start")
 	users := fs.Int("users", 2, "user instances")
 	greeters := fs.Int("greeters", 2, "greeter instances")
+	gatewayAddr := fs.String("gateway", "127.0.0.1:8080", "HTTP address of the REST/JSON gateway")
 	dir := fs.String("dir", "", "working directory for binaries, data and logs (default <repo>/.cache/dev)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -83,7 +88,7 @@ func runDev(ctx context.Context, args []string) error {
 	// 2. Build the services.
 	bin := filepath.Join(*dir, "bin")
 	step("compiling services into %s", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./services/user/cmd/user", "./services/greeter/cmd/greeter")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./services/user/cmd/user", "./services/greeter/cmd/greeter", "./services/gateway/cmd/gateway")
 	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
@@ -92,15 +97,27 @@ func runDev(ctx context.Context, args []string) error {
 	// 3. Start the instances, stopping them (deregistered) on the way out.
 	var procs []*proc
 	defer func() { stopAll(procs) }()
-	exits := make(chan *proc, *users+*greeters)
+	exits := make(chan *proc, *users+*greeters+1)
 	db := filepath.Join(*dir, "users.db")
+	// The gateway checks write tokens against a secret made for this run; the
+	// summary prints a token signed with it. The secret goes through the
+	// environment, not a flag, so that ps does not show it.
+	secret, err := devSecret()
+	if err != nil {
+		return err
+	}
 	for _, svc := range []struct {
 		name  string
 		count int
 		extra []string
-	}{{"user", *users, []string{"-user.db", db}}, {"greeter", *greeters, nil}} {
+		env   []string
+	}{
+		{"user", *users, []string{"-user.db", db}, nil},
+		{"greeter", *greeters, nil, nil},
+		{"gateway", 1, []string{"-gateway.listen", *gatewayAddr}, []string{"GRPCKIT_GATEWAY_AUTH_HMAC_SECRET=" + secret}},
+	} {
 		for i := 1; i <= svc.count; i++ {
-			p, err := start(filepath.Join(bin, svc.name), fmt.Sprintf("%s-%d", svc.name, i), *consulAddr, logs, svc.extra, exits)
+			p, err := start(filepath.Join(bin, svc.name), fmt.Sprintf("%s-%d", svc.name, i), *consulAddr, logs, svc.extra, svc.env, exits)
 			if err != nil {
 				return err
 			}
@@ -113,15 +130,19 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reg.Close()
-	if err := waitPassing(ctx, reg.Client(), procs, map[string]int{"user": *users, "greeter": *greeters}); err != nil {
+	if err := waitPassing(ctx, reg.Client(), procs, map[string]int{"user": *users, "greeter": *greeters, "gateway": 1}); err != nil {
 		return err
 	}
 
 	// 4. One demo call through discovery.
-	if err := demo(ctx, reg); err != nil {
+	if err := demo(ctx, reg, *gatewayAddr); err != nil {
 		return fmt.Errorf("demo call: %w", err)
 	}
-	summary(*consulAddr, procs, *dir)
+	token, err := auth.IssueHS256(secret, "dev", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	summary(*consulAddr, *gatewayAddr, token, procs, *dir)
 
 	// 5. Stay in the foreground; report instances that exit.
 	for {
@@ -160,7 +181,7 @@ func freeAddr() (string, error) {
 }
 
 // start runs one instance; it is sent on exits when it exits.
-func start(binary, name, consulAddr, logs string, extra []string, exits chan<- *proc) (*proc, error) {
+func start(binary, name, consulAddr, logs string, extra, env []string, exits chan<- *proc) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -176,6 +197,7 @@ func start(binary, name, consulAddr, logs string, extra []string, exits chan<- *
 	}
 	args := append([]string{"-server.listen", addr, "-server.admin", admin, "-registry.address", consulAddr, "-server.drain", "2s"}, extra...)
 	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	setProcAttr(p.cmd)
 	if err := p.cmd.Start(); err != nil {
@@ -222,7 +244,7 @@ func waitPassing(ctx context.Context, c *api.Client, procs []*proc, want map[str
 	}
 }
 
-func demo(ctx context.Context, reg *consul.Registry) error {
+func demo(ctx context.Context, reg *consul.Registry, gatewayAddr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	uc, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg))
@@ -248,14 +270,40 @@ func demo(ctx context.Context, reg *consul.Registry) error {
 	}
 	step("demo call through consul:///greeter (greeter → consul:///user):")
 	fmt.Printf("    SayHello{user_id: %q} = %q  (answered by %s)\n", id, resp.GetMessage(), resp.GetInstance())
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gatewayAddr+"/v1/hello/world", nil)
+	if err != nil {
+		return err
+	}
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer hr.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(hr.Body, 4096))
+	if hr.StatusCode != http.StatusOK {
+		return fmt.Errorf("gateway GET /v1/hello/world: %s %s", hr.Status, body)
+	}
+	step("demo call through the gateway:")
+	fmt.Printf("    GET http://%s/v1/hello/world = %s\n", gatewayAddr, strings.TrimSpace(string(body)))
 	return nil
 }
 
-func summary(consulAddr string, procs []*proc, dir string) {
+// devSecret returns a random HMAC secret for the gateway's write tokens.
+func devSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func summary(consulAddr, gatewayAddr, token string, procs []*proc, dir string) {
 	step("the local stack is up")
 	fmt.Printf("    Consul UI:  http://%s/ui/\n", consulAddr)
+	fmt.Printf("    gateway:    http://%s/v1/hello/world   API: http://%s/openapi.json\n", gatewayAddr, gatewayAddr)
 	for _, p := range procs {
-		fmt.Printf("    %-10s  gRPC %-21s  admin http://%s/readyz  log %s\n", p.name, p.addr, p.admin, p.log)
+		fmt.Printf("    %-10s  gRPC %-21s  admin http://%s/debug/kit  log %s\n", p.name, p.addr, p.admin, p.log)
 	}
 	for _, p := range procs {
 		if strings.HasPrefix(p.name, "greeter") {
@@ -263,6 +311,8 @@ func summary(consulAddr string, procs []*proc, dir string) {
 			break
 		}
 	}
+	fmt.Printf("    write:      curl -X POST http://%s/v1/users -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"name\":\"Ada\",\"email\":\"ada@example.com\"}'\n", gatewayAddr, token)
+	fmt.Printf("    dev token:  %s  (24h, for the gateway's writes)\n", token)
 	fmt.Printf("    data:       %s\n", filepath.Join(dir, "users.db"))
 	fmt.Println("    Ctrl-C stops everything; instances deregister from Consul first.")
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,9 +34,13 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}
-	want := []string{"consul", "greeter-1", "greeter-2", "user-1", "user-2"}
-	if got := project.ServiceNames(); !slices.Equal(sorted(got), want) {
-		t.Fatalf("services %v, want %v", sorted(got), want)
+	// The services the code expects: Consul for discovery and configuration,
+	// an OTLP tracing backend, PostgreSQL for the user service, and the example
+	// services (a scaffolded service may add more).
+	for _, want := range []string{"consul", "jaeger", "postgres", "gateway", "greeter-1", "greeter-2", "user-1", "user-2"} {
+		if _, ok := project.Services[want]; !ok {
+			t.Errorf("no service %s (services: %v)", want, sorted(project.ServiceNames()))
+		}
 	}
 
 	published := map[string]string{}
@@ -71,12 +77,36 @@ func TestComposeFile(t *testing.T) {
 		if _, ok := envNames[binary]; !ok {
 			envNames[binary] = readEnvNames(t, root, pkg)
 		}
-		for key := range svc.Environment {
-			if !slices.Contains(envNames[binary], key) {
+		for key, val := range svc.Environment {
+			// The standard OpenTelemetry variables are read by kit's telemetry
+			// layer in every service (kit/middleware/telemetry).
+			if !slices.Contains(envNames[binary], key) && !strings.HasPrefix(key, "OTEL_") {
 				t.Errorf("%s sets %s, which %s does not read (it reads %v)", name, key, binary, envNames[binary])
+			}
+			if val == nil {
+				continue
+			}
+			if host := hostIn(*val); host != "" && project.Services[host].Name == "" {
+				t.Errorf("%s: %s=%s names host %s, which is not a service of the stack", name, key, *val, host)
 			}
 		}
 	}
+}
+
+// hostIn returns the host a URL or host:port value names, "" for local
+// addresses and anything else.
+func hostIn(v string) string {
+	host := ""
+	if u, err := url.Parse(v); err == nil && u.Scheme != "" && strings.Contains(v, "://") {
+		host = u.Hostname()
+	} else if h, _, err := net.SplitHostPort(v); err == nil {
+		host = h
+	}
+	switch host {
+	case "", "0.0.0.0", "127.0.0.1", "localhost", "::":
+		return ""
+	}
+	return host
 }
 
 var (

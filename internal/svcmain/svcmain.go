@@ -28,6 +28,8 @@ type Service[T any] struct {
 	Config   *config.Store[T]
 	Logger   *slog.Logger
 	Registry *consul.Registry // nil when registry.address is "off"
+
+	server *kit.Server // the last made by Server; shows the clients on its /debug/kit
 }
 
 // Start loads the configuration of service from args and the environment,
@@ -73,13 +75,21 @@ func (s *Service[T]) Server(opts ...kit.ServerOption) (*kit.Server, error) {
 			Weights: registry.Weights{Passing: std.Registry.Weights.Passing, Warning: std.Registry.Weights.Warning},
 		}))
 	}
-	return kit.NewServer(append(o, opts...)...)
+	srv, err := kit.NewServer(append(o, opts...)...)
+	if err == nil {
+		s.server = srv
+	}
+	return srv, err
 }
 
 // Client returns a kit client for target configured by the standard
-// sections, discovering through the registry, if any.
+// sections, discovering through the registry, if any, and shown on the
+// admin page of the server made by Server.
 func (s *Service[T]) Client(target string, opts ...kit.ClientOption) (*grpc.ClientConn, error) {
 	o := []kit.ClientOption{kit.WithConfig(s.Config), kit.WithLogger(s.Logger)}
+	if s.server != nil {
+		o = append(o, kit.WithAdminOf(s.server))
+	}
 	if s.Registry != nil {
 		o = append(o, kit.WithDiscovery(s.Registry))
 	}

@@ -6,7 +6,9 @@
 // and pages through users by opaque tokens. [SQLStore] is the [Store] on
 // database/sql; [OpenSQLite] opens one on a SQLite file that several
 // processes on the same host may share (WAL journal, busy timeout, immediate
-// write transactions).
+// write transactions), and [OpenPostgres] one on a PostgreSQL database that
+// processes on any hosts may share (pgx driver, advisory locks). Both
+// behave the same.
 //
 // Users are identified by UUIDv7 strings assigned by the store, so the order
 // of ids is the order of creation and ListUsers returns users in that order.

@@ -16,20 +16,56 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/internal/pgtest"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(pgtest.StopAfter(m))
 }
 
-// newTestStore opens a SQLite store on a new file in t.TempDir and closes it
-// on cleanup.
-func newTestStore(t testing.TB) *SQLStore {
+// opener opens a store on one database; every call opens another store.
+type opener func(context.Context) (*SQLStore, error)
+
+// backend is a kind of database that a [SQLStore] runs on.
+type backend struct {
+	name string
+	// newDB makes a new empty database for t.
+	newDB func(t testing.TB) opener
+}
+
+var (
+	sqliteBackend = backend{name: "sqlite", newDB: func(t testing.TB) opener {
+		path := filepath.Join(t.TempDir(), "users.db")
+		return func(ctx context.Context) (*SQLStore, error) { return OpenSQLite(ctx, path) }
+	}}
+	// postgresBackend skips under -short (see [pgtest.Start]).
+	postgresBackend = backend{name: "postgres", newDB: func(t testing.TB) opener {
+		dsn := pgtest.Start(t)
+		return func(ctx context.Context) (*SQLStore, error) { return OpenPostgres(ctx, dsn) }
+	}}
+	backends = []backend{sqliteBackend, postgresBackend}
+)
+
+// forEachBackend runs f in a subtest for each backend.
+func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { f(t, b) })
+	}
+}
+
+// newStore opens a store on a new database of b and closes it on cleanup.
+func (b backend) newStore(t testing.TB) *SQLStore {
 	t.Helper()
-	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "users.db"))
+	return openStore(t, b.newDB(t))
+}
+
+// openStore opens a store with open and closes it on cleanup.
+func openStore(t testing.TB, open opener) *SQLStore {
+	t.Helper()
+	s, err := open(t.Context())
 	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -37,6 +73,13 @@ func newTestStore(t testing.TB) *SQLStore {
 		}
 	})
 	return s
+}
+
+// newTestStore opens a SQLite store on a new file in t.TempDir and closes it
+// on cleanup.
+func newTestStore(t testing.TB) *SQLStore {
+	t.Helper()
+	return sqliteBackend.newStore(t)
 }
 
 // startServer serves a [Server] on store over bufconn and returns a client;

@@ -21,9 +21,11 @@ import (
 // ignoreAssigned ignores the fields the store assigns.
 var ignoreAssigned = protocmp.IgnoreFields(&userv1.User{}, "id", "create_time", "update_time")
 
-func TestServerLifecycle(t *testing.T) {
+func TestServerLifecycle(t *testing.T) { forEachBackend(t, testServerLifecycle) }
+
+func testServerLifecycle(t *testing.T, b backend) {
 	ctx := t.Context()
-	c := startServer(t, newTestStore(t))
+	c := startServer(t, b.newStore(t))
 
 	created, err := c.CreateUser(ctx, &userv1.CreateUserRequest{Name: "Alice", Email: "  alice@example.com\t"})
 	if err != nil {
@@ -131,9 +133,11 @@ func emailOfLen(n int) string {
 	return local + strings.Repeat("b", n-len(local)-len(tld)) + tld
 }
 
-func TestServerErrors(t *testing.T) {
+func TestServerErrors(t *testing.T) { forEachBackend(t, testServerErrors) }
+
+func testServerErrors(t *testing.T, b backend) {
 	ctx := t.Context()
-	c := startServer(t, newTestStore(t))
+	c := startServer(t, b.newStore(t))
 	mustCreate := func(name, email string) *userv1.User {
 		t.Helper()
 		resp, err := c.CreateUser(ctx, &userv1.CreateUserRequest{Name: name, Email: email})
@@ -193,6 +197,7 @@ func TestServerErrors(t *testing.T) {
 		{name: "create/utf-8 name", call: create("Zoë 🙂", "zoe@example.com"), wantCode: codes.OK},
 		{name: "create/empty name", call: create("", "x1@example.com"), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
 		{name: "create/name 201 bytes", call: create(strings.Repeat("n", 201), "x2@example.com"), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
+		{name: "create/name with NUL", call: create("nul\x00name", "x3@example.com"), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
 		{name: "create/empty email", call: create("X", ""), wantCode: codes.InvalidArgument, wantFields: []string{"email"}},
 		{name: "create/blank email", call: create("X", "   "), wantCode: codes.InvalidArgument, wantFields: []string{"email"}},
 		{name: "create/email 255 bytes", call: create("X", emailOfLen(255)), wantCode: codes.InvalidArgument, wantFields: []string{"email"}},
@@ -208,6 +213,7 @@ func TestServerErrors(t *testing.T) {
 		{name: "get/empty id", call: get(""), wantCode: codes.InvalidArgument, wantFields: []string{"id"}},
 		{name: "get/missing", call: get(missing), wantCode: codes.NotFound, wantMsg: `user "` + missing + `" not found`},
 		{name: "get/not a uuid", call: get("nope"), wantCode: codes.NotFound},
+		{name: "get/id with NUL", call: get("a\x00b"), wantCode: codes.NotFound},
 
 		{name: "list/negative page_size", call: list(-1, ""), wantCode: codes.InvalidArgument, wantFields: []string{"page_size"}},
 		{name: "list/garbage token", call: list(0, garbageToken), wantCode: codes.InvalidArgument, wantFields: []string{"page_token"}},
@@ -221,14 +227,17 @@ func TestServerErrors(t *testing.T) {
 		{name: "update/empty id and nothing set", call: update("", nil, nil), wantCode: codes.InvalidArgument, wantFields: []string{"id", "name", "email"}},
 		{name: "update/empty name", call: update(alice.GetId(), s(""), nil), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
 		{name: "update/name 201 bytes", call: update(alice.GetId(), s(strings.Repeat("n", 201)), nil), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
+		{name: "update/name with NUL", call: update(alice.GetId(), s("\x00"), nil), wantCode: codes.InvalidArgument, wantFields: []string{"name"}},
 		{name: "update/bad email", call: update(alice.GetId(), nil, s("alice")), wantCode: codes.InvalidArgument, wantFields: []string{"email"}},
 		{name: "update/empty email", call: update(alice.GetId(), nil, s("")), wantCode: codes.InvalidArgument, wantFields: []string{"email"}},
 		{name: "update/bad name and email", call: update(alice.GetId(), s(""), s("x")), wantCode: codes.InvalidArgument, wantFields: []string{"name", "email"}},
 		{name: "update/missing", call: update(missing, s("N"), nil), wantCode: codes.NotFound, wantMsg: missing},
+		{name: "update/id with NUL", call: update("a\x00b", s("N"), nil), wantCode: codes.NotFound},
 		{name: "update/email taken", call: update(alice.GetId(), nil, s("bob@example.com")), wantCode: codes.AlreadyExists},
 
 		{name: "delete/empty id", call: del(""), wantCode: codes.InvalidArgument, wantFields: []string{"id"}},
 		{name: "delete/missing", call: del(missing), wantCode: codes.NotFound, wantMsg: missing},
+		{name: "delete/id with NUL", call: del("a\x00b"), wantCode: codes.NotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,9 +266,11 @@ func TestServerErrors(t *testing.T) {
 
 // TestServerNonUTF8 calls the handlers directly: grpc-go neither sends nor
 // accepts proto3 strings that are not UTF-8, but other clients may send them.
-func TestServerNonUTF8(t *testing.T) {
+func TestServerNonUTF8(t *testing.T) { forEachBackend(t, testServerNonUTF8) }
+
+func testServerNonUTF8(t *testing.T, b backend) {
 	ctx := t.Context()
-	srv := NewServer(newTestStore(t))
+	srv := NewServer(b.newStore(t))
 	created, err := srv.CreateUser(ctx, &userv1.CreateUserRequest{Name: "Alice", Email: "alice@example.com"})
 	if err != nil {
 		t.Fatalf("CreateUser: %v", err)
@@ -307,9 +318,11 @@ func TestServerNonUTF8(t *testing.T) {
 	}
 }
 
-func TestServerPaging(t *testing.T) {
+func TestServerPaging(t *testing.T) { forEachBackend(t, testServerPaging) }
+
+func testServerPaging(t *testing.T, b backend) {
 	ctx := t.Context()
-	c := startServer(t, newTestStore(t))
+	c := startServer(t, b.newStore(t))
 	var want []string
 	for i := range 25 {
 		resp, err := c.CreateUser(ctx, &userv1.CreateUserRequest{Name: "U", Email: uuid.NewString() + "@example.com"})
@@ -469,37 +482,41 @@ func TestServerContextErrors(t *testing.T) {
 	cancel()
 	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	sqlite := NewServer(newTestStore(t))
+	// check calls srv with each kind of done context.
+	check := func(t *testing.T, srv *Server) {
+		tests := []struct {
+			name string
+			ctx  context.Context
+			want codes.Code
+		}{
+			{name: "canceled", ctx: canceled, want: codes.Canceled},
+			{name: "expired", ctx: expired, want: codes.DeadlineExceeded},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := srv.CreateUser(tt.ctx, &userv1.CreateUserRequest{Name: "N", Email: "n@example.com"})
+				if got := status.Code(err); got != tt.want {
+					t.Errorf("CreateUser: code %v (%v), want %v", got, err, tt.want)
+				}
+				_, err = srv.ListUsers(tt.ctx, &userv1.ListUsersRequest{})
+				if got := status.Code(err); got != tt.want {
+					t.Errorf("ListUsers: code %v (%v), want %v", got, err, tt.want)
+				}
+			})
+		}
+	}
+	forEachBackend(t, func(t *testing.T, b backend) { check(t, NewServer(b.newStore(t))) })
 	// fakeStore stands in for a driver that reports an interrupted query as
 	// its own error.
-	interrupted := NewServer(&fakeStore{err: errBoom})
-	tests := []struct {
-		name string
-		srv  *Server
-		ctx  context.Context
-		want codes.Code
-	}{
-		{name: "sqlite/canceled", srv: sqlite, ctx: canceled, want: codes.Canceled},
-		{name: "sqlite/expired", srv: sqlite, ctx: expired, want: codes.DeadlineExceeded},
-		{name: "driver error/canceled", srv: interrupted, ctx: canceled, want: codes.Canceled},
-		{name: "driver error/expired", srv: interrupted, ctx: expired, want: codes.DeadlineExceeded},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.srv.CreateUser(tt.ctx, &userv1.CreateUserRequest{Name: "N", Email: "n@example.com"})
-			if got := status.Code(err); got != tt.want {
-				t.Errorf("CreateUser: code %v (%v), want %v", got, err, tt.want)
-			}
-			_, err = tt.srv.ListUsers(tt.ctx, &userv1.ListUsersRequest{})
-			if got := status.Code(err); got != tt.want {
-				t.Errorf("ListUsers: code %v (%v), want %v", got, err, tt.want)
-			}
-		})
-	}
+	t.Run("driver error", func(t *testing.T) { check(t, NewServer(&fakeStore{err: errBoom})) })
 }
 
 func TestServerConcurrentCreateSameEmail(t *testing.T) {
-	c := startServer(t, newTestStore(t))
+	forEachBackend(t, testServerConcurrentCreateSameEmail)
+}
+
+func testServerConcurrentCreateSameEmail(t *testing.T, b backend) {
+	c := startServer(t, b.newStore(t))
 	const n = 20
 	codesSeen := make([]codes.Code, n)
 	var wg sync.WaitGroup

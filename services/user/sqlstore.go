@@ -33,12 +33,24 @@ type dialect struct {
 	// "$1", "$2"... for Postgres.
 	placeholder func(n int) string
 	// schema holds statements that create the schema when it is missing.
-	// Each must be idempotent and safe to run from several processes at once.
+	// They run in one write transaction (see lockWrites) and must be
+	// idempotent.
 	schema []string
+	// lockWrites, when not empty, is run first in the transactions that
+	// create the schema or a user. It takes a lock that serializes them
+	// across every process using the database, as SQLite's BEGIN IMMEDIATE
+	// does by itself.
+	lockWrites string
+	// holds reports whether the database can store s; nil means any string
+	// (PostgreSQL text holds neither NUL nor invalid UTF-8).
+	holds func(s string) bool
 	// isUniqueViolation reports whether err is a UNIQUE constraint violation
 	// (the email column's: it is the only unique one besides the primary key).
 	isUniqueViolation func(err error) bool
 }
+
+// canHold reports whether the database can store s.
+func (d dialect) canHold(s string) bool { return d.holds == nil || d.holds(s) }
 
 // rebind replaces the "?" markers of query with d's placeholders. The
 // package's SQL has no "?" inside literals.
@@ -60,7 +72,7 @@ func (d dialect) rebind(query string) string {
 }
 
 // SQLStore is a [Store] on a database/sql database. It is safe for concurrent
-// use. Open one with [OpenSQLite].
+// use. Open one with [OpenSQLite] or [OpenPostgres].
 type SQLStore struct {
 	db      *sql.DB
 	dialect dialect
@@ -73,12 +85,34 @@ type SQLStore struct {
 
 var _ Store = (*SQLStore)(nil)
 
-// createSchema runs d's schema statements on db.
+// beginWrite begins a transaction on db that holds d's write lock.
+func beginWrite(ctx context.Context, db *sql.DB, d dialect) (*sql.Tx, error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil || d.lockWrites == "" {
+		return tx, err
+	}
+	if _, err := tx.ExecContext(ctx, d.lockWrites); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
+// createSchema runs d's schema statements on db in one write transaction,
+// so processes that start at once create the schema one after the other.
 func createSchema(ctx context.Context, db *sql.DB, d dialect) error {
+	tx, err := beginWrite(ctx, db, d)
+	if err != nil {
+		return fmt.Errorf("user: %s: create schema: %w", d.name, err)
+	}
+	defer tx.Rollback() // a no-op after Commit
 	for _, stmt := range d.schema {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("user: %s: create schema: %w", d.name, err)
 		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("user: %s: create schema: %w", d.name, err)
 	}
 	return nil
 }
@@ -98,9 +132,10 @@ func newSQLStore(db *sql.DB, d dialect) *SQLStore {
 }
 
 // Create implements [Store.Create]. The id and times are taken inside the
-// write transaction, so on one host ids are committed in increasing order.
+// write transaction, which excludes every other Create on the database, so
+// on one host ids are committed in increasing order.
 func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := beginWrite(ctx, s.db, s.dialect)
 	if err != nil {
 		return User{}, s.wrap("create", err)
 	}
@@ -122,6 +157,9 @@ func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error)
 
 // Get implements [Store.Get].
 func (s *SQLStore) Get(ctx context.Context, id string) (User, error) {
+	if !s.dialect.canHold(id) {
+		return User{}, ErrNotFound
+	}
 	u, err := scanUser(s.db.QueryRowContext(ctx, s.get, id))
 	if err != nil {
 		return User{}, s.wrap("get", err)
@@ -158,6 +196,9 @@ func (s *SQLStore) Update(ctx context.Context, id string, p Patch) (User, error)
 	if p.Name == nil && p.Email == nil {
 		return s.Get(ctx, id)
 	}
+	if !s.dialect.canHold(id) {
+		return User{}, ErrNotFound
+	}
 	now := storeTime(time.Now()).UnixMicro()
 	u, err := scanUser(s.db.QueryRowContext(ctx, s.update, nullString(p.Name), nullString(p.Email), now, id))
 	if err != nil {
@@ -168,6 +209,9 @@ func (s *SQLStore) Update(ctx context.Context, id string, p Patch) (User, error)
 
 // Delete implements [Store.Delete].
 func (s *SQLStore) Delete(ctx context.Context, id string) error {
+	if !s.dialect.canHold(id) {
+		return ErrNotFound
+	}
 	res, err := s.db.ExecContext(ctx, s.delete, id)
 	if err != nil {
 		return s.wrap("delete", err)

@@ -18,7 +18,7 @@ var ErrEmailTaken = errors.New("user: email already taken")
 type User struct {
 	// ID is a UUIDv7 string assigned by the store; ids sort in creation order.
 	ID string
-	// Name is 1 to 200 bytes of UTF-8, as [Server] checks.
+	// Name is 1 to 200 bytes of UTF-8 without NUL, as [Server] checks.
 	Name string
 	// Email is a single address without surrounding white space; no two
 	// users share one.

@@ -41,7 +41,8 @@ func (v violations) err() error {
 }
 
 // checkName adds a violation of field when name is not 1 to maxNameBytes
-// bytes of valid UTF-8.
+// bytes of valid UTF-8 without NUL characters (which PostgreSQL text cannot
+// hold).
 func (v *violations) checkName(field, name string) {
 	switch {
 	case name == "":
@@ -50,6 +51,8 @@ func (v *violations) checkName(field, name string) {
 		v.add(field, fmt.Sprintf("must be at most %d bytes", maxNameBytes))
 	case !utf8.ValidString(name):
 		v.add(field, "must be valid UTF-8")
+	case strings.ContainsRune(name, 0):
+		v.add(field, "must not contain NUL characters")
 	}
 }
 

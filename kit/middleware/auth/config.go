@@ -27,9 +27,9 @@ type Config struct {
 
 	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
 	// MinHMACSecretLen bytes. It is a secret: the field carries the tag
-	// `secret:"true"` so that config printers mask it, and it is never
+	// `kit:"secret"` so that kit/config's -print-config masks it, and it is never
 	// logged. Default "" (no HMAC key).
-	HMACSecret string `yaml:"hmac_secret" secret:"true"`
+	HMACSecret string `yaml:"hmac_secret" kit:"secret"`
 
 	// PublicKeyFiles are PEM files, each holding one or more RSA, ECDSA or
 	// Ed25519 public keys ("PUBLIC KEY" or "RSA PUBLIC KEY" blocks) or

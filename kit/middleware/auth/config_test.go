@@ -63,8 +63,8 @@ func TestConfigEnabled(t *testing.T) {
 
 func TestSecretTag(t *testing.T) {
 	f, ok := reflectField(Config{}, "HMACSecret")
-	if !ok || f.Tag.Get("secret") != "true" {
-		t.Errorf("Config.HMACSecret tag = %q, want secret:\"true\"", f.Tag)
+	if !ok || f.Tag.Get("kit") != "secret" {
+		t.Errorf("Config.HMACSecret tag = %q, want kit:\"secret\" (kit/config masks such fields)", f.Tag)
 	}
 }
 

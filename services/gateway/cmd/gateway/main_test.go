@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+
+	"github.com/grpckit/grpckit/internal/svcmain"
+	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	userv1 "github.com/grpckit/grpckit/proto/user/v1"
+	"github.com/grpckit/grpckit/services/user"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+// slowGreeter answers SayHello at once, except for "slow": it reports on
+// blocked and answers once release is closed.
+type slowGreeter struct {
+	greeterv1.UnimplementedGreeterServiceServer
+	blocked chan struct{}
+	release chan struct{}
+}
+
+func (s *slowGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
+	if req.GetName() == "slow" {
+		s.blocked <- struct{}{}
+		<-s.release
+	}
+	return &greeterv1.SayHelloResponse{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+// serveGRPC serves register's services on a loopback port until cleanup
+// and returns the address.
+func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	register(gs)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return lis.Addr().String()
+}
+
+// backends starts a slow greeter and the real user service and returns
+// their addresses.
+func backends(t *testing.T) (g *slowGreeter, greeterAddr, userAddr string) {
+	t.Helper()
+	g = &slowGreeter{blocked: make(chan struct{}, 1), release: make(chan struct{})}
+	greeterAddr = serveGRPC(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, g) })
+	store, err := user.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	userAddr = serveGRPC(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) })
+	return g, greeterAddr, userAddr
+}
+
+// start loads the gateway's configuration from args (plus test defaults:
+// no Consul, a free admin port, no drain, quiet logs).
+func start(t *testing.T, args ...string) *svcmain.Service[Config] {
+	t.Helper()
+	args = append([]string{"-registry.address", "off", "-server.admin", "127.0.0.1:0", "-server.drain", "0s", "-log.level", "error"}, args...)
+	svc := svcmain.Start("gateway", DefaultConfig(), args)
+	t.Cleanup(svc.Close)
+	return svc
+}
+
+// serveInBackground runs serve on a new loopback listener; stop cancels it
+// and returns serve's error.
+func serveInBackground(t *testing.T, svc *svcmain.Service[Config]) (base string, stop func() error) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, svc, lis) }()
+	var stopped bool
+	var result error
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			result = <-done
+		}
+		return result
+	}
+	t.Cleanup(func() { stop() })
+	return "http://" + lis.Addr().String(), stop
+}
+
+// call sends a request and returns the status and body.
+func call(t *testing.T, c *http.Client, method, url, tok, body string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+func newClient(t *testing.T) *http.Client {
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// TestServe runs the gateway process's serving logic against real backends
+// and stops it while a request is in flight: the request completes.
+func TestServe(t *testing.T) {
+	g, greeterAddr, userAddr := backends(t)
+	svc := start(t, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
+		"-gateway.user_target", "passthrough:///"+userAddr, "-gateway.auth.hmac_secret", secret)
+	base, stop := serveInBackground(t, svc)
+	c := newClient(t)
+
+	if st, b := call(t, c, http.MethodGet, base+"/v1/hello/world", "", ""); st != http.StatusOK || !strings.Contains(string(b), "Hello, world!") {
+		t.Fatalf("hello: %d %s", st, b)
+	}
+	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, b := call(t, c, http.MethodPost, base+"/v1/users", tok, `{"name":"Ada","email":"ada@example.com"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("create: %d %s", st, b)
+	}
+	var created struct{ User struct{ ID string } }
+	if err := json.Unmarshal(b, &created); err != nil {
+		t.Fatal(err)
+	}
+	if st, b := call(t, c, http.MethodGet, base+"/v1/users/"+created.User.ID, "", ""); st != http.StatusOK {
+		t.Fatalf("get: %d %s", st, b)
+	}
+	if st, _ := call(t, c, http.MethodGet, base+"/openapi.json", "", ""); st != http.StatusOK {
+		t.Fatalf("openapi: %d", st)
+	}
+
+	// Graceful stop: the request in flight is answered.
+	type result struct {
+		status int
+		body   []byte
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		st, b := call(t, c, http.MethodGet, base+"/v1/hello/slow", "", "")
+		inflight <- result{st, b}
+	}()
+	<-g.blocked
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	waitRefused(t, strings.TrimPrefix(base, "http://"))
+	close(g.release)
+	if r := <-inflight; r.status != http.StatusOK || !strings.Contains(string(r.body), "Hello, slow!") {
+		t.Errorf("request in flight during shutdown: %d %s", r.status, r.body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+// waitRefused polls until addr refuses connections: the HTTP server has
+// stopped listening.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLiveConfig: a change of the configuration file changes the edge
+// limits of the serving gateway.
+func TestLiveConfig(t *testing.T) {
+	_, greeterAddr, userAddr := backends(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gateway.yaml")
+	write := func(doc string) {
+		t.Helper()
+		tmp := filepath.Join(dir, "tmp.yaml")
+		if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("gateway:\n  limits:\n    per_client: {rps: 0}\n")
+	svc := start(t, "-config", file, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
+		"-gateway.user_target", "passthrough:///"+userAddr)
+	base, _ := serveInBackground(t, svc)
+	c := newClient(t)
+	for range 5 {
+		if st, b := call(t, c, http.MethodGet, base+"/v1/hello/x", "", ""); st != http.StatusOK {
+			t.Fatalf("without a limit: %d %s", st, b)
+		}
+	}
+	write("gateway:\n  limits:\n    per_client: {rps: 0.001, burst: 1}\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, b := call(t, c, http.MethodGet, base+"/v1/hello/x", "", "")
+		if st == http.StatusTooManyRequests {
+			break
+		}
+		if st != http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("waiting for the new limit: %d %s", st, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeFailure: a setup failure after the kit server was built
+// releases everything (goleak checks) and is reported.
+func TestServeFailure(t *testing.T) {
+	svc := start(t, "-gateway.greeter_target", "consul:///")
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := serve(context.Background(), svc, lis); err == nil || !strings.Contains(err.Error(), "greeter client") {
+		t.Errorf("serve = %v, want a greeter client error", err)
+	}
+	if _, err := net.Dial("tcp", lis.Addr().String()); err == nil {
+		t.Error("the HTTP listener is still open")
+	}
+}
+
+func TestRunListenError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	svc := start(t, "-gateway.listen", busy.Addr().String())
+	if err := run(context.Background(), svc); err == nil || !strings.Contains(err.Error(), "gateway.listen") {
+		t.Errorf("run = %v, want a gateway.listen error", err)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	d := DefaultConfig()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Section)
+		want string
+	}{
+		{"listen", func(s *Section) { s.Listen = "8080" }, "gateway.listen"},
+		{"greeter target", func(s *Section) { s.GreeterTarget = "" }, "gateway.greeter_target"},
+		{"user target", func(s *Section) { s.UserTarget = "" }, "gateway.user_target"},
+		{"read header timeout", func(s *Section) { s.HTTP.ReadHeaderTimeout = 0 }, "gateway.http.read_header_timeout"},
+		{"write timeout", func(s *Section) { s.HTTP.WriteTimeout = s.BackendTimeout }, "gateway.http.write_timeout"},
+		{"max header bytes", func(s *Section) { s.HTTP.MaxHeaderBytes = 0 }, "gateway.http.max_header_bytes"},
+		{"live section", func(s *Section) { s.MaxBodyBytes = -1 }, "gateway.max_body_bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c.Gateway)
+			if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestConfigSources: the environment names of the gateway section, and the
+// secret masked by -print-config.
+func TestConfigSources(t *testing.T) {
+	env := map[string]string{
+		"GRPCKIT_GATEWAY_LISTEN":                "0.0.0.0:8080",
+		"GRPCKIT_GATEWAY_AUTH_HMAC_SECRET":      secret,
+		"GRPCKIT_GATEWAY_LIMITS_PER_CLIENT_RPS": "5",
+		"GRPCKIT_GATEWAY_BACKEND_TIMEOUT":       "2s",
+		"GRPCKIT_GATEWAY_HTTP_WRITE_TIMEOUT":    "10s",
+		"GRPCKIT_REGISTRY_META":                 "{zone: a}",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var out bytes.Buffer
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	_, err := config.Load("gateway", DefaultConfig(), config.WithEnv(lookup), config.WithoutConsul(),
+		config.WithFlags(fs, []string{"-print-config"}), config.WithOutput(&out))
+	if !errors.Is(err, config.ErrPrinted) {
+		t.Fatalf("Load: %v", err)
+	}
+	printed := out.String()
+	if strings.Contains(printed, secret) || !strings.Contains(printed, "hmac_secret: '****'") {
+		t.Errorf("-print-config does not mask the secret:\n%s", printed)
+	}
+	for _, want := range []string{"listen: 0.0.0.0:8080", "rps: 5", "backend_timeout: 2s", "write_timeout: 10s"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("-print-config lacks %q:\n%s", want, printed)
+		}
+	}
+}
+
+func TestAdvertised(t *testing.T) {
+	tcp := func(s string) net.Addr {
+		a, err := net.ResolveTCPAddr("tcp", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		advertise string
+		addr      net.Addr
+		want      string
+	}{
+		{"", tcp("127.0.0.1:8080"), "127.0.0.1:8080"},
+		{"gw.example", tcp("0.0.0.0:8080"), "gw.example:8080"},
+		{"", tcp("[::1]:8080"), "[::1]:8080"},
+	} {
+		if got := advertised(tc.advertise, tc.addr); got != tc.want {
+			t.Errorf("advertised(%q, %v) = %q, want %q", tc.advertise, tc.addr, got, tc.want)
+		}
+	}
+	got := advertised("", tcp("0.0.0.0:8080"))
+	host, port, err := net.SplitHostPort(got)
+	if ip := net.ParseIP(host); err != nil || port != "8080" || ip == nil || ip.IsUnspecified() {
+		t.Errorf("advertised for 0.0.0.0:8080 = %q, want a specific IP", got)
+	}
+}

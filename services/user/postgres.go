@@ -1,0 +1,84 @@
+package user
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// pgSchema creates the users table. The id column compares bytes (collation
+// "C"), as SQLite does, so ids sort the same on both databases whatever the
+// database's locale.
+const pgSchema = `CREATE TABLE IF NOT EXISTS users (
+	id          TEXT COLLATE "C" PRIMARY KEY,
+	name        TEXT NOT NULL,
+	email       TEXT NOT NULL UNIQUE,
+	create_time BIGINT NOT NULL,
+	update_time BIGINT NOT NULL
+)`
+
+// pgWriteLockKey is the key of the transaction-level advisory lock that
+// serializes creating the schema and creating users: "user" in ASCII.
+// Advisory locks are per database, so other databases on the server are not
+// affected.
+const pgWriteLockKey = 0x75736572
+
+var pgDialect = dialect{
+	name:        "postgres",
+	placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+	schema:      []string{pgSchema},
+	// CREATE TABLE IF NOT EXISTS is not safe to run concurrently (the
+	// loser may fail with a unique violation in the catalog), and creating
+	// users one at a time keeps ids in commit order, as on SQLite.
+	lockWrites:        "SELECT pg_advisory_xact_lock(" + strconv.Itoa(pgWriteLockKey) + ")",
+	holds:             func(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) },
+	isUniqueViolation: isPgUniqueViolation,
+}
+
+// OpenPostgres opens a store on the PostgreSQL database that dsn names, with
+// pgx (github.com/jackc/pgx/v5) through database/sql, and creates its schema
+// (the users table) when missing. dsn is a URL
+// (postgres://user:password@host:5432/db?sslmode=disable) or a key=value
+// string, as [pgx.ParseConfig] reads it; errors mask its password.
+//
+// Several processes, on any hosts, may use the database at once: schema
+// creation and user creation take a transaction-level advisory lock, so
+// users are created one at a time and, from one host, committed in id order.
+// PostgreSQL text cannot hold NUL characters or invalid UTF-8: [Server]
+// rejects such names and emails, and ids that hold them are not found.
+//
+// ctx bounds connecting and creating the schema only. The caller closes the
+// store with [SQLStore.Close].
+func OpenPostgres(ctx context.Context, dsn string) (*SQLStore, error) {
+	if dsn == "" {
+		return nil, errors.New("user: postgres: empty DSN")
+	}
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("user: postgres: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("user: postgres: connect: %w", err) // err names the server, database and user
+	}
+	if err := createSchema(ctx, db, pgDialect); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return newSQLStore(db, pgDialect), nil
+}
+
+// isPgUniqueViolation reports whether err is PostgreSQL's unique_violation
+// (SQLSTATE 23505).
+func isPgUniqueViolation(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23505"
+}
