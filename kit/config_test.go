@@ -246,6 +246,13 @@ func TestDebugKitPage(t *testing.T) {
 	if len(doc.Clients) != 1 || len(doc.Clients[0].Breakers) != 1 || doc.Clients[0].Breakers[0].State != "closed" || doc.RateLimit == nil {
 		t.Errorf("document: %+v", doc)
 	}
+	// The balancers are on /metrics too.
+	_, metrics := get("http://"+srv.AdminAddr().String()+"/metrics", "")
+	for _, want := range []string{`grpckit_balancer_events_total{`, `event="ejection"`, `grpckit_balancer_endpoints{`, `state="active"`, `target="passthrough:///` + addr + `"`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	cc.Close()
 	_, body := get(page+"?format=json", "")
 	if err := json.Unmarshal([]byte(body), &doc); err != nil {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -49,12 +50,13 @@ type Server struct {
 	stopping context.Context // done once Shutdown starts
 	stop     context.CancelFunc
 
-	shutdownOnce sync.Once
-	unsubscribe  func()        // stops configuration changes; nil without WithConfig
-	service      string        // name in telemetry and on /debug/kit
-	debug        debugClients  // clients shown on /debug/kit
-	shutdownDone chan struct{} // closed when the shutdown sequence finished
-	shutdownErr  error         // result of the sequence; written before shutdownDone closes
+	shutdownOnce    sync.Once
+	unsubscribe     func()              // stops configuration changes; nil without WithConfig
+	service         string              // name in telemetry and on /debug/kit
+	balancerMetrics metric.Registration // the balancers on /metrics; nil without telemetry
+	debug           debugClients        // clients shown on /debug/kit
+	shutdownDone    chan struct{}       // closed when the shutdown sequence finished
+	shutdownErr     error               // result of the sequence; written before shutdownDone closes
 
 	mu         sync.Mutex
 	serving    bool               // Serve was called; guarded by mu
@@ -104,6 +106,11 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	if o.config != nil {
 		s.unsubscribe = o.config.subscribe(func(std *config.Standard) { live.apply(std, o.logger) })
+	}
+	if layers.Telemetry != nil {
+		if s.balancerMetrics, err = observeBalancers(layers.Telemetry.MeterProvider()); err != nil {
+			return nil, err
+		}
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -411,6 +418,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.closeAdmin()
 	if s.unsubscribe != nil {
 		s.unsubscribe()
+	}
+	if s.balancerMetrics != nil {
+		s.balancerMetrics.Unregister()
 	}
 	if s.owned != nil { // last: the spans and metrics of the final calls
 		if err := s.owned.Shutdown(ctx); err != nil {
