@@ -1,12 +1,14 @@
 package kit
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 
@@ -70,7 +72,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 				return nil, fmt.Errorf("kit: client for %q: no resolver for scheme %q", target, scheme)
 			}
 		}
-		rb = &liveBuilder{inner: inner, cfg: o.config, appliers: live, logger: logger}
+		rb = &liveBuilder{inner: inner, cfg: o.config, logger: logger}
 	}
 	if rb != nil {
 		dial = append(dial, grpc.WithResolvers(rb))
@@ -82,6 +84,17 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	}
 	if o.admin != nil {
 		o.admin.debug.add(cc, layers)
+	}
+	if o.config != nil {
+		// The layers follow the configuration for the life of cc, idle or
+		// not; a ClientConn has no close hook, so a goroutine waits for it.
+		stop := o.config.follow(live, logger)
+		go func() {
+			for s := cc.GetState(); s != connectivity.Shutdown; s = cc.GetState() {
+				cc.WaitForStateChange(context.Background(), s)
+			}
+			stop()
+		}()
 	}
 	return cc, nil
 }

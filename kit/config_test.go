@@ -262,3 +262,55 @@ func TestDebugKitPage(t *testing.T) {
 		t.Errorf("a closed client is still shown: %+v", doc.Clients)
 	}
 }
+
+// TestIdleClientFollowsChanges: a change made before a client's first call
+// (while its ClientConn is idle, with no resolver) reaches its layers and
+// its balancer.
+func TestIdleClientFollowsChanges(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	if err := os.WriteFile(file, []byte("timeout: {default: 4s}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := config.Load("idlecli", svcConfig{config.DefaultStandard()}, noEnv(), config.WithoutConsul(), config.WithFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	deadlines := make(chan time.Duration, 10)
+	srv := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(
+		func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if d, ok := ctx.Deadline(); ok {
+				deadlines <- time.Until(d)
+			}
+			return h(ctx, req)
+		})))
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	addr := serve(t, srv)
+	cc := newClient(t, addr, kit.WithConfig(store)) // no scheme: grpc-go's dns
+	// Subscribers are called in the order they subscribed: this one runs
+	// once the client has taken the change.
+	changed := make(chan struct{}, 1)
+	t.Cleanup(store.Subscribe(func(*config.Snapshot[svcConfig]) { changed <- struct{}{} }))
+	if err := os.WriteFile(file, []byte("timeout: {default: 600ms}\nbalancer: {consecutive_failures: 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, changed, "the configuration change")
+	if _, err := greeterv1.NewGreeterServiceClient(cc).SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if d := recv(t, deadlines, "the call's deadline"); d > 600*time.Millisecond {
+		t.Errorf("deadline %v, want at most 600ms (the change made while idle was lost)", d)
+	}
+	found := false
+	for _, ts := range balancer.Stats() {
+		if strings.HasSuffix(ts.Target, addr) {
+			found = true
+			if ts.Config.ConsecutiveFailures != 3 {
+				t.Errorf("balancer of %s: consecutive_failures %d, want 3", ts.Target, ts.Config.ConsecutiveFailures)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no kit_weighted balancer for %s", addr)
+	}
+}

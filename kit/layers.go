@@ -210,7 +210,7 @@ func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
 //
 // std, when not nil, configures the layers kit builds instead of their
 // defaults; live collects their SetConfig calls for later changes.
-func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *config.Standard) (l ServerLayers, owned *telemetry.Telemetry, live appliers, err error) {
+func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *config.Standard) (l ServerLayers, owned *telemetry.Telemetry, live *appliers, err error) {
 	if err := c.check(true); err != nil {
 		return l, nil, nil, err
 	}
@@ -218,6 +218,7 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *
 		d := config.DefaultStandard()
 		std = &d
 	}
+	live = &appliers{}
 	l = c.server
 	if !c.off(LayerTelemetry) && l.Telemetry == nil {
 		cfg := std.Telemetry
@@ -233,7 +234,7 @@ func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *
 		l.Telemetry = nil
 	}
 	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (ServerLayers, *telemetry.Telemetry, appliers, error) {
+	fail := func(layer Layer, e error) (ServerLayers, *telemetry.Telemetry, *appliers, error) {
 		if owned != nil {
 			owned.Shutdown(context.Background())
 		}
@@ -337,7 +338,7 @@ func (l ServerLayers) grpcOptions() []grpc.ServerOption {
 //
 // std, when not nil, configures the layers kit builds instead of their
 // defaults; live collects their SetConfig calls for later changes.
-func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard) (l clientLayers, live appliers, err error) {
+func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard) (l clientLayers, live *appliers, err error) {
 	if err := c.check(false); err != nil {
 		return l, nil, err
 	}
@@ -345,6 +346,7 @@ func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard)
 		d := config.DefaultStandard()
 		std = &d
 	}
+	live = &appliers{}
 	l = c.client
 	if len(l.Dedupe) > 0 {
 		if err := (dedupe.Config{Methods: l.Dedupe, TTL: time.Minute, MaxEntries: 1}).Validate(); err != nil {
@@ -369,7 +371,7 @@ func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard)
 		l.Dedupe = nil
 	}
 	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (clientLayers, appliers, error) {
+	fail := func(layer Layer, e error) (clientLayers, *appliers, error) {
 		return l, nil, fmt.Errorf("kit: %s: %w", layer, e)
 	}
 	if build(c, LayerTimeout, &l.Timeout) {

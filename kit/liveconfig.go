@@ -24,12 +24,18 @@ type liveConfig struct {
 
 // WithConfig makes store configure the server or client and keep it up to
 // date: the standard sections set the listen and admin addresses, drain and
-// shutdown timeout (servers, at start; options given after WithConfig win),
+// shutdown timeout (servers, at start; options such as WithAddress given
+// explicitly win, whatever their order),
 // and the configuration of the layers kit builds (rate limit, timeouts,
 // retry, breaker, access log, telemetry). While the server or client lives,
 // every accepted change reaches the layers kit built (layers given as
 // objects are left to their owner) and, on clients, the kit_weighted
 // balancer's parameters. A server also shows the store at /debug/kit.
+//
+// On clients kit then owns the service config: it selects kit_weighted with
+// the balancer section and replaces one a WithDefaultServiceConfig dial
+// option or the target's resolver would give (per-method settings belong in
+// the timeout and retry sections).
 //
 // The configuration type T must embed [config.Standard] inline; NewServer
 // and NewClient fail otherwise.
@@ -73,19 +79,36 @@ func (c *liveConfig) sections() (*config.Standard, error) {
 }
 
 // appliers are the SetConfig calls of the layers kit built, run on every
-// configuration change.
-type appliers []func(*config.Standard) error
+// configuration change. A nil *appliers applies nothing.
+type appliers struct {
+	mu sync.Mutex                     // serializes apply (the section closures keep state)
+	fs []func(*config.Standard) error // guarded by mu
+}
 
-func (a *appliers) add(f func(*config.Standard) error) { *a = append(*a, f) }
+func (a *appliers) add(f func(*config.Standard) error) { a.fs = append(a.fs, f) }
 
 // apply runs every applier, logging failures (a validated configuration
 // should never fail one).
-func (a appliers) apply(std *config.Standard, logger *slog.Logger) {
-	for _, f := range a {
+func (a *appliers) apply(std *config.Standard, logger *slog.Logger) {
+	if a == nil || std == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, f := range a.fs {
 		if err := f(std); err != nil {
 			logger.Error("kit: applying a configuration change", "error", err)
 		}
 	}
+}
+
+// follow applies every change of c to live from now on, and the current
+// configuration at once (a change made while the layers were being built
+// is not lost); the returned cancel stops it.
+func (c *liveConfig) follow(live *appliers, logger *slog.Logger) (cancel func()) {
+	cancel = c.subscribe(func(std *config.Standard) { live.apply(std, logger) })
+	live.apply(c.current(), logger)
+	return cancel
 }
 
 // section returns an applier that calls set with the section pick selects,
@@ -116,44 +139,41 @@ func serviceConfigJSON(c balancer.Config) (string, error) {
 	return `{"loadBalancingConfig":[{"` + balancer.Name + `":` + string(b) + `}]}`, nil
 }
 
-// schemeOf returns the resolver scheme grpc.NewClient uses for target.
+// schemeOf returns the resolver scheme grpc.NewClient uses for target: the
+// target's when a resolver is registered for it, else dns (grpc.NewClient's
+// default; a default changed with resolver.SetDefaultScheme is not seen).
 func schemeOf(target string) string {
 	if u, err := url.Parse(target); err == nil && u.Scheme != "" && resolver.Get(u.Scheme) != nil {
 		return u.Scheme
 	}
-	return resolver.GetDefaultScheme()
+	return "dns"
 }
 
 // liveBuilder wraps the resolver of a client's target: every state the
 // resolver reports carries the service config made from the current
 // balancer section, and a change of the section re-sends the last state
-// with the new one, which grpc-go hands to kit_weighted. From Build to
-// Close (the life of the ClientConn) it also applies changes to the
-// client's layers.
+// with the new one, which grpc-go hands to kit_weighted. (A ClientConn that
+// goes idle closes its resolver; the next Build starts from the current
+// section.) The service config replaces any the target's resolver or a
+// WithDefaultServiceConfig dial option would give.
 type liveBuilder struct {
-	inner    resolver.Builder
-	cfg      *liveConfig
-	appliers appliers
-	logger   *slog.Logger
+	inner  resolver.Builder
+	cfg    *liveConfig
+	logger *slog.Logger
 }
 
 func (b *liveBuilder) Scheme() string { return b.inner.Scheme() }
 
 func (b *liveBuilder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
-	std := b.cfg.current()
-	sc, err := serviceConfigJSON(std.Balancer)
-	if err != nil {
-		return nil, err
-	}
-	w := &liveCC{ClientConn: cc, sc: sc, logger: b.logger}
+	w := &liveCC{ClientConn: cc, logger: b.logger}
+	// Subscribe before reading the current section, so no change is lost.
+	cancel := b.cfg.subscribe(func(std *config.Standard) { w.setBalancer(std.Balancer) })
+	w.setBalancer(b.cfg.current().Balancer)
 	r, err := b.inner.Build(t, w, opts)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	cancel := b.cfg.subscribe(func(std *config.Standard) {
-		b.appliers.apply(std, b.logger)
-		w.setBalancer(std.Balancer)
-	})
 	return &liveResolver{Resolver: r, cancel: cancel}, nil
 }
 

@@ -22,7 +22,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
-	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 )
@@ -70,8 +69,16 @@ var _ grpc.ServiceRegistrar = (*Server)(nil)
 // NewServer returns a server configured by opts. It does not listen yet.
 func NewServer(opts ...ServerOption) (*Server, error) {
 	o := defaultServerOptions
+	// WithConfig first: the options given explicitly win, whatever their order.
 	for _, opt := range opts {
-		opt.applyServer(&o)
+		if _, ok := opt.(configOption); ok {
+			opt.applyServer(&o)
+		}
+	}
+	for _, opt := range opts {
+		if _, ok := opt.(configOption); !ok {
+			opt.applyServer(&o)
+		}
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
@@ -105,7 +112,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	if o.config != nil {
-		s.unsubscribe = o.config.subscribe(func(std *config.Standard) { live.apply(std, o.logger) })
+		s.unsubscribe = o.config.follow(live, o.logger)
 	}
 	if layers.Telemetry != nil {
 		if s.balancerMetrics, err = observeBalancers(layers.Telemetry.MeterProvider()); err != nil {

@@ -30,6 +30,14 @@ func NextIndex(prev, got uint64) uint64 {
 	return got
 }
 
+// IndexAfterError is the index of the first query after a failed one. The
+// agent may have restarted meanwhile, and a restarted agent counts its
+// indexes from the start again, so the index held before could block a
+// query for its whole wait time; 1 answers at once with a fresh index
+// (every real index is above it) and, unlike 0, is a blocking query that
+// Consul's rules allow after an answer.
+const IndexAfterError = 1
+
 // QueryTimeout bounds one query: a non-blocking query gets answer, a
 // blocking one wait plus Consul's jitter (wait/16) plus answer.
 func QueryTimeout(blocking bool, wait, answer time.Duration) time.Duration {
@@ -46,16 +54,17 @@ type Backoff struct {
 	n         int // failures since the last reset
 }
 
-// Next returns the delay after one more failure.
+// Next returns the delay after one more failure, within [0.8 Base, Max]
+// (a Base of 0 counts as 10ms).
 func (b *Backoff) Next() time.Duration {
-	d := b.Base
+	d := max(b.Base, 10*time.Millisecond)
 	for i := 0; i < b.n && d < b.Max; i++ {
 		d *= 2
 	}
 	d = min(d, b.Max)
 	b.n++
-	// Uniform in [0.8d, 1.2d).
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	// Uniform in [0.8d, 1.2d), capped at Max.
+	return min(time.Duration(float64(d)*(0.8+0.4*rand.Float64())), max(b.Max, d*8/10))
 }
 
 // Reset starts the delays over from Base.

@@ -117,9 +117,12 @@ func TestBadInputIsRefusedAtStart(t *testing.T) {
 		{name: "out of range", file: "ratelimit: {rps: -1}", want: "rps must be within"},
 		{name: "service section", file: "store: {pages: 0}", want: "store.pages"},
 		{name: "balancer", file: "balancer: {failure_ratio: 2}", want: "failureRatio"},
-		{name: "env", env: []string{"GRPCKIT_SERVER_DRAIN", "soon"}, want: "drain"},
+		{name: "env", env: []string{"GRPCKIT_SERVER_DRAIN", "soon"}, want: "GRPCKIT_SERVER_DRAIN"},
 		{name: "flag", args: []string{"-log.level", "loud"}, want: "log.level"},
 		{name: "document not a mapping", file: "just text", want: "config: file"},
+		{name: "duplicate key", file: "ratelimit: {rps: 1}\nratelimit: {rps: 2}", want: "defined twice"},
+		{name: "alias bomb", file: "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]", want: "too many nodes"},
+		{name: "bool env", env: []string{"GRPCKIT_TELEMETRY_METRICS", "maybe"}, want: "GRPCKIT_TELEMETRY_METRICS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := []config.Option{config.WithoutConsul(), env(tc.env...)}
@@ -320,4 +323,148 @@ func TestConcurrentReadsDuringReloads(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestScalarsKeepTheirText: a value is decoded from its text as written,
+// whatever it looks like to YAML (an octal or hex number, a float, a date).
+func TestScalarsKeepTheirText(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	writeFile(t, file, `
+registry:
+  token: 0123
+  advertise: 1.10
+  meta: {version: 1.10, build: 0x1F, date: 2024-01-02}
+  tags: [1.10, 010]
+store: {dsn: 0777}
+`)
+	s := load(t, config.WithFile(file), env("GRPCKIT_REGISTRY_ADVERTISE", "007"))
+	got := s.Current().Value
+	want := map[string]string{"version": "1.10", "build": "0x1F", "date": "2024-01-02"}
+	if diff := cmp.Diff(want, got.Registry.Meta); diff != "" {
+		t.Errorf("meta (-want +got):\n%s", diff)
+	}
+	if got.Registry.Token != "0123" || got.Registry.Advertise != "007" || got.Store.DSN != "0777" {
+		t.Errorf("token %q advertise %q dsn %q, want 0123, 007, 0777", got.Registry.Token, got.Registry.Advertise, got.Store.DSN)
+	}
+	if diff := cmp.Diff([]string{"1.10", "010"}, got.Registry.Tags); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+}
+
+// TestSubscriberMayReadTheStore: a subscriber that reads the store, even
+// subscribing from inside the callback, does not block changes or Close.
+func TestSubscriberMayReadTheStore(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	writeFile(t, file, "ratelimit: {rps: 1}\n")
+	s := load(t, config.WithFile(file))
+	got := make(chan config.Info, 4)
+	t.Cleanup(s.Subscribe(func(snap *config.Snapshot[svcConfig]) {
+		cancel := s.Subscribe(func(*config.Snapshot[svcConfig]) {})
+		cancel()
+		got <- s.Info()
+	}))
+	saveAtomically(t, file, "ratelimit: {rps: 2}\n")
+	select {
+	case info := <-got:
+		if info.Version != 2 {
+			t.Errorf("Info inside the callback: version %d, want 2", info.Version)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the change did not reach the subscriber within 5s (deadlock?)")
+	}
+}
+
+func TestBoolFlagsAndEnv(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		want bool
+	}{
+		{args: []string{"-telemetry.metrics=false", "-ratelimit.rps=3"}, want: false},
+		{args: []string{"-telemetry.metrics=0"}, want: false},
+		{args: []string{"-telemetry.metrics"}, env: []string{"GRPCKIT_TELEMETRY_METRICS", "0"}, want: true}, // a flag alone is true
+		{env: []string{"GRPCKIT_TELEMETRY_METRICS", "false"}, want: false},
+		{env: []string{"GRPCKIT_TELEMETRY_METRICS", "1"}, want: true},
+	} {
+		fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+		s := load(t, env(tc.env...), config.WithFlags(fs, tc.args))
+		if got := s.Current().Value.Telemetry.Metrics; got != tc.want {
+			t.Errorf("args %v env %v: metrics %v, want %v", tc.args, tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestEmptyFileKeepsTheConfig: a file emptied after start (a writer between
+// truncating and writing) does not reset the settings to their defaults.
+func TestEmptyFileKeepsTheConfig(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	writeFile(t, file, "ratelimit: {rps: 5}\n")
+	s := load(t, config.WithFile(file))
+	ch := changes(t, s)
+	writeFile(t, file, "")
+	writeFile(t, file, "ratelimit: {rps: 6}\n")
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 6 || snap.Version != 2 {
+		t.Errorf("after emptying and rewriting the file: rps %v version %d, want 6 and 2 (the empty file made a version)", snap.Value.RateLimit.RPS, snap.Version)
+	}
+}
+
+type secretsConfig struct {
+	config.Standard `yaml:",inline"`
+	Vault           struct {
+		Keys  []string          `yaml:"keys" kit:"secret"`
+		Pairs map[string]string `yaml:"pairs" kit:"secret"`
+	} `yaml:"vault"`
+}
+
+func TestPrintMasksListsAndMapsOfSecrets(t *testing.T) {
+	var out bytes.Buffer
+	d := secretsConfig{Standard: config.DefaultStandard()}
+	d.Vault.Keys = []string{"k1-secret"}
+	d.Vault.Pairs = map[string]string{"db": "hunter2"}
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	_, err := config.Load("svc", d, config.WithoutConsul(), env(), config.WithFlags(fs, []string{"-print-config"}), config.WithOutput(&out))
+	if !errors.Is(err, config.ErrPrinted) {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"k1-secret", "hunter2"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("printed config shows %q:\n%s", secret, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "db: '****'") {
+		t.Errorf("map keys should stay readable:\n%s", out.String())
+	}
+}
+
+// TestConfigMapUpdateReloads: the layout Kubernetes mounts a ConfigMap in
+// (svc.yaml -> ..data/svc.yaml, ..data -> a timestamped directory, swapped
+// by a rename on update) reloads.
+func TestConfigMapUpdateReloads(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name, content string) {
+		t.Helper()
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, name, "svc.yaml"), content)
+	}
+	version("..2026_01", "ratelimit: {rps: 1}\n")
+	if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/svc.yaml", filepath.Join(dir, "svc.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	s := load(t, config.WithFile(filepath.Join(dir, "svc.yaml")))
+	ch := changes(t, s)
+	version("..2026_02", "ratelimit: {rps: 2}\n")
+	if err := os.Symlink("..2026_02", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 2 {
+		t.Errorf("after the ConfigMap update: rps %v, want 2", snap.Value.RateLimit.RPS)
+	}
 }

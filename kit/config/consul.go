@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"time"
@@ -28,8 +27,7 @@ func (s *Store[T]) startConsul(ctx context.Context) error {
 		w.failed(ctx, err)
 	} else {
 		w.index = consulq.NextIndex(0, meta.LastIndex)
-		w.seen, w.seenSet = value(pair), true
-		s.startKV(w.seen)
+		s.startKV(value(pair))
 	}
 	s.done.Add(1)
 	go w.run(ctx)
@@ -37,14 +35,16 @@ func (s *Store[T]) startConsul(ctx context.Context) error {
 }
 
 // startKV makes the start snapshot include the KV document when the
-// result is valid; otherwise the document is refused like a later change.
+// result is valid; otherwise the document is refused like a later change
+// and stays pending.
 func (s *Store[T]) startKV(doc []byte) {
 	if doc == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	next := s.layers
+	s.latest.kv = doc
+	next := s.accepted
 	next.kv = doc
 	v, err := s.build(next)
 	if err != nil {
@@ -54,7 +54,7 @@ func (s *Store[T]) startKV(doc []byte) {
 			slog.String("service", s.name), slog.String("key", s.o.kvKey), slog.Any("error", err))
 		return
 	}
-	s.layers = next
+	s.accepted = next
 	cur := s.cur.Load()
 	s.cur.Store(&Snapshot[T]{Value: v, Version: cur.Version, Source: cur.Source, Time: time.Now()})
 }
@@ -78,11 +78,10 @@ type kvWatch[T any] struct {
 	pause   time.Duration
 	bo      consulq.Backoff
 	failing bool
-	seen    []byte // last document read, accepted or not
-	seenSet bool
 }
 
-// applyKV makes doc the KV layer; nil removes it (the key was deleted).
+// applyKV makes doc the KV layer's input; nil removes it (the key was
+// deleted). The same document again (the wait time passed) changes nothing.
 func (s *Store[T]) applyKV(doc []byte) {
 	s.change("consul "+s.o.kvKey, func(l *layers) { l.kv = doc })
 }
@@ -113,12 +112,8 @@ func (w *kvWatch[T]) run(ctx context.Context) {
 		w.bo.Reset()
 		w.index = consulq.NextIndex(w.index, meta.LastIndex)
 		w.pause = o.minInterval - time.Since(start)
-		doc := value(pair)
-		if w.seenSet && bytes.Equal(doc, w.seen) && (doc == nil) == (w.seen == nil) {
-			continue // the wait time passed, or an unrelated write
-		}
-		w.seen, w.seenSet = doc, true
-		w.s.applyKV(doc)
+		w.s.applyKV(value(pair)) // nothing happens when the document is the one known
+
 	}
 }
 
@@ -127,7 +122,7 @@ func (w *kvWatch[T]) run(ctx context.Context) {
 func (w *kvWatch[T]) failed(ctx context.Context, err error) {
 	o := &w.s.o
 	w.pause = w.bo.Next()
-	w.index = 0
+	w.index = consulq.IndexAfterError
 	if !w.failing {
 		w.failing = true
 		o.logger.LogAttrs(ctx, slog.LevelWarn, "config: Consul KV unreachable; keeping the configuration as it is",

@@ -97,3 +97,50 @@ func TestInvalidDocumentAtStart(t *testing.T) {
 		t.Errorf("fixed document: rps %v version %d", snap.Value.RateLimit.RPS, snap.Version)
 	}
 }
+
+// TestRefusedDocumentIsRetried: a Consul document refused because of what
+// the file says is applied once the file changes to allow it, and a file
+// change is applied while a refused document is pending.
+func TestRefusedDocumentIsRetried(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := consultest.Client(t, agent)
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	writeFile(t, file, "balancer: {bucket: 1s, window: 10s}\n")
+	s := load(t, config.WithConsul(consul), config.WithFile(file))
+	ch := changes(t, s)
+
+	putKV(t, consul, "grpckit/svc", "balancer: {bucket: 3s}\n") // 10s is not whole 3s buckets
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Info().Rejected != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the document was not refused: %+v", s.Info())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if info := s.Info(); len(info.Pending) != 1 || info.Pending[0] != "consul grpckit/svc" {
+		t.Errorf("pending %v, want the Consul key", info.Pending)
+	}
+
+	saveAtomically(t, file, "balancer: {bucket: 1s, window: 9s}\nratelimit: {rps: 4}\n")
+	snap := next(t, ch)
+	if b := snap.Value.Balancer; time.Duration(b.Bucket) != 3*time.Second || time.Duration(b.Window) != 9*time.Second {
+		t.Errorf("after the file change: bucket %v window %v, want 3s and 9s (the pending document applied)", time.Duration(b.Bucket), time.Duration(b.Window))
+	}
+	if info := s.Info(); len(info.Pending) != 0 {
+		t.Errorf("still pending: %v", info.Pending)
+	}
+
+	// A bad document pending does not block a valid file change.
+	putKV(t, consul, "grpckit/svc", "balancer: {bucket: 4s}\n")
+	deadline = time.Now().Add(5 * time.Second)
+	for s.Info().Rejected != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second document was not refused: %+v", s.Info())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	saveAtomically(t, file, "balancer: {bucket: 1s, window: 9s}\nratelimit: {rps: 5}\n")
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 5 || time.Duration(snap.Value.Balancer.Bucket) != 3*time.Second {
+		t.Errorf("file change with a bad document pending: rps %v bucket %v, want 5 and the 3s in force", snap.Value.RateLimit.RPS, time.Duration(snap.Value.Balancer.Bucket))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,33 +104,53 @@ func checkEnvNames(fields []field, prefix string) error {
 	return nil
 }
 
-// parseValue turns an environment or flag value into a YAML value for f: a
-// string field takes the text as it is; a list of strings also takes
-// comma-separated items; anything else is read as YAML ("10", "true",
-// "[a, b]", "{x: 1}").
+// parseValue turns an environment or flag value into a layer value for f,
+// checked against f's type: a string field takes the text as it is; a bool
+// takes what strconv.ParseBool accepts; a list of strings also takes
+// comma-separated items; anything else is read as YAML ("10", "1.5s",
+// "[a, b]", "{x: 1}"). Mappings become maps (merged with the lower layers
+// key by key), everything else a *yaml.Node leaf.
 func parseValue(f field, s string) (any, error) {
+	var n *yaml.Node
 	kind := f.typ.Kind()
-	if kind == reflect.String && !reflect.PointerTo(f.typ).Implements(textUnmarshaler) {
-		return s, nil
-	}
-	if kind == reflect.Slice && f.typ.Elem().Kind() == reflect.String && !strings.HasPrefix(strings.TrimSpace(s), "[") {
-		if strings.TrimSpace(s) == "" {
-			return []any{}, nil
+	switch {
+	case kind == reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a boolean (true, false, 1, 0)", s)
 		}
-		var items []any
-		for item := range strings.SplitSeq(s, ",") {
-			items = append(items, strings.TrimSpace(item))
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(b)}
+	case kind == reflect.String && !reflect.PointerTo(f.typ).Implements(textUnmarshaler):
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	case kind == reflect.Slice && f.typ.Elem().Kind() == reflect.String && !strings.HasPrefix(strings.TrimSpace(s), "["):
+		n = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if strings.TrimSpace(s) != "" {
+			for item := range strings.SplitSeq(s, ",") {
+				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSpace(item)})
+			}
 		}
-		return items, nil
+	default:
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+			return nil, fmt.Errorf("%q is not valid YAML: %w", s, err)
+		}
+		if len(doc.Content) == 0 {
+			n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+		} else {
+			budget := maxNodes
+			var err error
+			if n, err = expand(doc.Content[0], &budget); err != nil {
+				return nil, err
+			}
+		}
 	}
-	var v any
-	if err := yaml.Unmarshal([]byte(s), &v); err != nil {
-		return nil, fmt.Errorf("%s: %q is not a valid value: %w", f.key(), s, err)
+	if err := n.Decode(reflect.New(f.typ).Interface()); err != nil {
+		return nil, fmt.Errorf("%q is not a valid value: %w", s, err)
 	}
-	if v == nil {
-		return s, nil
+	if n.Kind == yaml.MappingNode {
+		return toMap(n)
 	}
-	return v, nil
+	return n, nil
 }
 
 // setPath sets m[path[0]][path[1]]... = v, creating maps on the way.

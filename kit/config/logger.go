@@ -14,17 +14,19 @@ func (s *Store[T]) Logger(w io.Writer) (*slog.Logger, error) {
 	if std == nil {
 		return nil, errors.New("config: Logger: the configuration has no standard log section")
 	}
+	// Subscribe first, then read the current level: a change in between is
+	// then delivered rather than lost. The logger lives as long as the store.
 	level := new(slog.LevelVar)
-	lv, err := std.Log.level()
+	s.Subscribe(func(snap *Snapshot[T]) {
+		if l, err := snap.Standard().Log.level(); err == nil {
+			level.Set(l)
+		}
+	})
+	lv, err := s.Standard().Log.level()
 	if err != nil {
 		return nil, err
 	}
 	level.Set(lv)
-	s.Subscribe(func(snap *Snapshot[T]) {
-		if l, err := standardOf(&snap.Value).Log.level(); err == nil {
-			level.Set(l)
-		}
-	})
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if std.Log.Format == "json" {

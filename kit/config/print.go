@@ -36,7 +36,7 @@ func (s *Store[T]) Print(w io.Writer) error {
 	return nil
 }
 
-// maskPath masks the scalar at path in the mapping n when it is not empty.
+// maskPath masks the value at path in the mapping n.
 func maskPath(n *yaml.Node, path []string) {
 	for _, key := range path {
 		if n.Kind != yaml.MappingNode {
@@ -54,7 +54,24 @@ func maskPath(n *yaml.Node, path []string) {
 		}
 		n = next
 	}
-	if n.Kind == yaml.ScalarNode && n.Value != "" {
-		n.Value, n.Tag, n.Style = mask, "!!str", yaml.SingleQuotedStyle
+	maskAll(n)
+}
+
+// maskAll masks every non-empty scalar value at or under n (a secret may be
+// a list or a map of secrets); map keys stay readable.
+func maskAll(n *yaml.Node) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Value != "" && n.Tag != "!!null" {
+			n.Value, n.Tag, n.Style = mask, "!!str", yaml.SingleQuotedStyle
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			maskAll(n.Content[i])
+		}
+	default:
+		for _, c := range n.Content {
+			maskAll(c)
+		}
 	}
 }

@@ -50,7 +50,8 @@ type Server struct {
 	// Drain is how long a stopping server keeps serving after it left the
 	// registry, so that watchers see it go. Default 3s.
 	Drain time.Duration `yaml:"drain"`
-	// ShutdownTimeout bounds the graceful stop after the drain. Default 10s.
+	// ShutdownTimeout bounds the whole shutdown under Run (deregistration,
+	// drain, graceful stop). Default 15s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 }
 
@@ -100,7 +101,7 @@ func DefaultStandard() Standard {
 			Listen:          "127.0.0.1:0",
 			Admin:           "127.0.0.1:0",
 			Drain:           3 * time.Second,
-			ShutdownTimeout: 10 * time.Second,
+			ShutdownTimeout: 15 * time.Second,
 		},
 		RateLimit: ratelimit.DefaultConfig(),
 		Timeout:   timeout.DefaultConfig(),

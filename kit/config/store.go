@@ -6,14 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
-	kyaml "github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
@@ -52,6 +53,10 @@ type Info struct {
 	Time    time.Time `json:"time"`
 	// Sources are the layers in order of precedence, lowest first.
 	Sources []string `json:"sources"`
+	// Pending are the sources whose newest input is not in force because
+	// the configuration it makes was refused; any later change of any source
+	// tries it again.
+	Pending []string `json:"pending,omitempty"`
 	// Rejected counts changes refused since start; LastError says why the
 	// latest was refused.
 	Rejected      uint64    `json:"rejected"`
@@ -70,12 +75,16 @@ type Store[T any] struct {
 	cur atomic.Pointer[Snapshot[T]]
 
 	mu       sync.Mutex // serializes changes; guards the fields below
-	layers   layers
+	latest   layers     // the newest input of every source, in force or not
+	accepted layers     // the inputs of the current snapshot
 	subs     map[int]func(*Snapshot[T])
 	nextSub  int
 	rejected uint64
 	lastErr  error
 	lastErrT time.Time
+
+	notifyMu  sync.Mutex // orders deliveries; held while subscribers run
+	delivered uint64     // version delivered last; guarded by notifyMu
 
 	kv        *api.Client // client of the KV source; nil when there is none
 	closeIdle func()      // closes the idle connections of a client Load made
@@ -83,8 +92,8 @@ type Store[T any] struct {
 	done      sync.WaitGroup
 }
 
-// layers are the sources of a configuration, lowest precedence first. A
-// nil field is a source that contributes nothing.
+// layers are the inputs of a configuration, lowest precedence first. A nil
+// field is a source that contributes nothing.
 type layers struct {
 	defaults []byte         // YAML of the defaults
 	file     []byte         // contents of the file
@@ -127,7 +136,7 @@ func Load[T any](service string, defaults T, opts ...Option) (*Store[T], error) 
 	if sec, ok := any(&defaults).(interface{ Sections() *Standard }); ok && sec.Sections().Telemetry.ServiceName == "" {
 		sec.Sections().Telemetry.ServiceName = service
 	}
-	if s.layers.defaults, err = yaml.Marshal(defaults); err != nil {
+	if s.latest.defaults, err = yaml.Marshal(defaults); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	flagged, err := s.parseFlags()
@@ -135,18 +144,19 @@ func Load[T any](service string, defaults T, opts ...Option) (*Store[T], error) 
 		return nil, err
 	}
 	if s.o.file != "" {
-		if s.layers.file, err = os.ReadFile(s.o.file); err != nil {
+		if s.latest.file, err = os.ReadFile(s.o.file); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 	}
-	if s.layers.env, err = s.fromEnv(); err != nil {
+	if s.latest.env, err = s.fromEnv(); err != nil {
 		return nil, err
 	}
-	s.layers.flags = flagged
-	v, err := s.build(s.layers)
+	s.latest.flags = flagged
+	v, err := s.build(s.latest)
 	if err != nil {
 		return nil, err
 	}
+	s.accepted = s.latest
 	s.cur.Store(&Snapshot[T]{Value: v, Version: 1, Source: "start", Time: time.Now()})
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -174,9 +184,12 @@ func Load[T any](service string, defaults T, opts ...Option) (*Store[T], error) 
 // Current returns the current snapshot. It never returns nil.
 func (s *Store[T]) Current() *Snapshot[T] { return s.cur.Load() }
 
-// Subscribe calls f with every snapshot accepted from now on, in order,
-// one call at a time, on the goroutine that made the change. f must not
-// call Subscribe's cancel or change the store. Cancel stops the calls.
+// Subscribe calls f with the snapshots accepted from now on, one call at a
+// time and in version order, on the goroutine that made the change, after
+// the subscribers that subscribed before it; when
+// changes come faster than f returns, f may get only the newest. f may
+// read the store (Current, Info, Subscribe) but must not wait for another
+// change of it. Cancel stops the calls.
 func (s *Store[T]) Subscribe(f func(*Snapshot[T])) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +212,7 @@ func (s *Store[T]) Info() Info {
 	defer s.mu.Unlock()
 	cur := s.cur.Load()
 	in := Info{Service: s.name, Version: cur.Version, Source: cur.Source, Time: cur.Time,
-		Sources: s.sourceNames(), Rejected: s.rejected, LastErrorTime: s.lastErrT}
+		Sources: s.sourceNamesLocked(), Pending: s.pendingLocked(), Rejected: s.rejected, LastErrorTime: s.lastErrT}
 	if s.lastErr != nil {
 		in.LastError = s.lastErr.Error()
 	}
@@ -230,8 +243,20 @@ func standardOf[T any](v *T) *Standard {
 	return nil
 }
 
-// sourceNames lists the active layers. Called with mu held.
-func (s *Store[T]) sourceNames() []string {
+// pendingLocked names the sources whose newest input is not in force.
+func (s *Store[T]) pendingLocked() []string {
+	var p []string
+	if !bytes.Equal(s.latest.file, s.accepted.file) {
+		p = append(p, "file "+s.o.file)
+	}
+	if !bytes.Equal(s.latest.kv, s.accepted.kv) || (s.latest.kv == nil) != (s.accepted.kv == nil) {
+		p = append(p, "consul "+s.o.kvKey)
+	}
+	return p
+}
+
+// sourceNamesLocked lists the active layers.
+func (s *Store[T]) sourceNamesLocked() []string {
 	names := []string{"defaults"}
 	if s.o.file != "" {
 		names = append(names, "file "+s.o.file)
@@ -246,36 +271,73 @@ func (s *Store[T]) sourceNames() []string {
 	return names
 }
 
-// change applies edit to a copy of the layers and, when the result is
-// valid, makes it the current snapshot and tells the subscribers. A refused
-// change is logged and leaves everything as it was.
+// change records the newest input of a source (edit applies it to a copy
+// of the layers) and makes a new snapshot when the result is valid: first
+// with every source's newest input, which also retries inputs refused
+// before; failing that, with this change over the inputs in force. A
+// refused change is logged, counted, and changes no snapshot. An edit that
+// changes no input does nothing.
 func (s *Store[T]) change(source string, edit func(*layers)) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := s.layers
-	edit(&next)
-	v, err := s.build(next)
+	latest := s.latest
+	edit(&latest)
+	if reflect.DeepEqual(latest, s.latest) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.latest = latest
+	inputs := latest
+	v, err := s.build(inputs)
+	if err != nil {
+		inputs = s.accepted
+		edit(&inputs)
+		if v2, err2 := s.build(inputs); err2 == nil {
+			v, err = v2, nil
+		}
+	}
 	if err != nil {
 		s.rejected++
 		s.lastErr, s.lastErrT = err, time.Now()
+		s.mu.Unlock()
 		s.o.logger.LogAttrs(context.Background(), slog.LevelError, "config: change refused; the previous configuration stays",
 			slog.String("service", s.name), slog.String("source", source), slog.Any("error", err))
 		return err
 	}
-	s.layers = next
-	prev := s.cur.Load()
-	snap := &Snapshot[T]{Value: v, Version: prev.Version + 1, Source: source, Time: time.Now()}
+	s.accepted = inputs
+	snap := &Snapshot[T]{Value: v, Version: s.cur.Load().Version + 1, Source: source, Time: time.Now()}
 	s.cur.Store(snap)
+	s.mu.Unlock()
 	s.o.logger.LogAttrs(context.Background(), slog.LevelInfo, "config: changed",
 		slog.String("service", s.name), slog.String("source", source), slog.Uint64("version", snap.Version))
-	for _, f := range s.subs {
-		f(snap)
-	}
+	s.deliver()
 	return nil
 }
 
+// deliver calls the subscribers with the current snapshot unless they had
+// it already. The store's lock is not held, so subscribers may read it.
+func (s *Store[T]) deliver() {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	snap := s.cur.Load()
+	if snap.Version <= s.delivered {
+		return
+	}
+	s.delivered = snap.Version
+	s.mu.Lock()
+	ids := slices.Sorted(maps.Keys(s.subs))
+	subs := make([]func(*Snapshot[T]), len(ids))
+	for i, id := range ids {
+		subs[i] = s.subs[id]
+	}
+	s.mu.Unlock()
+	for _, f := range subs {
+		f(snap)
+	}
+}
+
 // build merges ls with koanf and decodes the result strictly into a T:
-// unknown keys and wrongly typed values are errors. Then it validates.
+// unknown keys and wrongly typed values are errors. Then it validates. It
+// reads only s's immutable fields.
 func (s *Store[T]) build(ls layers) (T, error) {
 	var zero T
 	k := koanf.New(".")
@@ -285,11 +347,11 @@ func (s *Store[T]) build(ls layers) (T, error) {
 		}
 		return nil
 	}
-	if err := load("defaults", rawbytes.Provider(ls.defaults), kyaml.Parser()); err != nil {
+	if err := load("defaults", rawbytes.Provider(ls.defaults), nodeParser{}); err != nil {
 		return zero, err
 	}
 	if len(bytes.TrimSpace(ls.file)) > 0 {
-		if err := load("file "+s.o.file, rawbytes.Provider(ls.file), kyaml.Parser()); err != nil {
+		if err := load("file "+s.o.file, rawbytes.Provider(ls.file), nodeParser{}); err != nil {
 			return zero, err
 		}
 	}
@@ -304,7 +366,7 @@ func (s *Store[T]) build(ls layers) (T, error) {
 		}
 	}
 	if len(bytes.TrimSpace(ls.kv)) > 0 {
-		if err := load("consul "+s.o.kvKey, rawbytes.Provider(ls.kv), kyaml.Parser()); err != nil {
+		if err := load("consul "+s.o.kvKey, rawbytes.Provider(ls.kv), nodeParser{}); err != nil {
 			return zero, err
 		}
 	}

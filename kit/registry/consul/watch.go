@@ -70,6 +70,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		}
 		if err != nil {
 			w.pause = w.bo.Next()
+			w.index = consulq.IndexAfterError
 			if w.failing {
 				continue
 			}
