@@ -10,7 +10,7 @@ BUF_VERSION                := v1.57.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build test test-short dev consul generate tools vet clean bench bench-balancer
+.PHONY: all build test test-short dev consul generate tools vet clean bench bench-balancer fuzz chaos
 
 all: build
 
@@ -39,9 +39,14 @@ dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev
 
-## bench: per-call cost of kit's chains and of each layer, interleaved with bare grpc-go.
+## bench: one run, ratios to bare grpc-go: raw TCP, bare grpc-go, round_robin / outlier detection /
+## kit_weighted over 5, kit's default chains (and with tracing); then kit's layers one by one.
 bench:
 	go run ./internal/cmd/bench
+
+## fuzz: every fuzz target for FUZZTIME each (default 60s).
+fuzz:
+	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" FUZZTIME="$${FUZZTIME:-60s}" scripts/fuzz.sh
 
 ## bench-balancer: kit_weighted beside round_robin and outlier detection (Pick+Done, throughput, fault scenarios).
 bench-balancer:

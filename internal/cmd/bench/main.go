@@ -2,6 +2,9 @@
 // same run (`make bench`): unary SayHello with a 1-byte payload over
 // loopback, sequential and 64 in flight; latency p50/p99, calls/s and heap
 // allocations per call (client and server together), with ratios to bare.
+// Two tables: side by side (raw TCP, bare grpc-go, round_robin, outlier
+// detection and kit_weighted over 5 backends, kit's default chains, with
+// tracing), and kit's layers one by one.
 package main
 
 import (
@@ -14,13 +17,15 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 )
 
 func main() {
 	d := flag.Duration("duration", 2*time.Second, "length of one measurement")
 	rounds := flag.Int("rounds", 3, "measurements per setup; the median is reported")
-	only := flag.String("only", "", "measure only setups whose name matches this regular expression (bare grpc-go always runs)")
+	only := flag.String("only", "", "measure only rows whose name matches this regular expression (bare grpc-go always runs)")
+	tables := flag.String("tables", "suite,layers", "tables to print: suite (side by side), layers (kit's layers one by one)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -29,16 +34,31 @@ func main() {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	host, _ := os.Hostname()
-	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), host)
-	var ss []named
-	for i, s := range setups() {
-		if i == 0 || re.MatchString(s.name) {
-			ss = append(ss, s)
+	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s; unary SayHello (1-byte payload) over loopback, client and server in this process; median of %d runs of %v\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), host, *rounds, *d)
+	pick := func(rows []named) []named {
+		out := rows[:1]
+		for _, r := range rows[1:] {
+			if re.MatchString(r.name) {
+				out = append(out, r)
+			}
 		}
+		return out
 	}
-	if err := chainTable(ss, *d, *rounds); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	for _, t := range strings.Split(*tables, ",") {
+		var err error
+		switch strings.TrimSpace(t) {
+		case "suite":
+			err = table("Side by side: the floor, bare grpc-go, load-balancing policies over 5 backends, kit's chains", pick(suite()), *d, *rounds)
+		case "layers":
+			err = table("kit's layers one by one (each alone over bare grpc-go), with references for grpc-go's own cost of a deadline and of stats handlers", pick(setups()), *d, *rounds)
+		default:
+			err = fmt.Errorf("unknown table %q", t)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -48,69 +68,62 @@ type named struct {
 	s    setup
 }
 
-func chainTable(ss []named, d time.Duration, rounds int) error {
-	baseAllocs, err := measureAllocs(ss[0].s)
+// table measures every row against the first (bare grpc-go) and prints one
+// table. One in flight: each row interleaved call by call with bare grpc-go,
+// pairs taking turns at going first, so both see the same moment of a noisy
+// machine (calls/s is 1 / mean latency). 64 in flight saturates the machine,
+// where interleaved calls would share one queue and hide the difference: each
+// row runs alone in adjacent runs with bare grpc-go (taking turns at going
+// first), with the process CPU time per call. Ratios are medians over the
+// rounds; allocations are client and server together.
+func table(title string, rows []named, d time.Duration, rounds int) error {
+	base := rows[0]
+	baseAllocs, err := measureAllocs(base.s)
 	if err != nil {
 		return err
 	}
-	// One in flight: each setup interleaved call by call with bare grpc-go,
-	// so both see the same moment of a noisy machine.
-	fmt.Printf("## unary, 1-byte payload, 1 in flight: each setup interleaved call by call with bare grpc-go (median of %d runs of %v)\n\n", rounds, d)
-	fmt.Println("| setup | p50 | p99 | bare p50 in the same run | p50 vs bare | allocs/call | extra allocs/call |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, s := range ss[1:] {
-		var runs []pairRun
+	fmt.Printf("## %s\n\n", title)
+	fmt.Println("| setup | 1 in flight: p50 | p99 | calls/s | p50 vs bare | 64 in flight: p50 | p99 | calls/s | p50 vs bare | calls/s vs bare | CPU/call vs bare | allocs/call | vs bare |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, row := range rows {
+		// 1 in flight, interleaved with bare.
+		var seq []pairRun
 		for range rounds {
-			r, err := runPair(ss[0].s, s.s, 1, d)
+			r, err := runPair(base.s, row.s, 1, d)
 			if err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+				return fmt.Errorf("%s: %w", row.name, err)
 			}
-			runs = append(runs, r)
+			seq = append(seq, r)
 		}
-		slices.SortFunc(runs, func(a, b pairRun) int { return cmp.Compare(a.ratio(), b.ratio()) })
-		r := runs[len(runs)/2]
-		allocs, err := measureAllocs(s.s)
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		fmt.Printf("| %s | %v | %v | %v | %.2fx | %.1f | %+.1f |\n", s.name, r.cand.p50.Round(time.Microsecond/10),
-			r.cand.p99.Round(time.Microsecond/10), r.base.p50.Round(time.Microsecond/10), r.ratio(), allocs, allocs-baseAllocs)
-	}
-	fmt.Printf("\nbare grpc-go: %.1f allocs/call.\n\n", baseAllocs)
+		slices.SortFunc(seq, func(a, b pairRun) int { return cmp.Compare(a.ratio(), b.ratio()) })
+		s := seq[len(seq)/2]
 
-	// 64 in flight saturates the machine: interleaved calls would share one
-	// queue and hide the difference, so each setup runs alone, in adjacent
-	// pairs with bare grpc-go (taking turns at going first), and the ratios
-	// are medians over the pairs.
-	const inFlight = 64
-	fmt.Printf("## unary, 1-byte payload, %d in flight: each setup alone, in adjacent runs with bare grpc-go (median over %d pairs of %v runs)\n\n", inFlight, rounds, d)
-	fmt.Println("| setup | p50 | p99 | calls/s | p50 vs bare | calls/s vs bare | CPU/call | CPU/call vs bare |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, s := range ss[1:] {
-		type sep struct {
+		// 64 in flight, alone in adjacent runs with bare.
+		const inFlight = 64
+		type run struct {
 			l          latency
 			rate       float64
 			cpu        time.Duration
 			p50, r, cr float64
 		}
-		var rs []sep
+		var rs []run
 		for i := range rounds {
-			var b, c sep
-			var err error
+			var b, c run
 			order := []bool{false, true}
 			if i%2 == 1 {
 				order = []bool{true, false}
 			}
-			for _, isCand := range order {
-				st := ss[0].s
-				if isCand {
-					st = s.s
+			for _, isRow := range order {
+				st := base.s
+				if isRow {
+					st = row.s
 				}
-				var x sep
+				var x run
+				var err error
 				if x.l, x.rate, x.cpu, err = runAlone(st, inFlight, d); err != nil {
-					return fmt.Errorf("%s: %w", s.name, err)
+					return fmt.Errorf("%s: %w", row.name, err)
 				}
-				if isCand {
+				if isRow {
 					c = x
 				} else {
 					b = x
@@ -119,7 +132,7 @@ func chainTable(ss []named, d time.Duration, rounds int) error {
 			c.p50, c.r, c.cr = float64(c.l.p50)/float64(b.l.p50), c.rate/b.rate, float64(c.cpu)/float64(b.cpu)
 			rs = append(rs, c)
 		}
-		med := func(f func(sep) float64) float64 {
+		med := func(f func(run) float64) float64 {
 			v := make([]float64, len(rs))
 			for i, r := range rs {
 				v[i] = f(r)
@@ -127,10 +140,18 @@ func chainTable(ss []named, d time.Duration, rounds int) error {
 			slices.Sort(v)
 			return v[len(v)/2]
 		}
-		slices.SortFunc(rs, func(a, b sep) int { return cmp.Compare(a.p50, b.p50) })
+		slices.SortFunc(rs, func(a, b run) int { return cmp.Compare(a.p50, b.p50) })
 		m := rs[len(rs)/2]
-		fmt.Printf("| %s | %v | %v | %.0f | %.2fx | %.2fx | %v | %.2fx |\n", s.name, m.l.p50.Round(time.Microsecond/10), m.l.p99.Round(time.Microsecond/10),
-			m.rate, med(func(x sep) float64 { return x.p50 }), med(func(x sep) float64 { return x.r }), m.cpu.Round(100*time.Nanosecond), med(func(x sep) float64 { return x.cr }))
+
+		allocs, err := measureAllocs(row.s)
+		if err != nil {
+			return fmt.Errorf("%s: %w", row.name, err)
+		}
+		us := func(d time.Duration) string { return d.Round(100 * time.Nanosecond).String() }
+		fmt.Printf("| %s | %s | %s | %.0f | %.2fx | %s | %s | %.0f | %.2fx | %.2fx | %.2fx | %.1f | %+.1f |\n", row.name,
+			us(s.cand.p50), us(s.cand.p99), 1/s.cand.mean.Seconds(), s.ratio(),
+			us(m.l.p50), us(m.l.p99), m.rate, med(func(x run) float64 { return x.p50 }), med(func(x run) float64 { return x.r }), med(func(x run) float64 { return x.cr }),
+			allocs, allocs-baseAllocs)
 	}
 	fmt.Println()
 	return nil

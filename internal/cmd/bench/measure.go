@@ -20,6 +20,7 @@ type setup func() (caller, func(), error)
 type latency struct {
 	calls    int
 	p50, p99 time.Duration
+	mean     time.Duration
 }
 
 // paired measures base and cand interleaved: each of inFlight goroutines
@@ -87,7 +88,11 @@ func summarize(per [][]time.Duration) latency {
 		return latency{}
 	}
 	slices.Sort(all)
-	return latency{calls: len(all), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	var sum time.Duration
+	for _, d := range all {
+		sum += d
+	}
+	return latency{calls: len(all), p50: all[len(all)/2], p99: all[len(all)*99/100], mean: sum / time.Duration(len(all))}
 }
 
 // allocsPerCall counts the process's heap allocations (client and server

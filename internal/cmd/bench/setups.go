@@ -34,8 +34,6 @@ func setups() []named {
 		{"bare grpc-go, 5s deadline per call (reference)", bareWithDeadline},
 		{"bare grpc-go, no-op stats handlers (reference)", layer(noopStats)},
 		{"bare grpc-go, 5s deadline + no-op stats handlers (reference: what DESIGN asks of grpc-go)", withDeadline(layer(noopStats))},
-		{"kit default chains (metrics on, no exporter)", kitDefault(nil)},
-		{"kit default chains + tracing (AlwaysSample)", kitDefault(traced)},
 		{"layer: telemetry (metrics)", layer(telemetryLayer)},
 		{"layer: recovery", layer(recoveryLayer)},
 		{"layer: logging (access log)", layer(loggingLayer)},
