@@ -7,7 +7,9 @@
 // GRPCKIT_* variables, flags and the Consul key grpckit/gateway (-h lists
 // them, -print-config shows the result).
 //
-//	gateway -registry.address 127.0.0.1:8500 -gateway.auth.hmac_secret "$SECRET"
+//	GRPCKIT_GATEWAY_AUTH_HMAC_SECRET="$SECRET" gateway -registry.address 127.0.0.1:8500
+//
+// (the secret through the environment rather than a flag, which ps shows)
 //
 // On SIGTERM or SIGINT the gateway leaves Consul, keeps serving HTTP through
 // the drain window (without keep-alives), then stops the HTTP server
