@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -38,6 +39,7 @@ type serverOptions struct {
 	drain           time.Duration
 	shutdownTimeout time.Duration
 	registerTimeout time.Duration
+	beforeStop      []func(context.Context) error
 	grpcOptions     []grpc.ServerOption
 	logger          *slog.Logger
 	layers          layerChoice
@@ -99,6 +101,20 @@ func WithRegistrar(r registry.Registrar, inst registry.Instance) ServerOption {
 // 0 skips the drain.
 func WithDrain(d time.Duration) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.drain = max(d, 0) })
+}
+
+// WithBeforeStop adds f to the shutdown sequence after the drain window and
+// before the gRPC server stops, with the shutdown's context: the place to
+// stop what serves beside the server (an HTTP API on another listener), so
+// that its last requests finish before the telemetry is flushed. Hooks run
+// in the order given; an error is reported by Shutdown, and the sequence
+// goes on.
+func WithBeforeStop(f func(ctx context.Context) error) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) {
+		if f != nil {
+			o.beforeStop = append(o.beforeStop, f)
+		}
+	})
 }
 
 // WithShutdownTimeout bounds the whole shutdown that [Server.Run] performs on a

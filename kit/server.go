@@ -410,6 +410,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 
+	for _, hook := range s.opts.beforeStop {
+		if err := hook(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("kit: before stop: %w", err))
+		}
+	}
+
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -324,3 +324,40 @@ func TestServeShutdownRace(t *testing.T) {
 		}
 	}
 }
+
+// TestBeforeStopHooks: the hooks run after the drain window, while the gRPC
+// server still serves, in order, and their errors reach Shutdown.
+func TestBeforeStopHooks(t *testing.T) {
+	var cc *grpc.ClientConn
+	var order []string
+	hookErr := errors.New("http listener would not stop")
+	srv, err := kit.NewServer(kit.WithDrain(20*time.Millisecond), kit.WithLogger(quiet),
+		kit.WithBeforeStop(func(ctx context.Context) error {
+			// Still serving: calls in the hook succeed.
+			_, err := greeterv1.NewGreeterServiceClient(cc).SayHello(ctx, &greeterv1.SayHelloRequest{Name: "hook"})
+			order = append(order, fmt.Sprintf("first (call: %v, health: %v)", err, healthOf(t, cc)))
+			return nil
+		}),
+		kit.WithBeforeStop(func(context.Context) error { order = append(order, "second"); return hookErr }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	lis := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	cc = dial(t, lis.Addr().String())
+	if got := healthOf(t, cc); got != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health = %v", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, hookErr) {
+		t.Errorf("Shutdown = %v, want the hook's error", err)
+	}
+	<-served
+	want := []string{"first (call: <nil>, health: NOT_SERVING)", "second"}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Errorf("hooks ran as %q, want %q", order, want)
+	}
+}

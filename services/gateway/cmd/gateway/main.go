@@ -60,11 +60,26 @@ func run(ctx context.Context, svc *svcmain.Service[Config]) error {
 
 // serve serves the HTTP API on lis next to a kit server, until ctx is done,
 // a signal arrives or either server fails; it closes lis. The HTTP server
-// stops after the kit server's Run returned (deregistered, drained),
-// letting the requests it is serving finish within server.shutdown_timeout.
+// stops inside the kit server's shutdown, after the deregistration and the
+// drain, letting the requests it is serving finish within
+// server.shutdown_timeout.
 func serve(ctx context.Context, svc *svcmain.Service[Config], lis net.Listener) error {
 	cfg := svc.Config.Current().Value
-	srv, err := svc.Server(registration(svc, cfg.Standard, lis.Addr())...)
+	// The kit server's shutdown stops the HTTP server after the drain and
+	// before the telemetry flush, so that the spans and metrics of the last
+	// requests are not lost.
+	var hs *http.Server
+	stopHTTP := kit.WithBeforeStop(func(ctx context.Context) error {
+		if hs == nil { // the HTTP server was never made
+			return nil
+		}
+		if err := hs.Shutdown(ctx); err != nil {
+			hs.Close()
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	srv, err := svc.Server(append(registration(svc, cfg.Standard, lis.Addr()), stopHTTP)...)
 	if err != nil {
 		lis.Close()
 		return fmt.Errorf("server: %w", err)
@@ -103,18 +118,12 @@ func serve(ctx context.Context, svc *svcmain.Service[Config], lis net.Listener) 
 		hs.SetKeepAlivesEnabled(false)
 	}()
 
-	runErr := srv.Run(ctx) // on any return, the kit server is shut down
+	runErr := srv.Run(ctx) // on any return, the kit server is shut down, the HTTP server with it
 	stopSignals()
 	<-signalled
-	sctx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
-	defer cancelShutdown()
 	var errs []error
 	if runErr != nil {
 		errs = append(errs, runErr)
-	}
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		errs = append(errs, fmt.Errorf("http: %w", err))
