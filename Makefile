@@ -44,6 +44,10 @@ dev: consul
 bench:
 	go run ./internal/cmd/bench
 
+## chaos: real processes and a real Consul broken under load; exits non-zero when a target is missed.
+chaos: consul
+	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos
+
 ## fuzz: every fuzz target for FUZZTIME each (default 60s).
 fuzz:
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" FUZZTIME="$${FUZZTIME:-60s}" scripts/fuzz.sh

@@ -57,6 +57,7 @@ type endpoint struct {
 	picks        float64  // picks derived and not yet assigned to a tick; negative: a deficit to absorb
 	cleanTicks   int      // ticks in a row without failures, not counting ticks spent ejected
 	timesEjected int
+	atLimit      bool // "not ejected: ejection limit reached" was logged; cleared by a clean tick or an ejection
 	ejectedUntil time.Time
 	rampStart    time.Time
 	forgetAt     time.Time // for a removed endpoint: when its state is dropped
@@ -299,6 +300,7 @@ func (t *tracker) tick() time.Duration {
 		}
 		if c.failure == 0 {
 			ep.cleanTicks++
+			ep.atLimit = false
 		} else {
 			ep.cleanTicks = 0
 		}
@@ -392,7 +394,10 @@ func (t *tracker) ejectOrUnmarkLocked(ep *endpoint, now time.Time) {
 	}
 	ep.marked.Store(false)
 	ep.consecutive.Store(0)
-	t.logLocked(slog.LevelInfo, "endpoint not ejected: ejection limit reached", ep)
+	if !ep.atLimit { // once per spell of failures, not once per ConsecutiveFailures calls
+		ep.atLimit = true
+		t.logLocked(slog.LevelInfo, "endpoint not ejected: ejection limit reached", ep)
+	}
 	t.dirty = true
 }
 
@@ -438,7 +443,7 @@ func (t *tracker) ejectLocked(ep *endpoint, now time.Time, reason string) {
 	d := time.Duration(cfg.BaseEjectionTime) * time.Duration(ep.timesEjected)
 	d = time.Duration(float64(d) * (1 + cfg.EjectionJitter*(2*rand.Float64()-1)))
 	d = min(d, time.Duration(cfg.MaxEjectionTime))
-	ep.state, ep.ejectedUntil, ep.cleanTicks = stateEjected, now.Add(d), 0
+	ep.state, ep.ejectedUntil, ep.cleanTicks, ep.atLimit = stateEjected, now.Add(d), 0, false
 	ep.marked.Store(true)
 	t.events.Ejections.Add(1)
 	t.logLocked(slog.LevelWarn, "endpoint ejected", ep, slog.String("reason", reason),

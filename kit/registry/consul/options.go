@@ -26,6 +26,8 @@ type options struct {
 	minInterval     time.Duration
 	backoffBase     time.Duration
 	backoffMax      time.Duration
+	keeperMax       time.Duration // backoff cap of the registration keeper
+	restartGrace    time.Duration
 	logger          *slog.Logger
 
 	sleep func(ctx context.Context, d time.Duration) error // replaced by tests in this package
@@ -41,6 +43,8 @@ var defaultOptions = options{
 	minInterval:     50 * time.Millisecond,
 	backoffBase:     100 * time.Millisecond,
 	backoffMax:      5 * time.Second,
+	keeperMax:       time.Second,
+	restartGrace:    10 * time.Second,
 	logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	sleep:           consulq.Sleep,
 }
@@ -110,6 +114,17 @@ func WithBackoff(base, max time.Duration) Option {
 			o.backoffMax = max
 		}
 	})
+}
+
+// WithRestartGrace sets how long a watch keeps its last set when, right
+// after a failed query or an index that went backwards (a restarted agent),
+// Consul answers that the service has no instance: a fresh agent lists
+// nothing until the instances' registrations are restored (kit's keeper
+// restores them within about a second of the agent answering, and their
+// checks pass within a check interval). A service still empty after the
+// grace period is reported empty. Default 10s; 0 reports it at once.
+func WithRestartGrace(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.restartGrace = max(d, 0) })
 }
 
 // WithLogger sets the logger for registration and watch events. Default: discard.

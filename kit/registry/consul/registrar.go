@@ -195,7 +195,10 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 	check.Status = api.HealthCritical
 	critical.Check = &check
 	log := r.opts.logger.With(slog.String("name", reg.Name), slog.String("id", reg.ID))
-	bo := consulq.Backoff{Base: r.opts.backoffBase, Max: r.opts.backoffMax}
+	// The keeper talks to the local agent: after an outage it retries at
+	// least every keeperMax, so the registration is back soon after the
+	// agent is (watchers hold their sets meanwhile, see WithRestartGrace).
+	bo := consulq.Backoff{Base: r.opts.backoffBase, Max: min(r.opts.backoffMax, r.opts.keeperMax)}
 	var hash string
 	var pause time.Duration
 	failing := false   // the last round ended in an error (logged once)

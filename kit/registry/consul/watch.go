@@ -42,6 +42,7 @@ type watcher struct {
 	pause   time.Duration       // wait before the next query: rate limit or backoff
 	bo      consulq.Backoff     // delays after failed queries
 	failing bool                // whether the last query failed
+	doubt   time.Time           // until then, an empty answer after a set is held back (see Next)
 	last    []registry.Instance // set returned last
 	sent    bool                // whether a set was returned yet
 }
@@ -57,8 +58,12 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			return nil, w.ctxErr(ctx)
 		}
 		start := time.Now()
-		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: w.r.opts.waitTime}
-		qctx, cancel := context.WithTimeout(ctx, w.r.queryTimeout(w.index != 0))
+		wait := w.r.opts.waitTime
+		if rest := time.Until(w.doubt); rest > 0 && rest < wait {
+			wait = max(rest, 10*time.Millisecond) // answer by the end of the doubt
+		}
+		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: wait}
+		qctx, cancel := context.WithTimeout(ctx, consulq.QueryTimeout(w.index != 0, wait, w.r.opts.answerTimeout))
 		entries, meta, err := w.r.client.Health().Service(w.name, w.o.Tag, false, q.WithContext(qctx))
 		cancel()
 		if ctx.Err() != nil {
@@ -79,6 +84,11 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 				slog.String("name", w.name), slog.Any("error", err))
 			return nil, fmt.Errorf("consul: watch %q: %w", w.name, err)
 		}
+		if w.failing || meta.LastIndex < w.index && w.index > consulq.IndexAfterError {
+			// The agent may be a fresh one (restarted, or its index went
+			// backwards) whose catalog fills again as instances re-register.
+			w.doubt = time.Now().Add(w.r.opts.restartGrace)
+		}
 		if w.failing {
 			w.r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "consul watch recovered", slog.String("name", w.name))
 		}
@@ -91,6 +101,14 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		if w.sent && registry.EqualSets(set, w.last) {
 			continue
 		}
+		if len(set) == 0 && len(w.last) > 0 && time.Now().Before(w.doubt) {
+			// An empty catalog right after a failure or an index reset is
+			// most likely a restarted agent that has not seen its instances
+			// re-register yet: keep the last set until they do, or until
+			// the grace period ends with the service still empty.
+			continue
+		}
+		w.doubt = time.Time{}
 		w.last, w.sent = set, true
 		return set, nil
 	}

@@ -30,7 +30,9 @@ type answer struct {
 
 // fakeConsul serves /v1/health/service/ from a script. Each request takes the
 // next answer; with the script exhausted a request blocks like a long poll
-// until the client goes away. The query of every request is sent on queries.
+// until the client goes away, or, when it asks to wait less than a minute,
+// until that wait is over and then repeats the last answer (as Consul does).
+// The query of every request is sent on queries.
 type fakeConsul struct {
 	t       *testing.T
 	srv     *httptest.Server
@@ -38,6 +40,7 @@ type fakeConsul struct {
 
 	mu     sync.Mutex
 	script []answer // guarded by mu
+	last   answer   // guarded by mu
 }
 
 func newFakeConsul(t *testing.T, script ...answer) *fakeConsul {
@@ -55,12 +58,34 @@ func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
 	f.queries <- q
 	f.mu.Lock()
 	if len(f.script) == 0 {
+		a := f.last
 		f.mu.Unlock()
-		<-r.Context().Done()
+		wait, err := time.ParseDuration(q["wait"])
+		if err != nil || wait >= time.Minute {
+			<-r.Context().Done()
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(wait):
+		}
+		f.mu.Lock()
+		f.script = append(f.script, a)
+		f.mu.Unlock()
+		f.serveNext(w)
 		return
 	}
+	f.mu.Unlock()
+	f.serveNext(w)
+}
+
+// serveNext answers with the next answer of the script.
+func (f *fakeConsul) serveNext(w http.ResponseWriter) {
+	f.mu.Lock()
 	a := f.script[0]
 	f.script = f.script[1:]
+	f.last = a
 	f.mu.Unlock()
 	w.Header().Set("X-Consul-Index", strconv.FormatUint(a.index, 10))
 	w.Header().Set("X-Consul-LastContact", "0") // as real Consul; the client parses no further without it
@@ -390,5 +415,61 @@ func TestWatchAgentThatNeverAnswers(t *testing.T) {
 	defer cancel()
 	if _, err := w.Next(ctx); err == nil || ctx.Err() != nil {
 		t.Errorf("Next against a silent agent = %v, want an error well before 5s", err)
+	}
+}
+
+// TestWatchHoldsTheSetThroughAnAgentRestart: a restarted agent first answers
+// with an empty catalog; the watch keeps the last set until the instances
+// are back, instead of leaving its clients with nothing to call.
+func TestWatchHoldsTheSetThroughAnAgentRestart(t *testing.T) {
+	f := newFakeConsul(t,
+		answer{index: 50, body: entries(entrySpec{"a", 1, api.HealthPassing, 1})},
+		answer{status: http.StatusInternalServerError}, // the agent goes away
+		answer{index: 3}, // fresh agent: nothing registered yet
+		answer{index: 4, body: entries(entrySpec{"b", 2, api.HealthPassing, 1})},
+	)
+	r, _ := f.registry()
+	w := watch(t, r)
+	next(t, w)
+	if _, err := w.Next(t.Context()); err == nil {
+		t.Fatal("the failed query was not reported")
+	}
+	if got := next(t, w); len(got) != 1 || got[0].ID != "b" {
+		t.Errorf("after the restart: %v, want b (the empty answer held back)", got)
+	}
+}
+
+// TestWatchReportsAnEmptyServiceAfterTheGrace: an index that went backwards
+// (a restarted agent) followed by answers that stay empty reports the empty
+// set once the grace period is over.
+func TestWatchReportsAnEmptyServiceAfterTheGrace(t *testing.T) {
+	f := newFakeConsul(t,
+		answer{index: 50, body: entries(entrySpec{"a", 1, api.HealthPassing, 1})},
+		answer{index: 3},
+		answer{index: 3},
+	)
+	r, _ := f.registry(WithRestartGrace(50 * time.Millisecond))
+	w := watch(t, r)
+	next(t, w)
+	start := time.Now()
+	if got := next(t, w); len(got) != 0 {
+		t.Errorf("after the grace: %v, want the empty set", got)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("the empty set came after %v, before the 50ms grace", d)
+	}
+	// The query made during the grace waited at most until its end.
+	var waits []string
+	for {
+		select {
+		case q := <-f.queries:
+			waits = append(waits, q["wait"])
+			continue
+		default:
+		}
+		break
+	}
+	if len(waits) < 3 || waits[2] == "" || waits[2] == "300000ms" {
+		t.Errorf("wait parameters %q: the query during the grace should wait only until its end", waits)
 	}
 }

@@ -1,0 +1,13 @@
+package main
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcAttr puts an instance in its own process group, so that a
+// terminal's Ctrl-C reaches only this program (which kills the instances),
+// and kills the instance if this program dies.
+func setProcAttr(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
