@@ -183,7 +183,7 @@ func clientIP(r *http.Request, trustForwardedFor bool) string {
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
+	if err != nil || host == "" { // "[]:80" splits into an empty host: keep the whole address as the key
 		host = r.RemoteAddr
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
