@@ -55,6 +55,14 @@ func runDev(ctx context.Context, args []string) error {
 	if *dir == "" {
 		*dir = filepath.Join(root, ".cache", "dev")
 	}
+	// The build runs in the repository root and the instances here: one
+	// absolute directory for both.
+	if *dir, err = filepath.Abs(*dir); err != nil {
+		return err
+	}
+	if *users < 1 || *greeters < 1 {
+		return fmt.Errorf("dev: -users and -greeters must be at least 1 (the demo call needs both services)")
+	}
 	logs := filepath.Join(*dir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return err
@@ -327,22 +335,33 @@ func remove(procs []*proc, p *proc) []*proc {
 	return out
 }
 
-// stopAll sends SIGTERM to every instance and waits for them to exit, killing
-// those that take longer than 20s.
+// stopAll stops the instances callers first, in the reverse order of
+// their start (the gateway, then the greeters, then the users), so that no
+// instance loses its backends while it drains. Each group gets SIGTERM at
+// once and is waited for; an instance that takes longer than 20s is killed.
 func stopAll(procs []*proc) {
-	for _, p := range procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(20 * time.Second)
-	for _, p := range procs {
-		select {
-		case <-p.exited:
-			step("%s stopped", p.name)
-		case <-deadline:
-			p.cmd.Process.Kill()
-			<-p.exited
-			step("%s killed after 20s", p.name)
+	service := func(p *proc) string { return p.name[:strings.LastIndexByte(p.name, '-')] }
+	for end := len(procs); end > 0; {
+		start := end - 1
+		for start > 0 && service(procs[start-1]) == service(procs[end-1]) {
+			start--
 		}
+		group := procs[start:end]
+		for _, p := range group {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		deadline := time.After(20 * time.Second)
+		for _, p := range group {
+			select {
+			case <-p.exited:
+				step("%s stopped", p.name)
+			case <-deadline:
+				p.cmd.Process.Kill()
+				<-p.exited
+				step("%s killed after 20s", p.name)
+			}
+		}
+		end = start
 	}
 }
 

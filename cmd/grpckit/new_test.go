@@ -70,6 +70,9 @@ func TestValidateName(t *testing.T) {
 		{"config", "reserved"},
 		{"svc", "generated command"},
 		{"main", "reserved"},
+		{"fmt", "reserved"},  // the generated config.go imports fmt
+		{"init", "reserved"}, // no package may be imported as init
+		{"status", "reserved"},
 		{"string", "predeclared"},
 		{"len", "predeclared"},
 	} {

@@ -54,8 +54,9 @@ type Auth struct {
 type Limits struct {
 	// Global limits all requests together. Default 1000 rps, burst 2000.
 	Global ratelimit.Limit `yaml:"global"`
-	// PerClient limits each client IP with a bucket of its own. Default 50
-	// rps, burst 100.
+	// PerClient limits each client with a bucket of its own: an IPv4
+	// address, or an IPv6 /64 network (a host commonly holds a whole /64).
+	// Default 50 rps, burst 100.
 	PerClient ratelimit.Limit `yaml:"per_client"`
 	// MaxClients is the number of client buckets kept; beyond it the least
 	// recently seen client's bucket is dropped (that client then starts

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.RequestURI == "*" { // http.ServeMux would answer 400 without a body
 		writeError(rec, newError(http.StatusBadRequest, codes.InvalidArgument, "the request target * is not supported"))
+		return
+	}
+	if p := r.URL.Path; p == "" || p != path.Clean(p) && p != "/" {
+		// http.ServeMux would redirect (307, HTML body) to the clean path;
+		// the API has no such paths.
+		writeError(rec, newError(http.StatusNotFound, codes.NotFound, "no route for a path that is not in canonical form"))
 		return
 	}
 	g.mux.ServeHTTP(rec, r)

@@ -167,9 +167,10 @@ func update(b *rate.Limiter, lim ratelimit.Limit, now time.Time) {
 	b.SetBurstAt(now, burst(lim))
 }
 
-// clientIP returns the IP the per-client limit applies to: the peer address
-// of the connection, or with trustForwardedFor the last valid address of
-// the last X-Forwarded-For header (the one the trusted proxy appended).
+// clientIP returns the client the per-client limit applies to: the peer
+// address of the connection, or with trustForwardedFor the last valid
+// address of the last X-Forwarded-For header (the one the trusted proxy
+// appended; a port after it is ignored). See [clientKey].
 func clientIP(r *http.Request, trustForwardedFor bool) string {
 	if trustForwardedFor {
 		if hs := r.Header.Values("X-Forwarded-For"); len(hs) > 0 {
@@ -177,8 +178,12 @@ func clientIP(r *http.Request, trustForwardedFor bool) string {
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
 			}
-			if ip, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
-				return ip.Unmap().String()
+			last = strings.TrimSpace(last)
+			if ip, err := netip.ParseAddr(last); err == nil {
+				return clientKey(ip)
+			}
+			if ap, err := netip.ParseAddrPort(last); err == nil {
+				return clientKey(ap.Addr())
 			}
 		}
 	}
@@ -187,7 +192,21 @@ func clientIP(r *http.Request, trustForwardedFor bool) string {
 		host = r.RemoteAddr
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return ip.Unmap().String()
+		return clientKey(ip)
 	}
 	return host
+}
+
+// clientKey is the bucket key of a client address: an IPv4 address, or the
+// /64 network of an IPv6 address (one host commonly holds a whole /64, so
+// per-address buckets would let it take as many as it likes).
+func clientKey(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	if p, err := ip.WithZone("").Prefix(64); err == nil {
+		return p.String()
+	}
+	return ip.String()
 }

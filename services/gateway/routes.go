@@ -105,7 +105,7 @@ func (g *Gateway) handler(rt route) http.Handler {
 
 // sayHello serves GET /v1/hello/{name}: greeter SayHello.
 func (g *Gateway) sayHello(w http.ResponseWriter, r *http.Request) {
-	if e := checkQuery(r.URL.Query()); e != nil {
+	if _, e := checkQuery(r); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -138,8 +138,8 @@ func (g *Gateway) createUser(w http.ResponseWriter, r *http.Request) {
 
 // listUsers serves GET /v1/users?page_size=&page_token=: user ListUsers.
 func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if e := checkQuery(q, "page_size", "page_token"); e != nil {
+	q, e := checkQuery(r, "page_size", "page_token")
+	if e != nil {
 		writeError(w, e)
 		return
 	}
@@ -164,7 +164,7 @@ func (g *Gateway) listUsers(w http.ResponseWriter, r *http.Request) {
 
 // getUser serves GET /v1/users/{id}: user GetUser.
 func (g *Gateway) getUser(w http.ResponseWriter, r *http.Request) {
-	if e := checkQuery(r.URL.Query()); e != nil {
+	if _, e := checkQuery(r); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -205,7 +205,7 @@ func (g *Gateway) updateUser(w http.ResponseWriter, r *http.Request) {
 
 // deleteUser serves DELETE /v1/users/{id}: user DeleteUser.
 func (g *Gateway) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if e := checkQuery(r.URL.Query()); e != nil {
+	if _, e := checkQuery(r); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -222,6 +222,10 @@ func (g *Gateway) deleteUser(w http.ResponseWriter, r *http.Request) {
 
 // openAPI serves GET /openapi.json.
 func (g *Gateway) openAPI(w http.ResponseWriter, r *http.Request) {
+	if _, e := checkQuery(r); e != nil {
+		writeError(w, e)
+		return
+	}
 	writeJSON(w, http.StatusOK, openAPIDocument)
 }
 
@@ -236,16 +240,20 @@ func pathValue(r *http.Request, name string) (string, *apiError) {
 }
 
 // checkQuery refuses query parameters other than allowed, and repeated ones.
-func checkQuery(q url.Values, allowed ...string) *apiError {
+func checkQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
+	q, err := url.ParseQuery(r.URL.RawQuery) // r.URL.Query() would drop what it cannot parse
+	if err != nil {
+		return nil, badRequest("query", "is malformed: "+err.Error())
+	}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		switch {
 		case !slices.Contains(allowed, k):
-			return badRequest(k, "is not a query parameter of this route")
+			return nil, badRequest(k, "is not a query parameter of this route")
 		case len(q[k]) > 1:
-			return badRequest(k, "must appear at most once")
+			return nil, badRequest(k, "must appear at most once")
 		}
 	}
-	return nil
+	return q, nil
 }
 
 // backendContext returns the context of a backend call: the request's,
@@ -265,7 +273,7 @@ var marshal = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: tru
 // application/json, 413 beyond MaxBodyBytes, 400 for anything protojson
 // refuses (syntax, unknown fields, wrong types).
 func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, msg proto.Message) *apiError {
-	if e := checkQuery(r.URL.Query()); e != nil {
+	if _, e := checkQuery(r); e != nil {
 		return e
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

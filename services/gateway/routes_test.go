@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -166,4 +167,24 @@ func badRequestFields(e jsonError) []string {
 		}
 	}
 	return fields
+}
+
+// TestNonCanonicalPaths: paths that http.ServeMux would redirect are JSON
+// 404s, and never reach a route (a write without a token included).
+func TestNonCanonicalPaths(t *testing.T) {
+	g := newGateway(t, testConfig())
+	for _, target := range []string{"//v1/users", "/v1/users/./x", "/v1/users/x/../y", "/v1//hello/x", "/v1/users/"} {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			r := httptest.NewRequest(method, "http://example.com"+target, strings.NewReader(`{}`))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, r)
+			if w.Code == http.StatusOK || w.Code == http.StatusCreated || w.Code/100 == 3 {
+				t.Errorf("%s %s = %d", method, target, w.Code)
+			}
+			if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("%s %s: content type %q, want JSON", method, target, ct)
+			}
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package user
 
 import (
+	"context"
+	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -8,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/grpckit/grpckit/internal/pgtest"
 )
@@ -150,5 +154,62 @@ func TestOpenPostgresBadDSN(t *testing.T) {
 				t.Errorf("OpenPostgres(%q) = %q, which shows the password", tt.dsn, msg)
 			}
 		})
+	}
+}
+
+// TestPostgresLeastPrivilege: a role with only SELECT, INSERT, UPDATE and
+// DELETE on an existing users table, and no CREATE on the schema, can open
+// the store and use it.
+func TestPostgresLeastPrivilege(t *testing.T) {
+	ctx := t.Context()
+	dsn := pgtest.Start(t)
+	owner := openStore(t, func(ctx context.Context) (*SQLStore, error) { return OpenPostgres(ctx, dsn) })
+	for _, stmt := range []string{
+		`CREATE ROLE app LOGIN`,
+		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
+		`GRANT USAGE ON SCHEMA public TO app`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON users TO app`,
+	} {
+		if _, err := owner.db.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("app")
+	app := openStore(t, func(ctx context.Context) (*SQLStore, error) { return OpenPostgres(ctx, u.String()) })
+	created, err := app.Create(ctx, "Ada", "ada@example.com")
+	if err != nil {
+		t.Fatalf("Create as app: %v", err)
+	}
+	if _, err := app.Get(ctx, created.ID); err != nil {
+		t.Errorf("Get as app: %v", err)
+	}
+}
+
+func TestIsPgTransient(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "08006"}, true},  // connection failure
+		{&pgconn.PgError{Code: "57P01"}, true},  // admin shutdown
+		{&pgconn.PgError{Code: "53300"}, true},  // too many connections
+		{&pgconn.PgError{Code: "40001"}, true},  // serialization failure
+		{&pgconn.PgError{Code: "40P01"}, true},  // deadlock
+		{&pgconn.PgError{Code: "23505"}, false}, // unique violation
+		{&pgconn.PgError{Code: "42P01"}, false}, // undefined table
+		{fmt.Errorf("wrapped: %w", driver.ErrBadConn), true},
+		{errors.New("boom"), false},
+	} {
+		if got := isPgTransient(tc.err); got != tc.want {
+			t.Errorf("isPgTransient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	if !isPgUniqueViolation(&pgconn.PgError{Code: "23505", ConstraintName: "users_email_key"}) ||
+		isPgUniqueViolation(&pgconn.PgError{Code: "23505", ConstraintName: "users_pkey"}) {
+		t.Error("isPgUniqueViolation: only the email's constraint means the email is taken")
 	}
 }

@@ -173,6 +173,10 @@ func (s *Server) storeError(ctx context.Context, method, id string, err error) e
 	case ctx.Err() != nil:
 		// The driver may report an interrupted query as its own error.
 		return status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, ErrUnavailable):
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "user store unavailable",
+			slog.String("method", method), slog.String("user_id", id), slog.Any("error", err))
+		return status.Error(codes.Unavailable, "user store unavailable")
 	}
 	s.logger.LogAttrs(ctx, slog.LevelError, "user store failed",
 		slog.String("method", method), slog.String("user_id", id), slog.Any("error", err))

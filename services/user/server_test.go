@@ -2,6 +2,7 @@ package user
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -533,5 +534,15 @@ func testServerConcurrentCreateSameEmail(t *testing.T, b backend) {
 	}
 	if diff := cmp.Diff(map[codes.Code]int{codes.OK: 1, codes.AlreadyExists: n - 1}, got); diff != "" {
 		t.Errorf("codes (-want +got):\n%s", diff)
+	}
+}
+
+// TestServerStoreUnavailable: a passing failure of the database is
+// Unavailable, which callers may retry, not Internal.
+func TestServerStoreUnavailable(t *testing.T) {
+	c := startServer(t, &fakeStore{err: fmt.Errorf("user: postgres: get: %w: %w", ErrUnavailable, errBoom)})
+	_, err := c.GetUser(t.Context(), &userv1.GetUserRequest{Id: uuid.NewString()})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("GetUser on an unavailable store: %v, want Unavailable", err)
 	}
 }

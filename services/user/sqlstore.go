@@ -36,6 +36,10 @@ type dialect struct {
 	// They run in one write transaction (see lockWrites) and must be
 	// idempotent.
 	schema []string
+	// hasSchema, when not empty, is a query answering whether the schema
+	// exists; when it does, createSchema runs none of the schema statements,
+	// so a role with no CREATE privilege can open an existing database.
+	hasSchema string
 	// lockWrites, when not empty, is run first in the transactions that
 	// create the schema or a user. It takes a lock that serializes them
 	// across every process using the database, as SQLite's BEGIN IMMEDIATE
@@ -47,6 +51,9 @@ type dialect struct {
 	// isUniqueViolation reports whether err is a UNIQUE constraint violation
 	// (the email column's: it is the only unique one besides the primary key).
 	isUniqueViolation func(err error) bool
+	// isTransient reports whether err is a passing failure of the database
+	// (see ErrUnavailable); nil means none is recognised.
+	isTransient func(err error) bool
 }
 
 // canHold reports whether the database can store s.
@@ -76,6 +83,7 @@ func (d dialect) rebind(query string) string {
 type SQLStore struct {
 	db      *sql.DB
 	dialect dialect
+	creates chan struct{} // a token: one Create of this process at a time waits for the database's write lock
 	insert  string
 	get     string
 	list    string
@@ -106,6 +114,15 @@ func createSchema(ctx context.Context, db *sql.DB, d dialect) error {
 		return fmt.Errorf("user: %s: create schema: %w", d.name, err)
 	}
 	defer tx.Rollback() // a no-op after Commit
+	if d.hasSchema != "" {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, d.hasSchema).Scan(&exists); err != nil {
+			return fmt.Errorf("user: %s: create schema: %w", d.name, err)
+		}
+		if exists {
+			return nil
+		}
+	}
 	for _, stmt := range d.schema {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("user: %s: create schema: %w", d.name, err)
@@ -123,6 +140,7 @@ func newSQLStore(db *sql.DB, d dialect) *SQLStore {
 	return &SQLStore{
 		db:      db,
 		dialect: d,
+		creates: make(chan struct{}, 1),
 		insert:  d.rebind(sqlInsert),
 		get:     d.rebind(sqlGet),
 		list:    d.rebind(sqlList),
@@ -135,6 +153,14 @@ func newSQLStore(db *sql.DB, d dialect) *SQLStore {
 // write transaction, which excludes every other Create on the database, so
 // on one host ids are committed in increasing order.
 func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error) {
+	// Creates are serialized by the database anyway; queueing them here
+	// first keeps a burst from holding one pooled connection per waiter.
+	select {
+	case s.creates <- struct{}{}:
+	case <-ctx.Done():
+		return User{}, s.wrap("create", ctx.Err())
+	}
+	defer func() { <-s.creates }()
 	tx, err := beginWrite(ctx, s.db, s.dialect)
 	if err != nil {
 		return User{}, s.wrap("create", err)
@@ -237,6 +263,8 @@ func (s *SQLStore) wrap(op string, err error) error {
 		return ErrNotFound
 	case s.dialect.isUniqueViolation(err):
 		return ErrEmailTaken
+	case s.dialect.isTransient != nil && s.dialect.isTransient(err):
+		return fmt.Errorf("user: %s: %s: %w: %w", s.dialect.name, op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("user: %s: %s: %w", s.dialect.name, op, err)
 }

@@ -14,6 +14,13 @@ var ErrNotFound = errors.New("user: not found")
 // user already has the email.
 var ErrEmailTaken = errors.New("user: email already taken")
 
+// ErrUnavailable is wrapped in the errors of a store whose database could
+// not do the operation for a passing reason — connection lost or refused,
+// server shutting down or out of connections, a serialization failure or a
+// deadlock — so that the call may be tried again. [Server] answers it with
+// codes.Unavailable.
+var ErrUnavailable = errors.New("user: store unavailable")
+
 // User is a stored user.
 type User struct {
 	// ID is a UUIDv7 string assigned by the store; ids sort in creation order.

@@ -118,7 +118,9 @@ func serve(ctx context.Context, svc *svcmain.Service[Config], lis net.Listener) 
 		hs.SetKeepAlivesEnabled(false)
 	}()
 
-	runErr := srv.Run(ctx) // on any return, the kit server is shut down, the HTTP server with it
+	// Run gets the signal context too: a signal that arrives before Run
+	// listens for signals itself must still stop it.
+	runErr := srv.Run(sigCtx) // on any return, the kit server is shut down, the HTTP server with it
 	stopSignals()
 	<-signalled
 	var errs []error
