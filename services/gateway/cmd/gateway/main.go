@@ -169,12 +169,20 @@ func newHTTPServer(svc *svcmain.Service[Config], cfg Config, srv *kit.Server) (_
 	if !cfg.Gateway.Auth.Enabled() {
 		svc.Logger.Warn("gateway.auth has no key (hmac_secret or public_key_files): every write request is refused with 401")
 	}
+	h := cfg.Gateway.HTTP // read at start only
 	closers = append(closers, svc.Config.Subscribe(func(s *config.Snapshot[Config]) {
-		if err := gw.SetConfig(s.Value.Gateway.Config); err != nil {
+		next := s.Value.Gateway.Config
+		if h.WriteTimeout > 0 && next.BackendTimeout >= h.WriteTimeout {
+			// The HTTP server keeps the write timeout it started with: a longer
+			// backend timeout would drop connections instead of answering 504.
+			svc.Logger.Error("gateway configuration change refused: gateway.backend_timeout must stay below the http.write_timeout the server started with",
+				"version", s.Version, "backend_timeout", next.BackendTimeout, "write_timeout", h.WriteTimeout)
+			return
+		}
+		if err := gw.SetConfig(next); err != nil {
 			svc.Logger.Error("gateway configuration change refused", "version", s.Version, "error", err)
 		}
 	}))
-	h := cfg.Gateway.HTTP
 	return &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: h.ReadHeaderTimeout,

@@ -262,6 +262,21 @@ func TestLiveConfig(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+
+	// A backend timeout above the write timeout the HTTP server started with
+	// is refused as a whole, even though the document's own write timeout
+	// would allow it: the limit stays.
+	applied := make(chan uint64, 4)
+	t.Cleanup(svc.Config.Subscribe(func(s *config.Snapshot[Config]) { applied <- s.Version })) // runs after the gateway's
+	write("gateway:\n  backend_timeout: 1m\n  http: {write_timeout: 2m}\n  limits:\n    per_client: {rps: 0}\n")
+	select {
+	case <-applied:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the change did not arrive")
+	}
+	if st, b := call(t, c, http.MethodGet, base+"/v1/hello/x", "", ""); st != http.StatusTooManyRequests {
+		t.Errorf("after a refused change: %d %s, want the limit still in force", st, b)
+	}
 }
 
 // TestServeFailure: a setup failure after the kit server was built
