@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -49,7 +50,7 @@ func (s *Store[T]) startKV(doc []byte) {
 	v, err := s.build(next)
 	if err != nil {
 		s.rejected++
-		s.lastErr, s.lastErrT = err, time.Now()
+		s.lastErr, s.lastErrT = fmt.Errorf("document of consul %s refused at start: %w", s.o.kvKey, err), time.Now()
 		s.o.logger.LogAttrs(context.Background(), slog.LevelError, "config: Consul document refused at start; starting without it",
 			slog.String("service", s.name), slog.String("key", s.o.kvKey), slog.Any("error", err))
 		return

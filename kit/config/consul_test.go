@@ -88,7 +88,7 @@ func TestInvalidDocumentAtStart(t *testing.T) {
 	consul := consultest.Client(t, agent)
 	putKV(t, consul, "grpckit/svc", "ratelimit: {rps: -2}\n")
 	s := load(t, config.WithConsul(consul))
-	if info := s.Info(); info.Rejected != 1 || !strings.Contains(info.LastError, "rps") || s.Current().Value.RateLimit.RPS != 0 {
+	if info := s.Info(); info.Rejected != 1 || !strings.Contains(info.LastError, "rps") || !strings.Contains(info.LastError, "consul grpckit/svc") || s.Current().Value.RateLimit.RPS != 0 {
 		t.Errorf("info %+v, rps %v", info, s.Current().Value.RateLimit.RPS)
 	}
 	ch := changes(t, s)

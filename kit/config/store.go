@@ -297,7 +297,7 @@ func (s *Store[T]) change(source string, edit func(*layers)) error {
 	}
 	if err != nil {
 		s.rejected++
-		s.lastErr, s.lastErrT = err, time.Now()
+		s.lastErr, s.lastErrT = fmt.Errorf("change from %s refused: %w", source, err), time.Now()
 		s.mu.Unlock()
 		s.o.logger.LogAttrs(context.Background(), slog.LevelError, "config: change refused; the previous configuration stays",
 			slog.String("service", s.name), slog.String("source", source), slog.Any("error", err))
