@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/serviceconfig"
+
+	"github.com/grpckit/grpckit/kit/internal/duration"
 )
 
 // Config is the JSON configuration of the kit_weighted policy, given in the
@@ -79,41 +81,9 @@ type Config struct {
 	failure, demote codeSet // parsed FailureCodes and DemoteCodes
 }
 
-// Duration is a time.Duration written in JSON as a string like "1.5s".
-type Duration time.Duration
-
-// UnmarshalJSON accepts a duration string ("250ms", "10s").
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration string like \"10s\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// String formats d like [time.Duration.String].
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText writes the duration like [time.Duration.String] (YAML).
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText reads a duration string such as "10s" (YAML).
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written as a string like "1.5s" in JSON and
+// YAML; a JSON number is an error.
+type Duration = duration.Duration
 
 // codeSet is a set of status codes as a bit mask.
 type codeSet uint32

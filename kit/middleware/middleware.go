@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -57,3 +58,16 @@ func IsLocalRejection(err error) bool {
 	var lr interface{ LocalRejection() bool }
 	return errors.As(err, &lr) && lr.LocalRejection()
 }
+
+// ServerStreamWithContext returns ss with ctx as its Context, for stream
+// interceptors that hand the handler a derived context.
+func ServerStreamWithContext(ss grpc.ServerStream, ctx context.Context) grpc.ServerStream {
+	return &serverStream{ServerStream: ss, ctx: ctx}
+}
+
+type serverStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *serverStream) Context() context.Context { return s.ctx }

@@ -309,19 +309,11 @@ func (a *Authenticator) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			return err
 		}
 		if ctx != ss.Context() {
-			ss = &serverStream{ServerStream: ss, ctx: ctx}
+			ss = middleware.ServerStreamWithContext(ss, ctx)
 		}
 		return handler(srv, ss)
 	}
 }
-
-// serverStream is a grpc.ServerStream with the authenticated ctx.
-type serverStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *serverStream) Context() context.Context { return s.ctx }
 
 // isPublic reports whether method needs no token.
 func (s *state) isPublic(method string) bool {

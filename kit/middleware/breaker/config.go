@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/internal/duration"
 )
 
 // Config is the breaker section of a service's configuration. The zero value
@@ -68,22 +70,5 @@ func (c Config) readyToTrip(failures, successes, consecutive uint32) bool {
 		float64(failures)/float64(n) >= c.FailureRatio
 }
 
-// Duration is a [time.Duration] that reads and writes as text such as "5s"
-// (YAML and JSON strings, environment values).
-type Duration time.Duration
-
-// String formats d like [time.Duration.String].
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText writes d like [time.Duration.String].
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText reads d with [time.ParseDuration].
-func (d *Duration) UnmarshalText(text []byte) error {
-	v, err := time.ParseDuration(string(text))
-	if err != nil {
-		return fmt.Errorf("breaker: %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a [time.Duration] that reads and writes as text such as "5s".
+type Duration = duration.Duration

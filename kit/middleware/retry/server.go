@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // AttemptKey is the metadata key that carries the attempt number of a
@@ -74,16 +76,8 @@ func (r *Retrier) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 func (r *Retrier) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if ctx, ok := serverContext(ss.Context()); ok {
-			ss = &serverStream{ServerStream: ss, ctx: ctx}
+			ss = middleware.ServerStreamWithContext(ss, ctx)
 		}
 		return handler(srv, ss)
 	}
 }
-
-// serverStream is a grpc.ServerStream with another context.
-type serverStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *serverStream) Context() context.Context { return s.ctx }

@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 const meterName = "github.com/grpckit/grpckit/kit/middleware/timeout"
@@ -162,14 +164,6 @@ func (t *Timeouts) StreamServerInterceptor() grpc.StreamServerInterceptor {
 			return handler(srv, ss)
 		}
 		defer cancel()
-		return handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
+		return handler(srv, middleware.ServerStreamWithContext(ss, ctx))
 	}
 }
-
-// serverStream is a grpc.ServerStream with another context.
-type serverStream struct {
-	grpc.ServerStream
-	ctx context.Context
-}
-
-func (s *serverStream) Context() context.Context { return s.ctx }
