@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/serviceconfig"
 
-	"github.com/grpckit/grpckit/kit/internal/duration"
+	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // Config is the JSON configuration of the kit_weighted policy, given in the
@@ -78,17 +77,12 @@ type Config struct {
 	// rather than failed. Default 50; range 0..100.
 	PanicThreshold int `json:"panicThreshold" yaml:"panic_threshold"`
 
-	failure, demote codeSet // parsed FailureCodes and DemoteCodes
+	failure, demote statuscode.Set // parsed FailureCodes and DemoteCodes
 }
 
 // Duration is a time.Duration written as a string like "1.5s" in JSON and
 // YAML; a JSON number is an error.
 type Duration = duration.Duration
-
-// codeSet is a set of status codes as a bit mask.
-type codeSet uint32
-
-func (s codeSet) has(c codes.Code) bool { return c < 32 && s&(1<<c) != 0 }
 
 // DefaultConfig returns the configuration `{}` stands for.
 func DefaultConfig() *Config {
@@ -196,15 +190,11 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// parseCodes reads status code names ("UNAVAILABLE", as in service configs).
-func parseCodes(field string, names []string) (codeSet, error) {
-	var set codeSet
-	for _, n := range names {
-		var c codes.Code
-		if err := c.UnmarshalJSON([]byte(`"` + strings.ToUpper(n) + `"`)); err != nil || c == codes.OK {
-			return 0, fmt.Errorf("%s: %q is not a status code name such as UNAVAILABLE", field, n)
-		}
-		set |= 1 << c
+// parseCodes reads the status code names of field.
+func parseCodes(field string, names []string) (statuscode.Set, error) {
+	set, err := statuscode.ParseSet(names)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
 	}
 	return set, nil
 }

@@ -99,7 +99,7 @@ func (ep *endpoint) record(di balancer.DoneInfo) {
 	cfg := ep.t.snap.Load().cfg
 	code := status.Code(di.Err)
 	switch {
-	case cfg.failure.has(code):
+	case cfg.failure.Has(code):
 		ep.out.failure.Add(1)
 		n := ep.consecutive.Add(1)
 		if limit := cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.marked.Load() && ep.marked.CompareAndSwap(false, true) {
@@ -108,7 +108,7 @@ func (ep *endpoint) record(di balancer.DoneInfo) {
 			default: // a wake-up is already pending
 			}
 		}
-	case cfg.demote.has(code):
+	case cfg.demote.Has(code):
 		ep.out.demote.Add(1)
 	case code == codes.Canceled:
 		// The caller gave up: says nothing about the endpoint.

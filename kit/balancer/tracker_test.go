@@ -556,7 +556,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.windowBuckets() != 60 || !got.failure.has(codes.Internal) || got.failure.has(codes.DeadlineExceeded) || got.ConsecutiveFailures != 0 {
+	if got.windowBuckets() != 60 || !got.failure.Has(codes.Internal) || got.failure.Has(codes.DeadlineExceeded) || got.ConsecutiveFailures != 0 {
 		t.Errorf("parsed %+v", got)
 	}
 	for _, bad := range []struct{ js, field string }{

@@ -7,13 +7,14 @@ import (
 	"net/http"
 	"strconv"
 
-	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // StatusClientClosedRequest is the HTTP status of a request whose client
@@ -54,12 +55,13 @@ func HTTPStatus(c codes.Code) int {
 	return http.StatusInternalServerError
 }
 
-// codeName returns the google.rpc.Code name of c ("NOT_FOUND").
+// codeName returns the google.rpc.Code name of c ("NOT_FOUND"); a code
+// outside google.rpc.Code is UNKNOWN.
 func codeName(c codes.Code) string {
 	if c > codes.Unauthenticated {
 		c = codes.Unknown
 	}
-	return code.Code(c).String()
+	return statuscode.Name(c)
 }
 
 // errorBody is the JSON of every error answer:

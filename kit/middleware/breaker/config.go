@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/grpckit/grpckit/kit/internal/duration"
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 // Config is the breaker section of a service's configuration. The zero value

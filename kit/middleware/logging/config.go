@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/grpckit/grpckit/kit/internal/duration"
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 // Config is the access log part of a service's configuration.

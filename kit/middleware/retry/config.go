@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -15,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/middleware"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // maxMaxAttempts bounds [Config.MaxAttempts].
@@ -84,7 +84,7 @@ func (c Config) Validate() error {
 // compile returns.
 type compiled struct {
 	cfg       Config
-	retryable uint32 // bit c set: code c is retried
+	retryable statuscode.Set
 	methods   middleware.MethodTable[bool]
 	attempts  []string // attempts[n] is strconv.Itoa(n)
 }
@@ -107,13 +107,11 @@ func compile(c Config) (*compiled, error) {
 		return nil, fmt.Errorf("retry: budget_min_retries_per_second: must be a number at least 0, got %v", c.BudgetMinRetriesPerSecond)
 	}
 	cc := &compiled{}
-	for _, name := range c.Codes {
-		code, err := parseCode(name)
-		if err != nil {
-			return nil, fmt.Errorf("retry: codes: %w", err)
-		}
-		cc.retryable |= 1 << code
+	retryable, err := statuscode.ParseSet(c.Codes)
+	if err != nil {
+		return nil, fmt.Errorf("retry: codes: %w", err)
 	}
+	cc.retryable = retryable
 	t, err := middleware.NewMethodTable(c.Methods)
 	if err != nil {
 		return nil, fmt.Errorf("retry: methods: %w", err)
@@ -129,19 +127,9 @@ func compile(c Config) (*compiled, error) {
 	return cc, nil
 }
 
-// parseCode reads a canonical status code name such as "UNAVAILABLE".
-func parseCode(name string) (codes.Code, error) {
-	var code codes.Code
-	upper := strings.ToUpper(strings.TrimSpace(name))
-	if err := code.UnmarshalJSON([]byte(strconv.Quote(upper))); err != nil || code == codes.OK || code > 31 {
-		return 0, fmt.Errorf("%q is not the name of a status code other than OK", name)
-	}
-	return code, nil
-}
-
 // retries reports whether code is configured as retryable.
 func (c *compiled) retries(code codes.Code) bool {
-	return code < 32 && c.retryable&(1<<code) != 0
+	return c.retryable.Has(code)
 }
 
 // backoff returns the wait before retry n (1 for the first retry) after err,

@@ -158,21 +158,6 @@ func FuzzParseAttempt(f *testing.F) {
 	})
 }
 
-func FuzzParseCode(f *testing.F) {
-	for _, s := range []string{"UNAVAILABLE", "ok", "14", "\"", "resource_exhausted "} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		c, err := parseCode(s)
-		if err != nil {
-			return
-		}
-		if c == codes.OK || c > codes.Unauthenticated {
-			t.Fatalf("parseCode(%q) = %v, want a code other than OK", s, c)
-		}
-	})
-}
-
 func TestBudgetFoldsWithoutClockReads(t *testing.T) {
 	cfg := DefaultConfig()
 	t0 := time.Unix(1e9, 0)

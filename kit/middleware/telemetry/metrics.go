@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // scopeName is the instrumentation scope of the RPC metrics.
@@ -221,7 +223,7 @@ func (r *rpcMetrics) buildOptions(m *methodMetrics, code codes.Code, addr string
 			attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(p))
 		}
 	}
-	name := codeName(code)
+	name := statuscode.Name(code)
 	attrs = append(attrs, semconv.RPCResponseStatusCode(name))
 	if code != codes.OK && (r.client || isServerError(code)) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(name))
@@ -237,45 +239,4 @@ func isServerError(code codes.Code) bool {
 		return true
 	}
 	return false
-}
-
-// codeName is the canonical upper-case name of a status code.
-func codeName(code codes.Code) string {
-	switch code {
-	case codes.OK:
-		return "OK"
-	case codes.Canceled:
-		return "CANCELLED"
-	case codes.Unknown:
-		return "UNKNOWN"
-	case codes.InvalidArgument:
-		return "INVALID_ARGUMENT"
-	case codes.DeadlineExceeded:
-		return "DEADLINE_EXCEEDED"
-	case codes.NotFound:
-		return "NOT_FOUND"
-	case codes.AlreadyExists:
-		return "ALREADY_EXISTS"
-	case codes.PermissionDenied:
-		return "PERMISSION_DENIED"
-	case codes.ResourceExhausted:
-		return "RESOURCE_EXHAUSTED"
-	case codes.FailedPrecondition:
-		return "FAILED_PRECONDITION"
-	case codes.Aborted:
-		return "ABORTED"
-	case codes.OutOfRange:
-		return "OUT_OF_RANGE"
-	case codes.Unimplemented:
-		return "UNIMPLEMENTED"
-	case codes.Internal:
-		return "INTERNAL"
-	case codes.Unavailable:
-		return "UNAVAILABLE"
-	case codes.DataLoss:
-		return "DATA_LOSS"
-	case codes.Unauthenticated:
-		return "UNAUTHENTICATED"
-	}
-	return "CODE(" + strconv.FormatInt(int64(code), 10) + ")"
 }

@@ -148,21 +148,3 @@ func TestMetricsMatchOtelgrpc(t *testing.T) {
 		t.Errorf("kit counted %d call ends, want %d:\n%s", total(got), 2*calls, strings.Join(got, "\n"))
 	}
 }
-
-func TestCodeName(t *testing.T) {
-	got := map[string]string{}
-	for c := codes.OK; c <= codes.Unauthenticated+1; c++ {
-		got[c.String()] = codeName(c)
-	}
-	want := map[string]string{
-		"OK": "OK", "Canceled": "CANCELLED", "Unknown": "UNKNOWN", "InvalidArgument": "INVALID_ARGUMENT",
-		"DeadlineExceeded": "DEADLINE_EXCEEDED", "NotFound": "NOT_FOUND", "AlreadyExists": "ALREADY_EXISTS",
-		"PermissionDenied": "PERMISSION_DENIED", "ResourceExhausted": "RESOURCE_EXHAUSTED",
-		"FailedPrecondition": "FAILED_PRECONDITION", "Aborted": "ABORTED", "OutOfRange": "OUT_OF_RANGE",
-		"Unimplemented": "UNIMPLEMENTED", "Internal": "INTERNAL", "Unavailable": "UNAVAILABLE",
-		"DataLoss": "DATA_LOSS", "Unauthenticated": "UNAUTHENTICATED", "Code(17)": "CODE(17)",
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("codeName (-want +got):\n%s", diff)
-	}
-}

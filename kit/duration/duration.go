@@ -1,7 +1,8 @@
-// Package duration holds the duration type of kit's configuration structs:
-// a [time.Duration] written as text such as "5s" in YAML, JSON and
-// environment values. The packages that use it alias it under their own
-// name (balancer.Duration, breaker.Duration, logging.Duration).
+// Package duration holds the one duration type of kit's configuration
+// structs: a [time.Duration] written as text such as "5s" in YAML, JSON
+// (service configs, /debug/kit) and environment values. Every duration of
+// every configuration section has this type, so every surface reads and
+// writes durations the same way.
 package duration
 
 import "time"
