@@ -10,7 +10,7 @@ BUF_VERSION                := v1.57.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build test test-short dev consul generate tools vet clean bench bench-balancer fuzz chaos
+.PHONY: all build test check-tracked test-short dev consul generate tools vet clean bench bench-balancer fuzz chaos
 
 all: build
 
@@ -24,11 +24,15 @@ consul:
 ## test: the full suite with the race detector, against a real Consul, a
 ## throwaway PostgreSQL and headless Chromium (installed from Debian's packages
 ## when missing); the proto tools serve the `grpckit new` test.
-test: consul tools
+test: check-tracked consul tools
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" \
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" \
 	CHROMIUM_BIN="$$(scripts/ensure-chromium.sh)" \
 	go test -race -count=1 -timeout 20m ./...
+
+## check-tracked: fail when git tracks an executable binary or a file over 2 MB.
+check-tracked:
+	scripts/check-tracked.sh
 
 ## test-short: unit tests only (no Consul, PostgreSQL or Chromium).
 test-short:
