@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
@@ -151,7 +152,7 @@ func keys(m map[string]sdktrace.ReadOnlySpan) []string {
 // chains with every layer on: auth with a token, a rate limit, dedupe.
 func TestEveryLayerUnaryAndStream(t *testing.T) {
 	secret := strings.Repeat("k", 32)
-	authn, err := auth.New(auth.Config{HMACSecret: secret, Leeway: 30 * time.Second})
+	authn, err := auth.New(auth.Config{HMACSecret: secret, Leeway: duration.Duration(30 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func TestWithoutLayers(t *testing.T) {
 }
 
 func TestLayerOptionErrors(t *testing.T) {
-	authn, err := auth.New(auth.Config{HMACSecret: strings.Repeat("k", 32), Leeway: time.Second})
+	authn, err := auth.New(auth.Config{HMACSecret: strings.Repeat("k", 32), Leeway: duration.Duration(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
@@ -349,7 +350,7 @@ func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard)
 	live = &appliers{}
 	l = c.client
 	if len(l.Dedupe) > 0 {
-		if err := (dedupe.Config{Methods: l.Dedupe, TTL: time.Minute, MaxEntries: 1}).Validate(); err != nil {
+		if err := (dedupe.Config{Methods: l.Dedupe, TTL: duration.Duration(time.Minute), MaxEntries: 1}).Validate(); err != nil {
 			return l, nil, fmt.Errorf("kit: WithDedupedMethods: %w", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/resolver"
 
@@ -56,8 +57,8 @@ func (o configOption) applyServer(so *serverOptions) {
 	if std := o.c.current(); std != nil {
 		so.address = std.Server.Listen
 		so.adminAddress = std.Server.Admin
-		so.drain = std.Server.Drain
-		so.shutdownTimeout = std.Server.ShutdownTimeout
+		so.drain = time.Duration(std.Server.Drain)
+		so.shutdownTimeout = time.Duration(std.Server.ShutdownTimeout)
 	}
 }
 

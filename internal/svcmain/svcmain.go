@@ -72,7 +72,7 @@ func (s *Service[T]) Server(opts ...kit.ServerOption) (*kit.Server, error) {
 	if s.Registry != nil {
 		o = append(o, kit.WithRegistrar(s.Registry, registry.Instance{
 			Name: s.Name, Address: std.Registry.Advertise, Tags: std.Registry.Tags, Meta: std.Registry.Meta,
-			Weights: registry.Weights{Passing: std.Registry.Weights.Passing, Warning: std.Registry.Weights.Warning},
+			Weights: std.Registry.Weights,
 		}))
 	}
 	srv, err := kit.NewServer(append(o, opts...)...)

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -87,9 +88,9 @@ registry: {tags: [from-file]}
 		config.WithFlags(fs, []string{"-ratelimit.rps", "40"}))
 	got := s.Current().Value
 	want := defaults()
-	want.RateLimit.RPS = 40                // flags beat env beat file
-	want.RateLimit.Burst = 20              // file beats defaults
-	want.Timeout.Default = 3 * time.Second // env beats file
+	want.RateLimit.RPS = 40                                   // flags beat env beat file
+	want.RateLimit.Burst = 20                                 // file beats defaults
+	want.Timeout.Default = duration.Duration(3 * time.Second) // env beats file
 	want.Registry.Tags = []string{"a", "b"}
 	want.Store.Pages = 7
 	want.Telemetry.ServiceName = "svc" // the service name unless configured

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func putKV(t *testing.T, c *api.Client, key, doc string) {
@@ -38,7 +39,7 @@ func TestPrecedenceWithConsul(t *testing.T) {
 	ch := changes(t, s)
 	got := s.Current()
 	rl := got.Value.RateLimit
-	if rl.RPS != 50 || rl.Burst != 41 || rl.MaxCallers != 30 || got.Value.Timeout.Default != 3*time.Second || got.Value.Store.Pages != 9 {
+	if rl.RPS != 50 || rl.Burst != 41 || rl.MaxCallers != 30 || got.Value.Timeout.Default != duration.Duration(3*time.Second) || got.Value.Store.Pages != 9 {
 		t.Fatalf("start config: rps %v (want 50, KV) burst %d (41, flags) max_callers %d (30, file) timeout %v (3s, env) pages %d (9, KV)",
 			rl.RPS, rl.Burst, rl.MaxCallers, got.Value.Timeout.Default, got.Value.Store.Pages)
 	}

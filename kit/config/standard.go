@@ -7,6 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/registry"
+
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/logging"
@@ -49,10 +53,10 @@ type Server struct {
 	Admin string `yaml:"admin"`
 	// Drain is how long a stopping server keeps serving after it left the
 	// registry, so that watchers see it go. Default 3s.
-	Drain time.Duration `yaml:"drain"`
+	Drain duration.Duration `yaml:"drain"`
 	// ShutdownTimeout bounds the whole shutdown under Run (deregistration,
 	// drain, graceful stop). Default 15s.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout duration.Duration `yaml:"shutdown_timeout"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
@@ -74,13 +78,7 @@ type Registry struct {
 	Meta map[string]string `yaml:"meta"`
 	// Weights are the instance's balancing weights by health state; 0 means
 	// 1. Default 0 and 0.
-	Weights Weights `yaml:"weights"`
-}
-
-// Weights are the registry weights of an instance.
-type Weights struct {
-	Passing int `yaml:"passing"`
-	Warning int `yaml:"warning"`
+	Weights registry.Weights `yaml:"weights"`
 }
 
 // Log is the log section. Level is live; Format is read at start.
@@ -100,8 +98,8 @@ func DefaultStandard() Standard {
 		Server: Server{
 			Listen:          "127.0.0.1:0",
 			Admin:           "127.0.0.1:0",
-			Drain:           3 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			Drain:           duration.Duration(3 * time.Second),
+			ShutdownTimeout: duration.Duration(15 * time.Second),
 		},
 		RateLimit: ratelimit.DefaultConfig(),
 		Timeout:   timeout.DefaultConfig(),

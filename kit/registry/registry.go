@@ -33,8 +33,8 @@ const (
 // Weights are the relative load-balancing weights of an instance, one per
 // health state. Zero means "the registry's default" (1 for both in Consul).
 type Weights struct {
-	Passing int
-	Warning int
+	Passing int `yaml:"passing" json:"passing"`
+	Warning int `yaml:"warning" json:"warning"`
 }
 
 // Instance is one reachable copy of a service.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 )
@@ -20,7 +22,7 @@ type Config struct {
 	// BackendTimeout is the deadline of each backend call a request makes,
 	// counted from when the gateway starts it; a request's own cancellation
 	// (the client going away) ends the call sooner. Default 5s.
-	BackendTimeout time.Duration `yaml:"backend_timeout"`
+	BackendTimeout duration.Duration `yaml:"backend_timeout"`
 	// MaxBodyBytes bounds request bodies; a longer body is answered with 413.
 	// Default 65536.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
@@ -44,7 +46,7 @@ type Auth struct {
 	Audience string `yaml:"audience"`
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
 	// at most 5m.
-	Leeway time.Duration `yaml:"leeway"`
+	Leeway duration.Duration `yaml:"leeway"`
 }
 
 // Limits are the gateway's edge rate limits: every request takes a token
@@ -73,13 +75,13 @@ type Limits struct {
 // DefaultConfig returns the documented defaults of every [Config] field.
 func DefaultConfig() Config {
 	return Config{
-		Auth: Auth{Leeway: 30 * time.Second},
+		Auth: Auth{Leeway: duration.Duration(30 * time.Second)},
 		Limits: Limits{
 			Global:     ratelimit.Limit{RPS: 1000, Burst: 2000},
 			PerClient:  ratelimit.Limit{RPS: 50, Burst: 100},
 			MaxClients: 10000,
 		},
-		BackendTimeout: 5 * time.Second,
+		BackendTimeout: duration.Duration(5 * time.Second),
 		MaxBodyBytes:   64 << 10,
 	}
 }
@@ -106,7 +108,7 @@ func (c Config) Validate() error {
 	if c.Limits.MaxClients <= 0 {
 		errs = append(errs, fmt.Errorf("gateway.limits.max_clients %d must be positive", c.Limits.MaxClients))
 	}
-	if c.BackendTimeout <= 0 || c.BackendTimeout > maxBackendTimeout {
+	if c.BackendTimeout <= 0 || time.Duration(c.BackendTimeout) > maxBackendTimeout {
 		errs = append(errs, fmt.Errorf("gateway.backend_timeout %v is outside (0, %v]", c.BackendTimeout, maxBackendTimeout))
 	}
 	if c.MaxBodyBytes <= 0 {

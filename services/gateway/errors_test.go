@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -191,7 +192,7 @@ func TestBackendRetryAfter(t *testing.T) {
 // backend_timeout is answered 504.
 func TestBackendTimeout(t *testing.T) {
 	cfg := testConfig()
-	cfg.BackendTimeout = 50 * time.Millisecond
+	cfg.BackendTimeout = duration.Duration(50 * time.Millisecond)
 	g, f := newFakeGateway(t, cfg)
 	a := do(t, g, request{method: http.MethodGet, target: "/v1/hello/block"})
 	<-f.blocked

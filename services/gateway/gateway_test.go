@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 )
@@ -143,7 +144,7 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{"short secret", func(c *Config) { c.Auth.HMACSecret = "short" }, "gateway.auth: auth: hmac_secret"},
-		{"leeway", func(c *Config) { c.Auth.Leeway = time.Hour }, "gateway.auth: auth: leeway"},
+		{"leeway", func(c *Config) { c.Auth.Leeway = duration.Duration(time.Hour) }, "gateway.auth: auth: leeway"},
 		{"global rps", func(c *Config) { c.Limits.Global.RPS = -1 }, "gateway.limits.global: ratelimit: rps"},
 		{"per-client burst", func(c *Config) { c.Limits.PerClient.Burst = -1 }, "gateway.limits.per_client: ratelimit: burst"},
 		{"max clients", func(c *Config) { c.Limits.MaxClients = 0 }, "gateway.limits.max_clients"},

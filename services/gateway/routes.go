@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -259,7 +260,7 @@ func checkQuery(r *http.Request, allowed ...string) (url.Values, *apiError) {
 // backendContext returns the context of a backend call: the request's,
 // bounded by the backend timeout.
 func (g *Gateway) backendContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), g.cfg.Load().BackendTimeout)
+	return context.WithTimeout(r.Context(), time.Duration(g.cfg.Load().BackendTimeout))
 }
 
 // unmarshal decodes request bodies strictly: unknown fields are errors.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/stats"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
@@ -205,7 +206,7 @@ func dedupeLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 
 func authLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 	secret := strings.Repeat("s", 32)
-	a, err := auth.New(auth.Config{HMACSecret: secret, Leeway: 30 * time.Second})
+	a, err := auth.New(auth.Config{HMACSecret: secret, Leeway: duration.Duration(30 * time.Second)})
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -127,7 +127,7 @@ func (a *Authenticator) SetConfig(cfg Config) error {
 	}
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods(algs),
-		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithLeeway(time.Duration(cfg.Leeway)),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(a.now),
@@ -175,7 +175,7 @@ func (s *state) verify(token string, now time.Time) (*verified, error) {
 	if ok {
 		// Signature, nbf, iat, iss and aud were checked when the token was
 		// cached; only time moved.
-		if now.After(v.expiresAt.Add(s.cfg.Leeway)) {
+		if now.After(v.expiresAt.Add(time.Duration(s.cfg.Leeway))) {
 			return nil, ErrExpired
 		}
 		return v, nil

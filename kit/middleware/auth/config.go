@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/middleware"
 )
 
@@ -44,7 +46,7 @@ type Config struct {
 
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
 	// at most 5m.
-	Leeway time.Duration `yaml:"leeway"`
+	Leeway duration.Duration `yaml:"leeway"`
 }
 
 // alwaysPublic are the services callable without a token whatever the
@@ -62,7 +64,7 @@ const maxLeeway = 5 * time.Minute
 // non-public call is rejected until one is configured), no issuer or
 // audience check, a 30s leeway.
 func DefaultConfig() Config {
-	return Config{Leeway: 30 * time.Second}
+	return Config{Leeway: duration.Duration(30 * time.Second)}
 }
 
 // Enabled reports whether c configures a verification key. An
@@ -89,7 +91,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("auth: public_methods[%d] %q: %w", i, m, err))
 		}
 	}
-	if c.Leeway < 0 || c.Leeway > maxLeeway {
+	if c.Leeway < 0 || time.Duration(c.Leeway) > maxLeeway {
 		errs = append(errs, fmt.Errorf("auth: leeway %v is outside [0, %v]", c.Leeway, maxLeeway))
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -25,8 +27,8 @@ func TestConfigValidate(t *testing.T) {
 		},
 			[]string{"public_methods[0]", "public_methods[1]", "public_methods[2]", "public_methods[3]", "public_methods[4]", "public_methods[5]"}},
 		{"empty key file", func(c *Config) { c.PublicKeyFiles = []string{""} }, []string{"auth: public_key_files[0] is empty"}},
-		{"negative leeway", func(c *Config) { c.Leeway = -time.Second }, []string{"auth: leeway"}},
-		{"huge leeway", func(c *Config) { c.Leeway = time.Hour }, []string{"auth: leeway"}},
+		{"negative leeway", func(c *Config) { c.Leeway = duration.Duration(-time.Second) }, []string{"auth: leeway"}},
+		{"huge leeway", func(c *Config) { c.Leeway = duration.Duration(time.Hour) }, []string{"auth: leeway"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -69,7 +71,7 @@ func TestSecretTag(t *testing.T) {
 }
 
 func TestPublicMethods(t *testing.T) {
-	a, err := New(Config{HMACSecret: strings.Repeat("k", MinHMACSecretLen), PublicMethods: []string{"/pkg.Svc/Get", "/pkg.Open/*"}, Leeway: time.Second})
+	a, err := New(Config{HMACSecret: strings.Repeat("k", MinHMACSecretLen), PublicMethods: []string{"/pkg.Svc/Get", "/pkg.Open/*"}, Leeway: duration.Duration(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
 
@@ -145,7 +146,7 @@ func consecutiveOnly(n uint32, openTimeout time.Duration) Config {
 	cfg := DefaultConfig()
 	cfg.ConsecutiveFailures = n
 	cfg.FailureRatio = 0
-	cfg.OpenTimeout = Duration(openTimeout)
+	cfg.OpenTimeout = duration.Duration(openTimeout)
 	return cfg
 }
 

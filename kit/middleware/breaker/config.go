@@ -24,10 +24,10 @@ type Config struct {
 	MinRequests uint32 `yaml:"min_requests" json:"min_requests"`
 	// Interval is the period after which a closed breaker clears its counts.
 	// 0 never clears them. Default 10s.
-	Interval Duration `yaml:"interval" json:"interval"`
+	Interval duration.Duration `yaml:"interval" json:"interval"`
 	// OpenTimeout is how long a breaker stays open before it turns half-open
 	// and lets probe calls through. Must be positive. Default 5s.
-	OpenTimeout Duration `yaml:"open_timeout" json:"open_timeout"`
+	OpenTimeout duration.Duration `yaml:"open_timeout" json:"open_timeout"`
 	// HalfOpenRequests is the number of probe calls a half-open breaker lets
 	// through; that many successes close it. At least 1. Default 1.
 	HalfOpenRequests uint32 `yaml:"half_open_requests" json:"half_open_requests"`
@@ -39,8 +39,8 @@ func DefaultConfig() Config {
 		ConsecutiveFailures: 5,
 		FailureRatio:        0.5,
 		MinRequests:         20,
-		Interval:            Duration(10 * time.Second),
-		OpenTimeout:         Duration(5 * time.Second),
+		Interval:            duration.Duration(10 * time.Second),
+		OpenTimeout:         duration.Duration(5 * time.Second),
 		HalfOpenRequests:    1,
 	}
 }
@@ -69,6 +69,3 @@ func (c Config) readyToTrip(failures, successes, consecutive uint32) bool {
 	return c.FailureRatio > 0 && n > 0 && n >= c.MinRequests &&
 		float64(failures)/float64(n) >= c.FailureRatio
 }
-
-// Duration is a [time.Duration] that reads and writes as text such as "5s".
-type Duration = duration.Duration

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -52,8 +54,8 @@ func TestConfigText(t *testing.T) {
 		ConsecutiveFailures: 3,
 		FailureRatio:        0.25,
 		MinRequests:         7,
-		Interval:            Duration(90 * time.Second),
-		OpenTimeout:         Duration(250 * time.Millisecond),
+		Interval:            duration.Duration(90 * time.Second),
+		OpenTimeout:         duration.Duration(250 * time.Millisecond),
 		HalfOpenRequests:    2,
 	}
 	in := `{"consecutive_failures":3,"failure_ratio":0.25,"min_requests":7,"interval":"1m30s","open_timeout":"250ms","half_open_requests":2}`

@@ -111,7 +111,7 @@ func (c *Cache) SetConfig(cfg Config) error {
 	c.mu.Unlock()
 	c.countEvictions(context.Background(), capacity, expired)
 	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "dedupe: config changed",
-		slog.Duration("ttl", cfg.TTL), slog.Int("max_entries", cfg.MaxEntries), slog.Any("methods", cfg.Methods))
+		slog.Duration("ttl", time.Duration(cfg.TTL)), slog.Int("max_entries", cfg.MaxEntries), slog.Any("methods", cfg.Methods))
 	return nil
 }
 
@@ -220,7 +220,7 @@ func (c *Cache) finish(ctx context.Context, e *entry, keep bool) {
 		e.cached = true
 		e.completed = true
 		cfg, now := c.cfg.Load().cfg, c.now()
-		e.expires = now.Add(cfg.TTL)
+		e.expires = now.Add(time.Duration(cfg.TTL))
 		c.pushFrontLocked(e)
 		capacity, expired = c.evictLocked(cfg.MaxEntries, now)
 	} else if c.entries[e.key] == e {

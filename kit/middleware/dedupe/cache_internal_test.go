@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 const method = "/test.v1.Service/Do"
@@ -93,7 +95,7 @@ func (h *harness) evictions() map[string]int64 {
 }
 
 func TestLRU(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Hour, MaxEntries: 2})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Hour), MaxEntries: 2})
 	var ran []bool
 	for _, id := range []string{"a", "b", "a", "c", "b", "a", "c"} {
 		// a, b run; a replays (and becomes most recent); c runs and evicts
@@ -112,7 +114,7 @@ func TestLRU(t *testing.T) {
 }
 
 func TestTTL(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Minute, MaxEntries: 10})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Minute), MaxEntries: 10})
 	h.call("a")
 	h.advance(30 * time.Second)
 	h.call("b")
@@ -138,7 +140,7 @@ func TestTTL(t *testing.T) {
 // TestExpiredSwept checks that expired results at the old end go when a new
 // one is added, without being looked up.
 func TestExpiredSwept(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Minute, MaxEntries: 10})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Minute), MaxEntries: 10})
 	h.call("a")
 	h.call("b")
 	h.advance(2 * time.Minute)
@@ -149,11 +151,11 @@ func TestExpiredSwept(t *testing.T) {
 }
 
 func TestShrinkEvicts(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Minute, MaxEntries: 10})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Minute), MaxEntries: 10})
 	for _, id := range []string{"a", "b", "c", "d"} {
 		h.call(id)
 	}
-	if err := h.c.SetConfig(Config{TTL: time.Minute, MaxEntries: 1, Methods: []string{method}}); err != nil {
+	if err := h.c.SetConfig(Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{method}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.c.Len(); got != 1 {
@@ -170,7 +172,7 @@ func TestShrinkEvicts(t *testing.T) {
 // TestPanicForgets checks that a handler panic lets the panic through and
 // leaves no entry behind, so a retry runs.
 func TestPanicForgets(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Minute, MaxEntries: 10})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Minute), MaxEntries: 10})
 	func() {
 		defer func() {
 			if recover() == nil {
@@ -190,7 +192,7 @@ func TestPanicForgets(t *testing.T) {
 // TestReplayIsACopy checks that a caller changing its response does not
 // change what is replayed.
 func TestReplayIsACopy(t *testing.T) {
-	h := newHarness(t, Config{TTL: time.Minute, MaxEntries: 10})
+	h := newHarness(t, Config{TTL: duration.Duration(time.Minute), MaxEntries: 10})
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(RequestIDKey, "a"))
 	resp, _ := h.c.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) {
 		return wrapperspb.String("a"), nil

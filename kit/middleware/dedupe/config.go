@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/middleware"
 )
 
@@ -13,7 +15,7 @@ import (
 type Config struct {
 	// TTL is how long the result of a completed call is remembered. Must be
 	// positive. Default: 10m.
-	TTL time.Duration `yaml:"ttl"`
+	TTL duration.Duration `yaml:"ttl"`
 	// MaxEntries bounds the number of remembered results; the least recently
 	// used is evicted first. Must be positive. Default: 10000.
 	MaxEntries int `yaml:"max_entries"`
@@ -25,7 +27,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on [Config].
 func DefaultConfig() Config {
-	return Config{TTL: 10 * time.Minute, MaxEntries: 10000}
+	return Config{TTL: duration.Duration(10 * time.Minute), MaxEntries: 10000}
 }
 
 // Validate reports the first invalid field of c.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
@@ -32,12 +33,12 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string // prefix; "" means valid
 	}{
 		{"defaults", dedupe.DefaultConfig(), ""},
-		{"methods", dedupe.Config{TTL: time.Minute, MaxEntries: 1, Methods: []string{createUser, "/greeter.v1.GreeterService/*"}}, ""},
+		{"methods", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{createUser, "/greeter.v1.GreeterService/*"}}, ""},
 		{"zero ttl", dedupe.Config{MaxEntries: 1}, "dedupe: ttl:"},
-		{"zero entries", dedupe.Config{TTL: time.Minute}, "dedupe: max_entries:"},
-		{"negative entries", dedupe.Config{TTL: time.Minute, MaxEntries: -1}, "dedupe: max_entries:"},
-		{"bad method", dedupe.Config{TTL: time.Minute, MaxEntries: 1, Methods: []string{"CreateUser"}}, "dedupe: methods:"},
-		{"wildcard method name", dedupe.Config{TTL: time.Minute, MaxEntries: 1, Methods: []string{"/*/CreateUser"}}, "dedupe: methods:"},
+		{"zero entries", dedupe.Config{TTL: duration.Duration(time.Minute)}, "dedupe: max_entries:"},
+		{"negative entries", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: -1}, "dedupe: max_entries:"},
+		{"bad method", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"CreateUser"}}, "dedupe: methods:"},
+		{"wildcard method name", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"/*/CreateUser"}}, "dedupe: methods:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -194,7 +195,7 @@ func TestLostResponse(t *testing.T) {
 			mp, reader := meter(t)
 			var serverOpts []grpc.ServerOption
 			if tc.serverCache {
-				cache := newCache(t, dedupe.Config{TTL: time.Minute, MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
+				cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
 				serverOpts = append(serverOpts, grpc.UnaryInterceptor(cache.UnaryServerInterceptor()))
 			}
 			conn := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(openStore(t))) }, serverOpts,
@@ -261,7 +262,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // result, and the handler runs once.
 func TestDuplicatesWait(t *testing.T) {
 	mp, reader := meter(t)
-	cache := newCache(t, dedupe.Config{TTL: time.Minute, MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
 	g := newGate()
 	conn := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(openStore(t))) },
 		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), g.unary)})
@@ -326,7 +327,7 @@ func TestWhichResultsAreRemembered(t *testing.T) {
 		{codes.Aborted, 2},
 	} {
 		t.Run(tc.code.String(), func(t *testing.T) {
-			cache := newCache(t, dedupe.Config{TTL: time.Minute, MaxEntries: 100, Methods: []string{"/greeter.v1.GreeterService/*"}})
+			cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{"/greeter.v1.GreeterService/*"}})
 			var runs atomic.Int32
 			failFirst := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 				if runs.Add(1) == 1 && tc.code != codes.OK {
@@ -358,7 +359,7 @@ func TestWhichResultsAreRemembered(t *testing.T) {
 // another method is another call, and calls without id or of other
 // methods are not deduplicated.
 func TestKey(t *testing.T) {
-	cache := newCache(t, dedupe.Config{TTL: time.Minute, MaxEntries: 100, Methods: []string{sayHello}})
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{sayHello}})
 	var runs atomic.Int32
 	// Plays the auth layer: the caller comes from metadata "test-caller".
 	auth := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -408,7 +409,7 @@ func TestKey(t *testing.T) {
 }
 
 func TestInvalidRequestID(t *testing.T) {
-	cache := newCache(t, dedupe.Config{TTL: time.Minute, MaxEntries: 100, Methods: []string{sayHello}})
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{sayHello}})
 	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
 		[]grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
 	c := greeterv1.NewGreeterServiceClient(conn)
@@ -448,7 +449,7 @@ func TestSetConfig(t *testing.T) {
 	if got := twice("a"); got != 2 {
 		t.Errorf("with no methods configured: %d runs, want 2", got)
 	}
-	if err := cache.SetConfig(dedupe.Config{TTL: time.Minute, MaxEntries: 0, Methods: []string{sayHello}}); err == nil {
+	if err := cache.SetConfig(dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 0, Methods: []string{sayHello}}); err == nil {
 		t.Fatal("SetConfig(invalid) = nil, want an error")
 	}
 	if got := twice("b"); got != 2 {
@@ -474,7 +475,7 @@ methods: [/user.v1.UserService/CreateUser, /orders.v1.OrderService/*]
 	if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
 		t.Fatalf("Unmarshal: %v", err)
 	}
-	want := dedupe.Config{TTL: 90 * time.Second, MaxEntries: 500, Methods: []string{createUser, "/orders.v1.OrderService/*"}}
+	want := dedupe.Config{TTL: duration.Duration(90 * time.Second), MaxEntries: 500, Methods: []string{createUser, "/orders.v1.OrderService/*"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config (-want +got):\n%s", diff)
 	}

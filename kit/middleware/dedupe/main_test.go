@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	"github.com/grpckit/grpckit/services/user"
@@ -80,7 +81,7 @@ func newCache(t *testing.T, cfg dedupe.Config, opts ...dedupe.Option) *dedupe.Ca
 func newRetrier(t *testing.T) *retry.Retrier {
 	t.Helper()
 	cfg := retry.DefaultConfig()
-	cfg.InitialBackoff, cfg.MaxBackoff = time.Millisecond, 2*time.Millisecond
+	cfg.InitialBackoff, cfg.MaxBackoff = duration.Duration(time.Millisecond), duration.Duration(2*time.Millisecond)
 	r, err := retry.New(cfg)
 	if err != nil {
 		t.Fatalf("retry.New: %v", err)

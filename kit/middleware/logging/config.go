@@ -21,7 +21,7 @@ type Config struct {
 	ErrorLevel string `yaml:"error_level" json:"error_level"`
 	// SlowThreshold makes calls that take longer than it log at Warn.
 	// 0 turns this off. Default 0.
-	SlowThreshold Duration `yaml:"slow_threshold" json:"slow_threshold"`
+	SlowThreshold duration.Duration `yaml:"slow_threshold" json:"slow_threshold"`
 }
 
 // DefaultConfig returns the documented defaults of every [Config] field.
@@ -67,6 +67,3 @@ func (c Config) compile() (*settings, error) {
 		slowLevel: max(level, slog.LevelWarn),
 	}, nil
 }
-
-// Duration is a [time.Duration] that reads and writes as text such as "5s".
-type Duration = duration.Duration

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
 
@@ -244,10 +245,10 @@ func TestLevels(t *testing.T) {
 		{"info", Config{Level: "info"}, slog.LevelInfo, slog.LevelInfo, false},
 		{"debug below the handler", Config{Level: "debug"}, slog.LevelInfo, 0, true},
 		{"debug", Config{Level: "DEBUG"}, slog.LevelDebug, slog.LevelDebug, false},
-		{"slow", Config{Level: "info", SlowThreshold: Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelWarn, false},
-		{"not slow", Config{Level: "info", SlowThreshold: Duration(time.Hour)}, slog.LevelInfo, slog.LevelInfo, false},
-		{"slow while debug is off", Config{Level: "debug", SlowThreshold: Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelWarn, false},
-		{"slow below error", Config{Level: "error", SlowThreshold: Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelError, false},
+		{"slow", Config{Level: "info", SlowThreshold: duration.Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelWarn, false},
+		{"not slow", Config{Level: "info", SlowThreshold: duration.Duration(time.Hour)}, slog.LevelInfo, slog.LevelInfo, false},
+		{"slow while debug is off", Config{Level: "debug", SlowThreshold: duration.Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelWarn, false},
+		{"slow below error", Config{Level: "error", SlowThreshold: duration.Duration(time.Nanosecond)}, slog.LevelInfo, slog.LevelError, false},
 		{"warn handler", Config{Level: "info"}, slog.LevelWarn, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,7 +310,7 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{DefaultConfig(), ""},
-		{Config{Level: "warn", SlowThreshold: Duration(time.Second)}, ""},
+		{Config{Level: "warn", SlowThreshold: duration.Duration(time.Second)}, ""},
 		{Config{Level: "info+2"}, ""},
 		{Config{Level: ""}, "logging: level"},
 		{Config{Level: "verbose"}, "logging: level"},
@@ -337,7 +338,7 @@ func TestConfigText(t *testing.T) {
 	if err := json.Unmarshal([]byte(in), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Level: "warn", ErrorLevel: "error", SlowThreshold: Duration(250 * time.Millisecond)}
+	want := Config{Level: "warn", ErrorLevel: "error", SlowThreshold: duration.Duration(250 * time.Millisecond)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded (-want +got):\n%s", diff)
 	}

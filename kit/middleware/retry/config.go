@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -33,11 +35,11 @@ type Config struct {
 	// InitialBackoff is the wait before the first retry; each further retry
 	// waits Multiplier times longer, up to MaxBackoff. Must be positive.
 	// Default: 50ms.
-	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	InitialBackoff duration.Duration `yaml:"initial_backoff"`
 	// MaxBackoff caps the wait between attempts; a server that asks (with
 	// google.rpc.RetryInfo) for a longer wait than this is not retried. At
 	// least InitialBackoff. Default: 1s.
-	MaxBackoff time.Duration `yaml:"max_backoff"`
+	MaxBackoff duration.Duration `yaml:"max_backoff"`
 	// Multiplier is the growth of the wait per retry, at least 1. Default: 2.
 	Multiplier float64 `yaml:"multiplier"`
 	// Jitter spreads each wait at random by up to this fraction either way,
@@ -65,8 +67,8 @@ func DefaultConfig() Config {
 	return Config{
 		MaxAttempts:               3,
 		Codes:                     []string{"UNAVAILABLE"},
-		InitialBackoff:            50 * time.Millisecond,
-		MaxBackoff:                time.Second,
+		InitialBackoff:            duration.Duration(50 * time.Millisecond),
+		MaxBackoff:                duration.Duration(time.Second),
 		Multiplier:                2,
 		Jitter:                    0.2,
 		BudgetRatio:               0.1,
@@ -142,7 +144,7 @@ func (c *compiled) backoff(n int, err error) (time.Duration, bool) {
 	}
 	wait := time.Duration(d)
 	if pushback, ok := retryDelay(err); ok {
-		if pushback > c.cfg.MaxBackoff {
+		if pushback > time.Duration(c.cfg.MaxBackoff) {
 			return 0, false
 		}
 		wait = max(wait, pushback)

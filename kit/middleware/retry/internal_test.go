@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func TestBudgetTokens(t *testing.T) {
@@ -70,7 +72,7 @@ func TestBudgetRefill(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	cc, err := compile(Config{MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Multiplier: 2, Jitter: 0.2})
+	cc, err := compile(Config{MaxAttempts: 5, InitialBackoff: duration.Duration(100 * time.Millisecond), MaxBackoff: duration.Duration(300 * time.Millisecond), Multiplier: 2, Jitter: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}

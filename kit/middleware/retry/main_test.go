@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	"github.com/grpckit/grpckit/services/user"
 )
@@ -35,8 +36,8 @@ const (
 // fastConfig is the default config with backoffs short enough for tests.
 func fastConfig() retry.Config {
 	cfg := retry.DefaultConfig()
-	cfg.InitialBackoff = time.Millisecond
-	cfg.MaxBackoff = 2 * time.Millisecond
+	cfg.InitialBackoff = duration.Duration(time.Millisecond)
+	cfg.MaxBackoff = duration.Duration(2 * time.Millisecond)
 	return cfg
 }
 

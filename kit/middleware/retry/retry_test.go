@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
@@ -49,7 +50,7 @@ func TestConfigValidate(t *testing.T) {
 		{"code OK", with(func(c *retry.Config) { c.Codes = []string{"OK"} }), "retry: codes:"},
 		{"numeric code", with(func(c *retry.Config) { c.Codes = []string{"14"} }), "retry: codes:"},
 		{"zero backoff", with(func(c *retry.Config) { c.InitialBackoff = 0 }), "retry: initial_backoff:"},
-		{"max below initial", with(func(c *retry.Config) { c.MaxBackoff = time.Millisecond }), "retry: max_backoff:"},
+		{"max below initial", with(func(c *retry.Config) { c.MaxBackoff = duration.Duration(time.Millisecond) }), "retry: max_backoff:"},
 		{"multiplier below 1", with(func(c *retry.Config) { c.Multiplier = 0.5 }), "retry: multiplier:"},
 		{"jitter 1", with(func(c *retry.Config) { c.Jitter = 1 }), "retry: jitter:"},
 		{"negative jitter", with(func(c *retry.Config) { c.Jitter = -0.1 }), "retry: jitter:"},
@@ -184,7 +185,7 @@ func TestDeadline(t *testing.T) {
 			f := &faults{fail: always(tc.err)}
 			lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
 			cfg := retry.DefaultConfig()
-			cfg.InitialBackoff, cfg.MaxBackoff, cfg.Jitter = tc.backoff, 2*time.Second, 0
+			cfg.InitialBackoff, cfg.MaxBackoff, cfg.Jitter = duration.Duration(tc.backoff), duration.Duration(2*time.Second), 0
 			r := newRetrier(t, cfg)
 			c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
 			ctx := t.Context()
@@ -221,7 +222,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 	}}
 	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
 	cfg := retry.DefaultConfig()
-	cfg.InitialBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	cfg.InitialBackoff, cfg.MaxBackoff = duration.Duration(time.Hour), duration.Duration(time.Hour)
 	r := newRetrier(t, cfg)
 	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
 	ctx, cancel := context.WithCancel(t.Context())
@@ -360,7 +361,7 @@ methods:
 	}
 	want := retry.Config{
 		MaxAttempts: 4, Codes: []string{"UNAVAILABLE", "resource_exhausted"},
-		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 2 * time.Second, Multiplier: 1.5, Jitter: 0.1,
+		InitialBackoff: duration.Duration(20 * time.Millisecond), MaxBackoff: duration.Duration(2 * time.Second), Multiplier: 1.5, Jitter: 0.1,
 		BudgetRatio: 0.2, BudgetMinRetriesPerSecond: 5,
 		Methods: map[string]bool{createUser: true, "/user.v1.UserService/*": false},
 	}

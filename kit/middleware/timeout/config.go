@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/middleware"
 )
 
@@ -14,23 +16,23 @@ import (
 type Config struct {
 	// Default is the deadline a unary client call gets when its context has
 	// none. 0 means none. Default: 5s.
-	Default time.Duration `yaml:"default"`
+	Default duration.Duration `yaml:"default"`
 	// PerMethod overrides Default for full method names
 	// ("/user.v1.UserService/GetUser") or whole services
 	// ("/user.v1.UserService/*"); an exact name wins over its service. A
 	// value of 0 means no deadline for that method. Entries also apply to
 	// streaming calls. Default: none.
-	PerMethod map[string]time.Duration `yaml:"per_method"`
+	PerMethod map[string]duration.Duration `yaml:"per_method"`
 	// ServerMax caps the deadline of an incoming call at this long after its
 	// arrival; a unary call that arrives without a deadline gets this one (a
 	// stream without one keeps none: it may be a long-lived watch). 0 means
 	// no cap. Default: 30s.
-	ServerMax time.Duration `yaml:"server_max"`
+	ServerMax duration.Duration `yaml:"server_max"`
 }
 
 // DefaultConfig returns the defaults documented on [Config].
 func DefaultConfig() Config {
-	return Config{Default: 5 * time.Second, ServerMax: 30 * time.Second}
+	return Config{Default: duration.Duration(5 * time.Second), ServerMax: duration.Duration(30 * time.Second)}
 }
 
 // Validate reports the first invalid field of c: durations must not be
@@ -45,7 +47,7 @@ func (c Config) Validate() error {
 // after compile returns.
 type compiled struct {
 	cfg       Config
-	perMethod middleware.MethodTable[time.Duration]
+	perMethod middleware.MethodTable[duration.Duration]
 }
 
 func compile(c Config) (*compiled, error) {
@@ -78,5 +80,5 @@ func (c *compiled) clientTimeout(method string, stream bool) (time.Duration, boo
 		}
 		d = c.cfg.Default
 	}
-	return d, d > 0
+	return time.Duration(d), d > 0
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	"github.com/grpckit/grpckit/services/greeter"
@@ -19,8 +20,8 @@ import (
 // none, and a server that caps the deadlines it accepts.
 func Example() {
 	cfg := timeout.DefaultConfig()
-	cfg.PerMethod = map[string]time.Duration{"/greeter.v1.GreeterService/SayHello": 2 * time.Second}
-	cfg.ServerMax = time.Second
+	cfg.PerMethod = map[string]duration.Duration{"/greeter.v1.GreeterService/SayHello": duration.Duration(2 * time.Second)}
+	cfg.ServerMax = duration.Duration(time.Second)
 	to, err := timeout.New(cfg)
 	if err != nil {
 		panic(err)

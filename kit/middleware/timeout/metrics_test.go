@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
@@ -37,7 +38,7 @@ func TestMetrics(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { mp.Shutdown(t.Context()) })
-	to, err := timeout.New(timeout.Config{Default: time.Second, ServerMax: time.Second}, timeout.WithMeterProvider(mp))
+	to, err := timeout.New(timeout.Config{Default: duration.Duration(time.Second), ServerMax: duration.Duration(time.Second)}, timeout.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func (t *Timeouts) SetConfig(cfg Config) error {
 	}
 	t.cfg.Store(c)
 	t.logger.LogAttrs(context.Background(), slog.LevelInfo, "timeout: config changed",
-		slog.Duration("default", cfg.Default), slog.Duration("server_max", cfg.ServerMax),
+		slog.Duration("default", time.Duration(cfg.Default)), slog.Duration("server_max", time.Duration(cfg.ServerMax)),
 		slog.Int("per_method", len(cfg.PerMethod)))
 	return nil
 }
@@ -127,7 +127,7 @@ func (s *cancelOnEnd) RecvMsg(m any) error {
 // serverContext returns ctx with its deadline capped at ServerMax; cancel is
 // nil when ctx is returned unchanged.
 func (t *Timeouts) serverContext(ctx context.Context, stream bool) (context.Context, context.CancelFunc) {
-	limit := t.cfg.Load().cfg.ServerMax
+	limit := time.Duration(t.cfg.Load().cfg.ServerMax)
 	if limit <= 0 {
 		return ctx, nil
 	}

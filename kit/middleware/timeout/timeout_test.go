@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
@@ -27,15 +28,15 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", timeout.DefaultConfig(), ""},
 		{"zero", timeout.Config{}, ""},
-		{"per method", timeout.Config{PerMethod: map[string]time.Duration{sayHello: time.Second, "/user.v1.UserService/*": 0}}, ""},
+		{"per method", timeout.Config{PerMethod: map[string]duration.Duration{sayHello: duration.Duration(time.Second), "/user.v1.UserService/*": 0}}, ""},
 		{"negative default", timeout.Config{Default: -1}, "timeout: default:"},
-		{"negative server max", timeout.Config{ServerMax: -time.Second}, "timeout: server_max:"},
-		{"negative per method", timeout.Config{PerMethod: map[string]time.Duration{sayHello: -1}}, "timeout: per_method["},
-		{"no slash", timeout.Config{PerMethod: map[string]time.Duration{"SayHello": 1}}, "timeout: per_method:"},
-		{"no method", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/": 1}}, "timeout: per_method:"},
-		{"no service", timeout.Config{PerMethod: map[string]time.Duration{"//SayHello": 1}}, "timeout: per_method:"},
-		{"partial wildcard", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/Say*": 1}}, "timeout: per_method:"},
-		{"too many parts", timeout.Config{PerMethod: map[string]time.Duration{"/a/b/c": 1}}, "timeout: per_method:"},
+		{"negative server max", timeout.Config{ServerMax: duration.Duration(-time.Second)}, "timeout: server_max:"},
+		{"negative per method", timeout.Config{PerMethod: map[string]duration.Duration{sayHello: -1}}, "timeout: per_method["},
+		{"no slash", timeout.Config{PerMethod: map[string]duration.Duration{"SayHello": 1}}, "timeout: per_method:"},
+		{"no method", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/": 1}}, "timeout: per_method:"},
+		{"no service", timeout.Config{PerMethod: map[string]duration.Duration{"//SayHello": 1}}, "timeout: per_method:"},
+		{"partial wildcard", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/Say*": 1}}, "timeout: per_method:"},
+		{"too many parts", timeout.Config{PerMethod: map[string]duration.Duration{"/a/b/c": 1}}, "timeout: per_method:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -60,15 +61,15 @@ func TestUnaryClientDeadline(t *testing.T) {
 		caller time.Duration // 0: the caller sets no deadline
 		want   deadline
 	}{
-		{"default applies", timeout.Config{Default: 5 * time.Second}, 0, deadline{true, 5}},
+		{"default applies", timeout.Config{Default: duration.Duration(5 * time.Second)}, 0, deadline{true, 5}},
 		{"no default", timeout.Config{}, 0, deadline{}},
-		{"exact method wins", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{
-			sayHello: 2 * time.Second, "/greeter.v1.GreeterService/*": 3 * time.Second}}, 0, deadline{true, 2}},
-		{"service wildcard", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{
-			"/greeter.v1.GreeterService/*": 3 * time.Second, "/user.v1.UserService/GetUser": time.Second}}, 0, deadline{true, 3}},
-		{"per method zero means none", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{sayHello: 0}}, 0, deadline{}},
-		{"caller deadline never extended", timeout.Config{Default: 5 * time.Second}, time.Second, deadline{true, 1}},
-		{"caller deadline never shortened", timeout.Config{Default: 5 * time.Second}, 10 * time.Second, deadline{true, 10}},
+		{"exact method wins", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{
+			sayHello: duration.Duration(2 * time.Second), "/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second)}}, 0, deadline{true, 2}},
+		{"service wildcard", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{
+			"/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second), "/user.v1.UserService/GetUser": duration.Duration(time.Second)}}, 0, deadline{true, 3}},
+		{"per method zero means none", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{sayHello: 0}}, 0, deadline{}},
+		{"caller deadline never extended", timeout.Config{Default: duration.Duration(5 * time.Second)}, time.Second, deadline{true, 1}},
+		{"caller deadline never shortened", timeout.Config{Default: duration.Duration(5 * time.Second)}, 10 * time.Second, deadline{true, 10}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			to, err := timeout.New(tc.cfg)
@@ -94,9 +95,9 @@ func TestStreamClientDeadline(t *testing.T) {
 		cfg  timeout.Config
 		want deadline
 	}{
-		{"default does not apply to streams", timeout.Config{Default: 5 * time.Second}, deadline{}},
-		{"per method applies", timeout.Config{Default: 5 * time.Second, PerMethod: map[string]time.Duration{streamHellos: 2 * time.Second}}, deadline{true, 2}},
-		{"service applies", timeout.Config{PerMethod: map[string]time.Duration{"/greeter.v1.GreeterService/*": 3 * time.Second}}, deadline{true, 3}},
+		{"default does not apply to streams", timeout.Config{Default: duration.Duration(5 * time.Second)}, deadline{}},
+		{"per method applies", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{streamHellos: duration.Duration(2 * time.Second)}}, deadline{true, 2}},
+		{"service applies", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second)}}, deadline{true, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			to, err := timeout.New(tc.cfg)
@@ -150,7 +151,7 @@ func TestServerCap(t *testing.T) {
 		{"no cap keeps long deadline", 0, time.Hour, deadline{true, 3600}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			to, err := timeout.New(timeout.Config{ServerMax: tc.serverMax})
+			to, err := timeout.New(timeout.Config{ServerMax: duration.Duration(tc.serverMax)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +183,7 @@ func TestServerCap(t *testing.T) {
 }
 
 func TestSetConfig(t *testing.T) {
-	to, err := timeout.New(timeout.Config{Default: 5 * time.Second}, timeout.WithMeterProvider(noop.NewMeterProvider()), timeout.WithLogger(nil))
+	to, err := timeout.New(timeout.Config{Default: duration.Duration(5 * time.Second)}, timeout.WithMeterProvider(noop.NewMeterProvider()), timeout.WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +197,13 @@ func TestSetConfig(t *testing.T) {
 		}
 		return <-rec
 	}
-	if err := to.SetConfig(timeout.Config{Default: -time.Second}); err == nil {
+	if err := to.SetConfig(timeout.Config{Default: duration.Duration(-time.Second)}); err == nil {
 		t.Fatal("SetConfig(invalid) = nil, want an error")
 	}
 	if diff := cmp.Diff(deadline{true, 5}, call()); diff != "" {
 		t.Errorf("after a rejected config (-want +got):\n%s", diff)
 	}
-	if err := to.SetConfig(timeout.Config{Default: 2 * time.Second}); err != nil {
+	if err := to.SetConfig(timeout.Config{Default: duration.Duration(2 * time.Second)}); err != nil {
 		t.Fatalf("SetConfig: %v", err)
 	}
 	if diff := cmp.Diff(deadline{true, 2}, call()); diff != "" {
@@ -223,7 +224,7 @@ func TestSetConfigConcurrent(t *testing.T) {
 		defer close(done)
 		for i := range 50 {
 			cfg := timeout.DefaultConfig()
-			cfg.PerMethod = map[string]time.Duration{sayHello: time.Duration(i+1) * time.Second}
+			cfg.PerMethod = map[string]duration.Duration{sayHello: duration.Duration(time.Duration(i+1) * time.Second)}
 			if err := to.SetConfig(cfg); err != nil {
 				t.Errorf("SetConfig: %v", err)
 			}
@@ -247,12 +248,12 @@ server_max: 30s
 
 func TestConfigYAML(t *testing.T) {
 	want := timeout.Config{
-		Default: 90 * time.Second,
-		PerMethod: map[string]time.Duration{
-			"/user.v1.UserService/GetUser": 250 * time.Millisecond,
-			"/user.v1.UserService/*":       2 * time.Second,
+		Default: duration.Duration(90 * time.Second),
+		PerMethod: map[string]duration.Duration{
+			"/user.v1.UserService/GetUser": duration.Duration(250 * time.Millisecond),
+			"/user.v1.UserService/*":       duration.Duration(2 * time.Second),
 		},
-		ServerMax: 30 * time.Second,
+		ServerMax: duration.Duration(30 * time.Second),
 	}
 	for _, tc := range []struct {
 		name      string
@@ -290,7 +291,7 @@ func TestConfigYAML(t *testing.T) {
 
 // TestDeadlineExceeded checks that an applied deadline really ends a call.
 func TestDeadlineExceeded(t *testing.T) {
-	to, err := timeout.New(timeout.Config{PerMethod: map[string]time.Duration{sayHello: 50 * time.Millisecond}})
+	to, err := timeout.New(timeout.Config{PerMethod: map[string]duration.Duration{sayHello: duration.Duration(50 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/duration"
+
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/services/gateway"
 )
@@ -39,17 +41,17 @@ type Section struct {
 // HTTP configures the HTTP server. Read at start.
 type HTTP struct {
 	// ReadHeaderTimeout bounds reading a request's headers. Default 5s.
-	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadHeaderTimeout duration.Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds reading a whole request, body included. Default
 	// 30s.
-	ReadTimeout time.Duration `yaml:"read_timeout"`
+	ReadTimeout duration.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds serving a request, from the end of its headers to
 	// the end of the answer; it must exceed gateway.backend_timeout.
 	// Default 30s.
-	WriteTimeout time.Duration `yaml:"write_timeout"`
+	WriteTimeout duration.Duration `yaml:"write_timeout"`
 	// IdleTimeout is how long a keep-alive connection waits for its next
 	// request. Default 2m.
-	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	IdleTimeout duration.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds the size of a request's headers. Default 65536.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 }
@@ -63,10 +65,10 @@ func DefaultConfig() Config {
 			GreeterTarget: "consul:///greeter",
 			UserTarget:    "consul:///user",
 			HTTP: HTTP{
-				ReadHeaderTimeout: 5 * time.Second,
-				ReadTimeout:       30 * time.Second,
-				WriteTimeout:      30 * time.Second,
-				IdleTimeout:       2 * time.Minute,
+				ReadHeaderTimeout: duration.Duration(5 * time.Second),
+				ReadTimeout:       duration.Duration(30 * time.Second),
+				WriteTimeout:      duration.Duration(30 * time.Second),
+				IdleTimeout:       duration.Duration(2 * time.Minute),
 				MaxHeaderBytes:    64 << 10,
 			},
 			Config: gateway.DefaultConfig(),
@@ -93,7 +95,7 @@ func (s *Section) Validate() error {
 	}
 	for _, d := range []struct {
 		name string
-		v    time.Duration
+		v    duration.Duration
 	}{
 		{"read_header_timeout", s.HTTP.ReadHeaderTimeout},
 		{"read_timeout", s.HTTP.ReadTimeout},

@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/grpckit/grpckit/internal/svcmain"
 	"github.com/grpckit/grpckit/kit"
@@ -88,7 +89,7 @@ func serve(ctx context.Context, svc *svcmain.Service[Config], lis net.Listener) 
 	if err != nil {
 		lis.Close()
 		// Run will not happen: release what the server holds.
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeout))
 		defer cancel()
 		return errors.Join(err, srv.Shutdown(sctx))
 	}
@@ -185,10 +186,10 @@ func newHTTPServer(svc *svcmain.Service[Config], cfg Config, srv *kit.Server) (_
 	}))
 	return &http.Server{
 		Handler:           gw,
-		ReadHeaderTimeout: h.ReadHeaderTimeout,
-		ReadTimeout:       h.ReadTimeout,
-		WriteTimeout:      h.WriteTimeout,
-		IdleTimeout:       h.IdleTimeout,
+		ReadHeaderTimeout: time.Duration(h.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(h.ReadTimeout),
+		WriteTimeout:      time.Duration(h.WriteTimeout),
+		IdleTimeout:       time.Duration(h.IdleTimeout),
 		MaxHeaderBytes:    h.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(svc.Logger.Handler(), slog.LevelWarn),
 	}, closeAll, nil
@@ -211,7 +212,7 @@ func registration(svc *svcmain.Service[Config], std config.Standard, httpAddr ne
 	}
 	return []kit.ServerOption{kit.WithRegistrar(svc.Registry, registry.Instance{
 		Name: svc.Name, Address: r.Advertise, Tags: r.Tags, Meta: meta,
-		Weights: registry.Weights{Passing: r.Weights.Passing, Warning: r.Weights.Warning},
+		Weights: r.Weights,
 	})}
 }
 
