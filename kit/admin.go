@@ -22,8 +22,8 @@ import (
 func (s *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/kit", s.debugKit)
-	if s.layers.Telemetry != nil {
-		mux.Handle("GET /metrics", s.layers.Telemetry.MetricsHandler())
+	if s.telemetry != nil {
+		mux.Handle("GET /metrics", s.telemetry.MetricsHandler())
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")

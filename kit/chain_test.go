@@ -226,8 +226,10 @@ func TestWithoutLayers(t *testing.T) {
 	srv := newServer(t, kit.WithoutLayers(all...))
 	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
 	addr := serve(t, srv)
-	if l := srv.Layers(); l.Telemetry != nil || l.Recovery != nil || l.Retry != nil || l.Timeout != nil {
-		t.Errorf("layers still on: %+v", l)
+	for _, l := range all {
+		if obj := srv.Layer(l); obj != nil {
+			t.Errorf("layer %s still on: %T", l, obj)
+		}
 	}
 	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(all...)))
 	if _, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {

@@ -40,7 +40,14 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	layers, live, err := buildClientLayers(o.layers, logger, std)
+	if err := o.layers.check(o.layers.tableOrDefault(), clientSide); err != nil {
+		return nil, err
+	}
+	tel, err := clientTelemetry(o.layers, logger)
+	if err != nil {
+		return nil, err
+	}
+	ch, live, err := buildChain(o.layers, clientSide, std, deps{logger: logger, meter: meterOf(tel)})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +58,10 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
-	}, layers.dialOptions()...)
+	}, ch.dialOptions()...)
+	if tel != nil {
+		dial = append(dial, grpc.WithStatsHandler(tel.ClientHandler()))
+	}
 	var rb resolver.Builder // the target's resolver, when kit must replace it
 	if o.discovery != nil {
 		var ropts []balancer.ResolverOption
@@ -83,7 +93,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("kit: client for %q: %w", target, err)
 	}
 	if o.admin != nil {
-		o.admin.debug.add(cc, layers)
+		o.admin.debug.add(cc, ch)
 	}
 	if o.config != nil {
 		// The layers follow the configuration for the life of cc, idle or

@@ -64,10 +64,10 @@ type debugClients struct {
 
 type debugClient struct {
 	cc     *grpc.ClientConn
-	layers clientLayers
+	chain  chain
 }
 
-func (d *debugClients) add(cc *grpc.ClientConn, l clientLayers) {
+func (d *debugClients) add(cc *grpc.ClientConn, l chain) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.clients = append(d.clients, debugClient{cc, l})
@@ -82,11 +82,11 @@ func (d *debugClients) list() []DebugClient {
 	out := make([]DebugClient, 0, len(clients))
 	for _, c := range clients {
 		dc := DebugClient{Target: c.cc.Target(), State: c.cc.GetState().String()}
-		if c.layers.Breaker != nil {
-			dc.Breakers = c.layers.Breaker.States()
+		if b, ok := layerAs[*breaker.Breakers](c.chain, LayerBreaker); ok {
+			dc.Breakers = b.States()
 		}
-		if c.layers.RateLimit != nil {
-			rl := c.layers.RateLimit.Config()
+		if l, ok := layerAs[*ratelimit.ClientLimiter](c.chain, LayerRateLimit); ok {
+			rl := l.Config()
 			dc.RateLimit = &rl
 		}
 		out = append(out, dc)
@@ -101,13 +101,13 @@ func (s *Server) debugDoc() DebugKit {
 		info := s.opts.config.info()
 		doc.Config = &info
 	}
-	if s.layers.RateLimit != nil {
-		rl := s.layers.RateLimit.Config()
+	if l, ok := layerAs[*ratelimit.Limiter](s.chain, LayerRateLimit); ok {
+		rl := l.Config()
 		doc.RateLimit = &rl
 	}
-	if s.layers.Timeout != nil {
-		t := s.layers.Timeout.Config()
-		doc.Timeout = &t
+	if t, ok := layerAs[*timeout.Timeouts](s.chain, LayerTimeout); ok {
+		tc := t.Config()
+		doc.Timeout = &tc
 	}
 	return doc
 }

@@ -1,19 +1,15 @@
 package kit
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"time"
+	"slices"
 
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/noop"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/grpckit/grpckit/kit/config"
-	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
@@ -25,14 +21,10 @@ import (
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 )
 
-// Layer names a middleware layer, for [WithoutLayers].
+// Layer names a middleware layer, for [WithoutLayers] and [WithLayer].
 type Layer string
 
-// The layers of kit's chains. Server, outermost first: telemetry (stats
-// handler), recovery, logging, retry (marks retried calls so that their own
-// outgoing calls do not retry), ratelimit, timeout, auth, dedupe. Client:
-// telemetry (stats handler), dedupe (request ids), timeout, retry, breaker,
-// ratelimit.
+// The layers of kit's chains; [layerTable] gives their order.
 const (
 	LayerTelemetry Layer = "telemetry"
 	LayerRecovery  Layer = "recovery"
@@ -45,68 +37,181 @@ const (
 	LayerBreaker   Layer = "breaker"
 )
 
-// ServerLayers are a server's middleware objects, as [Server.Layers]
-// returns them. Change a layer at run time with its SetConfig. A nil layer
-// is off.
-type ServerLayers struct {
-	Telemetry *telemetry.Telemetry
-	Recovery  *recovery.Recoverer
-	Logging   *logging.Logger
-	Retry     *retry.Retrier // server side: marks retried calls
-	RateLimit *ratelimit.Limiter
-	Timeout   *timeout.Timeouts
-	Auth      *auth.Authenticator
-	Dedupe    *dedupe.Cache
+// layerTable wires kit's default chains: per side, the layers outermost
+// first. Telemetry is not in it: it is a stats handler around the whole
+// chain, and the meter provider every layer records to.
+//
+// Server: recovery, logging, retry (marks retried calls so that their own
+// outgoing calls do not retry), ratelimit, timeout, auth, dedupe.
+// Client: dedupe (request ids, kept across retries), timeout, retry,
+// breaker, ratelimit.
+//
+// Adding a layer: its package, one entry per side here, and its section in
+// config.Standard when its settings are live (see kit/middleware's doc).
+var layerTable = []layerDef{
+	serverLayer(LayerRecovery, fixed(recovery.DefaultConfig), func(c recovery.Config, d deps) (*recovery.Recoverer, error) {
+		return recovery.New(c, recovery.WithLogger(d.logger), recovery.WithMeterProvider(d.meter))
+	}),
+	serverLayer(LayerLogging, live(func(s *config.Standard) logging.Config { return s.Log.Access }), func(c logging.Config, d deps) (*logging.Logger, error) {
+		return logging.New(c, logging.WithLogger(d.logger), logging.WithMeterProvider(d.meter))
+	}),
+	serverLayer(LayerRetry, live(func(s *config.Standard) retry.Config { return s.Retry }), newRetry),
+	serverLayer(LayerRateLimit, live(func(s *config.Standard) ratelimit.Config { return s.RateLimit }), func(c ratelimit.Config, d deps) (*ratelimit.Limiter, error) {
+		return ratelimit.New(c, ratelimit.WithLogger(d.logger), ratelimit.WithMeterProvider(d.meter))
+	}),
+	serverLayer(LayerTimeout, live(func(s *config.Standard) timeout.Config { return s.Timeout }), newTimeout),
+	serverLayer[*auth.Authenticator](LayerAuth, none[auth.Config](), nil), // no default: it needs keys
+	serverLayer(LayerDedupe, fixed(dedupe.DefaultConfig), func(c dedupe.Config, d deps) (*dedupe.Cache, error) {
+		return dedupe.New(c, dedupe.WithLogger(d.logger), dedupe.WithMeterProvider(d.meter))
+	}),
+
+	clientLayer[*dedupe.Stamper](LayerDedupe, none[dedupe.ClientConfig](), nil), // no default: WithDedupedMethods
+	clientLayer(LayerTimeout, live(func(s *config.Standard) timeout.Config { return s.Timeout }), newTimeout),
+	clientLayer(LayerRetry, live(func(s *config.Standard) retry.Config { return s.Retry }), newRetry),
+	clientLayer(LayerBreaker, live(func(s *config.Standard) breaker.Config { return s.Breaker }), func(c breaker.Config, d deps) (*breaker.Breakers, error) {
+		return breaker.New(c, breaker.WithLogger(d.logger), breaker.WithMeterProvider(d.meter))
+	}),
+	clientLayer(LayerRateLimit, fixed(ratelimit.DefaultClientConfig), func(c ratelimit.ClientConfig, d deps) (*ratelimit.ClientLimiter, error) {
+		return ratelimit.NewClient(c, ratelimit.WithLogger(d.logger), ratelimit.WithMeterProvider(d.meter))
+	}),
 }
 
-// clientLayers are a client's middleware objects. A nil layer is off.
-type clientLayers struct {
-	Telemetry *telemetry.Telemetry
-	Dedupe    []string // methods whose calls carry a request id
-	Timeout   *timeout.Timeouts
-	Retry     *retry.Retrier
-	Breaker   *breaker.Breakers
-	RateLimit *ratelimit.ClientLimiter
+// Constructors used on both sides.
+func newTimeout(c timeout.Config, d deps) (*timeout.Timeouts, error) {
+	return timeout.New(c, timeout.WithLogger(d.logger), timeout.WithMeterProvider(d.meter))
 }
 
-// layerChoice is what options said about the layers: objects to use and
-// layers to leave out. Layers in neither get kit's defaults.
+func newRetry(c retry.Config, d deps) (*retry.Retrier, error) {
+	return retry.New(c, retry.WithLogger(d.logger), retry.WithMeterProvider(d.meter))
+}
+
+// side is the side of a call a table entry serves.
+type side uint8
+
+const (
+	serverSide side = iota
+	clientSide
+)
+
+func (s side) String() string {
+	if s == serverSide {
+		return "server"
+	}
+	return "client"
+}
+
+// deps are what kit hands every layer constructor.
+type deps struct {
+	logger *slog.Logger
+	meter  metric.MeterProvider
+}
+
+// layerDef is one entry of the layer table: a layer on one side. Made by
+// [serverLayer] and [clientLayer], which keep it type-safe.
+type layerDef struct {
+	name Layer
+	side side
+	// build makes the layer with kit's defaults and the section of std;
+	// nil when the layer has no default and is on only when given.
+	build func(std *config.Standard, d deps) (any, error)
+	// follow returns what keeps obj, built by kit, in step with the
+	// configuration; nil when the layer's settings are not live.
+	follow func(obj any, std *config.Standard) func(*config.Standard) error
+	// accepts reports whether obj is of the layer's type, for WithLayer.
+	accepts func(obj any) bool
+	// typeName names the layer's type in errors.
+	typeName string
+	// server and client return the layer's interceptors (nil for a side it
+	// does not serve, or a kind of call it leaves alone).
+	unaryServer  func(obj any) grpc.UnaryServerInterceptor
+	streamServer func(obj any) grpc.StreamServerInterceptor
+	unaryClient  func(obj any) grpc.UnaryClientInterceptor
+	streamClient func(obj any) grpc.StreamClientInterceptor
+}
+
+// section says where a layer's configuration comes from.
+type section[C any] struct {
+	pick func(*config.Standard) C // nil: the layer has no configuration kit knows
+	live bool                     // changes of the section reach the layer
+}
+
+// live is a section of config.Standard that follows configuration changes.
+func live[C any](pick func(*config.Standard) C) section[C] {
+	return section[C]{pick: pick, live: true}
+}
+
+// fixed is a configuration that is not in config.Standard: kit builds the
+// layer with def's defaults and leaves changes to the layer's owner.
+func fixed[C any](def func() C) section[C] {
+	return section[C]{pick: func(*config.Standard) C { return def() }}
+}
+
+// none is the section of a layer kit does not build.
+func none[C any]() section[C] { return section[C]{} }
+
+// entry fills what both sides share.
+func entry[L any, C any](name Layer, s side, sec section[C], build func(C, deps) (L, error)) layerDef {
+	d := layerDef{
+		name:     name,
+		side:     s,
+		accepts:  func(obj any) bool { _, ok := obj.(L); return ok },
+		typeName: fmt.Sprintf("%T", *new(L)),
+	}
+	if build != nil && sec.pick != nil {
+		d.build = func(std *config.Standard, dp deps) (any, error) { return build(sec.pick(std), dp) }
+	}
+	if sec.live {
+		d.follow = func(obj any, std *config.Standard) func(*config.Standard) error {
+			l, ok := obj.(middleware.Configurable[C])
+			if !ok {
+				return nil
+			}
+			return followSection(sec.pick(std), sec.pick, l.SetConfig)
+		}
+	}
+	return d
+}
+
+// serverLayer is a table entry for the server side of a layer of type L
+// configured by a C.
+func serverLayer[L middleware.ServerLayer, C any](name Layer, sec section[C], build func(C, deps) (L, error)) layerDef {
+	d := entry(name, serverSide, sec, build)
+	d.unaryServer = func(obj any) grpc.UnaryServerInterceptor { return obj.(L).UnaryServerInterceptor() }
+	d.streamServer = func(obj any) grpc.StreamServerInterceptor { return obj.(L).StreamServerInterceptor() }
+	return d
+}
+
+// clientLayer is a table entry for the client side of a layer of type L
+// configured by a C.
+func clientLayer[L middleware.ClientLayer, C any](name Layer, sec section[C], build func(C, deps) (L, error)) layerDef {
+	d := entry(name, clientSide, sec, build)
+	d.unaryClient = func(obj any) grpc.UnaryClientInterceptor { return obj.(L).UnaryClientInterceptor() }
+	d.streamClient = func(obj any) grpc.StreamClientInterceptor { return obj.(L).StreamClientInterceptor() }
+	return d
+}
+
+// layerChoice is what options said about the layers of one server or
+// client: objects to use and layers to leave out. Layers in neither get
+// kit's defaults.
 type layerChoice struct {
-	server  ServerLayers
-	client  clientLayers
+	given   map[Layer]any
 	without map[Layer]bool
+	errs    []error // options that could not be taken (reported by NewServer / NewClient)
+	table   []layerDef // nil: layerTable; set by tests
 }
 
-func (c *layerChoice) off(l Layer) bool { return c.without[l] }
+func (c *layerChoice) tableOrDefault() []layerDef {
+	if c.table == nil {
+		return layerTable
+	}
+	return c.table
+}
 
-// check refuses a layer both given and turned off (a silent unauthenticated
-// server is worse than an error) and unknown layer names.
-func (c *layerChoice) check(server bool) error {
-	given := map[Layer]bool{LayerTelemetry: c.server.Telemetry != nil || c.client.Telemetry != nil}
-	if server {
-		given[LayerRateLimit] = c.server.RateLimit != nil
-		given[LayerTimeout] = c.server.Timeout != nil
-		given[LayerAuth] = c.server.Auth != nil
-		given[LayerDedupe] = c.server.Dedupe != nil
-		given[LayerLogging] = c.server.Logging != nil
-	} else {
-		given[LayerTimeout] = c.client.Timeout != nil
-		given[LayerRetry] = c.client.Retry != nil
-		given[LayerBreaker] = c.client.Breaker != nil
-		given[LayerRateLimit] = c.client.RateLimit != nil
-		given[LayerDedupe] = len(c.client.Dedupe) > 0
+func (c *layerChoice) give(l Layer, obj any) {
+	if c.given == nil {
+		c.given = make(map[Layer]any)
 	}
-	for l := range c.without {
-		switch l {
-		case LayerTelemetry, LayerRecovery, LayerLogging, LayerRateLimit, LayerTimeout, LayerAuth, LayerDedupe, LayerRetry, LayerBreaker:
-		default:
-			return fmt.Errorf("kit: WithoutLayers: unknown layer %q", l)
-		}
-		if given[l] {
-			return fmt.Errorf("kit: layer %q is both given and turned off by WithoutLayers", l)
-		}
-	}
-	return nil
+	c.given[l] = obj
 }
 
 type layerOption func(*layerChoice)
@@ -114,14 +219,19 @@ type layerOption func(*layerChoice)
 func (f layerOption) applyServer(o *serverOptions) { f(&o.layers) }
 func (f layerOption) applyClient(o *clientOptions) { f(&o.layers) }
 
-// WithTelemetry makes a server or client use t for traces and metrics
-// instead of one of its own. Pass a server's telemetry ([Server.Layers]) to
-// the clients its handlers use, so that one trace spans both hops and their
-// metrics share the server's /metrics (such clients must not outlive the
-// server, which flushes its telemetry on Shutdown). Otherwise the caller
-// owns t.
-func WithTelemetry(t *telemetry.Telemetry) Option {
-	return layerOption(func(c *layerChoice) { c.server.Telemetry, c.client.Telemetry = t, t })
+// WithLayer makes a server or client use obj as its layer l instead of one
+// kit builds: for example WithLayer(LayerRateLimit, limiter) with a
+// *ratelimit.Limiter on a server, a *ratelimit.ClientLimiter on a client.
+// The caller keeps obj: configuration changes through WithConfig do not
+// reach it. NewServer and NewClient fail when obj is not of the layer's type
+// on that side, or when l is also turned off with WithoutLayers. A nil obj
+// is ignored.
+func WithLayer(l Layer, obj any) Option {
+	return layerOption(func(c *layerChoice) {
+		if obj != nil {
+			c.give(l, obj)
+		}
+	})
 }
 
 // WithoutLayers turns layers off on a server or client.
@@ -136,191 +246,175 @@ func WithoutLayers(layers ...Layer) Option {
 	})
 }
 
+// The typed forms of WithLayer for kit's own layers.
+
 // WithRateLimit sets a server's inbound limits (default: none).
-func WithRateLimit(r *ratelimit.Limiter) ServerOption {
-	return layerOption(func(c *layerChoice) { c.server.RateLimit = r })
-}
+func WithRateLimit(r *ratelimit.Limiter) ServerOption { return WithLayer(LayerRateLimit, r) }
 
 // WithServerTimeouts sets a server's deadline cap (default: timeout.DefaultConfig).
-func WithServerTimeouts(t *timeout.Timeouts) ServerOption {
-	return layerOption(func(c *layerChoice) { c.server.Timeout = t })
-}
+func WithServerTimeouts(t *timeout.Timeouts) ServerOption { return WithLayer(LayerTimeout, t) }
 
 // WithAuth checks bearer tokens on a server (default: no auth layer).
-func WithAuth(a *auth.Authenticator) ServerOption {
-	return layerOption(func(c *layerChoice) { c.server.Auth = a })
-}
+func WithAuth(a *auth.Authenticator) ServerOption { return WithLayer(LayerAuth, a) }
 
 // WithDedupe sets a server's replay cache (default: dedupe.DefaultConfig,
 // which deduplicates no method).
-func WithDedupe(d *dedupe.Cache) ServerOption {
-	return layerOption(func(c *layerChoice) { c.server.Dedupe = d })
-}
+func WithDedupe(d *dedupe.Cache) ServerOption { return WithLayer(LayerDedupe, d) }
 
 // WithAccessLog sets a server's access log (default: info level, on the
 // server's logger).
-func WithAccessLog(a *logging.Logger) ServerOption {
-	return layerOption(func(c *layerChoice) { c.server.Logging = a })
-}
+func WithAccessLog(a *logging.Logger) ServerOption { return WithLayer(LayerLogging, a) }
 
 // WithClientTimeouts sets a client's default and per-method deadlines
 // (default: timeout.DefaultConfig, a 5s deadline for calls without one).
-func WithClientTimeouts(t *timeout.Timeouts) ClientOption {
-	return layerOption(func(c *layerChoice) { c.client.Timeout = t })
-}
+func WithClientTimeouts(t *timeout.Timeouts) ClientOption { return WithLayer(LayerTimeout, t) }
 
 // WithRetry sets a client's retry policy and budget (default: retry.DefaultConfig).
-func WithRetry(r *retry.Retrier) ClientOption {
-	return layerOption(func(c *layerChoice) { c.client.Retry = r })
-}
+func WithRetry(r *retry.Retrier) ClientOption { return WithLayer(LayerRetry, r) }
 
 // WithBreaker sets a client's circuit breakers (default: breaker.DefaultConfig).
-func WithBreaker(b *breaker.Breakers) ClientOption {
-	return layerOption(func(c *layerChoice) { c.client.Breaker = b })
-}
+func WithBreaker(b *breaker.Breakers) ClientOption { return WithLayer(LayerBreaker, b) }
 
 // WithClientRateLimit sets a client's outbound limits (default: none).
 func WithClientRateLimit(r *ratelimit.ClientLimiter) ClientOption {
-	return layerOption(func(c *layerChoice) { c.client.RateLimit = r })
+	return WithLayer(LayerRateLimit, r)
 }
 
 // WithDedupedMethods stamps a request id on calls to methods (full names or
 // "/pkg.Service/*"), the same across retries, so that servers deduplicating
 // those methods replay instead of running them twice, and the retry layer
-// may retry them although they are not idempotent.
+// may retry them although they are not idempotent. Several uses add up; a
+// malformed pattern makes NewClient fail.
 func WithDedupedMethods(methods ...string) ClientOption {
-	return layerOption(func(c *layerChoice) { c.client.Dedupe = append(c.client.Dedupe, methods...) })
-}
-
-// WithServerCredentials sets a server's transport credentials (TLS or mTLS:
-// auth.ServerTLS). Default: plaintext.
-func WithServerCredentials(creds credentials.TransportCredentials) ServerOption {
-	return serverOptionFunc(func(o *serverOptions) { o.grpcOptions = append(o.grpcOptions, grpc.Creds(creds)) })
-}
-
-// WithPerRPCCredentials attaches credentials to every call of a client, e.g.
-// auth.BearerToken.
-func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
-	return clientOptionFunc(func(o *clientOptions) {
-		o.dialOptions = append(o.dialOptions, grpc.WithPerRPCCredentials(creds))
+	return layerOption(func(c *layerChoice) {
+		var all []string
+		if s, ok := c.given[LayerDedupe].(*dedupe.Stamper); ok {
+			all = s.Config().Methods
+		}
+		s, err := dedupe.NewClient(dedupe.ClientConfig{Methods: append(all, methods...)})
+		if err != nil {
+			c.errs = append(c.errs, fmt.Errorf("kit: WithDedupedMethods: %w", err))
+			return
+		}
+		c.give(LayerDedupe, s)
 	})
 }
 
-// buildServerLayers completes the chosen layers with kit's defaults. owned
-// is the telemetry kit made, which Shutdown must flush; nil if none.
-//
-// std, when not nil, configures the layers kit builds instead of their
-// defaults; live collects their SetConfig calls for later changes.
-func buildServerLayers(c layerChoice, service string, logger *slog.Logger, std *config.Standard) (l ServerLayers, owned *telemetry.Telemetry, live *appliers, err error) {
-	if err := c.check(true); err != nil {
-		return l, nil, nil, err
+// builtLayer is a layer of a built chain.
+type builtLayer struct {
+	def *layerDef
+	obj any
+}
+
+// chain is the layers of one server or client, outermost first.
+type chain struct {
+	layers []builtLayer
+}
+
+// layer returns the object of layer l, nil when l is off.
+func (c chain) layer(l Layer) any {
+	for _, b := range c.layers {
+		if b.def.name == l {
+			return b.obj
+		}
+	}
+	return nil
+}
+
+// layerAs returns layer l as a T, and whether it is on with that type.
+func layerAs[T any](c chain, l Layer) (T, bool) {
+	t, ok := c.layer(l).(T)
+	return t, ok
+}
+
+// buildChain builds the layers of side s from the table, in the table's
+// order: a given object, else kit's default made from std (nil: the
+// defaults of every section), unless the layer is turned off. live
+// collects the appliers of the layers kit built whose sections are live.
+func buildChain(c layerChoice, s side, std *config.Standard, d deps) (ch chain, live *appliers, err error) {
+	table := c.tableOrDefault()
+	if err := c.check(table, s); err != nil {
+		return chain{}, nil, err
 	}
 	if std == nil {
-		d := config.DefaultStandard()
-		std = &d
+		def := config.DefaultStandard()
+		std = &def
 	}
 	live = &appliers{}
-	l = c.server
-	if !c.off(LayerTelemetry) && l.Telemetry == nil {
-		cfg := std.Telemetry
-		if cfg.ServiceName == "" {
-			cfg.ServiceName = service
+	for i := range table {
+		def := &table[i]
+		if def.side != s || c.without[def.name] {
+			continue
 		}
-		if l.Telemetry, err = telemetry.New(context.Background(), cfg, telemetry.WithLogger(logger)); err != nil {
-			return l, nil, nil, fmt.Errorf("kit: telemetry: %w", err)
+		obj, given := c.given[def.name]
+		if !given {
+			if def.build == nil {
+				continue
+			}
+			if obj, err = def.build(std, d); err != nil {
+				return chain{}, nil, fmt.Errorf("kit: %s: %w", def.name, err)
+			}
+			if def.follow != nil {
+				if f := def.follow(obj, std); f != nil {
+					live.add(f)
+				}
+			}
 		}
-		owned = l.Telemetry
+		ch.layers = append(ch.layers, builtLayer{def: def, obj: obj})
 	}
-	if c.off(LayerTelemetry) {
-		l.Telemetry = nil
-	}
-	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (ServerLayers, *telemetry.Telemetry, *appliers, error) {
-		if owned != nil {
-			owned.Shutdown(context.Background())
-		}
-		return l, nil, nil, fmt.Errorf("kit: %s: %w", layer, e)
-	}
-	if build(c, LayerRecovery, &l.Recovery) {
-		if l.Recovery, err = recovery.New(recovery.DefaultConfig(), recovery.WithLogger(logger), recovery.WithMeterProvider(mp)); err != nil {
-			return fail(LayerRecovery, err)
-		}
-	}
-	if build(c, LayerLogging, &l.Logging) {
-		if l.Logging, err = logging.New(std.Log.Access, logging.WithLogger(logger), logging.WithMeterProvider(mp)); err != nil {
-			return fail(LayerLogging, err)
-		}
-		live.add(section(std.Log.Access, func(s *config.Standard) logging.Config { return s.Log.Access }, l.Logging.SetConfig))
-	}
-	if build(c, LayerRetry, &l.Retry) {
-		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
-			return fail(LayerRetry, err)
-		}
-		live.add(section(std.Retry, func(s *config.Standard) retry.Config { return s.Retry }, l.Retry.SetConfig))
-	}
-	if build(c, LayerRateLimit, &l.RateLimit) {
-		if l.RateLimit, err = ratelimit.New(std.RateLimit, ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
-			return fail(LayerRateLimit, err)
-		}
-		live.add(section(std.RateLimit, func(s *config.Standard) ratelimit.Config { return s.RateLimit }, l.RateLimit.SetConfig))
-	}
-	if build(c, LayerTimeout, &l.Timeout) {
-		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
-			return fail(LayerTimeout, err)
-		}
-		live.add(section(std.Timeout, func(s *config.Standard) timeout.Config { return s.Timeout }, l.Timeout.SetConfig))
-	}
-	if c.off(LayerAuth) {
-		l.Auth = nil // auth has no default: it needs keys
-	}
-	if build(c, LayerDedupe, &l.Dedupe) {
-		if l.Dedupe, err = dedupe.New(dedupe.DefaultConfig(), dedupe.WithLogger(logger), dedupe.WithMeterProvider(mp)); err != nil {
-			return fail(LayerDedupe, err)
-		}
-	}
-	return l, owned, live, nil
+	return ch, live, nil
 }
 
-// build reports whether layer needs a default object: not turned off and
-// not given. A turned-off layer's field is cleared.
-func build[T any](c layerChoice, layer Layer, field **T) bool {
-	if c.off(layer) {
-		*field = nil
-		return false
+// check refuses what the options got wrong: an option error, an unknown
+// layer name, a given object of the wrong type for side s, and a layer both
+// given and turned off (a silent unauthenticated server is worse than an
+// error).
+func (c *layerChoice) check(table []layerDef, s side) error {
+	if len(c.errs) > 0 {
+		return c.errs[0]
 	}
-	return *field == nil
+	known := func(l Layer) bool {
+		return l == LayerTelemetry || slices.ContainsFunc(table, func(d layerDef) bool { return d.name == l })
+	}
+	for l := range c.without {
+		if !known(l) {
+			return fmt.Errorf("kit: WithoutLayers: unknown layer %q", l)
+		}
+		if _, ok := c.given[l]; ok {
+			return fmt.Errorf("kit: layer %q is both given and turned off by WithoutLayers", l)
+		}
+	}
+	for l, obj := range c.given {
+		if l == LayerTelemetry {
+			if _, ok := obj.(*telemetry.Telemetry); !ok {
+				return fmt.Errorf("kit: WithLayer(%q): needs a *telemetry.Telemetry, got %T", l, obj)
+			}
+			continue
+		}
+		i := slices.IndexFunc(table, func(d layerDef) bool { return d.name == l && d.side == s })
+		switch {
+		case !known(l):
+			return fmt.Errorf("kit: WithLayer: unknown layer %q", l)
+		case i < 0:
+			return fmt.Errorf("kit: WithLayer: layer %q has no %s side", l, s)
+		case !table[i].accepts(obj):
+			return fmt.Errorf("kit: WithLayer(%q): a %s needs a %s, got %T", l, s, table[i].typeName, obj)
+		}
+	}
+	return nil
 }
 
-// grpcOptions installs l's stats handler and interceptors in kit's order.
-func (l ServerLayers) grpcOptions() []grpc.ServerOption {
+// serverOptions installs the chain's interceptors in order.
+func (c chain) serverOptions() []grpc.ServerOption {
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
-	add := func(u grpc.UnaryServerInterceptor, s grpc.StreamServerInterceptor) {
-		unary = append(unary, u)
-		if s != nil {
+	for _, b := range c.layers {
+		if u := b.def.unaryServer(b.obj); u != nil {
+			unary = append(unary, u)
+		}
+		if s := b.def.streamServer(b.obj); s != nil {
 			stream = append(stream, s)
 		}
-	}
-	if l.Recovery != nil {
-		add(l.Recovery.UnaryServerInterceptor(), l.Recovery.StreamServerInterceptor())
-	}
-	if l.Logging != nil {
-		add(l.Logging.UnaryServerInterceptor(), l.Logging.StreamServerInterceptor())
-	}
-	if l.Retry != nil {
-		add(l.Retry.UnaryServerInterceptor(), l.Retry.StreamServerInterceptor())
-	}
-	if l.RateLimit != nil {
-		add(l.RateLimit.UnaryServerInterceptor(), l.RateLimit.StreamServerInterceptor())
-	}
-	if l.Timeout != nil {
-		add(l.Timeout.UnaryServerInterceptor(), l.Timeout.StreamServerInterceptor())
-	}
-	if l.Auth != nil {
-		add(l.Auth.UnaryServerInterceptor(), l.Auth.StreamServerInterceptor())
-	}
-	if l.Dedupe != nil {
-		add(l.Dedupe.UnaryServerInterceptor(), nil)
 	}
 	var opts []grpc.ServerOption
 	if len(unary) > 0 {
@@ -329,104 +423,20 @@ func (l ServerLayers) grpcOptions() []grpc.ServerOption {
 	if len(stream) > 0 {
 		opts = append(opts, grpc.ChainStreamInterceptor(stream...))
 	}
-	if l.Telemetry != nil {
-		opts = append(opts, grpc.StatsHandler(l.Telemetry.ServerHandler()))
-	}
 	return opts
 }
 
-// buildClientLayers completes the chosen client layers with kit's defaults.
-//
-// std, when not nil, configures the layers kit builds instead of their
-// defaults; live collects their SetConfig calls for later changes.
-func buildClientLayers(c layerChoice, logger *slog.Logger, std *config.Standard) (l clientLayers, live *appliers, err error) {
-	if err := c.check(false); err != nil {
-		return l, nil, err
-	}
-	if std == nil {
-		d := config.DefaultStandard()
-		std = &d
-	}
-	live = &appliers{}
-	l = c.client
-	if len(l.Dedupe) > 0 {
-		if err := (dedupe.Config{Methods: l.Dedupe, TTL: duration.Duration(time.Minute), MaxEntries: 1}).Validate(); err != nil {
-			return l, nil, fmt.Errorf("kit: WithDedupedMethods: %w", err)
-		}
-	}
-	if !c.off(LayerTelemetry) && l.Telemetry == nil {
-		// A client's own telemetry records metrics but exports no spans: a
-		// *grpc.ClientConn gives kit no hook to flush an exporter when it
-		// closes. Clients that should trace share a server's telemetry
-		// (WithTelemetry); the caller's trace context passes through either way.
-		cfg := telemetry.DefaultConfig()
-		cfg.ServiceName = "grpckit-client"
-		if l.Telemetry, err = telemetry.New(context.Background(), cfg, telemetry.WithLogger(logger), telemetry.WithEnv(noTraceExport)); err != nil {
-			return l, nil, fmt.Errorf("kit: telemetry: %w", err)
-		}
-	}
-	if c.off(LayerTelemetry) {
-		l.Telemetry = nil
-	}
-	if c.off(LayerDedupe) {
-		l.Dedupe = nil
-	}
-	mp := meterOf(l.Telemetry)
-	fail := func(layer Layer, e error) (clientLayers, *appliers, error) {
-		return l, nil, fmt.Errorf("kit: %s: %w", layer, e)
-	}
-	if build(c, LayerTimeout, &l.Timeout) {
-		if l.Timeout, err = timeout.New(std.Timeout, timeout.WithLogger(logger), timeout.WithMeterProvider(mp)); err != nil {
-			return fail(LayerTimeout, err)
-		}
-		live.add(section(std.Timeout, func(s *config.Standard) timeout.Config { return s.Timeout }, l.Timeout.SetConfig))
-	}
-	if build(c, LayerRetry, &l.Retry) {
-		if l.Retry, err = retry.New(std.Retry, retry.WithLogger(logger), retry.WithMeterProvider(mp)); err != nil {
-			return fail(LayerRetry, err)
-		}
-		live.add(section(std.Retry, func(s *config.Standard) retry.Config { return s.Retry }, l.Retry.SetConfig))
-	}
-	if build(c, LayerBreaker, &l.Breaker) {
-		if l.Breaker, err = breaker.New(std.Breaker, breaker.WithLogger(logger), breaker.WithMeterProvider(mp)); err != nil {
-			return fail(LayerBreaker, err)
-		}
-		live.add(section(std.Breaker, func(s *config.Standard) breaker.Config { return s.Breaker }, l.Breaker.SetConfig))
-	}
-	if build(c, LayerRateLimit, &l.RateLimit) {
-		if l.RateLimit, err = ratelimit.NewClient(ratelimit.DefaultClientConfig(), ratelimit.WithLogger(logger), ratelimit.WithMeterProvider(mp)); err != nil {
-			return fail(LayerRateLimit, err)
-		}
-	}
-	return l, live, nil
-}
-
-// noTraceExport is the process environment with trace export turned off.
-func noTraceExport(key string) string {
-	if key == "OTEL_TRACES_EXPORTER" {
-		return "none"
-	}
-	return os.Getenv(key)
-}
-
-// dialOptions installs l's stats handler and interceptors in kit's order.
-func (l clientLayers) dialOptions() []grpc.DialOption {
+// dialOptions installs the chain's interceptors in order.
+func (c chain) dialOptions() []grpc.DialOption {
 	var unary []grpc.UnaryClientInterceptor
 	var stream []grpc.StreamClientInterceptor
-	if len(l.Dedupe) > 0 {
-		unary = append(unary, dedupe.UnaryClientInterceptor(l.Dedupe...))
-	}
-	if l.Timeout != nil {
-		unary, stream = append(unary, l.Timeout.UnaryClientInterceptor()), append(stream, l.Timeout.StreamClientInterceptor())
-	}
-	if l.Retry != nil {
-		unary, stream = append(unary, l.Retry.UnaryClientInterceptor()), append(stream, l.Retry.StreamClientInterceptor())
-	}
-	if l.Breaker != nil {
-		unary, stream = append(unary, l.Breaker.UnaryClientInterceptor()), append(stream, l.Breaker.StreamClientInterceptor())
-	}
-	if l.RateLimit != nil {
-		unary, stream = append(unary, l.RateLimit.UnaryClientInterceptor()), append(stream, l.RateLimit.StreamClientInterceptor())
+	for _, b := range c.layers {
+		if u := b.def.unaryClient(b.obj); u != nil {
+			unary = append(unary, u)
+		}
+		if s := b.def.streamClient(b.obj); s != nil {
+			stream = append(stream, s)
+		}
 	}
 	var opts []grpc.DialOption
 	if len(unary) > 0 {
@@ -435,16 +445,5 @@ func (l clientLayers) dialOptions() []grpc.DialOption {
 	if len(stream) > 0 {
 		opts = append(opts, grpc.WithChainStreamInterceptor(stream...))
 	}
-	if l.Telemetry != nil {
-		opts = append(opts, grpc.WithStatsHandler(l.Telemetry.ClientHandler()))
-	}
 	return opts
-}
-
-// meterOf is the meter provider of t's metrics, or one that records nothing.
-func meterOf(t *telemetry.Telemetry) metric.MeterProvider {
-	if t == nil {
-		return noop.NewMeterProvider()
-	}
-	return t.MeterProvider()
 }

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"reflect"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/resolver"
 
@@ -55,10 +54,7 @@ type configOption struct{ c *liveConfig }
 func (o configOption) applyServer(so *serverOptions) {
 	so.config = o.c
 	if std := o.c.current(); std != nil {
-		so.address = std.Server.Listen
-		so.adminAddress = std.Server.Admin
-		so.drain = time.Duration(std.Server.Drain)
-		so.shutdownTimeout = time.Duration(std.Server.ShutdownTimeout)
+		so.setServerSection(std.Server)
 	}
 }
 
@@ -112,11 +108,11 @@ func (c *liveConfig) follow(live *appliers, logger *slog.Logger) (cancel func())
 	return cancel
 }
 
-// section returns an applier that calls set with the section pick selects,
+// followSection returns an applier that calls set with the section pick selects,
 // only when that section differs from the one set last (initially
 // initial), so that a change elsewhere in the configuration leaves a layer
 // and its log alone.
-func section[C any](initial C, pick func(*config.Standard) C, set func(C) error) func(*config.Standard) error {
+func followSection[C any](initial C, pick func(*config.Standard) C, set func(C) error) func(*config.Standard) error {
 	last := initial
 	return func(std *config.Standard) error {
 		c := pick(std)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/registry"
 )
 
@@ -47,12 +48,20 @@ type serverOptions struct {
 	config          *liveConfig
 }
 
-var defaultServerOptions = serverOptions{
-	address:         "127.0.0.1:0",
-	adminAddress:    "127.0.0.1:0",
-	drain:           3 * time.Second,
-	shutdownTimeout: 15 * time.Second,
-	registerTimeout: 10 * time.Second,
+// defaultServerOptions are the server section's defaults (config.Standard
+// documents them) and the registration timeout.
+func defaultServerOptions() serverOptions {
+	o := serverOptions{registerTimeout: 10 * time.Second}
+	o.setServerSection(config.DefaultStandard().Server)
+	return o
+}
+
+// setServerSection takes the settings of a server section.
+func (o *serverOptions) setServerSection(s config.Server) {
+	o.address = s.Listen
+	o.adminAddress = s.Admin
+	o.drain = time.Duration(s.Drain)
+	o.shutdownTimeout = time.Duration(s.ShutdownTimeout)
 }
 
 type clientOptions struct {
@@ -158,3 +167,17 @@ func (o loggerOption) applyClient(co *clientOptions) { co.logger = o.l }
 // WithLogger sets the logger for lifecycle events. Default: slog.Default() for
 // servers, discard for clients.
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
+
+// WithServerCredentials sets a server's transport credentials (TLS or mTLS:
+// auth.ServerTLS). Default: plaintext.
+func WithServerCredentials(creds credentials.TransportCredentials) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.grpcOptions = append(o.grpcOptions, grpc.Creds(creds)) })
+}
+
+// WithPerRPCCredentials attaches credentials to every call of a client, e.g.
+// auth.BearerToken.
+func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) {
+		o.dialOptions = append(o.dialOptions, grpc.WithPerRPCCredentials(creds))
+	})
+}

@@ -38,13 +38,14 @@ var ErrServing = errors.New("kit: server already serving")
 // registry lifecycle. It implements grpc.ServiceRegistrar: register services
 // before calling Serve or Run. Its methods are safe for concurrent use.
 type Server struct {
-	opts   serverOptions
-	layers ServerLayers
-	owned  *telemetry.Telemetry // telemetry kit made; flushed last by Shutdown
-	grpc   *grpc.Server
-	health *health.Server
-	admin  *http.Server // nil when the admin listener is off
-	ready  atomic.Bool  // serving and not shutting down; /readyz
+	opts      serverOptions
+	chain     chain                // the middleware layers, outermost first
+	telemetry *telemetry.Telemetry // nil when the layer is off
+	owned     *telemetry.Telemetry // telemetry kit made; flushed last by Shutdown
+	grpc      *grpc.Server
+	health    *health.Server
+	admin     *http.Server // nil when the admin listener is off
+	ready     atomic.Bool  // serving and not shutting down; /readyz
 
 	stopping context.Context // done once Shutdown starts
 	stop     context.CancelFunc
@@ -68,7 +69,7 @@ var _ grpc.ServiceRegistrar = (*Server)(nil)
 
 // NewServer returns a server configured by opts. It does not listen yet.
 func NewServer(opts ...ServerOption) (*Server, error) {
-	o := defaultServerOptions
+	o := defaultServerOptions()
 	// WithConfig first: the options given explicitly win, whatever their order.
 	for _, opt := range opts {
 		if _, ok := opt.(configOption); ok {
@@ -97,16 +98,31 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	layers, owned, live, err := buildServerLayers(o.layers, service, o.logger, std)
+	if err := o.layers.check(o.layers.tableOrDefault(), serverSide); err != nil {
+		return nil, err
+	}
+	tel, owned, err := serverTelemetry(o.layers, service, o.logger, std)
 	if err != nil {
 		return nil, err
+	}
+	ch, live, err := buildChain(o.layers, serverSide, std, deps{logger: o.logger, meter: meterOf(tel)})
+	if err != nil {
+		if owned != nil {
+			owned.Shutdown(context.Background())
+		}
+		return nil, err
+	}
+	gopts := ch.serverOptions()
+	if tel != nil {
+		gopts = append(gopts, grpc.StatsHandler(tel.ServerHandler()))
 	}
 	s := &Server{
 		service:      service,
 		opts:         o,
-		layers:       layers,
+		chain:        ch,
+		telemetry:    tel,
 		owned:        owned,
-		grpc:         grpc.NewServer(append(append(layers.grpcOptions(), streamWorkers()), o.grpcOptions...)...),
+		grpc:         grpc.NewServer(append(append(gopts, streamWorkers()), o.grpcOptions...)...),
 		health:       health.NewServer(),
 		shutdownDone: make(chan struct{}),
 	}
@@ -114,8 +130,8 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if o.config != nil {
 		s.unsubscribe = o.config.follow(live, o.logger)
 	}
-	if layers.Telemetry != nil {
-		if s.balancerMetrics, err = observeBalancers(layers.Telemetry.MeterProvider()); err != nil {
+	if tel != nil {
+		if s.balancerMetrics, err = observeBalancers(tel.MeterProvider()); err != nil {
 			return nil, err
 		}
 	}
@@ -133,9 +149,22 @@ func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
 	s.grpc.RegisterService(desc, impl)
 }
 
-// Layers returns the server's middleware objects; change them at run time
-// with their SetConfig.
-func (s *Server) Layers() ServerLayers { return s.layers }
+// Layer returns the object of the server's layer l (for example a
+// *ratelimit.Limiter for [LayerRateLimit]; change it at run time with its
+// SetConfig), or nil when the layer is off.
+func (s *Server) Layer(l Layer) any {
+	if l == LayerTelemetry {
+		if s.telemetry == nil {
+			return nil
+		}
+		return s.telemetry
+	}
+	return s.chain.layer(l)
+}
+
+// Telemetry returns the server's telemetry, nil when the layer is off. Give
+// it to the clients the server's handlers use ([WithTelemetry]).
+func (s *Server) Telemetry() *telemetry.Telemetry { return s.telemetry }
 
 // GRPCServer returns the underlying grpc.Server.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }

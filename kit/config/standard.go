@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
@@ -115,39 +116,59 @@ func DefaultStandard() Standard {
 // sections of any config struct.
 func (s *Standard) Sections() *Standard { return s }
 
-// Validate reports every invalid field of the standard sections.
+// Validate reports every invalid field of the standard sections: it calls
+// the Validate method of every section, so a section added to Standard is
+// validated without a line here.
 func (s *Standard) Validate() error {
 	var errs []error
-	bad := func(err error) {
-		if err != nil {
+	v := reflect.ValueOf(s).Elem()
+	for i := range v.NumField() {
+		sec, ok := v.Field(i).Addr().Interface().(interface{ Validate() error })
+		if !ok {
+			continue // every section has one (TestEveryStandardSectionValidates)
+		}
+		if err := sec.Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if s.Server.Listen == "" {
-		bad(errors.New("server.listen must not be empty"))
+	return errors.Join(errs...)
+}
+
+// Validate reports every invalid field of the server section.
+func (s *Server) Validate() error {
+	var errs []error
+	if s.Listen == "" {
+		errs = append(errs, errors.New("server.listen must not be empty"))
 	}
-	if s.Server.Drain < 0 {
-		bad(fmt.Errorf("server.drain %v must not be negative", s.Server.Drain))
+	if s.Drain < 0 {
+		errs = append(errs, fmt.Errorf("server.drain %v must not be negative", s.Drain))
 	}
-	if s.Server.ShutdownTimeout <= 0 {
-		bad(fmt.Errorf("server.shutdown_timeout %v must be positive", s.Server.ShutdownTimeout))
+	if s.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("server.shutdown_timeout %v must be positive", s.ShutdownTimeout))
 	}
-	if s.Registry.Weights.Passing < 0 || s.Registry.Weights.Warning < 0 {
-		bad(fmt.Errorf("registry.weights %+v must not be negative", s.Registry.Weights))
+	return errors.Join(errs...)
+}
+
+// Validate reports every invalid field of the registry section.
+func (r *Registry) Validate() error {
+	if r.Weights.Passing < 0 || r.Weights.Warning < 0 {
+		return fmt.Errorf("registry.weights %+v must not be negative", r.Weights)
 	}
-	bad(s.RateLimit.Validate())
-	bad(s.Timeout.Validate())
-	bad(s.Retry.Validate())
-	bad(s.Breaker.Validate())
-	bad(s.Balancer.Validate())
-	if _, err := s.Log.level(); err != nil {
-		bad(err)
+	return nil
+}
+
+// Validate reports every invalid field of the log section.
+func (l *Log) Validate() error {
+	var errs []error
+	if _, err := l.level(); err != nil {
+		errs = append(errs, err)
 	}
-	if f := s.Log.Format; f != "text" && f != "json" {
-		bad(fmt.Errorf("log.format %q: want text or json", f))
+	if f := l.Format; f != "text" && f != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", f))
 	}
-	bad(s.Log.Access.Validate())
-	bad(s.Telemetry.Validate())
+	if err := l.Access.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -11,9 +11,37 @@
 //	auth       bearer JWT, per-method public allow-list, TLS and mTLS
 //	dedupe     request ids, replay of completed calls, duplicates wait for the first
 //
-// Every sub-package follows the same shape: a Config of plain data (the YAML
-// schema of kit/config), a constructor New(Config, ...Option) that validates
-// it, SetConfig to change it at run time (validated as a whole; an invalid
-// config is rejected and the old one stays), and methods returning the
-// interceptors.
+// # The shape of a layer
+//
+// Every sub-package has the same shape:
+//
+//   - a Config of plain data with yaml and json tags in snake_case (the YAML
+//     schema of its kit/config section; durations are [github.com/grpckit/grpckit/kit/duration.Duration],
+//     status codes are names read with [github.com/grpckit/grpckit/kit/statuscode.Parse]), a DefaultConfig
+//     function documenting every default, and Validate;
+//   - a constructor New(Config, ...Option) (*T, error) that validates the
+//     Config (options: WithLogger, WithMeterProvider; both default to
+//     discarding, never to globals) — a layer with a client side as well
+//     has NewClient(ClientConfig, ...Option) when the two sides need
+//     different settings;
+//   - Config and SetConfig on *T for run-time changes ([Configurable]):
+//     validated as a whole, swapped atomically, the old one kept on error;
+//   - the interceptors of the sides it serves ([ServerLayer], [ClientLayer]),
+//     nil for a kind of call it leaves alone.
+//
+// # How to add a layer
+//
+//  1. Write its package under kit/middleware/ in the shape above, with its
+//     tests (kit/internal/kittest has a bufconn server, a test service and
+//     metric helpers).
+//  2. Add one entry per side to the layer table in kit/layers.go, at the
+//     position the layer takes in the chain: its name (a new Layer
+//     constant, which WithoutLayers and WithLayer accept), its constructor
+//     and its configuration section.
+//  3. If its settings are live, add its section to config.Standard
+//     (kit/config/standard.go: the field and its default; Validate finds it).
+//
+// kit then builds it for every server or client, turns it off with
+// WithoutLayers, takes a caller's object with WithLayer, and applies every
+// change of its section while the server or client lives.
 package middleware

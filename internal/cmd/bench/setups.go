@@ -199,9 +199,13 @@ func dedupeLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	st, err := dedupe.NewClient(dedupe.ClientConfig{Methods: []string{"/greeter.v1.GreeterService/SayHello"}})
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	// Every call gets a fresh request id: the cache records, never replays.
 	return []grpc.ServerOption{grpc.UnaryInterceptor(c.UnaryServerInterceptor())},
-		[]grpc.DialOption{grpc.WithUnaryInterceptor(dedupe.UnaryClientInterceptor("/greeter.v1.GreeterService/SayHello"))}, nothing, nil
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(st.UnaryClientInterceptor())}, nothing, nil
 }
 
 func authLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,13 @@ func New(cfg Config, opts ...Option) (*Cache, error) {
 	return c, nil
 }
 
+// Config returns the configuration in force.
+func (c *Cache) Config() Config {
+	cfg := c.cfg.Load().cfg
+	cfg.Methods = slices.Clone(cfg.Methods)
+	return cfg
+}
+
 // SetConfig validates cfg and, when it is valid, makes it the configuration
 // of calls that start from now on; remembered results keep their expiry time
 // and a smaller MaxEntries evicts the least recently used at once. An
@@ -114,6 +122,9 @@ func (c *Cache) SetConfig(cfg Config) error {
 		slog.Duration("ttl", time.Duration(cfg.TTL)), slog.Int("max_entries", cfg.MaxEntries), slog.Any("methods", cfg.Methods))
 	return nil
 }
+
+// StreamServerInterceptor returns nil: streams are not deduplicated.
+func (c *Cache) StreamServerInterceptor() grpc.StreamServerInterceptor { return nil }
 
 // Len returns the number of remembered results.
 func (c *Cache) Len() int {

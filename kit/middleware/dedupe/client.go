@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -20,28 +22,84 @@ const maxIDLen = 128
 
 type requestIDKey struct{}
 
-// UnaryClientInterceptor returns an interceptor that gives each call of
-// methods one request id and marks its context [Protected]. methods are full
-// method names ("/user.v1.UserService/CreateUser") or whole services
-// ("/user.v1.UserService/*"); calls of other methods pass through untouched.
-// An id already in the outgoing metadata, or stamped by another instance of
-// this interceptor further out, is kept. It panics when a pattern is not
-// well-formed, as regexp.MustCompile does.
-//
-// Install it outside (before) the retry interceptor so that every attempt of
-// a call carries the same id. The returned interceptor is safe for
-// concurrent use.
-func UnaryClientInterceptor(methods ...string) grpc.UnaryClientInterceptor {
-	set := make(map[string]struct{}, len(methods))
-	for _, m := range methods {
+// ClientConfig is the client side of dedupe: which methods' calls carry a
+// request id. The zero ClientConfig stamps no call.
+type ClientConfig struct {
+	// Methods are full method names ("/user.v1.UserService/CreateUser") or
+	// whole services ("/user.v1.UserService/*"). Default: none.
+	Methods []string `yaml:"methods" json:"methods"`
+}
+
+// Validate reports the first invalid field of c.
+func (c ClientConfig) Validate() error {
+	_, err := compileClient(c)
+	return err
+}
+
+type compiledClient struct {
+	cfg     ClientConfig
+	methods middleware.MethodTable[struct{}]
+}
+
+func compileClient(c ClientConfig) (*compiledClient, error) {
+	set := make(map[string]struct{}, len(c.Methods))
+	for _, m := range c.Methods {
 		set[m] = struct{}{}
 	}
-	table, err := middleware.NewMethodTable(set)
+	t, err := middleware.NewMethodTable(set)
 	if err != nil {
-		panic(fmt.Sprintf("dedupe: UnaryClientInterceptor: %v", err))
+		return nil, fmt.Errorf("dedupe: methods: %w", err)
 	}
+	c.Methods = slices.Clone(c.Methods)
+	return &compiledClient{cfg: c, methods: t}, nil
+}
+
+// Stamper is the client side of dedupe: it gives each call of the
+// configured methods one request id and marks its context [Protected].
+// Calls of other methods pass through untouched. An id already in the
+// outgoing metadata, or stamped by another Stamper further out, is kept.
+//
+// Install it outside (before) the retry interceptor so that every attempt
+// of a call carries the same id. Safe for concurrent use.
+type Stamper struct {
+	cfg atomic.Pointer[compiledClient]
+}
+
+// NewClient returns a Stamper, or the error of cfg.Validate. It takes
+// options for symmetry with [New]; it logs and counts nothing.
+func NewClient(cfg ClientConfig, opts ...Option) (*Stamper, error) {
+	c, err := compileClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stamper{}
+	s.cfg.Store(c)
+	return s, nil
+}
+
+// Config returns the configuration in force.
+func (s *Stamper) Config() ClientConfig {
+	c := s.cfg.Load().cfg
+	c.Methods = slices.Clone(c.Methods)
+	return c
+}
+
+// SetConfig replaces the configuration, or returns the error of
+// cfg.Validate and keeps the current one. Safe to call concurrently with
+// calls.
+func (s *Stamper) SetConfig(cfg ClientConfig) error {
+	c, err := compileClient(cfg)
+	if err != nil {
+		return err
+	}
+	s.cfg.Store(c)
+	return nil
+}
+
+// UnaryClientInterceptor returns the interceptor that stamps request ids.
+func (s *Stamper) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if _, ok := table.Lookup(method); !ok {
+		if _, ok := s.cfg.Load().methods.Lookup(method); !ok {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
 		if _, ok := ctx.Value(requestIDKey{}).(string); !ok {
@@ -56,15 +114,18 @@ func UnaryClientInterceptor(methods ...string) grpc.UnaryClientInterceptor {
 	}
 }
 
+// StreamClientInterceptor returns nil: streams are not deduplicated.
+func (s *Stamper) StreamClientInterceptor() grpc.StreamClientInterceptor { return nil }
+
 // Protected reports whether ctx is the context of a call that
-// [UnaryClientInterceptor] has given a request id, so that running it twice
+// a [Stamper] has given a request id, so that running it twice
 // on a deduplicating server has the effect of running it once.
 func Protected(ctx context.Context) bool {
 	_, ok := ctx.Value(requestIDKey{}).(string)
 	return ok
 }
 
-// RequestID returns the request id [UnaryClientInterceptor] gave the call of
+// RequestID returns the request id a [Stamper] gave the call of
 // ctx, or "" when ctx is not [Protected].
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)

@@ -56,13 +56,27 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestClientInterceptorPanicsOnBadPattern(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Error("UnaryClientInterceptor(bad pattern) did not panic")
-		}
-	}()
-	dedupe.UnaryClientInterceptor("CreateUser")
+func TestNewClientRefusesBadPattern(t *testing.T) {
+	if _, err := dedupe.NewClient(dedupe.ClientConfig{Methods: []string{"CreateUser"}}); err == nil {
+		t.Error("NewClient accepted the method pattern CreateUser")
+	}
+	s := stamper(t, "/user.v1.UserService/CreateUser")
+	if err := s.SetConfig(dedupe.ClientConfig{Methods: []string{"CreateUser"}}); err == nil {
+		t.Error("SetConfig accepted the method pattern CreateUser")
+	}
+	if got := s.Config().Methods; len(got) != 1 || got[0] != "/user.v1.UserService/CreateUser" {
+		t.Errorf("after a refused SetConfig, Config().Methods = %q", got)
+	}
+}
+
+// stamper returns the client side of dedupe for methods.
+func stamper(t testing.TB, methods ...string) *dedupe.Stamper {
+	t.Helper()
+	s, err := dedupe.NewClient(dedupe.ClientConfig{Methods: methods})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // idRecorder records the request id of every call a server receives.
@@ -110,9 +124,9 @@ func TestClientStampsRequestID(t *testing.T) {
 				protected <- dedupe.Protected(ctx)
 				return invoker(ctx, method, req, reply, cc, opts...)
 			}
-			chain := []grpc.UnaryClientInterceptor{dedupe.UnaryClientInterceptor(tc.methods...), probe}
+			chain := []grpc.UnaryClientInterceptor{stamper(t, tc.methods...).UnaryClientInterceptor(), probe}
 			if tc.twice {
-				chain = append([]grpc.UnaryClientInterceptor{dedupe.UnaryClientInterceptor(tc.methods...)}, chain...)
+				chain = append([]grpc.UnaryClientInterceptor{stamper(t, tc.methods...).UnaryClientInterceptor()}, chain...)
 			}
 			conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
 				[]grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)}, grpc.WithChainUnaryInterceptor(chain...))
@@ -151,7 +165,7 @@ func TestRetriesKeepRequestID(t *testing.T) {
 	}
 	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
 		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(rec.unary, failTwice)},
-		grpc.WithChainUnaryInterceptor(dedupe.UnaryClientInterceptor(sayHello), newRetrier(t).UnaryClientInterceptor()))
+		grpc.WithChainUnaryInterceptor(stamper(t, sayHello).UnaryClientInterceptor(), newRetrier(t).UnaryClientInterceptor()))
 	c := greeterv1.NewGreeterServiceClient(conn)
 	for range 2 {
 		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
@@ -200,7 +214,7 @@ func TestLostResponse(t *testing.T) {
 			}
 			conn := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(openStore(t))) }, serverOpts,
 				grpc.WithChainUnaryInterceptor(
-					dedupe.UnaryClientInterceptor(createUser), // outermost: one id for all attempts
+					stamper(t, createUser).UnaryClientInterceptor(), // outermost: one id for all attempts
 					newRetrier(t).UnaryClientInterceptor(),
 					loseFirstResponse(),
 				))

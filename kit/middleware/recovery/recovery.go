@@ -88,6 +88,9 @@ func New(cfg Config, opts ...Option) (*Recoverer, error) {
 	return &Recoverer{logger: o.logger, panics: panics}, nil
 }
 
+// Config returns the (empty) configuration.
+func (r *Recoverer) Config() Config { return Config{} }
+
 // SetConfig validates cfg; there is nothing to change.
 func (r *Recoverer) SetConfig(cfg Config) error { return cfg.Validate() }
 

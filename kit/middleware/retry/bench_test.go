@@ -5,7 +5,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	"github.com/grpckit/grpckit/services/greeter"
@@ -31,7 +30,7 @@ func BenchmarkUnary(b *testing.B) {
 		{name: "retry", client: []grpc.UnaryClientInterceptor{r.UnaryClientInterceptor()},
 			server: []grpc.ServerOption{grpc.UnaryInterceptor(r.UnaryServerInterceptor())}},
 		{name: "dedupe+timeout+retry", client: []grpc.UnaryClientInterceptor{
-			dedupe.UnaryClientInterceptor("/user.v1.UserService/CreateUser"), to.UnaryClientInterceptor(), r.UnaryClientInterceptor()},
+			mustStamper("/user.v1.UserService/CreateUser").UnaryClientInterceptor(), to.UnaryClientInterceptor(), r.UnaryClientInterceptor()},
 			server: []grpc.ServerOption{grpc.ChainUnaryInterceptor(to.UnaryServerInterceptor(), r.UnaryServerInterceptor())}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -123,9 +123,7 @@ func compile(c Config) (*compiled, error) {
 	for n := range cc.attempts {
 		cc.attempts[n] = strconv.Itoa(n)
 	}
-	c.Codes = slices.Clone(c.Codes)
-	c.Methods = maps.Clone(c.Methods)
-	cc.cfg = c
+	cc.cfg = c.clone()
 	return cc, nil
 }
 
@@ -164,4 +162,11 @@ func retryDelay(err error) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// clone returns c with its own copies of the lists and maps.
+func (c Config) clone() Config {
+	c.Codes = slices.Clone(c.Codes)
+	c.Methods = maps.Clone(c.Methods)
+	return c
 }

@@ -45,11 +45,15 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
+	ids, err := dedupe.NewClient(dedupe.ClientConfig{Methods: []string{"/user.v1.UserService/CreateUser"}})
+	if err != nil {
+		panic(err)
+	}
 	conn, err := grpc.NewClient("passthrough:///user",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(
-			dedupe.UnaryClientInterceptor("/user.v1.UserService/CreateUser"),
+			ids.UnaryClientInterceptor(),
 			r.UnaryClientInterceptor(),
 		))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	"github.com/grpckit/grpckit/services/user"
 )
@@ -169,4 +170,13 @@ func firstN(n int64, err error) func(int64) error {
 		}
 		return nil
 	}
+}
+
+// mustStamper returns the client side of dedupe for methods.
+func mustStamper(methods ...string) *dedupe.Stamper {
+	s, err := dedupe.NewClient(dedupe.ClientConfig{Methods: methods})
+	if err != nil {
+		panic(err)
+	}
+	return s
 }

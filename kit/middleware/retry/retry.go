@@ -83,6 +83,9 @@ func New(cfg Config, opts ...Option) (*Retrier, error) {
 	return r, nil
 }
 
+// Config returns the configuration in force.
+func (r *Retrier) Config() Config { return r.cfg.Load().cfg.clone() }
+
 // SetConfig validates cfg and, when it is valid, makes it the configuration
 // of calls that start from now on; budgets keep their tokens. An invalid cfg
 // is rejected with an error and the current configuration stays. Safe to

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpckit/grpckit/kit/duration"
-	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
@@ -128,7 +127,7 @@ func TestWhichCallsRetry(t *testing.T) {
 			r := newRetrier(t, tc.cfg)
 			chain := []grpc.UnaryClientInterceptor{r.UnaryClientInterceptor()}
 			if tc.dedupe {
-				chain = append([]grpc.UnaryClientInterceptor{dedupe.UnaryClientInterceptor(tc.method)}, chain...)
+				chain = append([]grpc.UnaryClientInterceptor{mustStamper(tc.method).UnaryClientInterceptor()}, chain...)
 			}
 			c := userv1.NewUserServiceClient(dial(t, lis, "user", grpc.WithChainUnaryInterceptor(chain...)))
 			ctx := t.Context()

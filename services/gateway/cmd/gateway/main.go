@@ -151,7 +151,7 @@ func newHTTPServer(svc *svcmain.Service[Config], cfg Config, srv *kit.Server) (_
 			closeAll()
 		}
 	}()
-	tel := srv.Layers().Telemetry
+	tel := srv.Telemetry()
 	greeterConn, err := svc.Client(cfg.Gateway.GreeterTarget, kit.WithTelemetry(tel))
 	if err != nil {
 		return nil, nil, fmt.Errorf("greeter client: %w", err)

@@ -26,7 +26,7 @@ func main() {
 		svcmain.Fatal(svc.Logger, "server", err)
 	}
 	// The user client shares the server's telemetry: one trace spans both hops.
-	users, err := svc.Client(svc.Config.Current().Value.Greeter.UserTarget, kit.WithTelemetry(srv.Layers().Telemetry))
+	users, err := svc.Client(svc.Config.Current().Value.Greeter.UserTarget, kit.WithTelemetry(srv.Telemetry()))
 	if err != nil {
 		svcmain.Fatal(svc.Logger, "user client", err)
 	}
