@@ -63,8 +63,8 @@ type debugClients struct {
 }
 
 type debugClient struct {
-	cc     *grpc.ClientConn
-	chain  chain
+	cc    *grpc.ClientConn
+	chain chain
 }
 
 func (d *debugClients) add(cc *grpc.ClientConn, l chain) {

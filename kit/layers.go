@@ -196,7 +196,7 @@ func clientLayer[L middleware.ClientLayer, C any](name Layer, sec section[C], bu
 type layerChoice struct {
 	given   map[Layer]any
 	without map[Layer]bool
-	errs    []error // options that could not be taken (reported by NewServer / NewClient)
+	errs    []error    // options that could not be taken (reported by NewServer / NewClient)
 	table   []layerDef // nil: layerTable; set by tests
 }
 
