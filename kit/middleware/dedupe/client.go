@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"slices"
 	"sync/atomic"
 
@@ -42,13 +41,9 @@ type compiledClient struct {
 }
 
 func compileClient(c ClientConfig) (*compiledClient, error) {
-	set := make(map[string]struct{}, len(c.Methods))
-	for _, m := range c.Methods {
-		set[m] = struct{}{}
-	}
-	t, err := middleware.NewMethodTable(set)
+	t, err := methodTable(c.Methods)
 	if err != nil {
-		return nil, fmt.Errorf("dedupe: methods: %w", err)
+		return nil, err
 	}
 	c.Methods = slices.Clone(c.Methods)
 	return &compiledClient{cfg: c, methods: t}, nil

@@ -49,14 +49,23 @@ func compile(c Config) (*compiled, error) {
 	if c.MaxEntries <= 0 {
 		return nil, fmt.Errorf("dedupe: max_entries: must be positive, got %d", c.MaxEntries)
 	}
-	set := make(map[string]struct{}, len(c.Methods))
-	for _, m := range c.Methods {
+	t, err := methodTable(c.Methods)
+	if err != nil {
+		return nil, err
+	}
+	c.Methods = slices.Clone(c.Methods)
+	return &compiled{cfg: c, methods: t}, nil
+}
+
+// methodTable reads the method patterns of either side's Methods.
+func methodTable(methods []string) (middleware.MethodTable[struct{}], error) {
+	set := make(map[string]struct{}, len(methods))
+	for _, m := range methods {
 		set[m] = struct{}{}
 	}
 	t, err := middleware.NewMethodTable(set)
 	if err != nil {
-		return nil, fmt.Errorf("dedupe: methods: %w", err)
+		return t, fmt.Errorf("dedupe: methods: %w", err)
 	}
-	c.Methods = slices.Clone(c.Methods)
-	return &compiled{cfg: c, methods: t}, nil
+	return t, nil
 }
