@@ -74,7 +74,7 @@ $(TOOLBIN)/protoc-gen-go-grpc:
 generate: tools
 	buf lint
 	buf generate
-	gofmt -l proto
+	gofmt -l proto kit/internal/testpb
 
 vet:
 	go vet ./...

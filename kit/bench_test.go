@@ -10,11 +10,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/grpckit/grpckit/kit"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
-// BenchmarkUnary compares one SayHello through kit's default chains with
+// BenchmarkUnary compares one Echo through kit's default chains with
 // bare grpc-go, client and server in this process (allocations of both).
 // `make bench` prints the full comparison with ratios.
 func BenchmarkUnary(b *testing.B) {
@@ -24,7 +24,7 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		srv := grpc.NewServer()
-		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
 		go srv.Serve(lis)
 		defer srv.Stop()
 		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -32,14 +32,14 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		run(b, greeterv1.NewGreeterServiceClient(cc))
+		run(b, testpbv1.NewTestServiceClient(cc))
 	})
 	b.Run("kit", func(b *testing.B) {
 		srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
 		if err != nil {
 			b.Fatal(err)
 		}
-		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
@@ -51,22 +51,22 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		run(b, greeterv1.NewGreeterServiceClient(cc))
+		run(b, testpbv1.NewTestServiceClient(cc))
 	})
 }
 
-func run(b *testing.B, c greeterv1.GreeterServiceClient) {
-	req := &greeterv1.SayHelloRequest{Name: "x"}
+func run(b *testing.B, c testpbv1.TestServiceClient) {
+	req := &testpbv1.EchoRequest{Message: "x"}
 	ctx := context.Background()
 	for range 100 {
-		if _, err := c.SayHello(ctx, req); err != nil {
+		if _, err := c.Echo(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := c.SayHello(ctx, req); err != nil {
+		if _, err := c.Echo(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,14 +77,14 @@ func run(b *testing.B, c greeterv1.GreeterServiceClient) {
 func BenchmarkUnaryParallel(b *testing.B) {
 	for _, name := range []string{"bare", "bare-deadline", "kit"} {
 		b.Run(name, func(b *testing.B) {
-			var c greeterv1.GreeterServiceClient
+			var c testpbv1.TestServiceClient
 			if name != "kit" {
 				lis, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					b.Fatal(err)
 				}
 				srv := grpc.NewServer()
-				greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+				testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
 				go srv.Serve(lis)
 				defer srv.Stop()
 				cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -92,13 +92,13 @@ func BenchmarkUnaryParallel(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer cc.Close()
-				c = greeterv1.NewGreeterServiceClient(cc)
+				c = testpbv1.NewTestServiceClient(cc)
 			} else {
 				srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
 				if err != nil {
 					b.Fatal(err)
 				}
-				greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("b")))
+				testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
 				lis, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					b.Fatal(err)
@@ -110,9 +110,9 @@ func BenchmarkUnaryParallel(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer cc.Close()
-				c = greeterv1.NewGreeterServiceClient(cc)
+				c = testpbv1.NewTestServiceClient(cc)
 			}
-			req := &greeterv1.SayHelloRequest{Name: "x"}
+			req := &testpbv1.EchoRequest{Message: "x"}
 			b.ReportAllocs()
 			b.SetParallelism(32) // 64 goroutines on 2 CPUs
 			b.ResetTimer()
@@ -122,7 +122,7 @@ func BenchmarkUnaryParallel(b *testing.B) {
 					if name == "bare-deadline" { // the 5s deadline kit's client sets
 						ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 					}
-					_, err := c.SayHello(ctx, req)
+					_, err := c.Echo(ctx, req)
 					cancel()
 					if err != nil {
 						b.Error(err)

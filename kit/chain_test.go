@@ -3,32 +3,29 @@ package kit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/memory"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
-	"github.com/grpckit/grpckit/services/greeter"
-	"github.com/grpckit/grpckit/services/user"
 )
 
 // serve starts srv on a loopback listener and shuts it down with the test.
@@ -43,13 +40,8 @@ func serve(t *testing.T, srv *kit.Server) string {
 		srv.Shutdown(ctx)
 		<-served
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.AdminAddr() == nil { // the admin listener starts inside Serve
-		if time.Now().After(deadline) {
-			t.Fatal("admin listener not started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The admin listener starts inside Serve.
+	kittest.WaitFor(t, "the admin listener", func() bool { return srv.AdminAddr() != nil })
 	return lis.Addr().String()
 }
 
@@ -72,9 +64,11 @@ func newClient(t *testing.T, target string, opts ...kit.ClientOption) *grpc.Clie
 	return cc
 }
 
-// TestOneTraceAcrossGreeterAndUser: a SayHello that looks a user up yields
-// one trace holding the server spans of both services.
-func TestOneTraceAcrossGreeterAndUser(t *testing.T) {
+// TestOneTraceAcrossKitHops: a call to a kit server that calls another
+// one through discovery yields one trace in which the second server's span
+// is a child of the first one's outgoing call, itself a child of the first
+// server's span.
+func TestOneTraceAcrossKitHops(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
 	cfg := telemetry.DefaultConfig()
 	cfg.ServiceName, cfg.TracesSampler = "test", "always_on"
@@ -85,65 +79,65 @@ func TestOneTraceAcrossGreeterAndUser(t *testing.T) {
 	t.Cleanup(func() { tel.Shutdown(context.Background()) })
 	reg := memory.New()
 
-	store, err := user.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	userSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "user"}), kit.WithTelemetry(tel))
-	userv1.RegisterUserServiceServer(userSrv, user.NewServer(store))
-	serve(t, userSrv)
-
-	users := userv1.NewUserServiceClient(newClient(t, "consul:///user", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
-	greeterSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "greeter"}), kit.WithTelemetry(tel))
-	greeterv1.RegisterGreeterServiceServer(greeterSrv, greeter.NewServer(users))
-	serve(t, greeterSrv)
+	backSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "back"}), kit.WithTelemetry(tel))
+	(&kittest.Service{Name: "back"}).Register(backSrv)
+	serve(t, backSrv)
+	toBack := testpbv1.NewTestServiceClient(newClient(t, "consul:///back", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
+	frontSrv := newServer(t, kit.WithRegistrar(reg, registry.Instance{Name: "front"}), kit.WithTelemetry(tel))
+	(&kittest.Service{Name: "front", Next: toBack}).Register(frontSrv)
+	serve(t, frontSrv)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	created, err := users.CreateUser(ctx, &userv1.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}, grpc.WaitForReady(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spans.Reset()
-	id := created.GetUser().GetId()
-	greeterClient := greeterv1.NewGreeterServiceClient(newClient(t, "consul:///greeter", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
-	if _, err := greeterClient.SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id}, grpc.WaitForReady(true)); err != nil {
-		t.Fatal(err)
+	front := testpbv1.NewTestServiceClient(newClient(t, "consul:///front", kit.WithDiscovery(reg), kit.WithTelemetry(tel)))
+	resp, err := front.Echo(ctx, &testpbv1.EchoRequest{Message: "x"}, grpc.WaitForReady(true))
+	if err != nil || resp.GetServer() != "back" {
+		t.Fatalf("Echo through front = %v, %v; want back's answer", resp, err)
 	}
 
 	// A server span ends after its response went out: wait for both.
-	byName := map[string]sdktrace.ReadOnlySpan{}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, s := range spans.GetSpans().Snapshots() {
-			byName[s.Name()+"/"+s.SpanKind().String()] = s
+	var all []sdktrace.ReadOnlySpan
+	count := func(kind trace.SpanKind) int {
+		n := 0
+		for _, s := range all {
+			if s.SpanKind() == kind && s.Name() == "testpb.v1.TestService/Echo" {
+				n++
+			}
 		}
-		_, ok1 := byName["greeter.v1.GreeterService/SayHello/server"]
-		_, ok2 := byName["user.v1.UserService/GetUser/server"]
-		if ok1 && ok2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("want server spans of SayHello and GetUser, got %v", keys(byName))
-		}
-		time.Sleep(time.Millisecond)
+		return n
 	}
-	sayHello := byName["greeter.v1.GreeterService/SayHello/server"]
-	getUser := byName["user.v1.UserService/GetUser/server"]
-	if sayHello.SpanContext().TraceID() != getUser.SpanContext().TraceID() {
-		t.Errorf("SayHello and GetUser are in different traces: %v, %v", sayHello.SpanContext().TraceID(), getUser.SpanContext().TraceID())
+	kittest.WaitFor(t, "the client and server spans of both hops", func() bool {
+		all = spans.GetSpans().Snapshots()
+		return count(trace.SpanKindServer) == 2 && count(trace.SpanKindClient) == 2
+	})
+	bySpanID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range all {
+		bySpanID[s.SpanContext().SpanID()] = s
+		if s.SpanContext().TraceID() != all[0].SpanContext().TraceID() {
+			t.Errorf("span %s %v is in trace %v, not %v", s.Name(), s.SpanKind(), s.SpanContext().TraceID(), all[0].SpanContext().TraceID())
+		}
 	}
-	getUserClient := byName["user.v1.UserService/GetUser/client"]
-	if getUserClient == nil || getUserClient.Parent().SpanID() != sayHello.SpanContext().SpanID() || getUser.Parent().SpanID() != getUserClient.SpanContext().SpanID() {
-		t.Errorf("GetUser is not a child call of SayHello's server span: %v", keys(byName))
+	// back's server span <- front's client span <- front's server span.
+	linked := false
+	for _, back := range all {
+		hop, ok := bySpanID[back.Parent().SpanID()]
+		if back.SpanKind() != trace.SpanKindServer || !ok || hop.SpanKind() != trace.SpanKindClient {
+			continue
+		}
+		if front, ok := bySpanID[hop.Parent().SpanID()]; ok && front.SpanKind() == trace.SpanKindServer {
+			linked = true
+		}
+	}
+	if !linked {
+		t.Errorf("the second hop is not a child call of the first server's span: %v", describe(all))
 	}
 }
 
-func keys(m map[string]sdktrace.ReadOnlySpan) []string {
+// describe names spans with their kind and parent, for failure messages.
+func describe(spans []sdktrace.ReadOnlySpan) []string {
 	var out []string
-	for k := range m {
-		out = append(out, k)
+	for _, s := range spans {
+		out = append(out, fmt.Sprintf("%s/%v %v<-%v", s.Name(), s.SpanKind(), s.SpanContext().SpanID(), s.Parent().SpanID()))
 	}
 	return out
 }
@@ -161,7 +155,7 @@ func TestEveryLayerUnaryAndStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newServer(t, kit.WithAuth(authn), kit.WithRateLimit(limits))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
 	admin := "http://" + srv.AdminAddr().String()
 
@@ -169,14 +163,14 @@ func TestEveryLayerUnaryAndStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr,
+	client := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+addr,
 		kit.WithPerRPCCredentials(auth.BearerToken(token, auth.AllowInsecure())),
-		kit.WithDedupedMethods("/greeter.v1.GreeterService/SayHello")))
+		kit.WithDedupedMethods("/testpb.v1.TestService/Echo")))
 	ctx := t.Context()
-	if resp, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"}); err != nil || resp.GetMessage() != "Hello, Ada!" {
-		t.Fatalf("SayHello = %v, %v", resp, err)
+	if resp, err := client.Echo(ctx, &testpbv1.EchoRequest{Message: "Ada"}); err != nil || resp.GetMessage() != "Ada" {
+		t.Fatalf("Echo = %v, %v", resp, err)
 	}
-	stream, err := client.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "Ada", Count: 5})
+	stream, err := client.EchoStream(ctx, &testpbv1.EchoStreamRequest{Message: "Ada", Count: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,11 +189,11 @@ func TestEveryLayerUnaryAndStream(t *testing.T) {
 		t.Errorf("stream gave %d messages, want 5", n)
 	}
 
-	anonymous := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr))
-	if _, err := anonymous.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "x"}); status.Code(err) != codes.Unauthenticated {
+	anonymous := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+addr))
+	if _, err := anonymous.Echo(ctx, &testpbv1.EchoRequest{Message: "x"}); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("call without a token = %v, want Unauthenticated", err)
 	}
-	s, err := anonymous.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "x"})
+	s, err := anonymous.EchoStream(ctx, &testpbv1.EchoStreamRequest{Message: "x"})
 	if err == nil {
 		_, err = s.Recv()
 	}
@@ -214,7 +208,7 @@ func TestEveryLayerUnaryAndStream(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(body), "rpc_server_call_duration_seconds") || !strings.Contains(string(body), `rpc_method="greeter.v1.GreeterService/StreamHellos"`) {
+	if !strings.Contains(string(body), "rpc_server_call_duration_seconds") || !strings.Contains(string(body), `rpc_method="testpb.v1.TestService/EchoStream"`) {
 		t.Errorf("/metrics lacks the server call metrics:\n%.2000s", body)
 	}
 }
@@ -224,15 +218,15 @@ func TestWithoutLayers(t *testing.T) {
 	all := []kit.Layer{kit.LayerTelemetry, kit.LayerRecovery, kit.LayerLogging, kit.LayerRateLimit, kit.LayerTimeout,
 		kit.LayerAuth, kit.LayerDedupe, kit.LayerRetry, kit.LayerBreaker}
 	srv := newServer(t, kit.WithoutLayers(all...))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
 	for _, l := range all {
 		if obj := srv.Layer(l); obj != nil {
 			t.Errorf("layer %s still on: %T", l, obj)
 		}
 	}
-	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(all...)))
-	if _, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+	client := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(all...)))
+	if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/metrics")
@@ -256,44 +250,10 @@ func TestLayerOptionErrors(t *testing.T) {
 	if _, err := kit.NewServer(kit.WithoutLayers("Auth"), kit.WithLogger(quiet)); err == nil || !strings.Contains(err.Error(), "unknown layer") {
 		t.Errorf("NewServer with an unknown layer = %v, want an error naming it", err)
 	}
-	if cc, err := kit.NewClient("passthrough:///x", kit.WithDedupedMethods("CreateUser")); err == nil {
+	if cc, err := kit.NewClient("passthrough:///x", kit.WithDedupedMethods("Create")); err == nil {
 		cc.Close()
 		t.Error("NewClient accepted a malformed deduped method")
 	}
-}
-
-// hopGreeter answers SayHello by calling next with the server's own
-// context, as a kit handler must for traces and the retry chain stop.
-type hopGreeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-	next greeterv1.GreeterServiceClient
-}
-
-func (h hopGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	return h.next.SayHello(ctx, req)
-}
-
-// countingFault fails calls with UNAVAILABLE while fail says so, counting
-// calls and recording their request ids.
-type countingFault struct {
-	calls atomic.Int32
-	fail  func(n int32) bool
-	ids   chan string
-}
-
-func (f *countingFault) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	n := f.calls.Add(1)
-	if f.ids != nil {
-		id := ""
-		if v := metadata.ValueFromIncomingContext(ctx, "grpckit-request-id"); len(v) > 0 {
-			id = v[0]
-		}
-		f.ids <- id
-	}
-	if f.fail(n) {
-		return nil, status.Error(codes.Unavailable, "down")
-	}
-	return h(ctx, req)
 }
 
 // TestRetryChainStopAcrossKitHops: client → A → B with B down. A's first
@@ -304,28 +264,31 @@ func TestRetryChainStopAcrossKitHops(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		aLayers []kit.ServerOption
-		want    int32
+		want    int
 	}{
 		{"chain stop", nil, 5},
 		{"without the retry layer on A", []kit.ServerOption{kit.WithoutLayers(kit.LayerRetry)}, 9},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fault := &countingFault{fail: func(int32) bool { return true }}
-			b := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(fault.intercept)))
-			greeterv1.RegisterGreeterServiceServer(b, greeter.NewServer(nil))
+			down := &kittest.Service{}
+			down.Fail(status.Error(codes.Unavailable, "down"))
+			b := newServer(t)
+			down.Register(b)
 			bAddr := serve(t, b)
 
-			toB := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+bAddr, kit.WithoutLayers(kit.LayerBreaker)))
+			// A relays its calls to B with the server's own context, as a
+			// kit handler must for traces and the retry chain stop.
+			toB := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+bAddr, kit.WithoutLayers(kit.LayerBreaker)))
 			a := newServer(t, tc.aLayers...)
-			greeterv1.RegisterGreeterServiceServer(a, hopGreeter{next: toB})
+			(&kittest.Service{Next: toB}).Register(a)
 			aAddr := serve(t, a)
 
-			client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+aAddr))
-			_, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"})
+			client := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+aAddr))
+			_, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
 			if status.Code(err) != codes.Unavailable {
 				t.Fatalf("call through A to a down B = %v, want UNAVAILABLE", err)
 			}
-			if got := fault.calls.Load(); got != tc.want {
+			if got := down.Calls(); got != tc.want {
 				t.Errorf("B got %d calls, want %d", got, tc.want)
 			}
 		})
@@ -335,16 +298,21 @@ func TestRetryChainStopAcrossKitHops(t *testing.T) {
 // TestRequestIDStableAcrossRetries: a deduplicated method keeps its request
 // id through kit's retry layer.
 func TestRequestIDStableAcrossRetries(t *testing.T) {
-	fault := &countingFault{fail: func(n int32) bool { return n == 1 }, ids: make(chan string, 4)}
-	srv := newServer(t, kit.WithGRPCServerOptions(grpc.UnaryInterceptor(fault.intercept)))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	svc := &kittest.Service{}
+	svc.FailNext(1, status.Error(codes.Unavailable, "down"))
+	srv := newServer(t)
+	svc.Register(srv)
 	addr := serve(t, srv)
-	client := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr,
-		kit.WithDedupedMethods("/greeter.v1.GreeterService/SayHello")))
-	if _, err := client.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
-		t.Fatalf("SayHello after one retry: %v", err)
+	client := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+addr,
+		kit.WithDedupedMethods("/testpb.v1.TestService/Echo")))
+	if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
+		t.Fatalf("Echo after one retry: %v", err)
 	}
-	first, second := <-fault.ids, <-fault.ids
+	md := svc.Metadata()
+	if len(md) != 2 {
+		t.Fatalf("%d calls reached the server, want 2", len(md))
+	}
+	first, second := strings.Join(md[0].Get("grpckit-request-id"), ","), strings.Join(md[1].Get("grpckit-request-id"), ",")
 	if first == "" || first != second {
 		t.Errorf("request ids %q then %q, want one id on both attempts", first, second)
 	}

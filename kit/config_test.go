@@ -20,8 +20,8 @@ import (
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/config"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 type svcConfig struct {
@@ -59,11 +59,11 @@ func TestConsulKVRateLimitIsLive(t *testing.T) {
 	}
 	t.Cleanup(store.Close)
 	srv := newServer(t, kit.WithConfig(store), kit.WithDrain(0))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
-	c := greeterv1.NewGreeterServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(kit.LayerRetry, kit.LayerBreaker)))
+	c := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+addr, kit.WithoutLayers(kit.LayerRetry, kit.LayerBreaker)))
 	call := func() codes.Code {
-		_, err := c.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "kv"})
+		_, err := c.Echo(context.Background(), &testpbv1.EchoRequest{Message: "kv"})
 		return status.Code(err)
 	}
 	if code := call(); code != codes.OK {
@@ -138,13 +138,13 @@ func TestClientKnobsAreLive(t *testing.T) {
 			}
 			return h(ctx, req)
 		})))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
 	cc := newClient(t, "passthrough:///"+addr, kit.WithConfig(store))
-	c := greeterv1.NewGreeterServiceClient(cc)
+	c := testpbv1.NewTestServiceClient(cc)
 	deadline := func() time.Duration {
 		t.Helper()
-		if _, err := c.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+		if _, err := c.Echo(context.Background(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
 			t.Fatal(err)
 		}
 		return recv(t, deadlines, "a call's deadline")
@@ -197,13 +197,13 @@ func TestWithConfigNeedsTheStandardSections(t *testing.T) {
 // and as JSON on request; a closed client leaves it.
 func TestDebugKitPage(t *testing.T) {
 	srv := newServer(t, kit.WithServiceName("pagesvc"))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
 	cc, err := kit.NewClient("passthrough:///"+addr, kit.WithAdminOf(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := greeterv1.NewGreeterServiceClient(cc).SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+	if _, err := testpbv1.NewTestServiceClient(cc).Echo(context.Background(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	page := "http://" + srv.AdminAddr().String() + "/debug/kit"
@@ -228,7 +228,7 @@ func TestDebugKitPage(t *testing.T) {
 	if !strings.HasPrefix(ctype, "text/html") {
 		t.Fatalf("content type %q", ctype)
 	}
-	for _, want := range []string{"<h1>pagesvc</h1>", `http-equiv="refresh"`, "passthrough:///" + addr, "/greeter.v1.GreeterService/SayHello", `class="state-closed"`, `data-endpoint="` + addr + `"`} {
+	for _, want := range []string{"<h1>pagesvc</h1>", `http-equiv="refresh"`, "passthrough:///" + addr, "/testpb.v1.TestService/Echo", `class="state-closed"`, `data-endpoint="` + addr + `"`} {
 		if !strings.Contains(html, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -284,7 +284,7 @@ func TestIdleClientFollowsChanges(t *testing.T) {
 			}
 			return h(ctx, req)
 		})))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
 	cc := newClient(t, addr, kit.WithConfig(store)) // no scheme: grpc-go's dns
 	// Subscribers are called in the order they subscribed: this one runs
@@ -295,7 +295,7 @@ func TestIdleClientFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	recv(t, changed, "the configuration change")
-	if _, err := greeterv1.NewGreeterServiceClient(cc).SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "x"}); err != nil {
+	if _, err := testpbv1.NewTestServiceClient(cc).Echo(context.Background(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if d := recv(t, deadlines, "the call's deadline"); d > 600*time.Millisecond {

@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/memory"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
 
 // A server registers itself in a registry once it serves; a client finds it
@@ -22,13 +22,13 @@ func Example() {
 	reg := memory.New()
 
 	srv, err := kit.NewServer(
-		kit.WithRegistrar(reg, registry.Instance{Name: "greeter"}),
+		kit.WithRegistrar(reg, registry.Instance{Name: "echo"}),
 		kit.WithDrain(0), kit.WithLogger(quiet),
 	)
 	if err != nil {
 		panic(err)
 	}
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -36,7 +36,7 @@ func Example() {
 	go srv.Serve(lis)
 	defer srv.Shutdown(context.Background())
 
-	cc, err := kit.NewClient("consul:///greeter", kit.WithDiscovery(reg))
+	cc, err := kit.NewClient("consul:///echo", kit.WithDiscovery(reg))
 	if err != nil {
 		panic(err)
 	}
@@ -44,10 +44,10 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// WaitForReady: the server may still be registering.
-	resp, err := greeterv1.NewGreeterServiceClient(cc).SayHello(ctx, &greeterv1.SayHelloRequest{Name: "kit"}, grpc.WaitForReady(true))
+	resp, err := testpbv1.NewTestServiceClient(cc).Echo(ctx, &testpbv1.EchoRequest{Message: "hello, kit"}, grpc.WaitForReady(true))
 	if err != nil {
 		panic(err)
 	}
 	fmt.Println(resp.GetMessage())
-	// Output: Hello, kit!
+	// Output: hello, kit
 }

@@ -19,9 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/registry"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,12 +112,12 @@ func recv[T any](t *testing.T, c <-chan T, what string) T {
 
 func TestLifecycleOrder(t *testing.T) {
 	reg := newFakeRegistrar()
-	srv, err := kit.NewServer(kit.WithRegistrar(reg, registry.Instance{Name: "greeter", Tags: []string{"v1"}}),
+	srv, err := kit.NewServer(kit.WithRegistrar(reg, registry.Instance{Name: "test", Tags: []string{"v1"}}),
 		kit.WithDrain(time.Minute), kit.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	lis := listen(t)
 	port := lis.Addr().(*net.TCPAddr).Port
 	served := make(chan error, 1)
@@ -125,7 +125,7 @@ func TestLifecycleOrder(t *testing.T) {
 
 	// Start: serving and SERVING before the registration.
 	inst := recv(t, reg.registered, "Register")
-	if want := fmt.Sprintf("greeter-127.0.0.1-%d", port); inst.ID != want || inst.Address != "127.0.0.1" || inst.Port != port || inst.Tags[0] != "v1" {
+	if want := fmt.Sprintf("test-127.0.0.1-%d", port); inst.ID != want || inst.Address != "127.0.0.1" || inst.Port != port || inst.Tags[0] != "v1" {
 		t.Errorf("registered %+v, want ID %s on 127.0.0.1:%d with tag v1", inst, want, port)
 	}
 	cc := dial(t, lis.Addr().String())
@@ -151,22 +151,16 @@ func TestLifecycleOrder(t *testing.T) {
 	close(reg.release)
 
 	// Drain: NOT_SERVING and not ready, yet calls are still served.
-	deadline := time.Now().Add(5 * time.Second)
-	for healthOf(t, cc) != healthpb.HealthCheckResponse_NOT_SERVING {
-		if time.Now().After(deadline) {
-			t.Fatal("health never became NOT_SERVING")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	kittest.WaitFor(t, "health NOT_SERVING", func() bool { return healthOf(t, cc) == healthpb.HealthCheckResponse_NOT_SERVING })
 	if got := httpStatus(t, admin+"/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while draining = %d, want 503", got)
 	}
 	if got := httpStatus(t, admin+"/healthz"); got != http.StatusOK {
 		t.Errorf("/healthz while draining = %d, want 200", got)
 	}
-	resp, err := greeterv1.NewGreeterServiceClient(cc).SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "drain"})
-	if err != nil || resp.Message != "Hello, drain!" {
-		t.Errorf("SayHello while draining = %v, %v; want served", resp, err)
+	resp, err := testpbv1.NewTestServiceClient(cc).Echo(t.Context(), &testpbv1.EchoRequest{Message: "drain"})
+	if err != nil || resp.GetMessage() != "drain" {
+		t.Errorf("Echo while draining = %v, %v; want served", resp, err)
 	}
 
 	// The drain window (1 minute) is bounded by Shutdown's context (1s).
@@ -255,13 +249,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- srv.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for srv.Addr() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("Run never listened")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kittest.WaitFor(t, "Run to listen", func() bool { return srv.Addr() != nil })
 	if healthOf(t, dial(t, srv.Addr().String())) != healthpb.HealthCheckResponse_SERVING {
 		t.Error("not SERVING under Run")
 	}
@@ -290,14 +278,14 @@ func TestNewClientTargets(t *testing.T) {
 	lis := listen(t)
 	dead := lis.Addr().String()
 	lis.Close()
-	cc, err := kit.NewClient("consul://" + dead + "/greeter")
+	cc, err := kit.NewClient("consul://" + dead + "/test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	_, err = greeterv1.NewGreeterServiceClient(cc).SayHello(ctx, &greeterv1.SayHelloRequest{Name: "x"})
+	_, err = testpbv1.NewTestServiceClient(cc).Echo(ctx, &testpbv1.EchoRequest{Message: "x"})
 	if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 		t.Errorf("call with Consul down = %v, want a prompt Unavailable", err)
 	}
@@ -334,7 +322,7 @@ func TestBeforeStopHooks(t *testing.T) {
 	srv, err := kit.NewServer(kit.WithDrain(20*time.Millisecond), kit.WithLogger(quiet),
 		kit.WithBeforeStop(func(ctx context.Context) error {
 			// Still serving: calls in the hook succeed.
-			_, err := greeterv1.NewGreeterServiceClient(cc).SayHello(ctx, &greeterv1.SayHelloRequest{Name: "hook"})
+			_, err := testpbv1.NewTestServiceClient(cc).Echo(ctx, &testpbv1.EchoRequest{Message: "hook"})
 			order = append(order, fmt.Sprintf("first (call: %v, health: %v)", err, healthOf(t, cc)))
 			return nil
 		}),
@@ -342,7 +330,7 @@ func TestBeforeStopHooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	(&kittest.Service{}).Register(srv)
 	lis := listen(t)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()

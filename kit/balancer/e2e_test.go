@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +18,8 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 // tickClock is a manual clock whose ticker the test fires.
@@ -41,56 +40,51 @@ func registerTestBuilder(clk clock) *builder {
 	return b
 }
 
-// faultyGreeter is a loopback greeter that fails calls while failing is set.
-type faultyGreeter struct {
-	addr    string
-	failing atomic.Bool
+// backend is a loopback server of the test service named by its address.
+type backend struct {
+	addr string
+	svc  *kittest.Service
 }
 
-func startGreeters(t *testing.T, n int) []*faultyGreeter {
+func startBackends(t *testing.T, n int) []backend {
 	t.Helper()
-	var gs []*faultyGreeter
+	var bs []backend
 	for range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := &faultyGreeter{addr: lis.Addr().String()}
-		srv := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if g.failing.Load() {
-				return nil, status.Error(codes.Unavailable, "injected")
-			}
-			return h(ctx, req)
-		}))
-		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance(g.addr)))
+		b := backend{addr: lis.Addr().String(), svc: &kittest.Service{Name: lis.Addr().String()}}
+		srv := grpc.NewServer()
+		b.svc.Register(srv)
 		go srv.Serve(lis)
 		t.Cleanup(srv.Stop)
-		gs = append(gs, g)
+		bs = append(bs, b)
 	}
-	return gs
+	return bs
 }
 
 func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	clk := &tickClock{fakeClock: fakeClock{now: time.Unix(1e9, 0)}, ticks: make(chan time.Time)}
 	b := registerTestBuilder(clk)
-	gs := startGreeters(t, 3)
+	bs := startBackends(t, 3)
 	r := manual.NewBuilderWithScheme("kwtest")
 	var eps []resolver.Endpoint
-	for i, g := range gs {
+	for i, g := range bs {
 		eps = append(eps, weight.Set(resolver.Endpoint{Addresses: []resolver.Address{{Addr: g.addr}}}, weight.EndpointInfo{Weight: uint32(i + 1)}))
 	}
 	r.InitialState(resolver.State{Endpoints: eps})
-	cc, err := grpc.NewClient("kwtest:///greeters", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc, err := grpc.NewClient("kwtest:///backends", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"ejectionJitter":0,"slowStart":"0s"}}]}`, b.name)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	client := greeterv1.NewGreeterServiceClient(cc)
+	client := testpbv1.NewTestServiceClient(cc)
 	ctx := t.Context()
 	call := func() (string, error) {
-		resp, err := client.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "x"}, grpc.WaitForReady(true))
-		return resp.GetInstance(), err
+		resp, err := client.Echo(ctx, &testpbv1.EchoRequest{Message: "x"}, grpc.WaitForReady(true))
+		return resp.GetServer(), err
 	}
 	// Wait until all three are READY: the schedule then covers them all.
 	deadline := time.Now().Add(10 * time.Second)
@@ -120,12 +114,12 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 		}
 		got[inst]++
 	}
-	if got[gs[0].addr] != 100 || got[gs[1].addr] != 200 || got[gs[2].addr] != 300 {
-		t.Errorf("calls by weight 1:2:3 over 600 = %d:%d:%d, want 100:200:300", got[gs[0].addr], got[gs[1].addr], got[gs[2].addr])
+	if got[bs[0].addr] != 100 || got[bs[1].addr] != 200 || got[bs[2].addr] != 300 {
+		t.Errorf("calls by weight 1:2:3 over 600 = %d:%d:%d, want 100:200:300", got[bs[0].addr], got[bs[1].addr], got[bs[2].addr])
 	}
 
-	// gs[0] fails every call: ejected on its 5th failure, no tick needed.
-	gs[0].failing.Store(true)
+	// bs[0] fails every call: ejected on its 5th failure, no tick needed.
+	bs[0].svc.Fail(status.Error(codes.Unavailable, "injected"))
 	failures := 0
 	for range 300 {
 		if _, err := call(); err != nil {
@@ -137,19 +131,13 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	}
 
 	// Healthy again; after the ejection time and a tick it is re-admitted.
-	gs[0].failing.Store(false)
+	bs[0].svc.Fail(nil)
 	clk.Advance(6 * time.Second)
 	clk.ticks <- clk.Now()
-	deadline = time.Now().Add(10 * time.Second)
-	for b.monitor.stats()[0].Events.Readmissions == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not re-admitted: %+v", b.monitor.stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	kittest.WaitFor(t, "the re-admission", func() bool { return b.monitor.stats()[0].Events.Readmissions > 0 })
 	back := 0
 	for range 60 {
-		if inst, err := call(); err == nil && inst == gs[0].addr {
+		if inst, err := call(); err == nil && inst == bs[0].addr {
 			back++
 		}
 	}

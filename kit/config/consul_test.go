@@ -12,6 +12,7 @@ import (
 	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 )
 
 func putKV(t *testing.T, c *api.Client, key, doc string) {
@@ -111,13 +112,7 @@ func TestRefusedDocumentIsRetried(t *testing.T) {
 	ch := changes(t, s)
 
 	putKV(t, consul, "grpckit/svc", "balancer: {bucket: 3s}\n") // 10s is not whole 3s buckets
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Info().Rejected != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the document was not refused: %+v", s.Info())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kittest.WaitFor(t, "the document to be refused", func() bool { return s.Info().Rejected == 1 })
 	if info := s.Info(); len(info.Pending) != 1 || info.Pending[0] != "consul grpckit/svc" {
 		t.Errorf("pending %v, want the Consul key", info.Pending)
 	}
@@ -133,13 +128,7 @@ func TestRefusedDocumentIsRetried(t *testing.T) {
 
 	// A bad document pending does not block a valid file change.
 	putKV(t, consul, "grpckit/svc", "balancer: {bucket: 4s}\n")
-	deadline = time.Now().Add(5 * time.Second)
-	for s.Info().Rejected != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second document was not refused: %+v", s.Info())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kittest.WaitFor(t, "the second document to be refused", func() bool { return s.Info().Rejected == 2 })
 	saveAtomically(t, file, "balancer: {bucket: 1s, window: 9s}\nratelimit: {rps: 5}\n")
 	if snap := next(t, ch); snap.Value.RateLimit.RPS != 5 || time.Duration(snap.Value.Balancer.Bucket) != 3*time.Second {
 		t.Errorf("file change with a bad document pending: rps %v bucket %v, want 5 and the 3s in force", snap.Value.RateLimit.RPS, time.Duration(snap.Value.Balancer.Bucket))

@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,8 +28,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 	"github.com/grpckit/grpckit/kit/middleware"
 )
 
@@ -286,29 +285,11 @@ func (s *testServer) StreamingOutputCall(_ *testgrpc.StreamingOutputCallRequest,
 // plaintext connection to it.
 func serve(t *testing.T, a *Authenticator, dopts ...grpc.DialOption) (*testServer, *grpc.ClientConn) {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	s := grpc.NewServer(grpc.UnaryInterceptor(a.UnaryServerInterceptor()), grpc.StreamInterceptor(a.StreamServerInterceptor()))
 	srv := &testServer{seen: make(chan seen, 1)}
-	testgrpc.RegisterTestServiceServer(s, srv)
-	healthpb.RegisterHealthServer(s, health.NewServer())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	dopts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-	}, dopts...)
-	cc, err := grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		s.Stop()
-		<-done
-	})
+	cc := kittest.Serve(t, func(s grpc.ServiceRegistrar) {
+		testgrpc.RegisterTestServiceServer(s, srv)
+		healthpb.RegisterHealthServer(s, health.NewServer())
+	}, []grpc.ServerOption{grpc.UnaryInterceptor(a.UnaryServerInterceptor()), grpc.StreamInterceptor(a.StreamServerInterceptor())}, dopts...)
 	return srv, cc
 }
 

@@ -2,15 +2,14 @@ package auth
 
 import (
 	"context"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 )
 
 // BenchmarkVerify measures the check of a token seen before (served from
@@ -89,30 +88,10 @@ func (benchServer) UnaryCall(_ context.Context, _ *testgrpc.SimpleRequest) (*tes
 
 func benchClient(b *testing.B, a *Authenticator, dopts ...grpc.DialOption) testgrpc.TestServiceClient {
 	b.Helper()
-	lis := bufconn.Listen(1 << 20)
 	var sopts []grpc.ServerOption
 	if a != nil {
 		sopts = append(sopts, grpc.UnaryInterceptor(a.UnaryServerInterceptor()))
 	}
-	s := grpc.NewServer(sopts...)
-	testgrpc.RegisterTestServiceServer(s, benchServer{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	dopts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-	}, dopts...)
-	cc, err := grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cc.Close()
-		s.Stop()
-		<-done
-	})
+	cc := kittest.Serve(b, func(s grpc.ServiceRegistrar) { testgrpc.RegisterTestServiceServer(s, benchServer{}) }, sopts, dopts...)
 	return testgrpc.NewTestServiceClient(cc)
 }

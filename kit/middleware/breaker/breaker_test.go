@@ -5,102 +5,47 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpckit/grpckit/kit/duration"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	target       = "passthrough:///bufnet"
-	sayHello     = "/greeter.v1.GreeterService/SayHello"
-	streamHellos = "/greeter.v1.GreeterService/StreamHellos"
+	target     = kittest.Target
+	echo       = testpbv1.TestService_Echo_FullMethodName
+	echoStream = testpbv1.TestService_EchoStream_FullMethodName
 )
 
-// fakeGreeter answers every call with the error stored in fail (nil: OK),
-// or, when block is set, waits for the call's end. calls counts the calls
-// that reached it.
-type fakeGreeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-	fail    atomic.Pointer[error]
-	block   atomic.Bool
-	started chan struct{}
-	calls   atomic.Int32
+// fake returns the error the service answers with for code: nil for OK,
+// else a status error whose message says it came from the server.
+func fake(code codes.Code) error {
+	if code == codes.OK {
+		return nil
+	}
+	return status.Error(code, "fake "+code.String())
 }
 
-func newFakeGreeter() *fakeGreeter { return &fakeGreeter{started: make(chan struct{}, 100)} }
-
-func (f *fakeGreeter) setFail(code codes.Code) {
-	var err error
-	if code != codes.OK {
-		err = status.Error(code, "fake "+code.String())
-	}
-	f.fail.Store(&err)
-}
-
-func (f *fakeGreeter) answer(ctx context.Context) error {
-	f.calls.Add(1)
-	if f.block.Load() {
-		f.started <- struct{}{}
-		<-ctx.Done()
-		return status.FromContextError(ctx.Err()).Err()
-	}
-	if p := f.fail.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-func (f *fakeGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	if err := f.answer(ctx); err != nil {
-		return nil, err
-	}
-	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
-}
-
-func (f *fakeGreeter) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.ServerStreamingServer[greeterv1.StreamHellosResponse]) error {
-	if err := stream.Send(&greeterv1.StreamHellosResponse{Message: "hello " + req.GetName(), Sequence: 1}); err != nil {
-		return err
-	}
-	return f.answer(stream.Context())
-}
-
-// serve starts srv on a bufconn listener and returns a client whose conn
+// serve starts svc on a bufconn listener and returns a client whose conn
 // passes through the interceptors of b, after the extra interceptors.
-func serve(t *testing.T, srv greeterv1.GreeterServiceServer, b *Breakers, unary ...grpc.UnaryClientInterceptor) greeterv1.GreeterServiceClient {
+func serve(t *testing.T, svc *kittest.Service, b *Breakers, unary ...grpc.UnaryClientInterceptor) testpbv1.TestServiceClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	greeterv1.RegisterGreeterServiceServer(gs, srv)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient(target,
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	cc := kittest.Serve(t, svc.Register, nil,
 		grpc.WithChainUnaryInterceptor(append([]grpc.UnaryClientInterceptor{b.UnaryClientInterceptor()}, unary...)...),
 		grpc.WithChainStreamInterceptor(b.StreamClientInterceptor()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return greeterv1.NewGreeterServiceClient(cc)
+	return testpbv1.NewTestServiceClient(cc)
 }
 
 func newBreakers(t *testing.T, cfg Config, opts ...Option) *Breakers {
@@ -112,9 +57,9 @@ func newBreakers(t *testing.T, cfg Config, opts ...Option) *Breakers {
 	return b
 }
 
-func call(t *testing.T, c greeterv1.GreeterServiceClient) error {
+func call(t *testing.T, c testpbv1.TestServiceClient) error {
 	t.Helper()
-	_, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "ada"})
+	_, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "ada"})
 	return err
 }
 
@@ -128,20 +73,6 @@ func state(b *Breakers, method string) State {
 	return State{}
 }
 
-// waitFor polls cond until it holds, failing the test after 5s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 func consecutiveOnly(n uint32, openTimeout time.Duration) Config {
 	cfg := DefaultConfig()
 	cfg.ConsecutiveFailures = n
@@ -151,8 +82,8 @@ func consecutiveOnly(n uint32, openTimeout time.Duration) Config {
 }
 
 func TestOpensAfterConsecutiveFailuresAndFailsFast(t *testing.T) {
-	srv := newFakeGreeter()
-	srv.setFail(codes.Unavailable)
+	srv := &kittest.Service{}
+	srv.Fail(fake(codes.Unavailable))
 	b := newBreakers(t, consecutiveOnly(3, time.Hour))
 	c := serve(t, srv, b)
 
@@ -165,47 +96,47 @@ func TestOpensAfterConsecutiveFailuresAndFailsFast(t *testing.T) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("call on open breaker: code %v, want Unavailable", status.Code(err))
 	}
-	for _, want := range []string{"circuit breaker is open", target, sayHello} {
+	for _, want := range []string{"circuit breaker is open", target, echo} {
 		if msg := status.Convert(err).Message(); !strings.Contains(msg, want) {
 			t.Errorf("message %q does not contain %q", msg, want)
 		}
 	}
-	if got := srv.calls.Load(); got != 3 {
+	if got := srv.Calls(); got != 3 {
 		t.Errorf("server saw %d calls, want 3 (the open breaker must not pass calls)", got)
 	}
-	want := State{Target: target, Method: sayHello, State: "open"}
-	if diff := cmp.Diff(want, state(b, sayHello)); diff != "" {
+	want := State{Target: target, Method: echo, State: "open"}
+	if diff := cmp.Diff(want, state(b, echo)); diff != "" {
 		t.Errorf("States (-want +got):\n%s", diff)
 	}
 }
 
 func TestHalfOpensAfterOpenTimeoutThenCloses(t *testing.T) {
-	srv := newFakeGreeter()
-	srv.setFail(codes.Unavailable)
+	srv := &kittest.Service{}
+	srv.Fail(fake(codes.Unavailable))
 	b := newBreakers(t, consecutiveOnly(2, 20*time.Millisecond))
 	c := serve(t, srv, b)
 
 	call(t, c)
 	call(t, c)
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state after 2 failures = %q, want open", got)
 	}
-	waitFor(t, "half-open", func() bool { return state(b, sayHello).State == "half-open" })
+	kittest.WaitFor(t, "half-open", func() bool { return state(b, echo).State == "half-open" })
 
 	// A failing probe opens the breaker again.
 	if err := call(t, c); !strings.Contains(err.Error(), "fake") {
 		t.Fatalf("probe: %v, want the server's error", err)
 	}
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state after a failed probe = %q, want open", got)
 	}
-	waitFor(t, "half-open again", func() bool { return state(b, sayHello).State == "half-open" })
+	kittest.WaitFor(t, "half-open again", func() bool { return state(b, echo).State == "half-open" })
 
-	srv.setFail(codes.OK)
+	srv.Fail(nil)
 	if err := call(t, c); err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state after a good probe = %q, want closed", got)
 	}
 	if err := call(t, c); err != nil {
@@ -214,22 +145,22 @@ func TestHalfOpensAfterOpenTimeoutThenCloses(t *testing.T) {
 }
 
 func TestHalfOpenLetsOnlyConfiguredProbesThrough(t *testing.T) {
-	srv := newFakeGreeter()
-	srv.setFail(codes.Unavailable)
+	srv := &kittest.Service{}
+	srv.Fail(fake(codes.Unavailable))
 	b := newBreakers(t, consecutiveOnly(1, 20*time.Millisecond))
 	c := serve(t, srv, b)
 
 	call(t, c)
-	waitFor(t, "half-open", func() bool { return state(b, sayHello).State == "half-open" })
+	kittest.WaitFor(t, "half-open", func() bool { return state(b, echo).State == "half-open" })
 
-	srv.block.Store(true)
+	srv.Block(true)
 	ctx, cancel := context.WithCancel(t.Context())
 	probe := make(chan error, 1)
 	go func() {
-		_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "probe"})
+		_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "probe"})
 		probe <- err
 	}()
-	<-srv.started
+	<-srv.Blocked()
 	err := call(t, c)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "half-open") {
 		t.Errorf("second call while probing: %v, want Unavailable naming half-open", err)
@@ -239,47 +170,47 @@ func TestHalfOpenLetsOnlyConfiguredProbesThrough(t *testing.T) {
 	if err := <-probe; status.Code(err) != codes.Canceled {
 		t.Fatalf("probe: %v, want Canceled", err)
 	}
-	srv.block.Store(false)
-	srv.setFail(codes.OK)
+	srv.Block(false)
+	srv.Fail(nil)
 	if err := call(t, c); err != nil {
 		t.Fatalf("probe after a canceled one: %v", err)
 	}
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Errorf("state = %q, want closed", got)
 	}
 }
 
 func TestIgnoresApplicationErrorsAndCancellations(t *testing.T) {
-	srv := newFakeGreeter()
+	srv := &kittest.Service{}
 	b := newBreakers(t, consecutiveOnly(2, time.Hour))
 	c := serve(t, srv, b)
 
 	for _, code := range []codes.Code{codes.NotFound, codes.InvalidArgument, codes.AlreadyExists, codes.Internal, codes.PermissionDenied} {
-		srv.setFail(code)
+		srv.Fail(fake(code))
 		for range 3 {
 			if err := call(t, c); status.Code(err) != code {
 				t.Fatalf("got %v, want %v", err, code)
 			}
 		}
 	}
-	srv.block.Store(true)
+	srv.Block(true)
 	for range 3 {
 		ctx, cancel := context.WithCancel(t.Context())
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "ada"})
+			_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "ada"})
 			errc <- err
 		}()
-		<-srv.started
+		<-srv.Blocked()
 		cancel()
 		if err := <-errc; status.Code(err) != codes.Canceled {
 			t.Fatalf("got %v, want Canceled", err)
 		}
 	}
-	want := State{Target: target, Method: sayHello, State: "closed", Counts: Counts{
+	want := State{Target: target, Method: echo, State: "closed", Counts: Counts{
 		Requests: 18, TotalSuccesses: 15, TotalExclusions: 3, ConsecutiveSuccesses: 15,
 	}}
-	if diff := cmp.Diff(want, state(b, sayHello)); diff != "" {
+	if diff := cmp.Diff(want, state(b, echo)); diff != "" {
 		t.Errorf("States (-want +got):\n%s", diff)
 	}
 }
@@ -292,7 +223,7 @@ func (limitedErr) GRPCStatus() *status.Status { return status.New(codes.Resource
 func (limitedErr) LocalRejection() bool       { return true }
 
 func TestIgnoresLocalRejections(t *testing.T) {
-	srv := newFakeGreeter()
+	srv := &kittest.Service{}
 	b := newBreakers(t, consecutiveOnly(1, time.Hour))
 	reject := func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
 		return fmt.Errorf("wrapped: %w", limitedErr{})
@@ -303,16 +234,20 @@ func TestIgnoresLocalRejections(t *testing.T) {
 			t.Fatalf("got %v, want ResourceExhausted", err)
 		}
 	}
-	want := State{Target: target, Method: sayHello, State: "closed", Counts: Counts{Requests: 3, TotalExclusions: 3}}
-	if diff := cmp.Diff(want, state(b, sayHello)); diff != "" {
+	want := State{Target: target, Method: echo, State: "closed", Counts: Counts{Requests: 3, TotalExclusions: 3}}
+	if diff := cmp.Diff(want, state(b, echo)); diff != "" {
 		t.Errorf("States (-want +got):\n%s", diff)
 	}
 }
 
+// streamReq asks for a stream that meets the server's faults after its
+// first message.
+var streamReq = &testpbv1.EchoStreamRequest{Message: "ada", FaultAfter: 1}
+
 // recvAll reads a stream to its end and returns its final error (nil: OK).
-func recvAll(t *testing.T, ctx context.Context, c greeterv1.GreeterServiceClient) error {
+func recvAll(t *testing.T, ctx context.Context, c testpbv1.TestServiceClient) error {
 	t.Helper()
-	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "ada"})
+	s, err := c.EchoStream(ctx, streamReq)
 	if err != nil {
 		return err
 	}
@@ -327,54 +262,54 @@ func recvAll(t *testing.T, ctx context.Context, c greeterv1.GreeterServiceClient
 }
 
 func TestStreamFinalStatusCounts(t *testing.T) {
-	srv := newFakeGreeter()
+	srv := &kittest.Service{}
 	b := newBreakers(t, consecutiveOnly(2, time.Hour))
 	c := serve(t, srv, b)
 
 	// Application errors and OK streams are successes.
-	srv.setFail(codes.NotFound)
+	srv.Fail(fake(codes.NotFound))
 	if err := recvAll(t, t.Context(), c); status.Code(err) != codes.NotFound {
 		t.Fatalf("got %v, want NotFound", err)
 	}
-	srv.setFail(codes.OK)
+	srv.Fail(nil)
 	if err := recvAll(t, t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
 	// A canceled stream counts as neither.
-	srv.block.Store(true)
+	srv.Block(true)
 	ctx, cancel := context.WithCancel(t.Context())
-	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "ada"})
+	s, err := c.EchoStream(ctx, streamReq)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Recv(); err != nil {
 		t.Fatal(err)
 	}
-	<-srv.started
+	<-srv.Blocked()
 	cancel()
-	waitFor(t, "the canceled stream to be counted", func() bool { return state(b, streamHellos).TotalExclusions == 1 })
-	srv.block.Store(false)
+	kittest.WaitFor(t, "the canceled stream to be counted", func() bool { return state(b, echoStream).TotalExclusions == 1 })
+	srv.Block(false)
 
 	// Failures at the end of the stream (after a message) trip the breaker.
-	srv.setFail(codes.Unavailable)
+	srv.Fail(fake(codes.Unavailable))
 	for range 2 {
 		if err := recvAll(t, t.Context(), c); status.Code(err) != codes.Unavailable {
 			t.Fatalf("got %v, want Unavailable", err)
 		}
 	}
-	calls := srv.calls.Load()
+	calls := srv.Calls()
 	err = recvAll(t, t.Context(), c)
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "circuit breaker is open") {
 		t.Fatalf("stream on open breaker: %v", err)
 	}
-	if got := srv.calls.Load(); got != calls {
+	if got := srv.Calls(); got != calls {
 		t.Errorf("server saw %d streams, want %d", got, calls)
 	}
-	want := State{Target: target, Method: streamHellos, State: "open"}
-	if diff := cmp.Diff(want, state(b, streamHellos)); diff != "" {
+	want := State{Target: target, Method: echoStream, State: "open"}
+	if diff := cmp.Diff(want, state(b, echoStream)); diff != "" {
 		t.Errorf("States (-want +got):\n%s", diff)
 	}
-	if got := state(b, sayHello); got != (State{}) {
+	if got := state(b, echo); got != (State{}) {
 		t.Errorf("unary breaker exists without unary calls: %+v", got)
 	}
 }
@@ -384,26 +319,26 @@ func TestFailureRatioWithMinimumVolume(t *testing.T) {
 	cfg.ConsecutiveFailures = 0
 	cfg.FailureRatio = 0.5
 	cfg.MinRequests = 6
-	srv := newFakeGreeter()
+	srv := &kittest.Service{}
 	b := newBreakers(t, cfg)
 	c := serve(t, srv, b)
 
 	// fail, ok, fail, ok, fail: 3 of 5 failed, but fewer than 6 calls.
 	for i := range 5 {
-		srv.setFail([]codes.Code{codes.Unavailable, codes.OK}[i%2])
+		srv.Fail(fake([]codes.Code{codes.Unavailable, codes.OK}[i%2]))
 		call(t, c)
 	}
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state below min_requests = %q, want closed", got)
 	}
-	srv.setFail(codes.OK)
+	srv.Fail(nil)
 	call(t, c) // 3 of 6 failed, but gobreaker checks the ratio only when a call fails
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state after a success = %q, want closed", got)
 	}
-	srv.setFail(codes.DeadlineExceeded)
+	srv.Fail(fake(codes.DeadlineExceeded))
 	call(t, c) // 4 of 7 failed
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state at 4 of 7 failures = %q, want open", got)
 	}
 }
@@ -435,12 +370,12 @@ func TestReadyToTrip(t *testing.T) {
 }
 
 func TestSetConfig(t *testing.T) {
-	srv := newFakeGreeter()
-	srv.setFail(codes.Unavailable)
+	srv := &kittest.Service{}
+	srv.Fail(fake(codes.Unavailable))
 	b := newBreakers(t, consecutiveOnly(1, time.Hour))
 	c := serve(t, srv, b)
 	call(t, c)
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state = %q, want open", got)
 	}
 
@@ -455,63 +390,43 @@ func TestSetConfig(t *testing.T) {
 	if err := b.SetConfig(consecutiveOnly(1, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state after SetConfig(same) = %q, want open", got)
 	}
 	// A new config rebuilds existing breakers, closed.
 	if err := b.SetConfig(consecutiveOnly(3, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state after SetConfig = %q, want closed", got)
 	}
 	for range 2 {
 		call(t, c)
 	}
-	if got := state(b, sayHello).State; got != "closed" {
+	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state after 2 failures with consecutive_failures 3 = %q, want closed", got)
 	}
 	call(t, c)
-	if got := state(b, sayHello).State; got != "open" {
+	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state after 3 failures = %q, want open", got)
 	}
 }
 
 func TestTransitionsCounted(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	mp, reader := kittest.NewMeterProvider(t)
 
-	srv := newFakeGreeter()
-	srv.setFail(codes.Unavailable)
+	srv := &kittest.Service{}
+	srv.Fail(fake(codes.Unavailable))
 	b := newBreakers(t, consecutiveOnly(1, 20*time.Millisecond), WithMeterProvider(mp))
 	c := serve(t, srv, b)
 	call(t, c)
-	waitFor(t, "half-open", func() bool { return state(b, sayHello).State == "half-open" })
-	srv.setFail(codes.OK)
+	kittest.WaitFor(t, "half-open", func() bool { return state(b, echo).State == "half-open" })
+	srv.Fail(nil)
 	call(t, c)
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "grpckit.breaker.transitions" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				from, _ := dp.Attributes.Value("from")
-				to, _ := dp.Attributes.Value("to")
-				method, _ := dp.Attributes.Value("method")
-				tgt, _ := dp.Attributes.Value(attribute.Key("target"))
-				got[tgt.AsString()+" "+method.AsString()+" "+from.AsString()+">"+to.AsString()] = dp.Value
-			}
-		}
-	}
-	prefix := target + " " + sayHello + " "
-	want := map[string]int64{prefix + "closed>open": 1, prefix + "open>half-open": 1, prefix + "half-open>closed": 1}
+	got := kittest.MetricSumsBy(t, reader, "grpckit.breaker.transitions", "target", "method", "from", "to")
+	prefix := target + " " + echo + " "
+	want := map[string]int64{prefix + "closed open": 1, prefix + "open half-open": 1, prefix + "half-open closed": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("transitions (-want +got):\n%s", diff)
 	}
@@ -527,7 +442,7 @@ func TestUnaryAllocations(t *testing.T) {
 	invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
 	ctx := t.Context()
 	// gobreaker's Allow returns a closure: one allocation per call.
-	if n := testing.AllocsPerRun(100, func() { interceptor(ctx, sayHello, nil, nil, cc, invoker) }); n > 1 {
+	if n := testing.AllocsPerRun(100, func() { interceptor(ctx, echo, nil, nil, cc, invoker) }); n > 1 {
 		t.Errorf("%v allocations per call, want at most 1", n)
 	}
 }

@@ -11,23 +11,17 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
-
-// overloaded answers every call with UNAVAILABLE.
-type overloaded struct {
-	greeterv1.UnimplementedGreeterServiceServer
-}
-
-func (overloaded) SayHello(context.Context, *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	return nil, status.Error(codes.Unavailable, "overloaded")
-}
 
 func Example() {
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	greeterv1.RegisterGreeterServiceServer(srv, overloaded{})
+	overloaded := &kittest.Service{}
+	overloaded.Fail(status.Error(codes.Unavailable, "overloaded"))
+	overloaded.Register(srv)
 	go srv.Serve(lis)
 	defer srv.Stop()
 
@@ -37,7 +31,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	cc, err := grpc.NewClient("passthrough:///greeter",
+	cc, err := grpc.NewClient("passthrough:///test",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(breakers.UnaryClientInterceptor()),
@@ -46,10 +40,10 @@ func Example() {
 		panic(err)
 	}
 	defer cc.Close()
-	client := greeterv1.NewGreeterServiceClient(cc)
+	client := testpbv1.NewTestServiceClient(cc)
 
 	for range 3 {
-		_, err := client.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "ada"})
+		_, err := client.Echo(context.Background(), &testpbv1.EchoRequest{Message: "ada"})
 		fmt.Println(status.Code(err), status.Convert(err).Message())
 	}
 	for _, s := range breakers.States() {
@@ -58,6 +52,6 @@ func Example() {
 	// Output:
 	// Unavailable overloaded
 	// Unavailable overloaded
-	// Unavailable breaker: circuit breaker is open for target "passthrough:///greeter" method /greeter.v1.GreeterService/SayHello
-	// passthrough:///greeter /greeter.v1.GreeterService/SayHello open
+	// Unavailable breaker: circuit breaker is open for target "passthrough:///test" method /testpb.v1.TestService/Echo
+	// passthrough:///test /testpb.v1.TestService/Echo open
 }

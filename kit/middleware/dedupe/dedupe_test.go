@@ -4,7 +4,6 @@ import (
 	"context"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,12 +17,10 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
-	"github.com/grpckit/grpckit/services/greeter"
-	"github.com/grpckit/grpckit/services/user"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -33,12 +30,12 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string // prefix; "" means valid
 	}{
 		{"defaults", dedupe.DefaultConfig(), ""},
-		{"methods", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{createUser, "/greeter.v1.GreeterService/*"}}, ""},
+		{"methods", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{create, testService}}, ""},
 		{"zero ttl", dedupe.Config{MaxEntries: 1}, "dedupe: ttl:"},
 		{"zero entries", dedupe.Config{TTL: duration.Duration(time.Minute)}, "dedupe: max_entries:"},
 		{"negative entries", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: -1}, "dedupe: max_entries:"},
-		{"bad method", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"CreateUser"}}, "dedupe: methods:"},
-		{"wildcard method name", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"/*/CreateUser"}}, "dedupe: methods:"},
+		{"bad method", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"Create"}}, "dedupe: methods:"},
+		{"wildcard method name", dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 1, Methods: []string{"/*/Create"}}, "dedupe: methods:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -57,14 +54,14 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestNewClientRefusesBadPattern(t *testing.T) {
-	if _, err := dedupe.NewClient(dedupe.ClientConfig{Methods: []string{"CreateUser"}}); err == nil {
-		t.Error("NewClient accepted the method pattern CreateUser")
+	if _, err := dedupe.NewClient(dedupe.ClientConfig{Methods: []string{"Create"}}); err == nil {
+		t.Error("NewClient accepted the method pattern Create")
 	}
-	s := stamper(t, "/user.v1.UserService/CreateUser")
-	if err := s.SetConfig(dedupe.ClientConfig{Methods: []string{"CreateUser"}}); err == nil {
-		t.Error("SetConfig accepted the method pattern CreateUser")
+	s := stamper(t, "/testpb.v1.TestService/Create")
+	if err := s.SetConfig(dedupe.ClientConfig{Methods: []string{"Create"}}); err == nil {
+		t.Error("SetConfig accepted the method pattern Create")
 	}
-	if got := s.Config().Methods; len(got) != 1 || got[0] != "/user.v1.UserService/CreateUser" {
+	if got := s.Config().Methods; len(got) != 1 || got[0] != "/testpb.v1.TestService/Create" {
 		t.Errorf("after a refused SetConfig, Config().Methods = %q", got)
 	}
 }
@@ -79,24 +76,14 @@ func stamper(t testing.TB, methods ...string) *dedupe.Stamper {
 	return s
 }
 
-// idRecorder records the request id of every call a server receives.
-type idRecorder struct {
-	mu  sync.Mutex
-	ids []string
-}
-
-func (r *idRecorder) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	r.mu.Lock()
-	r.ids = append(r.ids, strings.Join(md.Get(dedupe.RequestIDKey), ","))
-	r.mu.Unlock()
-	return handler(ctx, req)
-}
-
-func (r *idRecorder) get() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.ids...)
+// requestIDs returns the request id of every call svc received, "" when a
+// call had none.
+func requestIDs(svc *kittest.Service) []string {
+	var ids []string
+	for _, md := range svc.Metadata() {
+		ids = append(ids, strings.Join(md.Get(dedupe.RequestIDKey), ","))
+	}
+	return ids
 }
 
 var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -110,15 +97,15 @@ func TestClientStampsRequestID(t *testing.T) {
 		wantID        string   // "hex": a fresh id; "": none; else this id
 		wantProtected bool
 	}{
-		{name: "listed method", methods: []string{sayHello}, wantID: "hex", wantProtected: true},
-		{name: "listed service", methods: []string{"/greeter.v1.GreeterService/*"}, wantID: "hex", wantProtected: true},
-		{name: "other method", methods: []string{createUser}, wantID: "", wantProtected: false},
+		{name: "listed method", methods: []string{echo}, wantID: "hex", wantProtected: true},
+		{name: "listed service", methods: []string{testService}, wantID: "hex", wantProtected: true},
+		{name: "other method", methods: []string{create}, wantID: "", wantProtected: false},
 		{name: "no methods", wantID: "", wantProtected: false},
-		{name: "caller's id kept", methods: []string{sayHello}, md: []string{dedupe.RequestIDKey, "my-key-1"}, wantID: "my-key-1", wantProtected: true},
-		{name: "nested interceptors keep one id", methods: []string{sayHello}, twice: true, wantID: "hex", wantProtected: true},
+		{name: "caller's id kept", methods: []string{echo}, md: []string{dedupe.RequestIDKey, "my-key-1"}, wantID: "my-key-1", wantProtected: true},
+		{name: "nested interceptors keep one id", methods: []string{echo}, twice: true, wantID: "hex", wantProtected: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var rec idRecorder
+			svc := &kittest.Service{}
 			protected := make(chan bool, 1)
 			probe := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 				protected <- dedupe.Protected(ctx)
@@ -128,13 +115,12 @@ func TestClientStampsRequestID(t *testing.T) {
 			if tc.twice {
 				chain = append([]grpc.UnaryClientInterceptor{stamper(t, tc.methods...).UnaryClientInterceptor()}, chain...)
 			}
-			conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-				[]grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)}, grpc.WithChainUnaryInterceptor(chain...))
+			conn := kittest.Serve(t, svc.Register, nil, grpc.WithChainUnaryInterceptor(chain...))
 			ctx := metadata.AppendToOutgoingContext(t.Context(), tc.md...)
-			if _, err := greeterv1.NewGreeterServiceClient(conn).SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-				t.Fatalf("SayHello: %v", err)
+			if _, err := testpbv1.NewTestServiceClient(conn).Echo(ctx, &testpbv1.EchoRequest{Message: "a"}); err != nil {
+				t.Fatalf("Echo: %v", err)
 			}
-			got := rec.get()[0]
+			got := requestIDs(svc)[0]
 			switch tc.wantID {
 			case "hex":
 				if !hexID.MatchString(got) {
@@ -155,24 +141,17 @@ func TestClientStampsRequestID(t *testing.T) {
 // TestRetriesKeepRequestID checks that the attempts of one call carry one
 // id, and that two calls get two ids.
 func TestRetriesKeepRequestID(t *testing.T) {
-	var rec idRecorder
-	var n atomic.Int32
-	failTwice := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if n.Add(1) <= 2 {
-			return nil, status.Error(codes.Unavailable, "test: not yet")
-		}
-		return handler(ctx, req)
-	}
-	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(rec.unary, failTwice)},
-		grpc.WithChainUnaryInterceptor(stamper(t, sayHello).UnaryClientInterceptor(), newRetrier(t).UnaryClientInterceptor()))
-	c := greeterv1.NewGreeterServiceClient(conn)
+	svc := &kittest.Service{}
+	svc.FailNext(2, status.Error(codes.Unavailable, "test: not yet"))
+	conn := kittest.Serve(t, svc.Register, nil,
+		grpc.WithChainUnaryInterceptor(stamper(t, echo).UnaryClientInterceptor(), newRetrier(t).UnaryClientInterceptor()))
+	c := testpbv1.NewTestServiceClient(conn)
 	for range 2 {
-		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-			t.Fatalf("SayHello: %v", err)
+		if _, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+			t.Fatalf("Echo: %v", err)
 		}
 	}
-	ids := rec.get()
+	ids := requestIDs(svc)
 	if len(ids) != 4 || ids[0] != ids[1] || ids[1] != ids[2] || ids[2] == ids[3] {
 		t.Errorf("request ids per attempt = %q, want three attempts of one id, then another id", ids)
 	}
@@ -192,9 +171,9 @@ func loseFirstResponse() grpc.UnaryClientInterceptor {
 	}
 }
 
-// TestLostResponse retries a CreateUser whose response was lost: with the
-// dedupe cache the retry gets the first call's response and one user
-// exists; without it the retry runs CreateUser again, which fails.
+// TestLostResponse retries a Create whose response was lost: with the
+// dedupe cache the retry gets the first call's response and the store was
+// written once; without it the retry runs Create again, which fails.
 func TestLostResponse(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -206,36 +185,33 @@ func TestLostResponse(t *testing.T) {
 		{"not deduplicated", false, codes.AlreadyExists, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mp, reader := meter(t)
+			mp, reader := kittest.NewMeterProvider(t)
 			var serverOpts []grpc.ServerOption
 			if tc.serverCache {
-				cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
+				cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{create}}, dedupe.WithMeterProvider(mp))
 				serverOpts = append(serverOpts, grpc.UnaryInterceptor(cache.UnaryServerInterceptor()))
 			}
-			conn := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(openStore(t))) }, serverOpts,
+			store := &kittest.Store{}
+			svc := &kittest.Service{Store: store}
+			conn := kittest.Serve(t, svc.Register, serverOpts,
 				grpc.WithChainUnaryInterceptor(
-					stamper(t, createUser).UnaryClientInterceptor(), // outermost: one id for all attempts
+					stamper(t, create).UnaryClientInterceptor(), // outermost: one id for all attempts
 					newRetrier(t).UnaryClientInterceptor(),
 					loseFirstResponse(),
 				))
-			c := userv1.NewUserServiceClient(conn)
-			resp, err := c.CreateUser(t.Context(), &userv1.CreateUserRequest{Name: "Ada", Email: "ada@example.com"})
+			resp, err := testpbv1.NewTestServiceClient(conn).Create(t.Context(), &testpbv1.CreateRequest{Key: "ada", Value: "Ada"})
 			if status.Code(err) != tc.wantCode {
-				t.Fatalf("CreateUser error = %v, want code %v", err, tc.wantCode)
+				t.Fatalf("Create error = %v, want code %v", err, tc.wantCode)
 			}
-			list, err := c.ListUsers(t.Context(), &userv1.ListUsersRequest{})
-			if err != nil {
-				t.Fatalf("ListUsers: %v", err)
-			}
-			if len(list.GetUsers()) != 1 {
-				t.Fatalf("%d users exist, want 1: %v", len(list.GetUsers()), list.GetUsers())
+			if got := store.Writes(); got != 1 {
+				t.Fatalf("%d writes, want 1: %v", got, store.Items())
 			}
 			if tc.wantCode == codes.OK {
-				if diff := cmp.Diff(list.GetUsers()[0], resp.GetUser(), protocmp.Transform()); diff != "" {
-					t.Errorf("replayed response differs from the stored user (-stored +got):\n%s", diff)
+				if diff := cmp.Diff(store.Items()[0], resp.GetItem(), protocmp.Transform()); diff != "" {
+					t.Errorf("replayed response differs from the stored item (-stored +got):\n%s", diff)
 				}
 			}
-			if got := sums(t, reader)["grpckit.dedupe.replays"]; got != tc.wantReplays {
+			if got := kittest.MetricSums(t, reader)["grpckit.dedupe.replays"]; got != tc.wantReplays {
 				t.Errorf("grpckit.dedupe.replays = %d, want %d", got, tc.wantReplays)
 			}
 		})
@@ -259,65 +235,54 @@ func (g *gate) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, hand
 	return handler(ctx, req)
 }
 
-// waitFor polls cond until it holds or 10s have passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestDuplicatesWait sends three calls with one request id while the first
 // is running: one gives up at its deadline, the other gets the first's
 // result, and the handler runs once.
 func TestDuplicatesWait(t *testing.T) {
-	mp, reader := meter(t)
-	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{createUser}}, dedupe.WithMeterProvider(mp))
+	mp, reader := kittest.NewMeterProvider(t)
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{create}}, dedupe.WithMeterProvider(mp))
 	g := newGate()
-	conn := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(openStore(t))) },
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), g.unary)})
-	c := userv1.NewUserServiceClient(conn)
+	store := &kittest.Store{}
+	svc := &kittest.Service{Store: store}
+	conn := kittest.Serve(t, svc.Register, []grpc.ServerOption{grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), g.unary)})
+	c := testpbv1.NewTestServiceClient(conn)
 	ctx := metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, "req-1")
-	req := &userv1.CreateUserRequest{Name: "Ada", Email: "ada@example.com"}
+	req := &testpbv1.CreateRequest{Key: "ada", Value: "Ada"}
 
 	type result struct {
-		resp *userv1.CreateUserResponse
+		resp *testpbv1.CreateResponse
 		err  error
 	}
 	first, second := make(chan result, 1), make(chan result, 1)
 	go func() {
-		resp, err := c.CreateUser(ctx, req)
+		resp, err := c.Create(ctx, req)
 		first <- result{resp, err}
 	}()
 	<-g.entered
 	go func() {
-		resp, err := c.CreateUser(ctx, req)
+		resp, err := c.Create(ctx, req)
 		second <- result{resp, err}
 	}()
-	waitFor(t, "the duplicate to wait", func() bool { return sums(t, reader)["grpckit.dedupe.waits"] == 1 })
+	kittest.WaitFor(t, "the duplicate to wait", func() bool { return kittest.MetricSums(t, reader)["grpckit.dedupe.waits"] == 1 })
 
 	impatient, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.CreateUser(impatient, req); status.Code(err) != codes.DeadlineExceeded {
+	if _, err := c.Create(impatient, req); status.Code(err) != codes.DeadlineExceeded {
 		t.Errorf("duplicate with a short deadline: error = %v, want DEADLINE_EXCEEDED", err)
 	}
 
 	close(g.release)
 	r1, r2 := <-first, <-second
 	if r1.err != nil || r2.err != nil {
-		t.Fatalf("CreateUser errors: %v, %v", r1.err, r2.err)
+		t.Fatalf("Create errors: %v, %v", r1.err, r2.err)
 	}
 	if diff := cmp.Diff(r1.resp, r2.resp, protocmp.Transform()); diff != "" {
 		t.Errorf("the duplicate's response differs (-first +duplicate):\n%s", diff)
 	}
-	if got := g.runs.Load(); got != 1 {
-		t.Errorf("handler ran %d times, want 1", got)
+	if got, writes := g.runs.Load(), store.Writes(); got != 1 || writes != 1 {
+		t.Errorf("handler ran %d times and wrote %d times, want 1 and 1", got, writes)
 	}
-	if got := sums(t, reader)["grpckit.dedupe.waits"]; got != 2 {
+	if got := kittest.MetricSums(t, reader)["grpckit.dedupe.waits"]; got != 2 {
 		t.Errorf("grpckit.dedupe.waits = %d, want 2", got)
 	}
 }
@@ -327,7 +292,7 @@ func TestDuplicatesWait(t *testing.T) {
 func TestWhichResultsAreRemembered(t *testing.T) {
 	for _, tc := range []struct {
 		code     codes.Code
-		wantRuns int32 // handler runs for the two calls
+		wantRuns int // handler runs for the two calls
 	}{
 		{codes.OK, 1},
 		{codes.AlreadyExists, 1},
@@ -341,21 +306,17 @@ func TestWhichResultsAreRemembered(t *testing.T) {
 		{codes.Aborted, 2},
 	} {
 		t.Run(tc.code.String(), func(t *testing.T) {
-			cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{"/greeter.v1.GreeterService/*"}})
-			var runs atomic.Int32
-			failFirst := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-				if runs.Add(1) == 1 && tc.code != codes.OK {
-					return nil, status.Error(tc.code, "test: first run fails")
-				}
-				return handler(ctx, req)
+			cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{testService}})
+			svc := &kittest.Service{}
+			if tc.code != codes.OK {
+				svc.FailNext(1, status.Error(tc.code, "test: first run fails"))
 			}
-			conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-				[]grpc.ServerOption{grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), failFirst)})
-			c := greeterv1.NewGreeterServiceClient(conn)
+			conn := kittest.Serve(t, svc.Register, []grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
+			c := testpbv1.NewTestServiceClient(conn)
 			ctx := metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, "req-1")
-			_, err1 := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
-			_, err2 := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
-			if got := runs.Load(); got != tc.wantRuns {
+			_, err1 := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"})
+			_, err2 := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"})
+			if got := svc.Calls(); got != tc.wantRuns {
 				t.Errorf("handler ran %d times, want %d", got, tc.wantRuns)
 			}
 			if tc.wantRuns == 1 {
@@ -373,8 +334,7 @@ func TestWhichResultsAreRemembered(t *testing.T) {
 // another method is another call, and calls without id or of other
 // methods are not deduplicated.
 func TestKey(t *testing.T) {
-	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{sayHello}})
-	var runs atomic.Int32
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{echo}})
 	// Plays the auth layer: the caller comes from metadata "test-caller".
 	auth := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		md, _ := metadata.FromIncomingContext(ctx)
@@ -383,17 +343,13 @@ func TestKey(t *testing.T) {
 		}
 		return handler(ctx, req)
 	}
-	count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		runs.Add(1)
-		return handler(ctx, req)
-	}
-	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(auth, cache.UnaryServerInterceptor(), count)})
-	c := greeterv1.NewGreeterServiceClient(conn)
+	svc := &kittest.Service{}
+	conn := kittest.Serve(t, svc.Register, []grpc.ServerOption{grpc.ChainUnaryInterceptor(auth, cache.UnaryServerInterceptor())})
+	c := testpbv1.NewTestServiceClient(conn)
 	for _, tc := range []struct {
 		name     string
 		md       []string
-		wantRuns int32
+		wantRuns int
 	}{
 		{"first", []string{dedupe.RequestIDKey, "r1", "test-caller", "alice"}, 1},
 		{"duplicate", []string{dedupe.RequestIDKey, "r1", "test-caller", "alice"}, 0},
@@ -402,75 +358,69 @@ func TestKey(t *testing.T) {
 		{"no id", []string{"test-caller", "alice"}, 1},
 		{"no id again", []string{"test-caller", "alice"}, 1},
 	} {
-		before := runs.Load()
-		if _, err := c.SayHello(metadata.AppendToOutgoingContext(t.Context(), tc.md...), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-			t.Fatalf("%s: SayHello: %v", tc.name, err)
+		before := svc.Calls()
+		if _, err := c.Echo(metadata.AppendToOutgoingContext(t.Context(), tc.md...), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+			t.Fatalf("%s: Echo: %v", tc.name, err)
 		}
-		if got := runs.Load() - before; got != tc.wantRuns {
+		if got := svc.Calls() - before; got != tc.wantRuns {
 			t.Errorf("%s: handler ran %d times, want %d", tc.name, got, tc.wantRuns)
 		}
 	}
-	// StreamHellos is not deduplicated (not listed, and streams never are).
+	// EchoStream is not deduplicated (not listed, and streams never are).
 	for range 2 {
-		stream, err := c.StreamHellos(metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, "r1"), &greeterv1.StreamHellosRequest{Name: "a", Count: 1})
+		stream, err := c.EchoStream(metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, "r1"), &testpbv1.EchoStreamRequest{Message: "a", Count: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := stream.Recv(); err != nil {
-			t.Fatalf("StreamHellos: %v", err)
+			t.Fatalf("EchoStream: %v", err)
 		}
 	}
 }
 
 func TestInvalidRequestID(t *testing.T) {
-	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{sayHello}})
-	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-		[]grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
-	c := greeterv1.NewGreeterServiceClient(conn)
+	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{echo}})
+	conn := kittest.Serve(t, (&kittest.Service{}).Register, []grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
+	c := testpbv1.NewTestServiceClient(conn)
 	for _, id := range []string{strings.Repeat("x", 129), "has space"} {
 		ctx := metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, id)
-		if _, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"}); status.Code(err) != codes.InvalidArgument {
+		if _, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"}); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("request id %q: error = %v, want INVALID_ARGUMENT", id, err)
 		}
 	}
 	ctx := metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, strings.Repeat("x", 128))
-	if _, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
+	if _, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"}); err != nil {
 		t.Errorf("128-byte request id: %v", err)
 	}
 }
 
 func TestSetConfig(t *testing.T) {
 	cache := newCache(t, dedupe.DefaultConfig(), dedupe.WithLogger(nil), dedupe.WithMeterProvider(nil))
-	var runs atomic.Int32
-	count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		runs.Add(1)
-		return handler(ctx, req)
-	}
-	conn := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), count)})
-	c := greeterv1.NewGreeterServiceClient(conn)
-	twice := func(id string) int32 {
+	svc := &kittest.Service{}
+	conn := kittest.Serve(t, svc.Register, []grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
+	c := testpbv1.NewTestServiceClient(conn)
+	twice := func(id string) int {
 		t.Helper()
-		before := runs.Load()
+		before := svc.Calls()
 		ctx := metadata.AppendToOutgoingContext(t.Context(), dedupe.RequestIDKey, id)
 		for range 2 {
-			if _, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-				t.Fatalf("SayHello: %v", err)
+			if _, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"}); err != nil {
+				t.Fatalf("Echo: %v", err)
 			}
 		}
-		return runs.Load() - before
+		return svc.Calls() - before
 	}
 	if got := twice("a"); got != 2 {
 		t.Errorf("with no methods configured: %d runs, want 2", got)
 	}
-	if err := cache.SetConfig(dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 0, Methods: []string{sayHello}}); err == nil {
+	if err := cache.SetConfig(dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 0, Methods: []string{echo}}); err == nil {
 		t.Fatal("SetConfig(invalid) = nil, want an error")
 	}
 	if got := twice("b"); got != 2 {
 		t.Errorf("after a rejected config: %d runs, want 2", got)
 	}
 	cfg := dedupe.DefaultConfig()
-	cfg.Methods = []string{sayHello}
+	cfg.Methods = []string{echo}
 	if err := cache.SetConfig(cfg); err != nil {
 		t.Fatalf("SetConfig: %v", err)
 	}
@@ -483,13 +433,13 @@ func TestConfigYAML(t *testing.T) {
 	const doc = `
 ttl: 90s
 max_entries: 500
-methods: [/user.v1.UserService/CreateUser, /orders.v1.OrderService/*]
+methods: [/testpb.v1.TestService/Create, /orders.v1.OrderService/*]
 `
 	got := dedupe.DefaultConfig()
 	if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
 		t.Fatalf("Unmarshal: %v", err)
 	}
-	want := dedupe.Config{TTL: duration.Duration(90 * time.Second), MaxEntries: 500, Methods: []string{createUser, "/orders.v1.OrderService/*"}}
+	want := dedupe.Config{TTL: duration.Duration(90 * time.Second), MaxEntries: 500, Methods: []string{create, "/orders.v1.OrderService/*"}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config (-want +got):\n%s", diff)
 	}

@@ -4,56 +4,52 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
 
-// A server that deduplicates SayHello: a second call with the same request
-// id gets the first one's response without running the handler.
+// A server that deduplicates Create: a second call with the same request id
+// gets the first one's response without running the handler, so the item
+// is created once.
 func ExampleCache_UnaryServerInterceptor() {
 	cfg := dedupe.DefaultConfig()
-	cfg.Methods = []string{"/greeter.v1.GreeterService/SayHello"}
+	cfg.Methods = []string{"/testpb.v1.TestService/Create"}
 	cache, err := dedupe.New(cfg)
 	if err != nil {
 		panic(err)
 	}
-	var runs atomic.Int32
-	count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		runs.Add(1)
-		return handler(ctx, req)
-	}
+	store := &kittest.Store{}
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor(), count))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("g1")))
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(cache.UnaryServerInterceptor()))
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Store: store})
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	conn, err := grpc.NewClient("passthrough:///greeter",
+	conn, err := grpc.NewClient("passthrough:///test",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
 	}
 	defer conn.Close()
-	c := greeterv1.NewGreeterServiceClient(conn)
+	c := testpbv1.NewTestServiceClient(conn)
 
 	// dedupe.UnaryClientInterceptor stamps ids itself; here the caller does.
 	ctx := metadata.AppendToOutgoingContext(context.Background(), dedupe.RequestIDKey, "order-42")
 	for range 2 {
-		resp, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "Ada"})
-		fmt.Println(resp.GetMessage(), err)
+		resp, err := c.Create(ctx, &testpbv1.CreateRequest{Key: "order-42", Value: "2 books"})
+		fmt.Println(resp.GetItem().GetId(), err)
 	}
-	fmt.Println("handler runs:", runs.Load())
+	fmt.Println("writes:", store.Writes())
 	// Output:
-	// Hello, Ada! <nil>
-	// Hello, Ada! <nil>
-	// handler runs: 1
+	// item-1 <nil>
+	// item-1 <nil>
+	// writes: 1
 }

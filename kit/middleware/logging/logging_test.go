@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +12,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpckit/grpckit/kit/duration"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	sayHello     = "/greeter.v1.GreeterService/SayHello"
-	streamHellos = "/greeter.v1.GreeterService/StreamHellos"
-	target       = "passthrough:///bufnet"
+	echo       = testpbv1.TestService_Echo_FullMethodName
+	echoStream = testpbv1.TestService_EchoStream_FullMethodName
+	target     = kittest.Target
 )
 
 var (
@@ -97,34 +93,16 @@ func (h *recordHandler) none(t *testing.T) {
 	}
 }
 
-type greeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-}
-
-func (greeter) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required")
-	}
-	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
-}
-
-func (greeter) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.ServerStreamingServer[greeterv1.StreamHellosResponse]) error {
-	if req.GetName() == "" {
-		return status.Error(codes.InvalidArgument, "name is required")
-	}
-	return stream.Send(&greeterv1.StreamHellosResponse{Message: "hello " + req.GetName(), Sequence: 1})
-}
-
 type tracedStream struct{ grpc.ServerStream }
 
 func (s tracedStream) Context() context.Context {
 	return trace.ContextWithSpanContext(s.ServerStream.Context(), spanCtx)
 }
 
-// serve starts a greeter with the server interceptors of srv (when not nil)
-// behind one that puts spanCtx in the context of calls, and returns a
-// client with the client interceptors of cl (when not nil).
-func serve(t *testing.T, srv, cl *Logger) greeterv1.GreeterServiceClient {
+// serve starts the test service with the server interceptors of srv (when
+// not nil) behind one that puts spanCtx in the context of calls, and
+// returns a client with the client interceptors of cl (when not nil).
+func serve(t *testing.T, srv, cl *Logger) testpbv1.TestServiceClient {
 	t.Helper()
 	var sopts []grpc.ServerOption
 	if srv != nil {
@@ -136,24 +114,11 @@ func serve(t *testing.T, srv, cl *Logger) greeterv1.GreeterServiceClient {
 				return h(s, tracedStream{ss})
 			}, srv.StreamServerInterceptor()))
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(sopts...)
-	greeterv1.RegisterGreeterServiceServer(gs, greeter{})
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	dopts := []grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}
+	var dopts []grpc.DialOption
 	if cl != nil {
 		dopts = append(dopts, grpc.WithUnaryInterceptor(cl.UnaryClientInterceptor()), grpc.WithStreamInterceptor(cl.StreamClientInterceptor()))
 	}
-	cc, err := grpc.NewClient(target, dopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return greeterv1.NewGreeterServiceClient(cc)
+	return testpbv1.NewTestServiceClient(kittest.Serve(t, (&kittest.Service{}).Register, sopts, dopts...))
 }
 
 func newLogger(t *testing.T, cfg Config, h slog.Handler) *Logger {
@@ -165,12 +130,12 @@ func newLogger(t *testing.T, cfg Config, h slog.Handler) *Logger {
 	return l
 }
 
-func hello(ctx context.Context, c greeterv1.GreeterServiceClient, name string) {
-	c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: name})
+func hello(ctx context.Context, c testpbv1.TestServiceClient, msg string) {
+	c.Echo(ctx, &testpbv1.EchoRequest{Message: msg})
 }
 
-func stream(ctx context.Context, c greeterv1.GreeterServiceClient, name string) {
-	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: name})
+func stream(ctx context.Context, c testpbv1.TestServiceClient, msg string) {
+	s, err := c.EchoStream(ctx, &testpbv1.EchoStreamRequest{Message: msg})
 	for err == nil {
 		_, err = s.Recv()
 	}
@@ -191,12 +156,12 @@ func TestServerRecords(t *testing.T) {
 	base := func(method, code string) map[string]string {
 		return map[string]string{"method": method, "code": code, "duration": "positive", "peer": "bufconn", "trace_id": traceID.String()}
 	}
-	withError := func(m map[string]string) map[string]string { m["error"] = "name is required"; return m }
+	withError := func(m map[string]string) map[string]string { m["error"] = "message is required"; return m }
 	want := []record{
-		{slog.LevelInfo, serverMessage, base(sayHello, "OK")},
-		{slog.LevelInfo, serverMessage, withError(base(sayHello, "InvalidArgument"))},
-		{slog.LevelInfo, serverMessage, base(streamHellos, "OK")},
-		{slog.LevelInfo, serverMessage, withError(base(streamHellos, "InvalidArgument"))},
+		{slog.LevelInfo, serverMessage, base(echo, "OK")},
+		{slog.LevelInfo, serverMessage, withError(base(echo, "InvalidArgument"))},
+		{slog.LevelInfo, serverMessage, base(echoStream, "OK")},
+		{slog.LevelInfo, serverMessage, withError(base(echoStream, "InvalidArgument"))},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
@@ -217,14 +182,14 @@ func TestClientRecords(t *testing.T) {
 
 	want := []record{
 		{slog.LevelInfo, clientMessage, map[string]string{
-			"method": sayHello, "code": "OK", "duration": "positive", "peer": "bufconn", "target": target,
+			"method": echo, "code": "OK", "duration": "positive", "peer": "bufconn", "target": target,
 		}},
 		{slog.LevelInfo, clientMessage, map[string]string{
-			"method": streamHellos, "code": "InvalidArgument", "duration": "positive", "peer": "bufconn", "target": target,
-			"trace_id": traceID.String(), "error": "name is required",
+			"method": echoStream, "code": "InvalidArgument", "duration": "positive", "peer": "bufconn", "target": target,
+			"trace_id": traceID.String(), "error": "message is required",
 		}},
 		{slog.LevelInfo, clientMessage, map[string]string{
-			"method": sayHello, "code": "Canceled", "duration": "positive", "target": target, "error": "context canceled",
+			"method": echo, "code": "Canceled", "duration": "positive", "target": target, "error": "context canceled",
 		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -254,7 +219,7 @@ func TestLevels(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newRecordHandler(tc.handler)
 			l := newLogger(t, tc.cfg, h)
-			_, err := l.UnaryServerInterceptor()(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: sayHello},
+			_, err := l.UnaryServerInterceptor()(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: echo},
 				func(context.Context, any) (any, error) { return nil, nil })
 			if err != nil {
 				t.Fatal(err)
@@ -273,7 +238,7 @@ func TestLevels(t *testing.T) {
 func TestDisabledCostsNoAllocation(t *testing.T) {
 	l := newLogger(t, Config{Level: "debug"}, newRecordHandler(slog.LevelInfo))
 	interceptor := l.UnaryServerInterceptor()
-	info := &grpc.UnaryServerInfo{FullMethod: sayHello}
+	info := &grpc.UnaryServerInfo{FullMethod: echo}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	ctx := t.Context()
 	if n := testing.AllocsPerRun(100, func() { interceptor(ctx, nil, info, handler) }); n != 0 {
@@ -362,7 +327,7 @@ func TestDefaultLevels(t *testing.T) {
 	if got := h.next(t).Level; got != slog.LevelDebug {
 		t.Errorf("successful call logged at %v, want DEBUG", got)
 	}
-	hello(t.Context(), c, "") // InvalidArgument: no name
+	hello(t.Context(), c, "") // InvalidArgument: no message
 	if got := h.next(t).Level; got != slog.LevelInfo {
 		t.Errorf("failed call logged at %v, want INFO", got)
 	}

@@ -11,22 +11,15 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
-
-type greeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-}
-
-func (greeter) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
-}
 
 func Example() {
 	cfg := ratelimit.DefaultConfig()
 	cfg.PerMethod = map[string]ratelimit.Limit{
-		"/greeter.v1.GreeterService/SayHello": {RPS: 0.001, Burst: 2}, // two calls, then one every 1000s
+		"/testpb.v1.TestService/Echo": {RPS: 0.001, Burst: 2}, // two calls, then one every 1000s
 	}
 	limiter, err := ratelimit.New(cfg)
 	if err != nil {
@@ -36,21 +29,21 @@ func Example() {
 	srv := grpc.NewServer(
 		grpc.ChainUnaryInterceptor(limiter.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(limiter.StreamServerInterceptor()))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter{})
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{})
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	cc, err := grpc.NewClient("passthrough:///greeter",
+	cc, err := grpc.NewClient("passthrough:///test",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		panic(err)
 	}
 	defer cc.Close()
-	client := greeterv1.NewGreeterServiceClient(cc)
+	client := testpbv1.NewTestServiceClient(cc)
 
 	for range 3 {
-		_, err := client.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "ada"})
+		_, err := client.Echo(context.Background(), &testpbv1.EchoRequest{Message: "ada"})
 		st := status.Convert(err)
 		if err == nil {
 			fmt.Println(st.Code())
@@ -66,6 +59,6 @@ func Example() {
 	// Output:
 	// OK
 	// OK
-	// ResourceExhausted ratelimit: method limit exceeded calling /greeter.v1.GreeterService/SayHello
+	// ResourceExhausted ratelimit: method limit exceeded calling /testpb.v1.TestService/Echo
 	// retry within 1000s: true
 }

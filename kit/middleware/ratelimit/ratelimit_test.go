@@ -4,51 +4,30 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const (
-	sayHello     = "/greeter.v1.GreeterService/SayHello"
-	streamHellos = "/greeter.v1.GreeterService/StreamHellos"
+	echo       = testpbv1.TestService_Echo_FullMethodName
+	echoStream = testpbv1.TestService_EchoStream_FullMethodName
 )
-
-// fakeGreeter answers every call and counts them.
-type fakeGreeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-	calls atomic.Int32
-}
-
-func (f *fakeGreeter) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	f.calls.Add(1)
-	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
-}
-
-func (f *fakeGreeter) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.ServerStreamingServer[greeterv1.StreamHellosResponse]) error {
-	f.calls.Add(1)
-	return stream.Send(&greeterv1.StreamHellosResponse{Message: "hello " + req.GetName(), Sequence: 1})
-}
 
 // withCaller stands in for the auth layer: it takes the caller's identity
 // from the "caller" metadata key.
@@ -66,9 +45,9 @@ type callerStream struct {
 
 func (s callerStream) Context() context.Context { return s.ctx }
 
-// serve starts a greeter behind the server limiter l (when not nil) and
-// returns a client through the client limiter cl (when not nil).
-func serve(t *testing.T, srv *fakeGreeter, l *Limiter, cl *ClientLimiter) greeterv1.GreeterServiceClient {
+// serve starts srv behind the server limiter l (when not nil) and returns
+// a client through the client limiter cl (when not nil).
+func serve(t *testing.T, srv *kittest.Service, l *Limiter, cl *ClientLimiter) testpbv1.TestServiceClient {
 	t.Helper()
 	var sopts []grpc.ServerOption
 	if l != nil {
@@ -80,24 +59,11 @@ func serve(t *testing.T, srv *fakeGreeter, l *Limiter, cl *ClientLimiter) greete
 				return h(srv, callerStream{ss, withCaller(ss.Context())})
 			}, l.StreamServerInterceptor()))
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(sopts...)
-	greeterv1.RegisterGreeterServiceServer(gs, srv)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	dopts := []grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}
+	var dopts []grpc.DialOption
 	if cl != nil {
 		dopts = append(dopts, grpc.WithUnaryInterceptor(cl.UnaryClientInterceptor()), grpc.WithStreamInterceptor(cl.StreamClientInterceptor()))
 	}
-	cc, err := grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return greeterv1.NewGreeterServiceClient(cc)
+	return testpbv1.NewTestServiceClient(kittest.Serve(t, srv.Register, sopts, dopts...))
 }
 
 type fakeClock struct {
@@ -152,16 +118,16 @@ func outcomeOf(err error) outcome {
 	return o
 }
 
-func hello(ctx context.Context, c greeterv1.GreeterServiceClient, caller string) outcome {
+func hello(ctx context.Context, c testpbv1.TestServiceClient, caller string) outcome {
 	if caller != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "caller", caller)
 	}
-	_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "ada"})
+	_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "ada"})
 	return outcomeOf(err)
 }
 
-func stream(ctx context.Context, c greeterv1.GreeterServiceClient) outcome {
-	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: "ada"})
+func stream(ctx context.Context, c testpbv1.TestServiceClient) outcome {
+	s, err := c.EchoStream(ctx, &testpbv1.EchoStreamRequest{Message: "ada"})
 	for err == nil {
 		_, err = s.Recv()
 	}
@@ -178,7 +144,7 @@ func limited(layer string, retry time.Duration) outcome {
 }
 
 func TestServerGlobalLimitRecoversAfterRetryDelay(t *testing.T) {
-	srv := &fakeGreeter{}
+	srv := &kittest.Service{}
 	l, clk := newLimiter(t, Config{RPS: 2, Burst: 2, MaxCallers: 10})
 	c := serve(t, srv, l, nil)
 	ctx := t.Context()
@@ -192,17 +158,17 @@ func TestServerGlobalLimitRecoversAfterRetryDelay(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if n := srv.calls.Load(); n != 3 {
+	if n := srv.Calls(); n != 3 {
 		t.Errorf("handler ran %d times, want 3", n)
 	}
 }
 
 func TestServerPerMethodLimitsAreIndependent(t *testing.T) {
 	l, _ := newLimiter(t, Config{MaxCallers: 10, PerMethod: map[string]Limit{
-		sayHello:                       {RPS: 1, Burst: 1},
-		"/greeter.v1.GreeterService/*": {RPS: 1, Burst: 2},
+		echo:                       {RPS: 1, Burst: 1},
+		"/testpb.v1.TestService/*": {RPS: 1, Burst: 2},
 	}})
-	c := serve(t, &fakeGreeter{}, l, nil)
+	c := serve(t, &kittest.Service{}, l, nil)
 	ctx := t.Context()
 
 	got := []outcome{hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), stream(ctx, c), stream(ctx, c), hello(ctx, c, "")}
@@ -214,7 +180,7 @@ func TestServerPerMethodLimitsAreIndependent(t *testing.T) {
 
 func TestServerPerCallerLimitsAreIndependent(t *testing.T) {
 	l, clk := newLimiter(t, Config{MaxCallers: 10, PerCaller: Limit{RPS: 0.5, Burst: 1}})
-	c := serve(t, &fakeGreeter{}, l, nil)
+	c := serve(t, &kittest.Service{}, l, nil)
 	ctx := t.Context()
 
 	got := []outcome{hello(ctx, c, "alice"), hello(ctx, c, "alice"), hello(ctx, c, "bob"), hello(ctx, c, "bob")}
@@ -231,7 +197,7 @@ func TestServerPerCallerLimitsAreIndependent(t *testing.T) {
 
 func TestServerRejectedCallGivesTokensBack(t *testing.T) {
 	l, _ := newLimiter(t, Config{RPS: 1, Burst: 2, MaxCallers: 10, PerCaller: Limit{RPS: 1, Burst: 1}})
-	c := serve(t, &fakeGreeter{}, l, nil)
+	c := serve(t, &kittest.Service{}, l, nil)
 	ctx := t.Context()
 
 	// alice's second call is refused by her own bucket and must not spend a
@@ -245,7 +211,7 @@ func TestServerRejectedCallGivesTokensBack(t *testing.T) {
 
 func TestServerSetConfigAtRunTime(t *testing.T) {
 	l, clk := newLimiter(t, DefaultConfig())
-	c := serve(t, &fakeGreeter{}, l, nil)
+	c := serve(t, &kittest.Service{}, l, nil)
 	ctx := t.Context()
 	for range 5 {
 		if o := hello(ctx, c, ""); o != ok {
@@ -254,7 +220,7 @@ func TestServerSetConfigAtRunTime(t *testing.T) {
 	}
 
 	// Lower: a global and a per-method limit.
-	lowered := Config{RPS: 1, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{streamHellos: {RPS: 0.5, Burst: 1}}}
+	lowered := Config{RPS: 1, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{echoStream: {RPS: 0.5, Burst: 1}}}
 	if err := l.SetConfig(lowered); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +229,7 @@ func TestServerSetConfigAtRunTime(t *testing.T) {
 	got = append(got, stream(ctx, c), stream(ctx, c))
 
 	// Raise the rates: the buckets keep their (empty) state, refill faster.
-	raised := Config{RPS: 4, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{streamHellos: {RPS: 2, Burst: 1}}}
+	raised := Config{RPS: 4, Burst: 1, MaxCallers: 10, PerMethod: map[string]Limit{echoStream: {RPS: 2, Burst: 1}}}
 	if err := l.SetConfig(raised); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +306,7 @@ func withTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func TestClientWaitsWithinTheDeadline(t *testing.T) {
-	srv := &fakeGreeter{}
+	srv := &kittest.Service{}
 	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 20, Burst: 1}, Wait: true})
 	c := serve(t, srv, nil, cl)
 
@@ -348,13 +314,13 @@ func TestClientWaitsWithinTheDeadline(t *testing.T) {
 	if diff := cmp.Diff([]outcome{ok, ok}, got); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if n := srv.calls.Load(); n != 2 {
+	if n := srv.Calls(); n != 2 {
 		t.Errorf("server saw %d calls, want 2", n)
 	}
 }
 
 func TestClientFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
-	srv := &fakeGreeter{}
+	srv := &kittest.Service{}
 	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}, Wait: true})
 	c := serve(t, srv, nil, cl)
 
@@ -362,7 +328,7 @@ func TestClientFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
 		t.Fatalf("first call: %+v", o)
 	}
 	start := time.Now()
-	_, err := c.SayHello(withTimeout(t, time.Minute), &greeterv1.SayHelloRequest{Name: "ada"})
+	_, err := c.Echo(withTimeout(t, time.Minute), &testpbv1.EchoRequest{Message: "ada"})
 	if elapsed := time.Since(start); elapsed > 30*time.Second {
 		t.Errorf("the call waited %v instead of failing at once", elapsed)
 	}
@@ -377,14 +343,14 @@ func TestClientFailsFastWhenTheTokenComesAfterTheDeadline(t *testing.T) {
 	if !errors.As(err, &lr) || !lr.LocalRejection() {
 		t.Error("the error does not report a local rejection")
 	}
-	if n := srv.calls.Load(); n != 1 {
+	if n := srv.Calls(); n != 1 {
 		t.Errorf("server saw %d calls, want 1", n)
 	}
 }
 
 func TestClientWithoutWaitFailsAtOnce(t *testing.T) {
-	srv := &fakeGreeter{}
-	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{sayHello: {RPS: 20, Burst: 1}}, Wait: false})
+	srv := &kittest.Service{}
+	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{echo: {RPS: 20, Burst: 1}}, Wait: false})
 	c := serve(t, srv, nil, cl)
 	ctx := withTimeout(t, 5*time.Second)
 
@@ -402,7 +368,7 @@ func TestClientWithoutWaitFailsAtOnce(t *testing.T) {
 
 func TestClientCanceledWhileWaiting(t *testing.T) {
 	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}, Wait: true})
-	c := serve(t, &fakeGreeter{}, nil, cl)
+	c := serve(t, &kittest.Service{}, nil, cl)
 	if o := stream(t.Context(), c); o != ok { // takes the stream method's only token
 		t.Fatalf("first stream: %+v", o)
 	}
@@ -418,14 +384,14 @@ func TestClientCanceledWhileWaiting(t *testing.T) {
 
 func TestClientSetConfigAtRunTime(t *testing.T) {
 	cl := newClientLimiter(t, ClientConfig{Default: Limit{RPS: 0.01, Burst: 1}})
-	c := serve(t, &fakeGreeter{}, nil, cl)
+	c := serve(t, &kittest.Service{}, nil, cl)
 	ctx := t.Context()
 
 	got := []outcome{hello(ctx, c, ""), outcomeCode(hello(ctx, c, ""))}
 	if err := cl.SetConfig(ClientConfig{PerMethod: map[string]Limit{"bad": {}}}); err == nil {
 		t.Error("SetConfig accepted a bad method key")
 	}
-	if err := cl.SetConfig(ClientConfig{PerMethod: map[string]Limit{sayHello: {RPS: 0}}, Default: Limit{RPS: 0.01, Burst: 1}}); err != nil {
+	if err := cl.SetConfig(ClientConfig{PerMethod: map[string]Limit{echo: {RPS: 0}}, Default: Limit{RPS: 0.01, Burst: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	got = append(got, hello(ctx, c, ""), hello(ctx, c, ""), stream(ctx, c), outcomeCode(stream(ctx, c)))
@@ -438,44 +404,26 @@ func TestClientSetConfigAtRunTime(t *testing.T) {
 func outcomeCode(o outcome) outcome { return outcome{Code: o.Code} }
 
 func TestLimitedCounted(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	mp, reader := kittest.NewMeterProvider(t)
 
-	l, _ := newLimiter(t, Config{MaxCallers: 10, PerMethod: map[string]Limit{sayHello: {RPS: 1, Burst: 1}}}, WithMeterProvider(mp))
-	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{streamHellos: {RPS: 0.01, Burst: 1}}}, WithMeterProvider(mp))
-	c := serve(t, &fakeGreeter{}, l, cl)
+	l, _ := newLimiter(t, Config{MaxCallers: 10, PerMethod: map[string]Limit{echo: {RPS: 1, Burst: 1}}}, WithMeterProvider(mp))
+	cl := newClientLimiter(t, ClientConfig{PerMethod: map[string]Limit{echoStream: {RPS: 0.01, Burst: 1}}}, WithMeterProvider(mp))
+	c := serve(t, &kittest.Service{}, l, cl)
 	ctx := t.Context()
 	for range 3 {
 		hello(ctx, c, "")
 		stream(ctx, c)
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != "grpckit.ratelimit.limited" {
-				continue
-			}
-			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-				layer, _ := dp.Attributes.Value("layer")
-				method, _ := dp.Attributes.Value("method")
-				got[layer.AsString()+" "+method.AsString()] += dp.Value
-			}
-		}
-	}
-	want := map[string]int64{"method " + sayHello: 2, "client " + streamHellos: 2}
+	got := kittest.MetricSumsBy(t, reader, "grpckit.ratelimit.limited", "layer", "method")
+	want := map[string]int64{"method " + echo: 2, "client " + echoStream: 2}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("limited calls (-want +got):\n%s", diff)
 	}
 }
 
 func TestAllocations(t *testing.T) {
-	info := &grpc.UnaryServerInfo{FullMethod: sayHello}
+	info := &grpc.UnaryServerInfo{FullMethod: echo}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	ctx := t.Context()
 	for _, tc := range []struct {
@@ -484,9 +432,9 @@ func TestAllocations(t *testing.T) {
 		max  float64
 	}{
 		{"no limits", DefaultConfig(), 0},
-		{"unlimited method", Config{MaxCallers: 1, PerMethod: map[string]Limit{streamHellos: {RPS: 1}, "/other.Service/*": {RPS: 1}}}, 0},
+		{"unlimited method", Config{MaxCallers: 1, PerMethod: map[string]Limit{echoStream: {RPS: 1}, "/other.Service/*": {RPS: 1}}}, 0},
 		// One Reservation per bucket.
-		{"global and method", Config{RPS: 1e9, MaxCallers: 1, PerMethod: map[string]Limit{sayHello: {RPS: 1e9}}}, 2},
+		{"global and method", Config{RPS: 1e9, MaxCallers: 1, PerMethod: map[string]Limit{echo: {RPS: 1e9}}}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, _ := newLimiter(t, tc.cfg)
@@ -514,7 +462,7 @@ func TestServerNeverLimitsHealthChecks(t *testing.T) {
 			t.Fatalf("health check %d: %v", i, code)
 		}
 	}
-	if a, b := call(sayHello), call(sayHello); a != codes.OK || b != codes.ResourceExhausted {
+	if a, b := call(echo), call(echo); a != codes.OK || b != codes.ResourceExhausted {
 		t.Errorf("other calls under the same limit: %v then %v, want OK then ResourceExhausted", a, b)
 	}
 }

@@ -6,49 +6,23 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const secret = "secret detail of the panic"
-
-// panicky panics on the name "panic" and answers otherwise.
-type panicky struct {
-	greeterv1.UnimplementedGreeterServiceServer
-}
-
-func (panicky) SayHello(_ context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	if req.GetName() == "panic" {
-		panic(secret)
-	}
-	return &greeterv1.SayHelloResponse{Message: "hello " + req.GetName()}, nil
-}
-
-func (panicky) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.ServerStreamingServer[greeterv1.StreamHellosResponse]) error {
-	if err := stream.Send(&greeterv1.StreamHellosResponse{Message: "hello", Sequence: 1}); err != nil {
-		return err
-	}
-	if req.GetName() == "panic" {
-		panic(errors.New(secret))
-	}
-	return nil
-}
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a handler.
 type syncBuffer struct {
@@ -68,27 +42,19 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func serve(t *testing.T, r *Recoverer) greeterv1.GreeterServiceClient {
+// serve starts svc behind r's interceptors and returns a client.
+func serve(t *testing.T, r *Recoverer, svc *kittest.Service) testpbv1.TestServiceClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(
+	return testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(r.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(r.StreamServerInterceptor()))
-	greeterv1.RegisterGreeterServiceServer(gs, panicky{})
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return greeterv1.NewGreeterServiceClient(cc)
+		grpc.ChainStreamInterceptor(r.StreamServerInterceptor()),
+	}))
 }
 
-func recvAll(ctx context.Context, c greeterv1.GreeterServiceClient, name string) error {
-	s, err := c.StreamHellos(ctx, &greeterv1.StreamHellosRequest{Name: name})
+// recvAll reads a stream that meets the server's faults after its first
+// message to its end, and returns its final error (nil: OK).
+func recvAll(ctx context.Context, c testpbv1.TestServiceClient) error {
+	s, err := c.EchoStream(ctx, &testpbv1.EchoStreamRequest{Message: "m", FaultAfter: 1})
 	for err == nil {
 		_, err = s.Recv()
 	}
@@ -110,25 +76,35 @@ func resultOf(err error) result {
 
 func TestPanicBecomesInternal(t *testing.T) {
 	var logs syncBuffer
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	mp, reader := kittest.NewMeterProvider(t)
 	r, err := New(DefaultConfig(), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))), WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := serve(t, r)
+	svc := &kittest.Service{}
+	c := serve(t, r, svc)
 	ctx := t.Context()
 
-	hello := func(name string) result {
-		_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: name})
+	// Each call panics with v, when not nil: a unary call with a string,
+	// a stream after its first message with an error.
+	unary := func(v any) result {
+		if v != nil {
+			svc.PanicNext(v)
+		}
+		_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "m"})
 		return resultOf(err)
 	}
+	stream := func(v any) result {
+		if v != nil {
+			svc.PanicNext(v)
+		}
+		return resultOf(recvAll(ctx, c))
+	}
 	got := []result{
-		hello("panic"),
-		hello("ada"),
-		resultOf(recvAll(ctx, c, "panic")),
-		resultOf(recvAll(ctx, c, "ada")),
+		unary(secret),
+		unary(nil),
+		stream(errors.New(secret)),
+		stream(nil),
 	}
 	internal := result{codes.Internal, "internal error"}
 	want := []result{internal, {Code: codes.OK}, internal, {Code: codes.OK}}
@@ -139,11 +115,12 @@ func TestPanicBecomesInternal(t *testing.T) {
 	out := logs.String()
 	for _, want := range []string{
 		`"level":"ERROR"`,
-		`"method":"/greeter.v1.GreeterService/SayHello"`,
-		`"method":"/greeter.v1.GreeterService/StreamHellos"`,
+		`"method":"/testpb.v1.TestService/Echo"`,
+		`"method":"/testpb.v1.TestService/EchoStream"`,
 		`"panic":"` + secret + `"`,
 		`"stack":"goroutine `,
-		"recovery_test.go",
+		"kittest.(*Service).Echo(", // the frames of the panic
+		"kittest.(*Service).EchoStream(",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)
@@ -153,22 +130,8 @@ func TestPanicBecomesInternal(t *testing.T) {
 		t.Errorf("%d log lines, want 2", n)
 	}
 
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name == "grpckit.recovery.panics" {
-				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-					method, _ := dp.Attributes.Value("method")
-					counts[method.AsString()] += dp.Value
-				}
-			}
-		}
-	}
-	wantCounts := map[string]int64{"/greeter.v1.GreeterService/SayHello": 1, "/greeter.v1.GreeterService/StreamHellos": 1}
+	counts := kittest.MetricSumsBy(t, reader, "grpckit.recovery.panics", "method")
+	wantCounts := map[string]int64{"/testpb.v1.TestService/Echo": 1, "/testpb.v1.TestService/EchoStream": 1}
 	if diff := cmp.Diff(wantCounts, counts); diff != "" {
 		t.Errorf("grpckit.recovery.panics (-want +got):\n%s", diff)
 	}
@@ -182,8 +145,10 @@ func TestDefaultsDiscardLogs(t *testing.T) {
 	if err := r.SetConfig(Config{}); err != nil {
 		t.Fatal(err)
 	}
-	c := serve(t, r)
-	if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "panic"}); status.Code(err) != codes.Internal {
+	svc := &kittest.Service{}
+	c := serve(t, r, svc)
+	svc.PanicNext(secret)
+	if _, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "m"}); status.Code(err) != codes.Internal {
 		t.Errorf("got %v, want Internal", err)
 	}
 }
@@ -194,7 +159,7 @@ func TestNoAllocationWithoutPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	interceptor := r.UnaryServerInterceptor()
-	info := &grpc.UnaryServerInfo{FullMethod: "/greeter.v1.GreeterService/SayHello"}
+	info := &grpc.UnaryServerInfo{FullMethod: "/testpb.v1.TestService/Echo"}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	ctx := t.Context()
 	if n := testing.AllocsPerRun(100, func() { interceptor(ctx, nil, info, handler) }); n != 0 {

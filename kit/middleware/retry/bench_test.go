@@ -5,9 +5,9 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
 
 // BenchmarkUnary compares a successful unary call with and without the
@@ -30,16 +30,16 @@ func BenchmarkUnary(b *testing.B) {
 		{name: "retry", client: []grpc.UnaryClientInterceptor{r.UnaryClientInterceptor()},
 			server: []grpc.ServerOption{grpc.UnaryInterceptor(r.UnaryServerInterceptor())}},
 		{name: "dedupe+timeout+retry", client: []grpc.UnaryClientInterceptor{
-			mustStamper("/user.v1.UserService/CreateUser").UnaryClientInterceptor(), to.UnaryClientInterceptor(), r.UnaryClientInterceptor()},
+			mustStamper(create).UnaryClientInterceptor(), to.UnaryClientInterceptor(), r.UnaryClientInterceptor()},
 			server: []grpc.ServerOption{grpc.ChainUnaryInterceptor(to.UnaryServerInterceptor(), r.UnaryServerInterceptor())}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			lis := serve(b, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, bc.server...)
-			c := greeterv1.NewGreeterServiceClient(dial(b, lis, "bench", grpc.WithChainUnaryInterceptor(bc.client...)))
-			req := &greeterv1.SayHelloRequest{Name: "a"}
+			srv := kittest.StartServer(b, (&kittest.Service{}).Register, bc.server...)
+			c := testpbv1.NewTestServiceClient(srv.Dial(b, "bench", grpc.WithChainUnaryInterceptor(bc.client...)))
+			req := &testpbv1.EchoRequest{Message: "a"}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.SayHello(b.Context(), req); err != nil {
+				if _, err := c.Echo(b.Context(), req); err != nil {
 					b.Fatal(err)
 				}
 			}

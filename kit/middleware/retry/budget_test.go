@@ -5,51 +5,28 @@ import (
 	"testing"
 	"time"
 
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
-
-// sums returns the value of every int64 sum reader has collected, by name.
-func sums(t *testing.T, reader sdkmetric.Reader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(t.Context(), &rm); err != nil {
-		t.Fatalf("Collect: %v", err)
-	}
-	got := make(map[string]int64)
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if s, ok := m.Data.(metricdata.Sum[int64]); ok {
-				for _, dp := range s.DataPoints {
-					got[m.Name] += dp.Value
-				}
-			}
-		}
-	}
-	return got
-}
 
 // TestBudget sends calls to a target that fails them all: the retries stay
 // within BudgetRatio of the calls plus the minimum allowance.
 func TestBudget(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	t.Cleanup(func() { mp.Shutdown(t.Context()) })
+	mp, reader := kittest.NewMeterProvider(t)
 
-	f := &faults{fail: always(errUnavailable)}
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	svc := &kittest.Service{}
+	svc.Fail(errUnavailable)
+	srv := kittest.StartServer(t, svc.Register)
 	cfg := fastConfig()
 	cfg.BudgetRatio, cfg.BudgetMinRetriesPerSecond = 0.1, 2
 	r := newRetrier(t, cfg, retry.WithMeterProvider(mp))
 	// Two connections to the same target share its budget.
-	clients := []greeterv1.GreeterServiceClient{
-		greeterv1.NewGreeterServiceClient(dial(t, lis, "always-down", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor()))),
-		greeterv1.NewGreeterServiceClient(dial(t, lis, "always-down", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor()))),
+	clients := []testpbv1.TestServiceClient{
+		testpbv1.NewTestServiceClient(srv.Dial(t, "always-down", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor()))),
+		testpbv1.NewTestServiceClient(srv.Dial(t, "always-down", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor()))),
 	}
 	const calls = 400
 	start := time.Now()
@@ -57,14 +34,14 @@ func TestBudget(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for range calls / 4 {
-				clients[w%2].SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"})
+				clients[w%2].Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"})
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 
-	retries := f.calls() - calls
+	retries := svc.Calls() - calls
 	// Earned tokens: BudgetRatio per call (they only fade). Allowance: one
 	// second saved up at the start plus the refill while the test ran.
 	limit := calls*cfg.BudgetRatio + cfg.BudgetMinRetriesPerSecond*(1+elapsed.Seconds())
@@ -77,9 +54,9 @@ func TestBudget(t *testing.T) {
 		t.Errorf("%d retries, far fewer than the budget's %.1f", retries, limit)
 	}
 
-	got := sums(t, reader)
-	if got["grpckit.retry.attempts"] != int64(f.calls()) {
-		t.Errorf("grpckit.retry.attempts = %d, want the %d calls the server received", got["grpckit.retry.attempts"], f.calls())
+	got := kittest.MetricSums(t, reader)
+	if got["grpckit.retry.attempts"] != int64(svc.Calls()) {
+		t.Errorf("grpckit.retry.attempts = %d, want the %d calls the server received", got["grpckit.retry.attempts"], svc.Calls())
 	}
 	if got["grpckit.retry.retries"] != int64(retries) {
 		t.Errorf("grpckit.retry.retries = %d, want %d", got["grpckit.retry.retries"], retries)

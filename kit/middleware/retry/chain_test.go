@@ -1,7 +1,6 @@
 package retry_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -11,65 +10,53 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
-	"github.com/grpckit/grpckit/services/greeter"
-	"github.com/grpckit/grpckit/services/user"
 )
 
-// relayUsers is a user service whose GetUser asks the next one, passing its
-// server context on as kit services must.
-type relayUsers struct {
-	userv1.UnimplementedUserServiceServer
-	next userv1.UserServiceClient
-}
-
-func (s relayUsers) GetUser(ctx context.Context, req *userv1.GetUserRequest) (*userv1.GetUserResponse, error) {
-	return s.next.GetUser(ctx, req)
-}
-
-// chain is a call chain client -> A -> B -> C of real servers: A a greeter
-// that looks users up in B, B a user service relaying GetUser to C, C a user
-// service that is always unavailable. Every client retries with its own
-// Retrier; A and B install the retry server interceptors.
+// chain is a call chain client -> A -> B -> C of real servers: A and B
+// relay each call to the next one, passing their server context on as kit
+// services must; C is always unavailable. Every client retries with its
+// own Retrier; A and B install the retry server interceptors.
 type chain struct {
-	a, b, c *faults // count the calls each server receives
-	client  greeterv1.GreeterServiceClient
+	a, b, c *kittest.Service // count the calls each server receives
+	client  testpbv1.TestServiceClient
 }
 
 func newChain(t *testing.T, cfg retry.Config) *chain {
 	t.Helper()
-	ch := &chain{a: &faults{}, b: &faults{}, c: &faults{fail: always(errUnavailable)}}
-	serverOpts := func(f *faults) []grpc.ServerOption {
+	serverOpts := func() []grpc.ServerOption {
 		r := newRetrier(t, cfg)
 		return []grpc.ServerOption{
-			grpc.ChainUnaryInterceptor(r.UnaryServerInterceptor(), f.unary),
-			grpc.ChainStreamInterceptor(r.StreamServerInterceptor(), f.stream),
+			grpc.ChainUnaryInterceptor(r.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(r.StreamServerInterceptor()),
 		}
 	}
 	retrying := func() grpc.DialOption { return grpc.WithUnaryInterceptor(newRetrier(t, cfg).UnaryClientInterceptor()) }
+	// serve starts svc and returns a retrying client to it.
+	serve := func(name string, svc *kittest.Service) testpbv1.TestServiceClient {
+		return testpbv1.NewTestServiceClient(kittest.StartServer(t, svc.Register, serverOpts()...).Dial(t, name, retrying()))
+	}
 
-	cLis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(nil)) }, serverOpts(ch.c)...)
-	toC := userv1.NewUserServiceClient(dial(t, cLis, "c", retrying()))
-	bLis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, relayUsers{next: toC}) }, serverOpts(ch.b)...)
-	toB := userv1.NewUserServiceClient(dial(t, bLis, "b", retrying()))
-	aLis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(toB)) }, serverOpts(ch.a)...)
-	ch.client = greeterv1.NewGreeterServiceClient(dial(t, aLis, "a", retrying()))
+	ch := &chain{c: &kittest.Service{Name: "C"}}
+	ch.c.Fail(errUnavailable)
+	ch.b = &kittest.Service{Name: "B", Next: serve("c", ch.c)}
+	ch.a = &kittest.Service{Name: "A", Next: serve("b", ch.b)}
+	ch.client = serve("a", ch.a)
 	return ch
 }
 
 // run makes n calls through the chain from workers goroutines.
 func (ch *chain) run(t *testing.T, n, workers int) {
 	t.Helper()
-	id := "u1"
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for range n / workers {
-				_, err := ch.client.SayHello(t.Context(), &greeterv1.SayHelloRequest{UserId: &id})
+				_, err := ch.client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "m"})
 				if status.Code(err) != codes.Unavailable {
-					t.Errorf("SayHello error = %v, want UNAVAILABLE", err)
+					t.Errorf("Echo error = %v, want UNAVAILABLE", err)
 				}
 			}
 		})
@@ -89,7 +76,7 @@ func TestChainWithoutBudget(t *testing.T) {
 	const n = 20
 	ch.run(t, n, 2)
 	want := map[string]int{"A": 3 * n, "B": 5 * n, "C": 7 * n}
-	got := map[string]int{"A": ch.a.calls(), "B": ch.b.calls(), "C": ch.c.calls()}
+	got := map[string]int{"A": ch.a.Calls(), "B": ch.b.Calls(), "C": ch.c.Calls()}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("calls received per server (-want +got):\n%s", diff)
 	}
@@ -108,7 +95,7 @@ func TestChainBudget(t *testing.T) {
 	ch.run(t, n, 4)
 	elapsed := time.Since(start)
 
-	a, b, c := ch.a.calls(), ch.b.calls(), ch.c.calls()
+	a, b, c := ch.a.Calls(), ch.b.Calls(), ch.c.Calls()
 	ratio := float64(c) / float64(a)
 	t.Logf("%d calls to the chain in %v: A received %d, B %d, C %d; C/A = %.3f (budget ratio %.2f; retries at every hop without protection would give C/A = %d)",
 		n, elapsed.Round(time.Millisecond), a, b, c, ratio, cfg.BudgetRatio, cfg.MaxAttempts*cfg.MaxAttempts)

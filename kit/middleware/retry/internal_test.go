@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func TestBudgetTokens(t *testing.T) {
@@ -91,14 +92,12 @@ func TestBackoff(t *testing.T) {
 func TestIdempotent(t *testing.T) {
 	got := map[string]bool{}
 	for _, m := range []string{
-		"/user.v1.UserService/CreateUser",
-		"/user.v1.UserService/GetUser",
-		"/user.v1.UserService/UpdateUser",
-		"/user.v1.UserService/DeleteUser",
-		"/greeter.v1.GreeterService/SayHello",
-		"/greeter.v1.GreeterService/StreamHellos",
-		"/user.v1.UserService/NoSuchMethod",
-		"/user.v1.User/Name", // a message, not a service
+		testpbv1.TestService_Echo_FullMethodName,
+		testpbv1.TestService_EchoStream_FullMethodName,
+		testpbv1.TestService_Put_FullMethodName,
+		testpbv1.TestService_Create_FullMethodName,
+		"/testpb.v1.TestService/NoSuchMethod",
+		"/testpb.v1.Item/key", // a field, not a method
 		"/nosuch.Service/Method",
 		"garbage",
 		"/",
@@ -106,17 +105,15 @@ func TestIdempotent(t *testing.T) {
 		got[m] = idempotent(m)
 	}
 	want := map[string]bool{
-		"/user.v1.UserService/CreateUser":         false,
-		"/user.v1.UserService/GetUser":            true,
-		"/user.v1.UserService/UpdateUser":         true,
-		"/user.v1.UserService/DeleteUser":         true,
-		"/greeter.v1.GreeterService/SayHello":     true,
-		"/greeter.v1.GreeterService/StreamHellos": true,
-		"/user.v1.UserService/NoSuchMethod":       false,
-		"/user.v1.User/Name":                      false,
-		"/nosuch.Service/Method":                  false,
-		"garbage":                                 false,
-		"/":                                       false,
+		"/testpb.v1.TestService/Echo":         true, // NO_SIDE_EFFECTS
+		"/testpb.v1.TestService/EchoStream":   true, // NO_SIDE_EFFECTS
+		"/testpb.v1.TestService/Put":          true, // IDEMPOTENT
+		"/testpb.v1.TestService/Create":       false,
+		"/testpb.v1.TestService/NoSuchMethod": false,
+		"/testpb.v1.Item/key":                 false,
+		"/nosuch.Service/Method":              false,
+		"garbage":                             false,
+		"/":                                   false,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("idempotent (-want +got):\n%s", diff)

@@ -17,11 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
-	"github.com/grpckit/grpckit/services/greeter"
-	"github.com/grpckit/grpckit/services/user"
 )
 
 var errUnavailable = status.Error(codes.Unavailable, "test: unavailable")
@@ -41,7 +39,7 @@ func TestConfigValidate(t *testing.T) {
 		{"one attempt", with(func(c *retry.Config) { c.MaxAttempts = 1 }), ""},
 		{"codes any case", with(func(c *retry.Config) { c.Codes = []string{"unavailable", "Resource_Exhausted", "ABORTED"} }), ""},
 		{"no codes", with(func(c *retry.Config) { c.Codes = nil }), ""},
-		{"methods", with(func(c *retry.Config) { c.Methods = map[string]bool{createUser: true, "/user.v1.UserService/*": false} }), ""},
+		{"methods", with(func(c *retry.Config) { c.Methods = map[string]bool{create: true, testService: false} }), ""},
 		{"zero budget", with(func(c *retry.Config) { c.BudgetRatio, c.BudgetMinRetriesPerSecond = 0, 0 }), ""},
 		{"zero attempts", retry.Config{}, "retry: max_attempts:"},
 		{"too many attempts", with(func(c *retry.Config) { c.MaxAttempts = 11 }), "retry: max_attempts:"},
@@ -55,7 +53,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative jitter", with(func(c *retry.Config) { c.Jitter = -0.1 }), "retry: jitter:"},
 		{"negative ratio", with(func(c *retry.Config) { c.BudgetRatio = -1 }), "retry: budget_ratio:"},
 		{"negative min retries", with(func(c *retry.Config) { c.BudgetMinRetriesPerSecond = -1 }), "retry: budget_min_retries_per_second:"},
-		{"bad method", with(func(c *retry.Config) { c.Methods = map[string]bool{"CreateUser": true} }), "retry: methods:"},
+		{"bad method", with(func(c *retry.Config) { c.Methods = map[string]bool{"Create": true} }), "retry: methods:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -74,26 +72,25 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestRetriesUnavailableThenSucceeds(t *testing.T) {
-	f := &faults{fail: firstN(2, errUnavailable)}
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	svc := &kittest.Service{}
+	svc.FailNext(2, errUnavailable)
 	r := newRetrier(t, fastConfig())
-	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
-	resp, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"})
+	c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	resp, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "Ada"})
 	if err != nil {
-		t.Fatalf("SayHello: %v", err)
+		t.Fatalf("Echo: %v", err)
 	}
-	if resp.GetMessage() != "Hello, Ada!" {
+	if resp.GetMessage() != "Ada" {
 		t.Errorf("message = %q", resp.GetMessage())
 	}
-	if diff := cmp.Diff([]string{"", "2", "3"}, f.seenAttempts()); diff != "" {
+	if diff := cmp.Diff([]string{"", "2", "3"}, attempts(svc)); diff != "" {
 		t.Errorf("attempt metadata per call (-want +got):\n%s", diff)
 	}
 }
 
-// TestWhichCallsRetry runs calls against a user service failing every call
-// and counts the attempts that reach it.
+// TestWhichCallsRetry runs calls against a service failing every call and
+// counts the attempts that reach it.
 func TestWhichCallsRetry(t *testing.T) {
-	store := openStore(t)
 	forced := func(m map[string]bool) retry.Config { c := fastConfig(); c.Methods = m; return c }
 	notFound := status.Error(codes.NotFound, "test: no such user")
 	for _, tc := range []struct {
@@ -101,53 +98,51 @@ func TestWhichCallsRetry(t *testing.T) {
 		cfg    retry.Config
 		method string
 		err    error
-		dedupe bool                                                  // install the dedupe client interceptor for the method, outside retry
-		ctx    func(context.Context) context.Context                 // nil: unchanged
-		call   func(context.Context, userv1.UserServiceClient) error // nil: by method
+		dedupe bool                                  // install the dedupe client interceptor for the method, outside retry
+		ctx    func(context.Context) context.Context // nil: unchanged
 		want   int
 	}{
-		{name: "GetUser is NO_SIDE_EFFECTS", cfg: fastConfig(), method: getUser, err: errUnavailable, want: 3},
-		{name: "UpdateUser is IDEMPOTENT", cfg: fastConfig(), method: updateUser, err: errUnavailable, want: 3},
-		{name: "CreateUser is not idempotent", cfg: fastConfig(), method: createUser, err: errUnavailable, want: 1},
-		{name: "CreateUser configured", cfg: forced(map[string]bool{createUser: true}), method: createUser, err: errUnavailable, want: 3},
-		{name: "CreateUser configured by service", cfg: forced(map[string]bool{"/user.v1.UserService/*": true}), method: createUser, err: errUnavailable, want: 3},
-		{name: "CreateUser protected by dedupe", cfg: fastConfig(), method: createUser, err: errUnavailable, dedupe: true, want: 3},
-		{name: "configured false beats dedupe", cfg: forced(map[string]bool{createUser: false}), method: createUser, err: errUnavailable, dedupe: true, want: 1},
-		{name: "configured false beats idempotency", cfg: forced(map[string]bool{"/user.v1.UserService/*": false}), method: getUser, err: errUnavailable, want: 1},
-		{name: "exact beats service", cfg: forced(map[string]bool{"/user.v1.UserService/*": false, getUser: true}), method: getUser, err: errUnavailable, want: 3},
-		{name: "NotFound is not retried", cfg: fastConfig(), method: getUser, err: notFound, want: 1},
-		{name: "configured code", cfg: func() retry.Config { c := fastConfig(); c.Codes = []string{"UNAVAILABLE", "NOT_FOUND"}; return c }(), method: getUser, err: notFound, want: 3},
-		{name: "context without retries", cfg: fastConfig(), method: getUser, err: errUnavailable, ctx: retry.WithoutRetries, want: 1},
-		{name: "max attempts 1", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 1; return c }(), method: getUser, err: errUnavailable, want: 1},
-		{name: "max attempts 5", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 5; return c }(), method: getUser, err: errUnavailable, want: 5},
+		{name: "Echo is NO_SIDE_EFFECTS", cfg: fastConfig(), method: echo, err: errUnavailable, want: 3},
+		{name: "Put is IDEMPOTENT", cfg: fastConfig(), method: put, err: errUnavailable, want: 3},
+		{name: "Create is not idempotent", cfg: fastConfig(), method: create, err: errUnavailable, want: 1},
+		{name: "Create configured", cfg: forced(map[string]bool{create: true}), method: create, err: errUnavailable, want: 3},
+		{name: "Create configured by service", cfg: forced(map[string]bool{testService: true}), method: create, err: errUnavailable, want: 3},
+		{name: "Create protected by dedupe", cfg: fastConfig(), method: create, err: errUnavailable, dedupe: true, want: 3},
+		{name: "configured false beats dedupe", cfg: forced(map[string]bool{create: false}), method: create, err: errUnavailable, dedupe: true, want: 1},
+		{name: "configured false beats idempotency", cfg: forced(map[string]bool{testService: false}), method: echo, err: errUnavailable, want: 1},
+		{name: "exact beats service", cfg: forced(map[string]bool{testService: false, echo: true}), method: echo, err: errUnavailable, want: 3},
+		{name: "NotFound is not retried", cfg: fastConfig(), method: echo, err: notFound, want: 1},
+		{name: "configured code", cfg: func() retry.Config { c := fastConfig(); c.Codes = []string{"UNAVAILABLE", "NOT_FOUND"}; return c }(), method: echo, err: notFound, want: 3},
+		{name: "context without retries", cfg: fastConfig(), method: echo, err: errUnavailable, ctx: retry.WithoutRetries, want: 1},
+		{name: "max attempts 1", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 1; return c }(), method: echo, err: errUnavailable, want: 1},
+		{name: "max attempts 5", cfg: func() retry.Config { c := fastConfig(); c.MaxAttempts = 5; return c }(), method: echo, err: errUnavailable, want: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &faults{fail: always(tc.err)}
-			lis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) }, f.serverOptions()...)
+			svc := &kittest.Service{}
+			svc.Fail(tc.err)
 			r := newRetrier(t, tc.cfg)
 			chain := []grpc.UnaryClientInterceptor{r.UnaryClientInterceptor()}
 			if tc.dedupe {
 				chain = append([]grpc.UnaryClientInterceptor{mustStamper(tc.method).UnaryClientInterceptor()}, chain...)
 			}
-			c := userv1.NewUserServiceClient(dial(t, lis, "user", grpc.WithChainUnaryInterceptor(chain...)))
+			c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithChainUnaryInterceptor(chain...)))
 			ctx := t.Context()
 			if tc.ctx != nil {
 				ctx = tc.ctx(ctx)
 			}
 			var err error
 			switch tc.method {
-			case getUser:
-				_, err = c.GetUser(ctx, &userv1.GetUserRequest{Id: "u1"})
-			case updateUser:
-				name := "n"
-				_, err = c.UpdateUser(ctx, &userv1.UpdateUserRequest{Id: "u1", Name: &name})
-			case createUser:
-				_, err = c.CreateUser(ctx, &userv1.CreateUserRequest{Name: "n", Email: "n@example.com"})
+			case echo:
+				_, err = c.Echo(ctx, &testpbv1.EchoRequest{Message: "m"})
+			case put:
+				_, err = c.Put(ctx, &testpbv1.PutRequest{Key: "k", Value: "v"})
+			case create:
+				_, err = c.Create(ctx, &testpbv1.CreateRequest{Key: "k", Value: "v"})
 			}
 			if status.Code(err) != status.Code(tc.err) {
 				t.Errorf("error = %v, want code %v", err, status.Code(tc.err))
 			}
-			if got := f.calls(); got != tc.want {
+			if got := svc.Calls(); got != tc.want {
 				t.Errorf("server received %d attempts, want %d", got, tc.want)
 			}
 		})
@@ -181,12 +176,12 @@ func TestDeadline(t *testing.T) {
 		{"pushback honoured", time.Millisecond, 0, pushback(100 * time.Millisecond), 3, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &faults{fail: always(tc.err)}
-			lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+			svc := &kittest.Service{}
+			svc.Fail(tc.err)
 			cfg := retry.DefaultConfig()
 			cfg.InitialBackoff, cfg.MaxBackoff, cfg.Jitter = duration.Duration(tc.backoff), duration.Duration(2*time.Second), 0
 			r := newRetrier(t, cfg)
-			c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+			c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
 			ctx := t.Context()
 			if tc.deadline > 0 {
 				var cancel context.CancelFunc
@@ -194,12 +189,12 @@ func TestDeadline(t *testing.T) {
 				defer cancel()
 			}
 			start := time.Now()
-			_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
+			_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"})
 			elapsed := time.Since(start)
 			if status.Code(err) != codes.Unavailable {
 				t.Errorf("error = %v, want the last attempt's UNAVAILABLE", err)
 			}
-			if got := f.calls(); got != tc.want {
+			if got := svc.Calls(); got != tc.want {
 				t.Errorf("server received %d attempts, want %d", got, tc.want)
 			}
 			if tc.deadline > 0 && elapsed >= tc.deadline {
@@ -214,28 +209,34 @@ func TestDeadline(t *testing.T) {
 
 // TestCancelDuringBackoff checks that a backoff ends when the caller cancels.
 func TestCancelDuringBackoff(t *testing.T) {
-	failed := make(chan struct{}, 1)
-	f := &faults{fail: func(int64) error {
-		failed <- struct{}{}
-		return errUnavailable
-	}}
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	svc := &kittest.Service{}
+	svc.Fail(errUnavailable)
 	cfg := retry.DefaultConfig()
 	cfg.InitialBackoff, cfg.MaxBackoff = duration.Duration(time.Hour), duration.Duration(time.Hour)
 	r := newRetrier(t, cfg)
-	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	// failed hears of each attempt's failure, inside the retry layer.
+	failed := make(chan error, 1)
+	attempt := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		failed <- err
+		return err
+	}
+	c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor(), attempt)))
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{Name: "a"})
+		_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "a"})
 		done <- err
 	}()
-	<-failed // the first attempt has failed; the call is backing off for an hour
+	if err := <-failed; status.Code(err) != codes.Unavailable {
+		t.Fatalf("first attempt: %v, want UNAVAILABLE", err)
+	}
+	// The first attempt has failed; the call is backing off for an hour.
 	cancel()
 	if err := <-done; status.Code(err) != codes.Canceled {
 		t.Errorf("error = %v, want CANCELED", err)
 	}
-	if got := f.calls(); got != 1 {
+	if got := svc.Calls(); got != 1 {
 		t.Errorf("server received %d attempts, want 1", got)
 	}
 }
@@ -256,25 +257,23 @@ func TestServerMarksContext(t *testing.T) {
 		{"garbage attempt", []string{retry.AttemptKey, "x2"}, 3, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// back: a user service that is always unavailable.
-			back := &faults{fail: always(errUnavailable)}
-			backLis := serve(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(nil)) }, back.serverOptions()...)
-			// front: a greeter that looks users up in back, retrying.
+			// back: a service that is always unavailable.
+			back := &kittest.Service{}
+			back.Fail(errUnavailable)
+			// front: a service that relays its calls to back, retrying.
 			r := newRetrier(t, fastConfig())
-			users := userv1.NewUserServiceClient(dial(t, backLis, "user", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
-			frontLis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(users)) },
-				grpc.UnaryInterceptor(r.UnaryServerInterceptor()))
-			c := greeterv1.NewGreeterServiceClient(dial(t, frontLis, "greeter"))
+			front := &kittest.Service{Next: testpbv1.NewTestServiceClient(
+				kittest.Serve(t, back.Register, nil, grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))}
+			c := testpbv1.NewTestServiceClient(kittest.Serve(t, front.Register, []grpc.ServerOption{grpc.UnaryInterceptor(r.UnaryServerInterceptor())}))
 
 			ctx := metadata.AppendToOutgoingContext(t.Context(), tc.md...)
-			id := "u1"
-			if _, err := c.SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id}); status.Code(err) != codes.Unavailable {
-				t.Fatalf("SayHello error = %v, want UNAVAILABLE", err)
+			if _, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "m"}); status.Code(err) != codes.Unavailable {
+				t.Fatalf("Echo error = %v, want UNAVAILABLE", err)
 			}
-			if got := back.calls(); got != tc.wantCalls {
+			if got := back.Calls(); got != tc.wantCalls {
 				t.Errorf("back server received %d calls, want %d", got, tc.wantCalls)
 			}
-			if got := back.seenNoRetry()[0]; got != tc.wantNoRetry {
+			if got := noRetry(back)[0]; got != tc.wantNoRetry {
 				t.Errorf("first call to back carried %s: %v, want %v", retry.NoRetryKey, got, tc.wantNoRetry)
 			}
 		})
@@ -289,9 +288,8 @@ func TestStreamServerMarksContext(t *testing.T) {
 		allowed <- retry.RetriesAllowed(ss.Context())
 		return handler(srv, ss)
 	}
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-		grpc.ChainStreamInterceptor(r.StreamServerInterceptor(), probe))
-	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter"))
+	c := testpbv1.NewTestServiceClient(kittest.Serve(t, (&kittest.Service{}).Register,
+		[]grpc.ServerOption{grpc.ChainStreamInterceptor(r.StreamServerInterceptor(), probe)}))
 	for _, tc := range []struct {
 		md   []string
 		want bool
@@ -300,7 +298,7 @@ func TestStreamServerMarksContext(t *testing.T) {
 		{[]string{retry.AttemptKey, "3"}, false},
 		{[]string{retry.NoRetryKey, "1"}, false},
 	} {
-		stream, err := c.StreamHellos(metadata.AppendToOutgoingContext(t.Context(), tc.md...), &greeterv1.StreamHellosRequest{Name: "a", Count: 1})
+		stream, err := c.EchoStream(metadata.AppendToOutgoingContext(t.Context(), tc.md...), &testpbv1.EchoStreamRequest{Message: "a", Count: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -314,15 +312,15 @@ func TestStreamServerMarksContext(t *testing.T) {
 }
 
 func TestSetConfig(t *testing.T) {
-	f := &faults{fail: always(errUnavailable)}
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) }, f.serverOptions()...)
+	svc := &kittest.Service{}
+	svc.Fail(errUnavailable)
 	r := newRetrier(t, fastConfig(), retry.WithLogger(nil), retry.WithMeterProvider(nil))
-	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+	c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
 	attempts := func() int {
 		t.Helper()
-		before := f.calls()
-		c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"})
-		return f.calls() - before
+		before := svc.Calls()
+		c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"})
+		return svc.Calls() - before
 	}
 	if err := r.SetConfig(retry.Config{}); err == nil {
 		t.Fatal("SetConfig(invalid) = nil, want an error")
@@ -351,8 +349,8 @@ jitter: 0.1
 budget_ratio: 0.2
 budget_min_retries_per_second: 5
 methods:
-  /user.v1.UserService/CreateUser: true
-  /user.v1.UserService/*: false
+  /testpb.v1.TestService/Create: true
+  /testpb.v1.TestService/*: false
 `
 	got := retry.DefaultConfig()
 	if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
@@ -362,7 +360,7 @@ methods:
 		MaxAttempts: 4, Codes: []string{"UNAVAILABLE", "resource_exhausted"},
 		InitialBackoff: duration.Duration(20 * time.Millisecond), MaxBackoff: duration.Duration(2 * time.Second), Multiplier: 1.5, Jitter: 0.1,
 		BudgetRatio: 0.2, BudgetMinRetriesPerSecond: 5,
-		Methods: map[string]bool{createUser: true, "/user.v1.UserService/*": false},
+		Methods: map[string]bool{create: true, testService: false},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config (-want +got):\n%s", diff)
@@ -382,15 +380,14 @@ func (localRejection) GRPCStatus() *status.Status {
 func (localRejection) LocalRejection() bool { return true }
 
 func TestLocalRejectionsAreNotRetried(t *testing.T) {
-	lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) })
 	r := newRetrier(t, fastConfig())
 	var attempts atomic.Int32
 	reject := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		attempts.Add(1)
 		return localRejection{}
 	}
-	c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor(), reject)))
-	_, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "Ada"})
+	c := testpbv1.NewTestServiceClient(kittest.Serve(t, (&kittest.Service{}).Register, nil, grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor(), reject)))
+	_, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "Ada"})
 	if status.Code(err) != codes.Unavailable || attempts.Load() != 1 {
 		t.Errorf("err %v after %d attempts; want UNAVAILABLE after 1 (a local rejection is not retried)", err, attempts.Load())
 	}

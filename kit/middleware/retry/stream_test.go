@@ -9,13 +9,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
-// receiveAll receives until the end of stream and returns the messages.
-func receiveAll(stream grpc.ServerStreamingClient[greeterv1.StreamHellosResponse]) ([]string, error) {
-	var got []string
+// receiveAll receives until the end of stream and returns the sequences of
+// the messages.
+func receiveAll(stream grpc.ServerStreamingClient[testpbv1.EchoStreamResponse]) ([]int32, error) {
+	var got []int32
 	for {
 		m, err := stream.Recv()
 		if err == io.EOF {
@@ -24,68 +25,60 @@ func receiveAll(stream grpc.ServerStreamingClient[greeterv1.StreamHellosResponse
 		if err != nil {
 			return got, err
 		}
-		got = append(got, m.GetMessage())
+		got = append(got, m.GetSequence())
 	}
-}
-
-// sendOneThenFail is a stream server interceptor that sends one message and
-// fails with UNAVAILABLE, on every stream.
-func sendOneThenFail(_ any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, _ grpc.StreamHandler) error {
-	if err := ss.SendMsg(&greeterv1.StreamHellosResponse{Message: "first", Sequence: 1}); err != nil {
-		return err
-	}
-	return errUnavailable
 }
 
 func TestStreamRetry(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
-		fail         func(int64) error
-		afterFirst   bool // the server fails after sending one message
-		wantMessages []string
+		failures     int   // streams the server fails, -1: all
+		err          error // what they fail with
+		faultAfter   int32 // messages a stream sends before it fails
+		wantMessages []int32
 		wantCode     codes.Code
 		wantAttempts []string
 	}{
 		{
 			name:         "retried before the first message",
-			fail:         firstN(2, errUnavailable),
-			wantMessages: []string{"Hello, Ada! (1/2)", "Hello, Ada! (2/2)"},
+			failures:     2,
+			err:          errUnavailable,
+			wantMessages: []int32{1, 2},
 			wantCode:     codes.OK,
 			wantAttempts: []string{"", "2", "3"},
 		},
 		{
 			name:         "gives up at max attempts",
-			fail:         always(errUnavailable),
+			failures:     -1,
+			err:          errUnavailable,
 			wantCode:     codes.Unavailable,
 			wantAttempts: []string{"", "2", "3"},
 		},
 		{
 			name:         "not retried on other codes",
-			fail:         always(status.Error(codes.PermissionDenied, "test: no")),
+			failures:     -1,
+			err:          status.Error(codes.PermissionDenied, "test: no"),
 			wantCode:     codes.PermissionDenied,
 			wantAttempts: []string{""},
 		},
 		{
 			name:         "not retried after the first message",
-			afterFirst:   true,
-			wantMessages: []string{"first"},
+			failures:     -1,
+			err:          errUnavailable,
+			faultAfter:   1,
+			wantMessages: []int32{1},
 			wantCode:     codes.Unavailable,
 			wantAttempts: []string{""},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &faults{fail: tc.fail}
-			chain := []grpc.StreamServerInterceptor{f.stream}
-			if tc.afterFirst {
-				chain = append(chain, sendOneThenFail)
-			}
-			lis := serve(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil)) },
-				grpc.ChainStreamInterceptor(chain...))
+			svc := &kittest.Service{}
+			svc.FailNext(tc.failures, tc.err)
 			r := newRetrier(t, fastConfig())
-			c := greeterv1.NewGreeterServiceClient(dial(t, lis, "greeter", grpc.WithStreamInterceptor(r.StreamClientInterceptor())))
-			stream, err := c.StreamHellos(t.Context(), &greeterv1.StreamHellosRequest{Name: "Ada", Count: 2})
+			conn := kittest.StartServer(t, svc.Register).Dial(t, "test", grpc.WithStreamInterceptor(r.StreamClientInterceptor()))
+			stream, err := testpbv1.NewTestServiceClient(conn).EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "Ada", Count: 2, FaultAfter: tc.faultAfter})
 			if err != nil {
-				t.Fatalf("StreamHellos: %v", err)
+				t.Fatalf("EchoStream: %v", err)
 			}
 			got, err := receiveAll(stream)
 			if status.Code(err) != tc.wantCode {
@@ -94,7 +87,7 @@ func TestStreamRetry(t *testing.T) {
 			if diff := cmp.Diff(tc.wantMessages, got); diff != "" {
 				t.Errorf("messages (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantAttempts, f.seenAttempts()); diff != "" {
+			if diff := cmp.Diff(tc.wantAttempts, attempts(svc)); diff != "" {
 				t.Errorf("attempt metadata per stream (-want +got):\n%s", diff)
 			}
 		})

@@ -18,11 +18,11 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -77,35 +77,15 @@ func (s *testServer) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest)
 // returns a client connection that uses the client handler (nil: none).
 func serve(t testing.TB, srv testgrpc.TestServiceServer, serverHandler, clientHandler stats.Handler) *grpc.ClientConn {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	var sopts []grpc.ServerOption
 	if serverHandler != nil {
 		sopts = append(sopts, grpc.StatsHandler(serverHandler))
 	}
-	s := grpc.NewServer(sopts...)
-	testgrpc.RegisterTestServiceServer(s, srv)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	dopts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-	}
+	var dopts []grpc.DialOption
 	if clientHandler != nil {
 		dopts = append(dopts, grpc.WithStatsHandler(clientHandler))
 	}
-	cc, err := grpc.NewClient("passthrough:///bufnet", dopts...)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cc.Close()
-		s.Stop()
-		<-done
-	})
-	return cc
+	return kittest.Serve(t, func(s grpc.ServiceRegistrar) { testgrpc.RegisterTestServiceServer(s, srv) }, sopts, dopts...)
 }
 
 func scrape(t *testing.T, h http.Handler) string {
@@ -244,15 +224,8 @@ func TestTwoHopTrace(t *testing.T) {
 
 	// Server spans end when the server's End event fires, which can follow
 	// the client's return: wait for all four.
-	deadline := time.Now().Add(5 * time.Second)
 	var spans tracetest.SpanStubs
-	for {
-		spans = exp.GetSpans()
-		if len(spans) >= 4 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kittest.WaitFor(t, "four spans", func() bool { spans = exp.GetSpans(); return len(spans) >= 4 })
 	if len(spans) != 4 {
 		t.Fatalf("got %d spans, want 4: %v", len(spans), spans)
 	}

@@ -11,16 +11,16 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
 )
 
 // A client whose calls get a deadline from the config when the caller set
 // none, and a server that caps the deadlines it accepts.
 func Example() {
 	cfg := timeout.DefaultConfig()
-	cfg.PerMethod = map[string]duration.Duration{"/greeter.v1.GreeterService/SayHello": duration.Duration(2 * time.Second)}
+	cfg.PerMethod = map[string]duration.Duration{"/testpb.v1.TestService/Echo": duration.Duration(2 * time.Second)}
 	cfg.ServerMax = duration.Duration(time.Second)
 	to, err := timeout.New(cfg)
 	if err != nil {
@@ -35,11 +35,11 @@ func Example() {
 	}
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(to.UnaryServerInterceptor(), record))
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil))
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{})
 	go srv.Serve(lis)
 	defer srv.Stop()
 
-	conn, err := grpc.NewClient("passthrough:///greeter",
+	conn, err := grpc.NewClient("passthrough:///test",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
@@ -49,7 +49,7 @@ func Example() {
 	defer conn.Close()
 
 	// The client gives the call 2s; the server caps it at 1s.
-	_, err = greeterv1.NewGreeterServiceClient(conn).SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "Ada"})
+	_, err = testpbv1.NewTestServiceClient(conn).Echo(context.Background(), &testpbv1.EchoRequest{Message: "Ada"})
 	fmt.Println(err, <-seen)
 	// Output: <nil> 1s
 }

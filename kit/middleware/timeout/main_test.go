@@ -3,17 +3,14 @@ package timeout_test
 import (
 	"context"
 	"math"
-	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func TestMain(m *testing.M) {
@@ -21,35 +18,16 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	sayHello     = "/greeter.v1.GreeterService/SayHello"
-	streamHellos = "/greeter.v1.GreeterService/StreamHellos"
+	echo        = testpbv1.TestService_Echo_FullMethodName
+	echoStream  = testpbv1.TestService_EchoStream_FullMethodName
+	testService = "/testpb.v1.TestService/*"
 )
 
-// startGreeter serves a real greeter over bufconn with serverOpts and
+// startServer serves the test service over bufconn with serverOpts and
 // returns a client dialled with dialOpts; both stop on cleanup.
-func startGreeter(t *testing.T, serverOpts []grpc.ServerOption, dialOpts ...grpc.DialOption) greeterv1.GreeterServiceClient {
+func startServer(t *testing.T, serverOpts []grpc.ServerOption, dialOpts ...grpc.DialOption) testpbv1.TestServiceClient {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(serverOpts...)
-	greeterv1.RegisterGreeterServiceServer(gs, greeter.NewServer(nil))
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	dialOpts = append([]grpc.DialOption{
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, dialOpts...)
-	conn, err := grpc.NewClient("passthrough:///bufnet", dialOpts...)
-	if err != nil {
-		t.Fatalf("grpc.NewClient: %v", err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return greeterv1.NewGreeterServiceClient(conn)
+	return testpbv1.NewTestServiceClient(kittest.Serve(t, (&kittest.Service{}).Register, serverOpts, dialOpts...))
 }
 
 // deadline is what a handler saw: whether its context had a deadline and the

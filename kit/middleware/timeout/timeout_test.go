@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -28,14 +28,14 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"defaults", timeout.DefaultConfig(), ""},
 		{"zero", timeout.Config{}, ""},
-		{"per method", timeout.Config{PerMethod: map[string]duration.Duration{sayHello: duration.Duration(time.Second), "/user.v1.UserService/*": 0}}, ""},
+		{"per method", timeout.Config{PerMethod: map[string]duration.Duration{echo: duration.Duration(time.Second), "/user.v1.UserService/*": 0}}, ""},
 		{"negative default", timeout.Config{Default: -1}, "timeout: default:"},
 		{"negative server max", timeout.Config{ServerMax: duration.Duration(-time.Second)}, "timeout: server_max:"},
-		{"negative per method", timeout.Config{PerMethod: map[string]duration.Duration{sayHello: -1}}, "timeout: per_method["},
-		{"no slash", timeout.Config{PerMethod: map[string]duration.Duration{"SayHello": 1}}, "timeout: per_method:"},
-		{"no method", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/": 1}}, "timeout: per_method:"},
-		{"no service", timeout.Config{PerMethod: map[string]duration.Duration{"//SayHello": 1}}, "timeout: per_method:"},
-		{"partial wildcard", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/Say*": 1}}, "timeout: per_method:"},
+		{"negative per method", timeout.Config{PerMethod: map[string]duration.Duration{echo: -1}}, "timeout: per_method["},
+		{"no slash", timeout.Config{PerMethod: map[string]duration.Duration{"Echo": 1}}, "timeout: per_method:"},
+		{"no method", timeout.Config{PerMethod: map[string]duration.Duration{"/testpb.v1.TestService/": 1}}, "timeout: per_method:"},
+		{"no service", timeout.Config{PerMethod: map[string]duration.Duration{"//Echo": 1}}, "timeout: per_method:"},
+		{"partial wildcard", timeout.Config{PerMethod: map[string]duration.Duration{"/testpb.v1.TestService/Ec*": 1}}, "timeout: per_method:"},
 		{"too many parts", timeout.Config{PerMethod: map[string]duration.Duration{"/a/b/c": 1}}, "timeout: per_method:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,10 +64,10 @@ func TestUnaryClientDeadline(t *testing.T) {
 		{"default applies", timeout.Config{Default: duration.Duration(5 * time.Second)}, 0, deadline{true, 5}},
 		{"no default", timeout.Config{}, 0, deadline{}},
 		{"exact method wins", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{
-			sayHello: duration.Duration(2 * time.Second), "/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second)}}, 0, deadline{true, 2}},
+			echo: duration.Duration(2 * time.Second), testService: duration.Duration(3 * time.Second)}}, 0, deadline{true, 2}},
 		{"service wildcard", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{
-			"/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second), "/user.v1.UserService/GetUser": duration.Duration(time.Second)}}, 0, deadline{true, 3}},
-		{"per method zero means none", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{sayHello: 0}}, 0, deadline{}},
+			testService: duration.Duration(3 * time.Second), "/user.v1.UserService/GetUser": duration.Duration(time.Second)}}, 0, deadline{true, 3}},
+		{"per method zero means none", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{echo: 0}}, 0, deadline{}},
 		{"caller deadline never extended", timeout.Config{Default: duration.Duration(5 * time.Second)}, time.Second, deadline{true, 1}},
 		{"caller deadline never shortened", timeout.Config{Default: duration.Duration(5 * time.Second)}, 10 * time.Second, deadline{true, 10}},
 	} {
@@ -77,10 +77,10 @@ func TestUnaryClientDeadline(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := make(recorder, 1)
-			c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
+			c := startServer(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
 				grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
-			if _, err := c.SayHello(callContext(t, tc.caller), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-				t.Fatalf("SayHello: %v", err)
+			if _, err := c.Echo(callContext(t, tc.caller), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+				t.Fatalf("Echo: %v", err)
 			}
 			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
 				t.Errorf("server-side deadline (-want +got):\n%s", diff)
@@ -96,8 +96,8 @@ func TestStreamClientDeadline(t *testing.T) {
 		want deadline
 	}{
 		{"default does not apply to streams", timeout.Config{Default: duration.Duration(5 * time.Second)}, deadline{}},
-		{"per method applies", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{streamHellos: duration.Duration(2 * time.Second)}}, deadline{true, 2}},
-		{"service applies", timeout.Config{PerMethod: map[string]duration.Duration{"/greeter.v1.GreeterService/*": duration.Duration(3 * time.Second)}}, deadline{true, 3}},
+		{"per method applies", timeout.Config{Default: duration.Duration(5 * time.Second), PerMethod: map[string]duration.Duration{echoStream: duration.Duration(2 * time.Second)}}, deadline{true, 2}},
+		{"service applies", timeout.Config{PerMethod: map[string]duration.Duration{testService: duration.Duration(3 * time.Second)}}, deadline{true, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			to, err := timeout.New(tc.cfg)
@@ -105,11 +105,11 @@ func TestStreamClientDeadline(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := make(recorder, 1)
-			c := startGreeter(t, []grpc.ServerOption{grpc.StreamInterceptor(rec.stream)},
+			c := startServer(t, []grpc.ServerOption{grpc.StreamInterceptor(rec.stream)},
 				grpc.WithStreamInterceptor(to.StreamClientInterceptor()))
-			stream, err := c.StreamHellos(t.Context(), &greeterv1.StreamHellosRequest{Name: "a", Count: 2})
+			stream, err := c.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "a", Count: 2})
 			if err != nil {
-				t.Fatalf("StreamHellos: %v", err)
+				t.Fatalf("EchoStream: %v", err)
 			}
 			if got := drain(t, stream); got != 2 {
 				t.Errorf("received %d messages, want 2", got)
@@ -122,7 +122,7 @@ func TestStreamClientDeadline(t *testing.T) {
 }
 
 // drain receives until the end of stream and returns the message count.
-func drain(t *testing.T, stream grpc.ServerStreamingClient[greeterv1.StreamHellosResponse]) int {
+func drain(t *testing.T, stream grpc.ServerStreamingClient[testpbv1.EchoStreamResponse]) int {
 	t.Helper()
 	n := 0
 	for {
@@ -156,19 +156,19 @@ func TestServerCap(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := make(recorder, 2)
-			c := startGreeter(t, []grpc.ServerOption{
+			c := startServer(t, []grpc.ServerOption{
 				grpc.ChainUnaryInterceptor(to.UnaryServerInterceptor(), rec.unary),
 				grpc.ChainStreamInterceptor(to.StreamServerInterceptor(), rec.stream),
 			})
-			if _, err := c.SayHello(callContext(t, tc.caller), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-				t.Fatalf("SayHello: %v", err)
+			if _, err := c.Echo(callContext(t, tc.caller), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+				t.Fatalf("Echo: %v", err)
 			}
 			if diff := cmp.Diff(tc.want, <-rec); diff != "" {
 				t.Errorf("unary handler deadline (-want +got):\n%s", diff)
 			}
-			stream, err := c.StreamHellos(callContext(t, tc.caller), &greeterv1.StreamHellosRequest{Name: "a", Count: 1})
+			stream, err := c.EchoStream(callContext(t, tc.caller), &testpbv1.EchoStreamRequest{Message: "a", Count: 1})
 			if err != nil {
-				t.Fatalf("StreamHellos: %v", err)
+				t.Fatalf("EchoStream: %v", err)
 			}
 			drain(t, stream)
 			want := tc.want
@@ -188,12 +188,12 @@ func TestSetConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := make(recorder, 1)
-	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
+	c := startServer(t, []grpc.ServerOption{grpc.UnaryInterceptor(rec.unary)},
 		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
 	call := func() deadline {
 		t.Helper()
-		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-			t.Fatalf("SayHello: %v", err)
+		if _, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+			t.Fatalf("Echo: %v", err)
 		}
 		return <-rec
 	}
@@ -217,22 +217,22 @@ func TestSetConfigConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(to.UnaryServerInterceptor())},
+	c := startServer(t, []grpc.ServerOption{grpc.UnaryInterceptor(to.UnaryServerInterceptor())},
 		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for i := range 50 {
 			cfg := timeout.DefaultConfig()
-			cfg.PerMethod = map[string]duration.Duration{sayHello: duration.Duration(time.Duration(i+1) * time.Second)}
+			cfg.PerMethod = map[string]duration.Duration{echo: duration.Duration(time.Duration(i+1) * time.Second)}
 			if err := to.SetConfig(cfg); err != nil {
 				t.Errorf("SetConfig: %v", err)
 			}
 		}
 	}()
 	for range 50 {
-		if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"}); err != nil {
-			t.Fatalf("SayHello: %v", err)
+		if _, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"}); err != nil {
+			t.Fatalf("Echo: %v", err)
 		}
 	}
 	<-done
@@ -291,7 +291,7 @@ func TestConfigYAML(t *testing.T) {
 
 // TestDeadlineExceeded checks that an applied deadline really ends a call.
 func TestDeadlineExceeded(t *testing.T) {
-	to, err := timeout.New(timeout.Config{PerMethod: map[string]duration.Duration{sayHello: duration.Duration(50 * time.Millisecond)}})
+	to, err := timeout.New(timeout.Config{PerMethod: map[string]duration.Duration{echo: duration.Duration(50 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,10 +299,10 @@ func TestDeadlineExceeded(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	c := startGreeter(t, []grpc.ServerOption{grpc.UnaryInterceptor(block)},
+	c := startServer(t, []grpc.ServerOption{grpc.UnaryInterceptor(block)},
 		grpc.WithUnaryInterceptor(to.UnaryClientInterceptor()))
-	_, err = c.SayHello(t.Context(), &greeterv1.SayHelloRequest{Name: "a"})
+	_, err = c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"})
 	if status.Code(err) != codes.DeadlineExceeded {
-		t.Errorf("SayHello error = %v, want DeadlineExceeded", err)
+		t.Errorf("Echo error = %v, want DeadlineExceeded", err)
 	}
 }
