@@ -3,6 +3,7 @@ package kit
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -10,42 +11,44 @@ import (
 	"github.com/grpckit/grpckit/kit/balancer"
 )
 
-// observeBalancers exposes the kit_weighted balancers of the process on mp,
-// read when the metrics are collected (a scrape of /metrics):
-// grpckit.balancer.events counts state changes per target and event, and
-// grpckit.balancer.endpoints counts endpoints per target and state.
-func observeBalancers(mp metric.MeterProvider) (metric.Registration, error) {
+// observeBalancers exposes the kit_weighted balancers that stats returns
+// (those of a server's WithAdminOf clients) on mp, read when the metrics are
+// collected (a scrape of /metrics): grpckit.balancer.events counts state
+// changes per target and event, and grpckit.balancer.endpoints counts
+// endpoints per target and state.
+func observeBalancers(mp metric.MeterProvider, stats func() []balancer.TargetStats) (metric.Registration, error) {
+	var eventNames, stateNames []string
+	for ev := range (balancer.EventCounts{}).All() {
+		eventNames = append(eventNames, string(ev))
+	}
+	for _, st := range balancer.EndpointStates() {
+		stateNames = append(stateNames, string(st))
+	}
 	meter := mp.Meter("github.com/grpckit/grpckit/kit/balancer")
 	events, err := meter.Int64ObservableCounter("grpckit.balancer.events",
-		metric.WithDescription("kit_weighted state changes, by target and event (demotion, restoration, ejection, readmission, panic)."),
+		metric.WithDescription("kit_weighted state changes, by target and event ("+strings.Join(eventNames, ", ")+")."),
 		metric.WithUnit("{event}"))
 	if err != nil {
 		return nil, fmt.Errorf("kit: balancer metrics: %w", err)
 	}
 	endpoints, err := meter.Int64ObservableGauge("grpckit.balancer.endpoints",
-		metric.WithDescription("kit_weighted endpoints, by target and state (active, ramping, ejected)."),
+		metric.WithDescription("kit_weighted endpoints, by target and state ("+strings.Join(stateNames, ", ")+")."),
 		metric.WithUnit("{endpoint}"))
 	if err != nil {
 		return nil, fmt.Errorf("kit: balancer metrics: %w", err)
 	}
 	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, ts := range balancer.Stats() {
+		for _, ts := range stats() {
 			target := attribute.String("target", ts.Target)
-			for _, e := range []struct {
-				name string
-				n    int64
-			}{
-				{"demotion", ts.Events.Demotions}, {"restoration", ts.Events.Restorations}, {"ejection", ts.Events.Ejections},
-				{"readmission", ts.Events.Readmissions}, {"panic", ts.Events.Panics},
-			} {
-				o.ObserveInt64(events, e.n, metric.WithAttributes(target, attribute.String("event", e.name)))
+			for ev, n := range ts.Events.All() {
+				o.ObserveInt64(events, n, metric.WithAttributes(target, attribute.String("event", string(ev))))
 			}
-			states := map[string]int64{"active": 0, "ramping": 0, "ejected": 0}
+			states := map[balancer.EndpointState]int64{}
 			for _, ep := range ts.Endpoints {
 				states[ep.State]++
 			}
-			for state, n := range states {
-				o.ObserveInt64(endpoints, n, metric.WithAttributes(target, attribute.String("state", state)))
+			for _, state := range balancer.EndpointStates() {
+				o.ObserveInt64(endpoints, states[state], metric.WithAttributes(target, attribute.String("state", string(state))))
 			}
 		}
 		return nil

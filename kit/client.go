@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/grpckit/grpckit/kit/balancer"
+	kitresolver "github.com/grpckit/grpckit/kit/resolver"
 )
 
 // defaultServiceConfig picks the load-balancing policy of kit clients.
@@ -27,8 +28,8 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	for _, opt := range opts {
 		opt.applyClient(&o)
 	}
-	if u, err := url.Parse(target); err == nil && u.Scheme == balancer.Scheme {
-		if _, err := balancer.ParseTarget(*u); err != nil {
+	if u, err := url.Parse(target); err == nil && u.Scheme == kitresolver.Scheme {
+		if _, err := kitresolver.ParseTarget(*u); err != nil {
 			return nil, fmt.Errorf("kit: %w", err)
 		}
 	}
@@ -64,11 +65,30 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	}
 	var rb resolver.Builder // the target's resolver, when kit must replace it
 	if o.discovery != nil {
-		var ropts []balancer.ResolverOption
+		var ropts []kitresolver.Option
 		if o.logger != nil {
-			ropts = append(ropts, balancer.WithResolverLogger(o.logger))
+			ropts = append(ropts, kitresolver.WithLogger(o.logger))
 		}
-		rb = balancer.NewResolverBuilder(o.discovery, ropts...)
+		rb = kitresolver.NewBuilder(o.discovery, ropts...)
+	}
+	monitor := o.monitor
+	if monitor == nil && o.admin != nil {
+		monitor = new(balancer.Monitor)
+	}
+	if std != nil || monitor != nil || o.logger != nil {
+		// kit wraps the target's resolver, to hand the balancer its
+		// service config, Monitor and logger through the resolver state.
+		inner := rb
+		scheme := schemeOf(target)
+		if inner == nil || inner.Scheme() != scheme {
+			inner = resolver.Get(scheme)
+		}
+		switch {
+		case inner == nil && std != nil:
+			return nil, fmt.Errorf("kit: client for %q: no resolver for scheme %q", target, scheme)
+		case inner != nil:
+			rb = &attachBuilder{inner: inner, monitor: monitor, logger: o.logger}
+		}
 	}
 	if std != nil {
 		sc, err := serviceConfigJSON(std.Balancer)
@@ -76,13 +96,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 			return nil, err
 		}
 		dial = append(dial, grpc.WithDefaultServiceConfig(sc))
-		inner := rb
-		if scheme := schemeOf(target); inner == nil || inner.Scheme() != scheme {
-			if inner = resolver.Get(scheme); inner == nil {
-				return nil, fmt.Errorf("kit: client for %q: no resolver for scheme %q", target, scheme)
-			}
-		}
-		rb = &liveBuilder{inner: inner, cfg: o.config, logger: logger}
+		rb = &liveBuilder{inner: rb, cfg: o.config, logger: logger}
 	}
 	if rb != nil {
 		dial = append(dial, grpc.WithResolvers(rb))
@@ -93,7 +107,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("kit: client for %q: %w", target, err)
 	}
 	if o.admin != nil {
-		o.admin.debug.add(cc, ch)
+		o.admin.debug.add(cc, ch, monitor)
 	}
 	if o.config != nil {
 		// The layers follow the configuration for the life of cc, idle or
@@ -107,4 +121,37 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		}()
 	}
 	return cc, nil
+}
+
+// attachBuilder wraps the resolver of a client's target: every state it
+// reports carries what kit gives the client's kit_weighted balancer, the
+// Monitor its admin page reads and the client's logger
+// ([balancer.SetMonitor], [balancer.SetLogger]).
+type attachBuilder struct {
+	inner   resolver.Builder
+	monitor *balancer.Monitor // nil: none
+	logger  *slog.Logger      // nil: the balancer's default, slog.Default()
+}
+
+func (b *attachBuilder) Scheme() string { return b.inner.Scheme() }
+
+func (b *attachBuilder) Build(t resolver.Target, cc resolver.ClientConn, opts resolver.BuildOptions) (resolver.Resolver, error) {
+	return b.inner.Build(t, &attachCC{ClientConn: cc, b: b}, opts)
+}
+
+// attachCC adds the builder's attributes to the states of the wrapped
+// resolver.
+type attachCC struct {
+	resolver.ClientConn
+	b *attachBuilder
+}
+
+func (c *attachCC) UpdateState(s resolver.State) error {
+	if c.b.monitor != nil {
+		s = balancer.SetMonitor(s, c.b.monitor)
+	}
+	if c.b.logger != nil {
+		s = balancer.SetLogger(s, c.b.logger)
+	}
+	return c.ClientConn.UpdateState(s)
 }

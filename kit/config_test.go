@@ -140,7 +140,8 @@ func TestClientKnobsAreLive(t *testing.T) {
 		})))
 	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
-	cc := newClient(t, "passthrough:///"+addr, kit.WithConfig(store))
+	var mon balancer.Monitor
+	cc := newClient(t, "passthrough:///"+addr, kit.WithConfig(store), kit.WithBalancerMonitor(&mon))
 	c := testpbv1.NewTestServiceClient(cc)
 	deadline := func() time.Duration {
 		t.Helper()
@@ -153,7 +154,7 @@ func TestClientKnobsAreLive(t *testing.T) {
 		t.Fatalf("deadline %v, want about 4s from the file", d)
 	}
 	consecutive := func() int {
-		for _, ts := range balancer.Stats() {
+		for _, ts := range mon.Stats() {
 			for _, ep := range ts.Endpoints {
 				if ep.Addresses == addr {
 					return ts.Config.ConsecutiveFailures
@@ -286,7 +287,8 @@ func TestIdleClientFollowsChanges(t *testing.T) {
 		})))
 	(&kittest.Service{}).Register(srv)
 	addr := serve(t, srv)
-	cc := newClient(t, addr, kit.WithConfig(store)) // no scheme: grpc-go's dns
+	var mon balancer.Monitor
+	cc := newClient(t, addr, kit.WithConfig(store), kit.WithBalancerMonitor(&mon)) // no scheme: grpc-go's dns
 	// Subscribers are called in the order they subscribed: this one runs
 	// once the client has taken the change.
 	changed := make(chan struct{}, 1)
@@ -302,7 +304,7 @@ func TestIdleClientFollowsChanges(t *testing.T) {
 		t.Errorf("deadline %v, want at most 600ms (the change made while idle was lost)", d)
 	}
 	found := false
-	for _, ts := range balancer.Stats() {
+	for _, ts := range mon.Stats() {
 		if strings.HasSuffix(ts.Target, addr) {
 			found = true
 			if ts.Config.ConsecutiveFailures != 3 {

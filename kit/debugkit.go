@@ -22,7 +22,9 @@ import (
 )
 
 // DebugKit is the document of a server's /debug/kit page: what kit does in
-// the process right now.
+// the process right now. Its JSON form has snake_case keys at every depth
+// (the keys of the configuration sections are those of the YAML file) and
+// durations written as strings such as "5s".
 type DebugKit struct {
 	Service string    `json:"service"`
 	Time    time.Time `json:"time"`
@@ -35,9 +37,9 @@ type DebugKit struct {
 	Timeout *timeout.Config `json:"timeout,omitempty"`
 	// Clients are the clients shown on this page ([WithAdminOf]).
 	Clients []DebugClient `json:"clients"`
-	// Balancers are the kit_weighted balancers of the process: per target
-	// the parameters in force and every endpoint's weight, state and recent
-	// outcomes.
+	// Balancers are the kit_weighted balancers of the clients on this page:
+	// per target the parameters in force and every endpoint's weight, state
+	// and recent outcomes.
 	Balancers []balancer.TargetStats `json:"balancers"`
 }
 
@@ -49,11 +51,26 @@ type DebugClient struct {
 	RateLimit *ratelimit.ClientConfig `json:"rate_limit,omitempty"`
 }
 
-// WithAdminOf shows the client on srv's /debug/kit page: its connection
-// state, circuit breakers and rate limits (its kit_weighted balancer is
-// there in any case). The client leaves the page when it is closed.
+// WithAdminOf shows the client on srv's admin pages: its connection state,
+// circuit breakers, rate limits and kit_weighted balancer on /debug/kit, its
+// balancer's events and endpoint states on /metrics. The client leaves the
+// pages when it is closed. A client without it is on no server's pages.
+//
+// The balancer is reached through the resolver state, so a client whose
+// resolver kit does not build (one given with grpc.WithResolvers in
+// [WithDialOptions] for a scheme no registered resolver has) shows no
+// balancer.
 func WithAdminOf(srv *Server) ClientOption {
 	return clientOptionFunc(func(o *clientOptions) { o.admin = srv })
+}
+
+// WithBalancerMonitor makes the client's kit_weighted balancer report to m,
+// for programs that read the balancers of their clients themselves
+// ([balancer.Monitor.Stats]); m may serve many clients. With [WithAdminOf]
+// too, the server's pages show what m holds. As for WithAdminOf, the client
+// must use a resolver kit builds.
+func WithBalancerMonitor(m *balancer.Monitor) ClientOption {
+	return clientOptionFunc(func(o *clientOptions) { o.monitor = m })
 }
 
 // debugClients are the clients shown on a server's page.
@@ -63,22 +80,44 @@ type debugClients struct {
 }
 
 type debugClient struct {
-	cc    *grpc.ClientConn
-	chain chain
+	cc      *grpc.ClientConn
+	chain   chain
+	monitor *balancer.Monitor // the client's balancer reports to it
 }
 
-func (d *debugClients) add(cc *grpc.ClientConn, l chain) {
+func (d *debugClients) add(cc *grpc.ClientConn, l chain, m *balancer.Monitor) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.clients = append(d.clients, debugClient{cc, l})
+	d.clients = append(d.clients, debugClient{cc, l, m})
+}
+
+// live returns the clients, forgetting those that were closed.
+func (d *debugClients) live() []debugClient {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.clients = slices.DeleteFunc(d.clients, func(c debugClient) bool { return c.cc.GetState() == connectivity.Shutdown })
+	return slices.Clone(d.clients)
+}
+
+// balancers returns the stats of the clients' kit_weighted balancers,
+// sorted by target.
+func (d *debugClients) balancers() []balancer.TargetStats {
+	var out []balancer.TargetStats
+	seen := map[*balancer.Monitor]bool{}
+	for _, c := range d.live() {
+		if c.monitor == nil || seen[c.monitor] {
+			continue
+		}
+		seen[c.monitor] = true
+		out = append(out, c.monitor.Stats()...)
+	}
+	slices.SortStableFunc(out, func(a, b balancer.TargetStats) int { return strings.Compare(a.Target, b.Target) })
+	return out
 }
 
 // list describes the clients, forgetting those that were closed.
 func (d *debugClients) list() []DebugClient {
-	d.mu.Lock()
-	d.clients = slices.DeleteFunc(d.clients, func(c debugClient) bool { return c.cc.GetState() == connectivity.Shutdown })
-	clients := slices.Clone(d.clients)
-	d.mu.Unlock()
+	clients := d.live()
 	out := make([]DebugClient, 0, len(clients))
 	for _, c := range clients {
 		dc := DebugClient{Target: c.cc.Target(), State: c.cc.GetState().String()}
@@ -96,7 +135,7 @@ func (d *debugClients) list() []DebugClient {
 
 // debugDoc gathers the page's document.
 func (s *Server) debugDoc() DebugKit {
-	doc := DebugKit{Service: s.service, Time: time.Now(), Clients: s.debug.list(), Balancers: balancer.Stats()}
+	doc := DebugKit{Service: s.service, Time: time.Now(), Clients: s.debug.list(), Balancers: s.debug.balancers()}
 	if s.opts.config != nil {
 		info := s.opts.config.info()
 		doc.Config = &info

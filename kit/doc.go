@@ -15,8 +15,10 @@
 // instance, so a rolling restart fails no call.
 //
 // [NewClient] has grpc.NewClient semantics, accepts every target grpc-go
-// accepts plus consul:///name (see package [github.com/grpckit/grpckit/kit/balancer]),
-// balances with kit_weighted, wraps calls in kit's client chain (telemetry,
-// dedupe, timeout, retry, breaker, ratelimit) and uses plaintext credentials
-// unless [WithTransportCredentials] says otherwise.
+// accepts plus consul:///name (see package
+// [github.com/grpckit/grpckit/kit/resolver]), balances with kit_weighted
+// (package [github.com/grpckit/grpckit/kit/balancer]), wraps calls in kit's
+// client chain (telemetry, dedupe, timeout, retry, breaker, ratelimit) and
+// uses plaintext credentials unless [WithTransportCredentials] says
+// otherwise.
 package kit

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/registry"
 )
@@ -71,7 +72,8 @@ type clientOptions struct {
 	logger      *slog.Logger
 	layers      layerChoice
 	config      *liveConfig
-	admin       *Server // shows the client on its /debug/kit
+	admin       *Server           // shows the client on its /debug/kit
+	monitor     *balancer.Monitor // the client's balancer reports to it
 }
 
 // WithServiceName names the service in telemetry (traces and metrics) when
@@ -165,7 +167,9 @@ func (o loggerOption) applyServer(so *serverOptions) { so.logger = o.l }
 func (o loggerOption) applyClient(co *clientOptions) { co.logger = o.l }
 
 // WithLogger sets the logger for lifecycle events. Default: slog.Default() for
-// servers, discard for clients.
+// servers, discard for clients. A client's logger also gets its kit_weighted
+// balancer's events (demotions, ejections, panic mode), which without it go
+// to slog.Default().
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
 
 // WithServerCredentials sets a server's transport credentials (TLS or mTLS:

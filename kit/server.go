@@ -131,7 +131,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		s.unsubscribe = o.config.follow(live, o.logger)
 	}
 	if tel != nil {
-		if s.balancerMetrics, err = observeBalancers(tel.MeterProvider()); err != nil {
+		if s.balancerMetrics, err = observeBalancers(tel.MeterProvider(), s.debug.balancers); err != nil {
 			return nil, err
 		}
 	}

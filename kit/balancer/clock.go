@@ -1,17 +1,24 @@
 package balancer
 
-import "time"
+import (
+	"time"
+
+	"github.com/grpckit/grpckit/kit/balancer/internal"
+)
 
 // clock is the time source of the control loop; tests use a manual one.
 // Pick and Done never read it.
-type clock interface {
-	Now() time.Time
-	NewTicker(d time.Duration) ticker
-}
+type clock = internal.Clock
 
-type ticker interface {
-	C() <-chan time.Time
-	Stop()
+type ticker = internal.Ticker
+
+// newClock returns the clock of a new balancer: the real one, unless a test
+// set internal.TestClock.
+func newClock() clock {
+	if internal.TestClock != nil {
+		return internal.TestClock
+	}
+	return realClock{}
 }
 
 type realClock struct{}

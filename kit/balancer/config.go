@@ -16,95 +16,92 @@ import (
 // Config is the JSON configuration of the kit_weighted policy, given in the
 // service config:
 //
-//	{"loadBalancingConfig": [{"kit_weighted": {"consecutiveFailures": 3}}]}
+//	{"loadBalancingConfig": [{"kit_weighted": {"consecutive_failures": 3}}]}
 //
-// Every field is optional; `{}` means all defaults. Durations are strings
-// such as "10s" or "1.5s". Unknown fields are an error, so a typo is not
-// silently ignored.
+// Every field is optional; `{}` means all defaults. Keys are snake_case, the
+// same in JSON and in YAML (kit/config's balancer section). Durations are
+// strings such as "10s" or "1.5s". Unknown fields are an error, so a typo is
+// not silently ignored.
 type Config struct {
 	serviceconfig.LoadBalancingConfig `json:"-" yaml:"-"`
 
 	// FailureCodes are the status codes that count as failures of an
 	// endpoint: they demote it and can eject it. Default: UNAVAILABLE,
 	// DEADLINE_EXCEEDED.
-	FailureCodes []string `json:"failureCodes" yaml:"failure_codes"`
+	FailureCodes []string `json:"failure_codes" yaml:"failure_codes"`
 	// DemoteCodes demote an endpoint but never eject it. Default:
 	// RESOURCE_EXHAUSTED. Codes in neither list (application errors,
 	// CANCELLED) never count against an endpoint.
-	DemoteCodes []string `json:"demoteCodes" yaml:"demote_codes"`
+	DemoteCodes []string `json:"demote_codes" yaml:"demote_codes"`
 
 	// Window is the span over which outcomes are counted for ratio
 	// ejection, made of buckets of Bucket each; the control loop ticks once
 	// per bucket. Defaults: 10s and 1s. Window is at most 60 buckets.
-	Window Duration `json:"window" yaml:"window"`
-	Bucket Duration `json:"bucket" yaml:"bucket"`
+	Window duration.Duration `json:"window" yaml:"window"`
+	Bucket duration.Duration `json:"bucket" yaml:"bucket"`
 
 	// MinMultiplier is the floor of demotion: a tick with failures halves an
 	// endpoint's weight multiplier, never below this. Default 0.0625 (1/16);
 	// range (0, 1].
-	MinMultiplier float64 `json:"minMultiplier" yaml:"min_multiplier"`
+	MinMultiplier float64 `json:"min_multiplier" yaml:"min_multiplier"`
 
 	// ConsecutiveFailures ejects an endpoint on the call that makes this
 	// many failures in a row, without waiting for a tick. Default 5; 0 turns
 	// it off.
-	ConsecutiveFailures int `json:"consecutiveFailures" yaml:"consecutive_failures"`
+	ConsecutiveFailures int `json:"consecutive_failures" yaml:"consecutive_failures"`
 	// MinRequests is the least number of calls in the window before
 	// FailureRatio is applied. Default 10.
-	MinRequests int `json:"minRequests" yaml:"min_requests"`
+	MinRequests int `json:"min_requests" yaml:"min_requests"`
 	// FailureRatio ejects an endpoint whose failures in the window reach
 	// this share of its calls. Default 0.5; range (0, 1].
-	FailureRatio float64 `json:"failureRatio" yaml:"failure_ratio"`
+	FailureRatio float64 `json:"failure_ratio" yaml:"failure_ratio"`
 
 	// BaseEjectionTime times the number of times an endpoint was ejected,
 	// capped at MaxEjectionTime, with ±EjectionJitter, is how long an
 	// ejection lasts. The count decays by one after a clean window.
 	// Defaults: 5s, 300s, 0.1.
-	BaseEjectionTime Duration `json:"baseEjectionTime" yaml:"base_ejection_time"`
-	MaxEjectionTime  Duration `json:"maxEjectionTime" yaml:"max_ejection_time"`
-	EjectionJitter   float64  `json:"ejectionJitter" yaml:"ejection_jitter"`
+	BaseEjectionTime duration.Duration `json:"base_ejection_time" yaml:"base_ejection_time"`
+	MaxEjectionTime  duration.Duration `json:"max_ejection_time" yaml:"max_ejection_time"`
+	EjectionJitter   float64           `json:"ejection_jitter" yaml:"ejection_jitter"`
 	// MaxEjectionPercent caps the share of endpoints ejected at once (never
 	// the only endpoint). Default 50; range 0..100.
-	MaxEjectionPercent int `json:"maxEjectionPercent" yaml:"max_ejection_percent"`
+	MaxEjectionPercent int `json:"max_ejection_percent" yaml:"max_ejection_percent"`
 
 	// SlowStart is how long a re-admitted endpoint ramps from
 	// SlowStartInitial of its weight to all of it. Failing during the ramp
 	// ejects it again for longer. Defaults: 10s and 0.1.
-	SlowStart        Duration `json:"slowStart" yaml:"slow_start"`
-	SlowStartInitial float64  `json:"slowStartInitial" yaml:"slow_start_initial"`
+	SlowStart        duration.Duration `json:"slow_start" yaml:"slow_start"`
+	SlowStartInitial float64           `json:"slow_start_initial" yaml:"slow_start_initial"`
 
 	// PanicThreshold: when fewer than this percent of the READY endpoints
 	// are usable (not ejected), calls are spread over all READY endpoints
 	// rather than failed. Default 50; range 0..100.
-	PanicThreshold int `json:"panicThreshold" yaml:"panic_threshold"`
+	PanicThreshold int `json:"panic_threshold" yaml:"panic_threshold"`
 
 	failure, demote statuscode.Set // parsed FailureCodes and DemoteCodes
 }
-
-// Duration is a time.Duration written as a string like "1.5s" in JSON and
-// YAML; a JSON number is an error.
-type Duration = duration.Duration
 
 // DefaultConfig returns the configuration `{}` stands for.
 func DefaultConfig() *Config {
 	c := &Config{
 		FailureCodes:        []string{"UNAVAILABLE", "DEADLINE_EXCEEDED"},
 		DemoteCodes:         []string{"RESOURCE_EXHAUSTED"},
-		Window:              Duration(10 * time.Second),
-		Bucket:              Duration(time.Second),
+		Window:              duration.Duration(10 * time.Second),
+		Bucket:              duration.Duration(time.Second),
 		MinMultiplier:       1.0 / 16,
 		ConsecutiveFailures: 5,
 		MinRequests:         10,
 		FailureRatio:        0.5,
-		BaseEjectionTime:    Duration(5 * time.Second),
-		MaxEjectionTime:     Duration(300 * time.Second),
+		BaseEjectionTime:    duration.Duration(5 * time.Second),
+		MaxEjectionTime:     duration.Duration(300 * time.Second),
 		EjectionJitter:      0.1,
 		MaxEjectionPercent:  50,
-		SlowStart:           Duration(10 * time.Second),
+		SlowStart:           duration.Duration(10 * time.Second),
 		SlowStartInitial:    0.1,
 		PanicThreshold:      50,
 	}
-	c.failure, _ = parseCodes("failureCodes", c.FailureCodes)
-	c.demote, _ = parseCodes("demoteCodes", c.DemoteCodes)
+	c.failure, _ = parseCodes("failure_codes", c.FailureCodes)
+	c.demote, _ = parseCodes("demote_codes", c.DemoteCodes)
 	return c
 }
 
@@ -127,8 +124,8 @@ func ParseConfig(js []byte) (*Config, error) {
 }
 
 // Validate checks c as [ParseConfig] does, for a Config built in Go or read
-// from YAML (kit/config's balancer section, whose keys are the JSON names in
-// snake_case). It also readies c for use.
+// from YAML (kit/config's balancer section, with the same keys). It also
+// readies c for use.
 func (c *Config) Validate() error {
 	if err := c.validate(); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
@@ -140,14 +137,14 @@ func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	var err error
-	if c.failure, err = parseCodes("failureCodes", c.FailureCodes); err != nil {
+	if c.failure, err = parseCodes("failure_codes", c.FailureCodes); err != nil {
 		errs = append(errs, err)
 	}
-	if c.demote, err = parseCodes("demoteCodes", c.DemoteCodes); err != nil {
+	if c.demote, err = parseCodes("demote_codes", c.DemoteCodes); err != nil {
 		errs = append(errs, err)
 	}
 	if both := c.failure & c.demote; both != 0 {
-		bad("a code is in both failureCodes and demoteCodes")
+		bad("a code is in both failure_codes and demote_codes")
 	}
 	if c.Bucket <= 0 {
 		bad("bucket %v must be positive", time.Duration(c.Bucket))
@@ -155,37 +152,37 @@ func (c *Config) validate() error {
 		bad("window %v must be 1 to 60 whole buckets of %v", time.Duration(c.Window), time.Duration(c.Bucket))
 	}
 	if !(c.MinMultiplier > 0 && c.MinMultiplier <= 1) {
-		bad("minMultiplier %v is outside (0, 1]", c.MinMultiplier)
+		bad("min_multiplier %v is outside (0, 1]", c.MinMultiplier)
 	}
 	if c.ConsecutiveFailures < 0 {
-		bad("consecutiveFailures %d must not be negative", c.ConsecutiveFailures)
+		bad("consecutive_failures %d must not be negative", c.ConsecutiveFailures)
 	}
 	if c.MinRequests < 1 {
-		bad("minRequests %d must be at least 1", c.MinRequests)
+		bad("min_requests %d must be at least 1", c.MinRequests)
 	}
 	if !(c.FailureRatio > 0 && c.FailureRatio <= 1) {
-		bad("failureRatio %v is outside (0, 1]", c.FailureRatio)
+		bad("failure_ratio %v is outside (0, 1]", c.FailureRatio)
 	}
 	if c.BaseEjectionTime <= 0 {
-		bad("baseEjectionTime %v must be positive", time.Duration(c.BaseEjectionTime))
+		bad("base_ejection_time %v must be positive", time.Duration(c.BaseEjectionTime))
 	}
 	if c.MaxEjectionTime < c.BaseEjectionTime {
-		bad("maxEjectionTime %v is below baseEjectionTime %v", time.Duration(c.MaxEjectionTime), time.Duration(c.BaseEjectionTime))
+		bad("max_ejection_time %v is below base_ejection_time %v", time.Duration(c.MaxEjectionTime), time.Duration(c.BaseEjectionTime))
 	}
 	if !(c.EjectionJitter >= 0 && c.EjectionJitter < 1) {
-		bad("ejectionJitter %v is outside [0, 1)", c.EjectionJitter)
+		bad("ejection_jitter %v is outside [0, 1)", c.EjectionJitter)
 	}
 	if c.MaxEjectionPercent < 0 || c.MaxEjectionPercent > 100 {
-		bad("maxEjectionPercent %d is outside 0..100", c.MaxEjectionPercent)
+		bad("max_ejection_percent %d is outside 0..100", c.MaxEjectionPercent)
 	}
 	if c.SlowStart < 0 {
-		bad("slowStart %v must not be negative", time.Duration(c.SlowStart))
+		bad("slow_start %v must not be negative", time.Duration(c.SlowStart))
 	}
 	if !(c.SlowStartInitial > 0 && c.SlowStartInitial <= 1) {
-		bad("slowStartInitial %v is outside (0, 1]", c.SlowStartInitial)
+		bad("slow_start_initial %v is outside (0, 1]", c.SlowStartInitial)
 	}
 	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
-		bad("panicThreshold %d is outside 0..100", c.PanicThreshold)
+		bad("panic_threshold %d is outside 0..100", c.PanicThreshold)
 	}
 	return errors.Join(errs...)
 }

@@ -5,12 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	gbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental/balancer/weight"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/kit/balancer/internal"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
@@ -30,14 +29,11 @@ type tickClock struct {
 
 func (c *tickClock) NewTicker(time.Duration) ticker { return manualTicker{c.ticks} }
 
-var testBuilders atomic.Int64
-
-// registerTestBuilder registers kit_weighted under a fresh name with clk.
-func registerTestBuilder(clk clock) *builder {
-	b := &builder{name: fmt.Sprintf("kit_weighted_test_%d", testBuilders.Add(1)), clock: clk,
-		logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	gbalancer.Register(b)
-	return b
+// useClock makes clk the clock of the balancers built during the test.
+func useClock(t *testing.T, clk clock) {
+	prev := internal.TestClock
+	t.Cleanup(func() { internal.TestClock = prev })
+	internal.TestClock = clk
 }
 
 // backend is a loopback server of the test service named by its address.
@@ -66,16 +62,17 @@ func startBackends(t *testing.T, n int) []backend {
 
 func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	clk := &tickClock{fakeClock: fakeClock{now: time.Unix(1e9, 0)}, ticks: make(chan time.Time)}
-	b := registerTestBuilder(clk)
+	useClock(t, clk)
+	var mon Monitor
 	bs := startBackends(t, 3)
 	r := manual.NewBuilderWithScheme("kwtest")
 	var eps []resolver.Endpoint
 	for i, g := range bs {
 		eps = append(eps, weight.Set(resolver.Endpoint{Addresses: []resolver.Address{{Addr: g.addr}}}, weight.EndpointInfo{Weight: uint32(i + 1)}))
 	}
-	r.InitialState(resolver.State{Endpoints: eps})
+	r.InitialState(SetLogger(SetMonitor(resolver.State{Endpoints: eps}, &mon), slog.New(slog.NewTextHandler(io.Discard, nil))))
 	cc, err := grpc.NewClient("kwtest:///backends", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"ejectionJitter":0,"slowStart":"0s"}}]}`, b.name)))
+		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"ejection_jitter":0,"slow_start":"0s"}}]}`, Name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +87,7 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ready := 0
-		for _, st := range b.monitor.stats() { // empty until the channel leaves IDLE
+		for _, st := range mon.Stats() { // empty until the channel leaves IDLE
 			for _, ep := range st.Endpoints {
 				if ep.Ready {
 					ready++
@@ -101,7 +98,7 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("endpoints not READY: %+v", b.monitor.stats())
+			t.Fatalf("endpoints not READY: %+v", mon.Stats())
 		}
 		call()
 	}
@@ -134,7 +131,7 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	bs[0].svc.Fail(nil)
 	clk.Advance(6 * time.Second)
 	clk.ticks <- clk.Now()
-	kittest.WaitFor(t, "the re-admission", func() bool { return b.monitor.stats()[0].Events.Readmissions > 0 })
+	kittest.WaitFor(t, "the re-admission", func() bool { return mon.Stats()[0].Events.Readmissions > 0 })
 	back := 0
 	for range 60 {
 		if inst, err := call(); err == nil && inst == bs[0].addr {

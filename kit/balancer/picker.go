@@ -76,8 +76,8 @@ func (s *snapshot) unmarked(idx int) *entry {
 // control loop derives each endpoint's picks from the pick counter and the
 // schedule, so a successful call writes nothing that other cores share.
 type outcomes struct {
-	failure atomic.Int64 // failureCodes
-	demote  atomic.Int64 // demoteCodes
+	failure atomic.Int64 // FailureCodes
+	demote  atomic.Int64 // DemoteCodes
 	ignored atomic.Int64 // cancelled, or never sent (grpc-go re-picks)
 	_       [64 - 3*8]byte
 }

@@ -1,7 +1,9 @@
 package balancer
 
 import (
+	"iter"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,42 +18,87 @@ type Events struct {
 	Panics       atomic.Int64 // times panic mode began
 }
 
-// EventCounts is a copy of [Events].
+// Event is a kind of state change of a kit_weighted balancer. Its names
+// label the events on /metrics and key them in JSON ([EventCounts]).
+type Event string
+
+// The events of a kit_weighted balancer.
+const (
+	EventDemotion    Event = "demotion"    // a tick with failures halved a multiplier
+	EventRestoration Event = "restoration" // a clean tick doubled a multiplier back
+	EventEjection    Event = "ejection"    // an endpoint was ejected
+	EventReadmission Event = "readmission" // an ejected endpoint was let back in
+	EventPanic       Event = "panic"       // panic mode began
+)
+
+// EventCounts is a copy of [Events]. In JSON, each count is keyed by its
+// [Event] name.
 type EventCounts struct {
-	Demotions, Restorations, Ejections, Readmissions, Panics int64
+	Demotions    int64 `json:"demotion"`
+	Restorations int64 `json:"restoration"`
+	Ejections    int64 `json:"ejection"`
+	Readmissions int64 `json:"readmission"`
+	Panics       int64 `json:"panic"`
+}
+
+// All yields every event with its count, in the order of the constants.
+func (c EventCounts) All() iter.Seq2[Event, int64] {
+	return func(yield func(Event, int64) bool) {
+		_ = yield(EventDemotion, c.Demotions) && yield(EventRestoration, c.Restorations) &&
+			yield(EventEjection, c.Ejections) && yield(EventReadmission, c.Readmissions) && yield(EventPanic, c.Panics)
+	}
+}
+
+// EndpointState is where an endpoint is in its ejection cycle.
+type EndpointState string
+
+// The states of an endpoint.
+const (
+	StateActive  EndpointState = "active"  // picked by weight
+	StateRamping EndpointState = "ramping" // re-admitted, its weight ramping up (slow start)
+	StateEjected EndpointState = "ejected" // not picked until its ejection time passed and it is READY
+)
+
+// EndpointStates returns every endpoint state: active, ramping, ejected.
+func EndpointStates() []EndpointState {
+	return []EndpointState{StateActive, StateRamping, StateEjected}
 }
 
 // TargetStats describes one kit_weighted balancer (one ClientConn).
 type TargetStats struct {
-	Target    string
-	Config    Config // the parameters in force
-	Panic     bool   // routing over every READY endpoint
-	Endpoints []EndpointStats
-	Events    EventCounts
+	Target    string          `json:"target"`
+	Config    Config          `json:"config"` // the parameters in force
+	Panic     bool            `json:"panic"`  // routing over every READY endpoint
+	Endpoints []EndpointStats `json:"endpoints"`
+	Events    EventCounts     `json:"events"`
 }
 
 // EndpointStats describes one endpoint of a balancer.
 type EndpointStats struct {
-	Addresses    string    // comma-separated addresses of the endpoint
-	BaseWeight   uint32    // from the resolver (Consul weights)
-	Multiplier   float64   // demotion factor, 1 when healthy
-	Weight       float64   // effective weight: base x multiplier x slow-start ramp
-	State        string    // active, ejected or ramping
-	Ready        bool      // its connection is READY
-	Success      int64     // calls counted as successes in the window (as of the last tick)
-	Failures     int64     // failures in the window, the current tick's included
-	Demotions    int64     // demoting outcomes (RESOURCE_EXHAUSTED) in the window, the current tick's included
-	TimesEjected int       // decays by one after each clean window
-	EjectedUntil time.Time // zero unless ejected
+	Addresses    string        `json:"addresses"`              // comma-separated addresses of the endpoint
+	BaseWeight   uint32        `json:"base_weight"`            // from the resolver (Consul weights)
+	Multiplier   float64       `json:"multiplier"`             // demotion factor, 1 when healthy
+	Weight       float64       `json:"weight"`                 // effective weight: base x multiplier x slow-start ramp
+	State        EndpointState `json:"state"`                  // active, ramping or ejected
+	Ready        bool          `json:"ready"`                  // its connection is READY
+	Success      int64         `json:"success"`                // calls counted as successes in the window (as of the last tick)
+	Failures     int64         `json:"failures"`               // failures in the window, the current tick's included
+	Demotions    int64         `json:"demotions"`              // demoting outcomes (RESOURCE_EXHAUSTED) in the window, the current tick's included
+	TimesEjected int           `json:"times_ejected"`          // decays by one after each clean window
+	EjectedUntil time.Time     `json:"ejected_until,omitzero"` // zero unless ejected
 }
 
-// monitor knows the live balancers of a builder.
-type monitor struct {
+// Monitor collects the statistics of the kit_weighted balancers attached to
+// it: a resolver puts a Monitor in the state it gives a ClientConn
+// ([SetMonitor]), and the ClientConn's balancer reports to it until it
+// closes. One Monitor may serve many ClientConns. The zero value is ready to
+// use; a Monitor must not be copied. Safe for concurrent use.
+type Monitor struct {
 	mu       sync.Mutex
 	trackers map[*tracker]struct{} // guarded by mu
 }
 
-func (m *monitor) add(t *tracker) {
+func (m *Monitor) add(t *tracker) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.trackers == nil {
@@ -60,13 +107,15 @@ func (m *monitor) add(t *tracker) {
 	m.trackers[t] = struct{}{}
 }
 
-func (m *monitor) remove(t *tracker) {
+func (m *Monitor) remove(t *tracker) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.trackers, t)
 }
 
-func (m *monitor) stats() []TargetStats {
+// Stats returns a read-only picture of the live balancers attached to m,
+// sorted by target.
+func (m *Monitor) Stats() []TargetStats {
 	m.mu.Lock()
 	ts := make([]*tracker, 0, len(m.trackers))
 	for t := range m.trackers {
@@ -77,21 +126,9 @@ func (m *monitor) stats() []TargetStats {
 	for _, t := range ts {
 		out = append(out, t.stats())
 	}
-	slices.SortFunc(out, func(a, b TargetStats) int {
-		if a.Target < b.Target {
-			return -1
-		}
-		if a.Target > b.Target {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b TargetStats) int { return strings.Compare(a.Target, b.Target) })
 	return out
 }
-
-// Stats returns a read-only picture of every live kit_weighted balancer in
-// the process, sorted by target. Safe for concurrent use.
-func Stats() []TargetStats { return defaultBuilder.monitor.stats() }
 
 func (t *tracker) stats() TargetStats {
 	t.mu.Lock()
@@ -104,7 +141,7 @@ func (t *tracker) stats() TargetStats {
 	for _, ep := range t.order {
 		es := EndpointStats{
 			Addresses: ep.name, BaseWeight: ep.base, Multiplier: ep.multiplier,
-			Weight: t.effectiveWeightLocked(ep, now), State: ep.state.String(), Ready: ep.ready,
+			Weight: t.effectiveWeightLocked(ep, now), State: ep.state.name(), Ready: ep.ready,
 			TimesEjected: ep.timesEjected,
 		}
 		if ep.state == stateEjected {

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/resolver"
 )
 
-// epState is where an endpoint is in its ejection cycle.
+// epState is where an endpoint is in its ejection cycle ([EndpointState]).
 type epState uint8
 
 const (
@@ -27,9 +27,12 @@ const (
 	stateRamping                // re-admitted, weight ramping up (slow start)
 )
 
-func (s epState) String() string {
-	return [...]string{"active", "ejected", "ramping"}[s]
+// name returns the state's name.
+func (s epState) name() EndpointState {
+	return [...]EndpointState{StateActive, StateEjected, StateRamping}[s]
 }
+
+func (s epState) String() string { return string(s.name()) }
 
 // counts are the outcomes of one tick.
 type counts struct{ success, failure, demote, ignored int64 }
@@ -75,7 +78,6 @@ type logEvent struct {
 // endpoint.record) only touches atomics.
 type tracker struct {
 	clock  clock
-	logger *slog.Logger
 	target string
 	events *Events
 
@@ -89,6 +91,7 @@ type tracker struct {
 	_    [56]byte
 
 	mu       sync.Mutex
+	logger   *slog.Logger                     // guarded by mu
 	cfg      *Config                          // guarded by mu
 	eps      *resolver.EndpointMap[*endpoint] // current endpoints; guarded by mu
 	order    []*endpoint                      // current endpoints in resolver order; guarded by mu
@@ -116,12 +119,19 @@ func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events
 // unlock releases mu, then writes the log lines recorded under it, so a slow
 // log handler never holds up picks' snapshots or grpc's state updates.
 func (t *tracker) unlock() {
-	logs := t.logs
+	logs, logger := t.logs, t.logger
 	t.logs = nil
 	t.mu.Unlock()
 	for _, l := range logs {
-		t.logger.LogAttrs(context.Background(), l.level, l.msg, l.attrs...)
+		logger.LogAttrs(context.Background(), l.level, l.msg, l.attrs...)
 	}
+}
+
+// setLogger makes l the logger of the events from now on.
+func (t *tracker) setLogger(l *slog.Logger) {
+	t.mu.Lock()
+	defer t.unlock()
+	t.logger = l
 }
 
 func (t *tracker) logLocked(level slog.Level, msg string, ep *endpoint, attrs ...slog.Attr) {

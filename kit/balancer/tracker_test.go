@@ -239,7 +239,7 @@ func countOf(table []int32, idx int32) int {
 }
 
 func TestBurstInOneTickHalvesOnce(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 1000}`, 1, 1)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() { h.record("e0", 50, codes.Unavailable) })
@@ -255,7 +255,7 @@ func TestBurstInOneTickHalvesOnce(t *testing.T) {
 }
 
 func TestDemotionFloorAndRestoration(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 1000000}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 1000000}`, 1, 1)
 	for range 10 {
 		h.record("e0", 1, codes.ResourceExhausted) // demotes, never ejects
 		h.tick()
@@ -296,7 +296,7 @@ func TestApplicationErrorsAndCancelsDoNotCount(t *testing.T) {
 }
 
 func TestConsecutiveFailuresEjectAtOnce(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 5}`, 1, 1, 1, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 5}`, 1, 1, 1, 1, 1)
 	h.record("e0", 4, codes.Unavailable)
 	h.record("e0", 1, codes.OK) // a success resets the run
 	h.record("e0", 4, codes.Unavailable)
@@ -323,7 +323,7 @@ func TestConsecutiveFailuresEjectAtOnce(t *testing.T) {
 }
 
 func TestRatioEjectionNeedsVolume(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 10, "failureRatio": 0.5}`, 1, 1, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 10, "failure_ratio": 0.5}`, 1, 1, 1, 1)
 	h.record("e0", 6, codes.Unavailable)
 	h.record("e0", 2, codes.OK)
 	h.tick() // 8 calls, 75% failing: below minRequests
@@ -345,7 +345,7 @@ func TestRatioEjectionNeedsVolume(t *testing.T) {
 }
 
 func TestEjectionLimits(t *testing.T) {
-	h := newHarness(t, `{"maxEjectionPercent": 50}`, 1, 1, 1, 1, 1)
+	h := newHarness(t, `{"max_ejection_percent": 50}`, 1, 1, 1, 1, 1)
 	for _, a := range []string{"e0", "e1", "e2", "e3", "e4"} {
 		h.record(a, 5, codes.Unavailable)
 	}
@@ -361,7 +361,7 @@ func TestEjectionLimits(t *testing.T) {
 		t.Errorf("%d of 5 ejected, want 2 (50%%, rounded down)", ejected)
 	}
 
-	lone := newHarness(t, `{"maxEjectionPercent": 100}`, 1)
+	lone := newHarness(t, `{"max_ejection_percent": 100}`, 1)
 	lone.record("e0", 50, codes.Unavailable)
 	lone.tr.ejectMarked()
 	lone.tick()
@@ -374,7 +374,7 @@ func TestEjectionLimits(t *testing.T) {
 }
 
 func TestPanicModeRoutesOverAllReady(t *testing.T) {
-	h := newHarness(t, `{"maxEjectionPercent": 100, "panicThreshold": 50}`, 1, 1, 1, 1)
+	h := newHarness(t, `{"max_ejection_percent": 100, "panic_threshold": 50}`, 1, 1, 1, 1)
 	for _, a := range []string{"e0", "e1", "e2"} {
 		h.record(a, 5, codes.Unavailable)
 	}
@@ -410,7 +410,7 @@ func TestEveryEndpointFailingStillPicks(t *testing.T) {
 }
 
 func TestEjectionTimeGrowsAndDecays(t *testing.T) {
-	h := newHarness(t, `{"ejectionJitter": 0, "baseEjectionTime": "5s", "maxEjectionTime": "12s", "slowStart": "0s", "window": "3s", "bucket": "1s"}`, 1, 1, 1)
+	h := newHarness(t, `{"ejection_jitter": 0, "base_ejection_time": "5s", "max_ejection_time": "12s", "slow_start": "0s", "window": "3s", "bucket": "1s"}`, 1, 1, 1)
 	var durations []time.Duration
 	for range 3 {
 		h.record("e0", 5, codes.Unavailable)
@@ -447,7 +447,7 @@ func TestEjectionTimeGrowsAndDecays(t *testing.T) {
 }
 
 func TestReadmissionNeedsReadyAndRampsUp(t *testing.T) {
-	h := newHarness(t, `{"ejectionJitter": 0, "baseEjectionTime": "5s", "slowStart": "10s", "slowStartInitial": 0.1}`, 1, 1)
+	h := newHarness(t, `{"ejection_jitter": 0, "base_ejection_time": "5s", "slow_start": "10s", "slow_start_initial": 0.1}`, 1, 1)
 	h.record("e0", 5, codes.Unavailable)
 	h.tr.ejectMarked()
 	h.setReady("e0", false)
@@ -484,7 +484,7 @@ func TestReadmissionNeedsReadyAndRampsUp(t *testing.T) {
 }
 
 func TestFailingDuringRampReEjectsLonger(t *testing.T) {
-	h := newHarness(t, `{"ejectionJitter": 0, "baseEjectionTime": "5s", "slowStart": "10s", "consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h := newHarness(t, `{"ejection_jitter": 0, "base_ejection_time": "5s", "slow_start": "10s", "consecutive_failures": 0, "min_requests": 1000}`, 1, 1)
 	h.tr.mu.Lock()
 	h.tr.ejectLocked(h.ep("e0"), h.clock.Now(), "test")
 	h.tr.publishLocked()
@@ -552,7 +552,7 @@ func TestParseConfig(t *testing.T) {
 	if diff := cmp.Diff(DefaultConfig(), got, cmp.AllowUnexported(Config{})); diff != "" {
 		t.Errorf("{} (-defaults +got):\n%s", diff)
 	}
-	got, err = ParseConfig([]byte(`{"window": "30s", "bucket": "500ms", "failureCodes": ["unavailable", "INTERNAL"], "consecutiveFailures": 0}`))
+	got, err = ParseConfig([]byte(`{"window": "30s", "bucket": "500ms", "failure_codes": ["unavailable", "INTERNAL"], "consecutive_failures": 0}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,19 +563,20 @@ func TestParseConfig(t *testing.T) {
 		{`{"window": "1s", "bucket": "2s"}`, "window"},
 		{`{"window": "61s"}`, "window"},
 		{`{"bucket": "-1s"}`, "bucket"},
-		{`{"minMultiplier": 0}`, "minMultiplier"},
-		{`{"failureRatio": 1.5}`, "failureRatio"},
-		{`{"maxEjectionPercent": 101}`, "maxEjectionPercent"},
-		{`{"panicThreshold": -1}`, "panicThreshold"},
-		{`{"failureCodes": ["NOPE"]}`, "failureCodes"},
-		{`{"failureCodes": ["OK"]}`, "failureCodes"},
-		{`{"demoteCodes": ["UNAVAILABLE"]}`, "both"},
-		{`{"maxEjectionTime": "1s"}`, "maxEjectionTime"},
-		{`{"slowStartInitial": 0}`, "slowStartInitial"},
-		{`{"ejectionJitter": 1}`, "ejectionJitter"},
-		{`{"consecutiveFailures": -1}`, "consecutiveFailures"},
-		{`{"minRequests": 0}`, "minRequests"},
+		{`{"min_multiplier": 0}`, "min_multiplier"},
+		{`{"failure_ratio": 1.5}`, "failure_ratio"},
+		{`{"max_ejection_percent": 101}`, "max_ejection_percent"},
+		{`{"panic_threshold": -1}`, "panic_threshold"},
+		{`{"failure_codes": ["NOPE"]}`, "failure_codes"},
+		{`{"failure_codes": ["OK"]}`, "failure_codes"},
+		{`{"demote_codes": ["UNAVAILABLE"]}`, "both"},
+		{`{"max_ejection_time": "1s"}`, "max_ejection_time"},
+		{`{"slow_start_initial": 0}`, "slow_start_initial"},
+		{`{"ejection_jitter": 1}`, "ejection_jitter"},
+		{`{"consecutive_failures": -1}`, "consecutive_failures"},
+		{`{"min_requests": 0}`, "min_requests"},
 		{`{"windw": "10s"}`, "windw"},
+		{`{"consecutiveFailures": 3}`, "consecutiveFailures"}, // the keys are snake_case
 		{`{"window": 10}`, "duration"},
 		{`{} {}`, "trailing"},
 		{`[`, "kit_weighted"},
@@ -597,7 +598,7 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failureCodes":["UNAVAILABLE"]}`, `{"minMultiplier":1e308}`, `null`} {
+	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `null`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, js string) {
@@ -631,7 +632,7 @@ func (h *harness) timesEjected(addr string) int {
 }
 
 func TestRampFailureRespectsEjectionLimit(t *testing.T) {
-	h := newHarness(t, `{"maxEjectionPercent": 50, "ejectionJitter": 0, "slowStart": "10s", "consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h := newHarness(t, `{"max_ejection_percent": 50, "ejection_jitter": 0, "slow_start": "10s", "consecutive_failures": 0, "min_requests": 1000}`, 1, 1)
 	h.eject("e0")
 	for h.state("e0") == "ejected" {
 		h.tick()
@@ -648,7 +649,7 @@ func TestRampFailureRespectsEjectionLimit(t *testing.T) {
 }
 
 func TestShrinkingReadmitsOverLimit(t *testing.T) {
-	h := newHarness(t, `{"maxEjectionPercent": 50, "ejectionJitter": 0}`, 1, 1, 1, 1)
+	h := newHarness(t, `{"max_ejection_percent": 50, "ejection_jitter": 0}`, 1, 1, 1, 1)
 	h.eject("e0")
 	h.clock.Advance(time.Second)
 	h.eject("e1") // due later than e0
@@ -659,7 +660,7 @@ func TestShrinkingReadmitsOverLimit(t *testing.T) {
 }
 
 func TestDemotingCodesCountInTheRatio(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 10, "failureRatio": 0.5}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 10, "failure_ratio": 0.5}`, 1, 1)
 	h.record("e0", 1, codes.Unavailable)
 	h.record("e0", 8, codes.ResourceExhausted)
 	h.record("e0", 1, codes.OK)
@@ -670,7 +671,7 @@ func TestDemotingCodesCountInTheRatio(t *testing.T) {
 }
 
 func TestCancelledCallsDoNotRestore(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 1000}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 1000}`, 1, 1)
 	h.record("e0", 1, codes.Unavailable)
 	h.tick()
 	h.record("e0", 20, codes.Canceled)
@@ -681,7 +682,7 @@ func TestCancelledCallsDoNotRestore(t *testing.T) {
 }
 
 func TestRepickIsNotAnOutcome(t *testing.T) {
-	h := newHarness(t, `{"consecutiveFailures": 5}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 5}`, 1, 1)
 	h.record("e0", 4, codes.Unavailable)
 	h.ep("e0").record(balancer.DoneInfo{}) // grpc-go re-picking: nothing was sent
 	h.record("e0", 1, codes.Unavailable)
@@ -694,7 +695,7 @@ func TestLowTrafficRatioEjection(t *testing.T) {
 	// One call per tick, alternating between the two endpoints; e0 fails all.
 	// No demotion (floor 1), so e0 keeps getting every other call: derived
 	// successes must not dilute its failures.
-	h := newHarness(t, `{"consecutiveFailures": 0, "minRequests": 4, "failureRatio": 0.6, "minMultiplier": 1}`, 1, 1)
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 4, "failure_ratio": 0.6, "min_multiplier": 1}`, 1, 1)
 	for i := 0; i < 20 && h.state("e0") != "ejected"; i++ {
 		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
 		if err != nil {
@@ -722,7 +723,7 @@ func TestMarkedHeavyEndpointIsSkipped(t *testing.T) {
 }
 
 func TestRemovedAndReaddedEndpointKeepsItsState(t *testing.T) {
-	h := newHarness(t, `{"ejectionJitter": 0}`, 1, 1, 1)
+	h := newHarness(t, `{"ejection_jitter": 0}`, 1, 1, 1)
 	h.eject("e0")
 	h.tr.setEndpoints(h.eps[1:]) // e0 went critical in Consul
 	h.tr.setEndpoints(h.eps)     // and passing again
@@ -736,7 +737,7 @@ func TestRemovedAndReaddedEndpointKeepsItsState(t *testing.T) {
 }
 
 func TestDecayNeedsACleanWindowAfterReadmission(t *testing.T) {
-	h := newHarness(t, `{"ejectionJitter": 0, "slowStart": "0s", "window": "3s", "bucket": "1s"}`, 1, 1, 1)
+	h := newHarness(t, `{"ejection_jitter": 0, "slow_start": "0s", "window": "3s", "bucket": "1s"}`, 1, 1, 1)
 	h.eject("e0")
 	h.eject("e0") // twice: 10s
 	for h.state("e0") == "ejected" {

@@ -10,49 +10,38 @@ import (
 	"google.golang.org/grpc/balancer/endpointsharding"
 	"google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 )
 
 // Name is the name of the kit_weighted load-balancing policy.
 const Name = "kit_weighted"
 
-// defaultBuilder is the builder registered with grpc-go.
-var defaultBuilder = &builder{name: Name, clock: realClock{}}
-
 func init() {
-	balancer.Register(defaultBuilder)
+	balancer.Register(builder{})
 }
 
-// builder builds kit_weighted balancers. Events are logged with
-// slog.Default().
-type builder struct {
-	name    string
-	clock   clock
-	logger  *slog.Logger // nil: slog.Default() at build time
-	monitor monitor
-}
+// builder builds kit_weighted balancers. What differs per ClientConn (the
+// Monitor, the logger) comes with the resolver state, see [SetMonitor].
+type builder struct{}
 
-func (b *builder) Name() string { return b.name }
+func (builder) Name() string { return Name }
 
-func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
 	return ParseConfig(js)
 }
 
-func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	logger := b.logger
-	if logger == nil {
-		logger = slog.Default()
-	}
+func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	logger := slog.Default()
 	ctx, cancel := context.WithCancel(context.Background())
 	wb := &weightedBalancer{
 		ClientConn: cc,
-		builder:    b,
-		tracker:    newTracker(DefaultConfig(), b.clock, logger, opts.Target.String(), new(Events)),
+		logger:     logger,
+		tracker:    newTracker(DefaultConfig(), newClock(), logger, opts.Target.String(), new(Events)),
 		cancel:     cancel,
 		done:       make(chan struct{}),
 	}
 	wb.child = endpointsharding.NewBalancer(wb, opts, balancer.Get(pickfirst.Name).Build, endpointsharding.Options{})
-	b.monitor.add(wb.tracker)
 	go func() {
 		defer close(wb.done)
 		wb.tracker.run(ctx)
@@ -63,10 +52,12 @@ func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) bala
 // weightedBalancer delegates connections to endpointsharding with a
 // pick_first child per endpoint, and builds its own picker over the READY
 // children. It embeds the parent ClientConn and stands in for it toward
-// endpointsharding, to see the children's states.
+// endpointsharding, to see the children's states. grpc-go calls its
+// balancer.Balancer methods one at a time, which guards monitor.
 type weightedBalancer struct {
 	balancer.ClientConn
-	builder *builder
+	logger  *slog.Logger // when the resolver state carries none
+	monitor *Monitor     // the tracker is attached to it; nil if none
 	child   balancer.Balancer
 	tracker *tracker
 	cancel  context.CancelFunc
@@ -81,6 +72,7 @@ func (wb *weightedBalancer) UpdateClientConnState(s balancer.ClientConnState) er
 		}
 		cfg = DefaultConfig()
 	}
+	wb.follow(s.ResolverState)
 	wb.tracker.setConfig(cfg)
 	wb.tracker.setEndpoints(s.ResolverState.Endpoints)
 	return wb.child.UpdateClientConnState(balancer.ClientConnState{
@@ -109,11 +101,31 @@ func (wb *weightedBalancer) UpdateState(s balancer.State) {
 	wb.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: picker{wb.tracker}})
 }
 
+// follow attaches the tracker to the Monitor and logger s carries
+// ([SetMonitor], [SetLogger]).
+func (wb *weightedBalancer) follow(s resolver.State) {
+	if m := monitorOf(s); m != wb.monitor {
+		if wb.monitor != nil {
+			wb.monitor.remove(wb.tracker)
+		}
+		if wb.monitor = m; m != nil {
+			m.add(wb.tracker)
+		}
+	}
+	logger := loggerOf(s)
+	if logger == nil {
+		logger = wb.logger
+	}
+	wb.tracker.setLogger(logger)
+}
+
 func (wb *weightedBalancer) ExitIdle() { wb.child.ExitIdle() }
 
 func (wb *weightedBalancer) Close() {
 	wb.cancel()
 	<-wb.done
-	wb.builder.monitor.remove(wb.tracker)
+	if wb.monitor != nil {
+		wb.monitor.remove(wb.tracker)
+	}
 	wb.child.Close()
 }

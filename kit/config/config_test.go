@@ -119,7 +119,7 @@ func TestBadInputIsRefusedAtStart(t *testing.T) {
 		{name: "wrong type", file: "ratelimit: {rps: fast}", want: "rps"},
 		{name: "out of range", file: "ratelimit: {rps: -1}", want: "rps must be within"},
 		{name: "service section", file: "store: {pages: 0}", want: "store.pages"},
-		{name: "balancer", file: "balancer: {failure_ratio: 2}", want: "failureRatio"},
+		{name: "balancer", file: "balancer: {failure_ratio: 2}", want: "failure_ratio"},
 		{name: "env", env: []string{"GRPCKIT_SERVER_DRAIN", "soon"}, want: "GRPCKIT_SERVER_DRAIN"},
 		{name: "flag", args: []string{"-log.level", "loud"}, want: "log.level"},
 		{name: "document not a mapping", file: "just text", want: "config: file"},

@@ -80,7 +80,8 @@ func runScenario(sc scenario, serviceConfig string) (string, error) {
 		return "", err
 	}
 	defer stopBackends(bs)
-	cc, client, err := dial(bs, serviceConfig)
+	var mon kitbalancer.Monitor
+	cc, client, err := dial(bs, serviceConfig, &mon)
 	if err != nil {
 		return "", err
 	}
@@ -116,7 +117,7 @@ func runScenario(sc scenario, serviceConfig string) (string, error) {
 	stop()
 	wg.Wait()
 	events := ""
-	for _, st := range kitbalancer.Stats() {
+	for _, st := range mon.Stats() {
 		if st.Target == "bench:///backends" {
 			events = fmt.Sprintf("ejections %d, re-admissions %d, demotions %d", st.Events.Ejections, st.Events.Readmissions, st.Events.Demotions)
 		}

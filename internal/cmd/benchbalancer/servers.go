@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
+	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	"github.com/grpckit/grpckit/services/greeter"
 )
@@ -99,14 +100,19 @@ var serviceConfigs = []struct{ name, config string }{
 	{"kit_weighted", `{"loadBalancingConfig":[{"kit_weighted":{}}]}`},
 }
 
-// dial returns a client over the backends with the given service config.
-func dial(bs []*backend, serviceConfig string) (*grpc.ClientConn, greeterv1.GreeterServiceClient, error) {
+// dial returns a client over the backends with the given service config. A
+// kit_weighted balancer reports to mon, unless mon is nil.
+func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.ClientConn, greeterv1.GreeterServiceClient, error) {
 	r := manual.NewBuilderWithScheme("bench")
 	var eps []resolver.Endpoint
 	for _, b := range bs {
 		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.addr}}})
 	}
-	r.InitialState(resolver.State{Endpoints: eps})
+	state := resolver.State{Endpoints: eps}
+	if mon != nil {
+		state = kitbalancer.SetMonitor(state, mon)
+	}
+	r.InitialState(state)
 	cc, err := grpc.NewClient("bench:///backends", grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(serviceConfig))
 	if err != nil {

@@ -78,7 +78,7 @@ func configOf(name string) string {
 // throughput runs inFlight callers for d and returns calls/s and the
 // process CPU time (user+system) per call.
 func throughput(bs []*backend, serviceConfig string, inFlight int, d time.Duration) (float64, float64, error) {
-	cc, client, err := dial(bs, serviceConfig)
+	cc, client, err := dial(bs, serviceConfig, nil)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -15,7 +15,7 @@ type epSample struct {
 	at           time.Time
 	present      bool // the resolver lists it
 	ready        bool
-	state        string // active, ejected, ramping
+	state        balancer.EndpointState
 	timesEjected int
 	ejectedUntil time.Time
 }
@@ -25,9 +25,10 @@ func (s epSample) same(o epSample) bool {
 		s.timesEjected == o.timesEjected && s.ejectedUntil.Equal(o.ejectedUntil)
 }
 
-// sampler polls balancer.Stats() for one target of this process and keeps
-// every change of its endpoints.
+// sampler polls the stats of this process's balancer for one target and
+// keeps every change of its endpoints.
 type sampler struct {
+	mon    *balancer.Monitor
 	target string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -41,9 +42,9 @@ type sampler struct {
 // sampleEvery is the resolution of the sampler's times.
 const sampleEvery = 5 * time.Millisecond
 
-func startSampler(target string) *sampler {
+func (e *env) startSampler(target string) *sampler {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &sampler{target: target, cancel: cancel, done: make(chan struct{}), hist: map[string][]epSample{}}
+	s := &sampler{mon: &e.balancers, target: target, cancel: cancel, done: make(chan struct{}), hist: map[string][]epSample{}}
 	go func() {
 		defer close(s.done)
 		tk := time.NewTicker(sampleEvery)
@@ -67,7 +68,7 @@ func (s *sampler) stop() {
 
 func (s *sampler) sample() {
 	now := time.Now()
-	ts, ok := targetStats(s.target)
+	ts, ok := targetStats(s.mon, s.target)
 	if !ok {
 		return
 	}
@@ -128,7 +129,7 @@ func (s *sampler) ejections(addr string, t time.Time) []ejection {
 	var out []ejection
 	var last time.Time
 	for _, smp := range s.hist[addr] {
-		if smp.at.Before(t) || smp.state != "ejected" || smp.ejectedUntil.Equal(last) {
+		if smp.at.Before(t) || smp.state != balancer.StateEjected || smp.ejectedUntil.Equal(last) {
 			continue
 		}
 		last = smp.ejectedUntil
@@ -172,10 +173,10 @@ func (s *sampler) eventsSinceStart() balancer.EventCounts {
 	}
 }
 
-// targetStats returns the stats of the one kit_weighted balancer of this
-// process for target.
-func targetStats(target string) (balancer.TargetStats, bool) {
-	for _, ts := range balancer.Stats() {
+// targetStats returns the stats of the one kit_weighted balancer of mon for
+// target.
+func targetStats(mon *balancer.Monitor, target string) (balancer.TargetStats, bool) {
+	for _, ts := range mon.Stats() {
 		if ts.Target == target {
 			return ts, true
 		}
@@ -185,15 +186,15 @@ func targetStats(target string) (balancer.TargetStats, bool) {
 
 // waitReady waits until this process's balancer for target has every one
 // of addrs READY and active.
-func waitReady(ctx context.Context, timeout time.Duration, target string, addrs ...string) error {
+func (e *env) waitReady(ctx context.Context, timeout time.Duration, target string, addrs ...string) error {
 	_, err := poll(ctx, timeout, fmt.Sprintf("%d endpoints READY in the balancer of %s", len(addrs), target), func(context.Context) (bool, error) {
-		ts, ok := targetStats(target)
+		ts, ok := targetStats(&e.balancers, target)
 		if !ok {
 			return false, nil
 		}
 		ready := map[string]bool{}
 		for _, ep := range ts.Endpoints {
-			ready[ep.Addresses] = ep.Ready && ep.State == "active"
+			ready[ep.Addresses] = ep.Ready && ep.State == balancer.StateActive
 		}
 		for _, a := range addrs {
 			if !ready[a] {

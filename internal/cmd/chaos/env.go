@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -35,6 +36,7 @@ type env struct {
 	agentDown bool // stopped by a scenario and not started again
 	consul    *api.Client
 	reg       *consul.Registry // discovery for this process's kit clients
+	balancers balancer.Monitor // the kit_weighted balancers of this process's kit clients
 
 	log *slog.Logger // this process's kit logs (balancer events, discovery), to logs/chaos.log
 

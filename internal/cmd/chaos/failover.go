@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/balancer"
 )
 
 // userTarget is the target of this process's user client; its kit_weighted
@@ -41,11 +43,11 @@ func killOne(ctx context.Context, e *env) (r result) {
 		return r
 	}
 	defer c.close()
-	smp := startSampler(userTarget)
+	smp := e.startSampler(userTarget)
 	defer smp.stop()
 	l := e.startLoad(ctx, time.Second, c.getUser)
 	defer l.stop()
-	if r.err = waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
+	if r.err = e.waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
 		return r
 	}
 	if r.err = hold(ctx, 2*time.Second); r.err != nil {
@@ -116,11 +118,11 @@ func blackHole(ctx context.Context, e *env) (r result) {
 		return r
 	}
 	defer c.close()
-	smp := startSampler(userTarget)
+	smp := e.startSampler(userTarget)
 	defer smp.stop()
 	l := e.startLoad(ctx, blackHoleDeadline, c.getUser)
 	defer l.stop()
-	if r.err = waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
+	if r.err = e.waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
 		return r
 	}
 	if r.err = hold(ctx, 2*time.Second); r.err != nil {
@@ -134,14 +136,14 @@ func blackHole(ctx context.Context, e *env) (r result) {
 	}
 	defer victim.signal(syscall.SIGCONT) // whatever happens below
 	ejected, err := poll(ctx, 10*time.Second, victim.addr+" ejected", func(context.Context) (bool, error) {
-		_, ok := smp.firstAfter(victim.addr, stoppedAt, func(s epSample) bool { return s.state == "ejected" })
+		_, ok := smp.firstAfter(victim.addr, stoppedAt, func(s epSample) bool { return s.state == balancer.StateEjected })
 		return ok, nil
 	})
 	if err != nil {
 		r.err = err
 		return r
 	}
-	ejected, _ = smp.firstAfter(victim.addr, stoppedAt, func(s epSample) bool { return s.state == "ejected" })
+	ejected, _ = smp.firstAfter(victim.addr, stoppedAt, func(s epSample) bool { return s.state == balancer.StateEjected })
 	critical, err := e.waitNotPassing(ctx, 20*time.Second, victim)
 	if err != nil {
 		r.err = err
@@ -206,11 +208,11 @@ func flapping(ctx context.Context, e *env) (r result) {
 		return r
 	}
 	defer c.close()
-	smp := startSampler(userTarget)
+	smp := e.startSampler(userTarget)
 	defer smp.stop()
 	l := e.startLoad(ctx, blackHoleDeadline, c.getUser)
 	defer l.stop()
-	if r.err = waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
+	if r.err = e.waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
 		return r
 	}
 	if r.err = hold(ctx, time.Second); r.err != nil {

@@ -263,6 +263,7 @@ func (e *env) dial(greeterTarget string, opts ...kit.ClientOption) (*clients, er
 	all := append([]kit.ClientOption{
 		kit.WithDiscovery(e.reg),
 		kit.WithLogger(e.log),
+		kit.WithBalancerMonitor(&e.balancers),
 		kit.WithDialOptions(grpc.WithChainUnaryInterceptor(c.obs.unary)),
 	}, opts...)
 	var err error

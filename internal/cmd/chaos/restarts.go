@@ -23,12 +23,12 @@ func (e *env) mixedLoad(ctx context.Context) (*clients, *load, error) {
 		return nil, nil, err
 	}
 	l := e.startLoad(ctx, controlDeadline, c.mixed)
-	if err := waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); err != nil {
+	if err := e.waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); err != nil {
 		l.stop()
 		c.close()
 		return nil, nil, err
 	}
-	if err := waitReady(ctx, 10*time.Second, greeterTarget, addrs(e.greeters)...); err != nil {
+	if err := e.waitReady(ctx, 10*time.Second, greeterTarget, addrs(e.greeters)...); err != nil {
 		l.stop()
 		c.close()
 		return nil, nil, err
@@ -100,7 +100,7 @@ func consulRestart(ctx context.Context, e *env) (r result) {
 	}
 	defer c.close()
 	defer l.stop()
-	smp := startSampler(userTarget)
+	smp := e.startSampler(userTarget)
 	defer smp.stop()
 	if r.err = hold(ctx, 2*time.Second); r.err != nil {
 		return r
@@ -149,7 +149,7 @@ func consulOutage(ctx context.Context, e *env) (r result) {
 	}
 	defer c.close()
 	defer l.stop()
-	smp := startSampler(userTarget)
+	smp := e.startSampler(userTarget)
 	defer smp.stop()
 	if r.err = hold(ctx, 2*time.Second); r.err != nil {
 		return r

@@ -79,3 +79,14 @@ func TestKitImportsNoExamples(t *testing.T) {
 		"github.com/lib/pq",
 	})
 }
+
+// TestBalancerImportsNoRegistry: kit/balancer is the kit_weighted policy
+// only; the consul:/// resolver, the registry it reads and Consul's client
+// live elsewhere, so a program that uses the balancer with another resolver
+// does not link them.
+func TestBalancerImportsNoRegistry(t *testing.T) {
+	forbidden(t, "kit/balancer must not", importers(t, module+"/kit/balancer"), []string{
+		"github.com/hashicorp/consul",
+		module + "/kit/registry",
+	})
+}

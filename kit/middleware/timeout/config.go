@@ -16,18 +16,18 @@ import (
 type Config struct {
 	// Default is the deadline a unary client call gets when its context has
 	// none. 0 means none. Default: 5s.
-	Default duration.Duration `yaml:"default"`
+	Default duration.Duration `yaml:"default" json:"default"`
 	// PerMethod overrides Default for full method names
 	// ("/user.v1.UserService/GetUser") or whole services
 	// ("/user.v1.UserService/*"); an exact name wins over its service. A
 	// value of 0 means no deadline for that method. Entries also apply to
 	// streaming calls. Default: none.
-	PerMethod map[string]duration.Duration `yaml:"per_method"`
+	PerMethod map[string]duration.Duration `yaml:"per_method" json:"per_method"`
 	// ServerMax caps the deadline of an incoming call at this long after its
 	// arrival; a unary call that arrives without a deadline gets this one (a
 	// stream without one keeps none: it may be a long-lived watch). 0 means
 	// no cap. Default: 30s.
-	ServerMax duration.Duration `yaml:"server_max"`
+	ServerMax duration.Duration `yaml:"server_max" json:"server_max"`
 }
 
 // DefaultConfig returns the defaults documented on [Config].

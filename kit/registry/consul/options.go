@@ -1,12 +1,9 @@
 package consul
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"time"
-
-	"github.com/grpckit/grpckit/internal/consulq"
 )
 
 // Option configures a [Registry].
@@ -29,8 +26,6 @@ type options struct {
 	keeperMax       time.Duration // backoff cap of the registration keeper
 	restartGrace    time.Duration
 	logger          *slog.Logger
-
-	sleep func(ctx context.Context, d time.Duration) error // replaced by tests in this package
 }
 
 var defaultOptions = options{
@@ -46,7 +41,6 @@ var defaultOptions = options{
 	keeperMax:       time.Second,
 	restartGrace:    10 * time.Second,
 	logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	sleep:           consulq.Sleep,
 }
 
 // WithCheckInterval sets how often Consul runs the gRPC health check of a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/grpckit/grpckit/internal/consulq"
 	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/consul/internal"
 )
 
 // Registry registers and watches services in Consul. It is safe for
@@ -204,7 +205,7 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 	failing := false   // the last round ended in an error (logged once)
 	agentAway := false // the last query did not reach the agent
 	for {
-		if r.opts.sleep(ctx, pause) != nil {
+		if internal.Sleep(ctx, pause) != nil {
 			return
 		}
 		start := time.Now()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grpckit/grpckit/internal/consulq"
 	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/consul/internal"
 )
 
 // Watch follows the healthy instances of name through blocking queries on
@@ -54,7 +55,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 	defer cancel()
 	defer context.AfterFunc(w.ctx, cancel)()
 	for {
-		if err := w.r.opts.sleep(ctx, w.pause); err != nil {
+		if err := internal.Sleep(ctx, w.pause); err != nil {
 			return nil, w.ctxErr(ctx)
 		}
 		start := time.Now()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/consul/internal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -112,10 +113,11 @@ func (f *fakeConsul) registry(opts ...Option) (*Registry, *[]time.Duration) {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(cfg.Transport.CloseIdleConnections)
-	r := New(client, append([]Option{WithMinInterval(0)}, opts...)...)
 	var mu sync.Mutex
 	slept := new([]time.Duration)
-	r.opts.sleep = func(ctx context.Context, d time.Duration) error {
+	prev := internal.Sleep
+	f.t.Cleanup(func() { internal.Sleep = prev })
+	internal.Sleep = func(ctx context.Context, d time.Duration) error {
 		if d > 0 {
 			mu.Lock()
 			*slept = append(*slept, d)
@@ -123,7 +125,7 @@ func (f *fakeConsul) registry(opts ...Option) (*Registry, *[]time.Duration) {
 		}
 		return ctx.Err()
 	}
-	return r, slept
+	return New(client, append([]Option{WithMinInterval(0)}, opts...)...), slept
 }
 
 // indexes drains the recorded queries and returns their index parameters.

@@ -1,4 +1,4 @@
-package balancer
+package resolver
 
 import (
 	"net/url"

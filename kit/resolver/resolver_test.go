@@ -1,4 +1,4 @@
-package balancer
+package resolver
 
 import (
 	"context"
@@ -136,7 +136,7 @@ func build(t *testing.T, d registry.Discovery, target string) *fakeCC {
 	t.Helper()
 	cc := newFakeCC()
 	u, _ := url.Parse(target)
-	r, err := NewResolverBuilder(d).Build(resolver.Target{URL: *u}, cc, resolver.BuildOptions{})
+	r, err := NewBuilder(d).Build(resolver.Target{URL: *u}, cc, resolver.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestResolverFollowsMemoryRegistry(t *testing.T) {
 func TestBuildRejectsBadTargets(t *testing.T) {
 	for _, target := range []string{"consul:///", "consul://agent:8500/user"} {
 		u, _ := url.Parse(target)
-		if _, err := NewResolverBuilder(memory.New()).Build(resolver.Target{URL: *u}, newFakeCC(), resolver.BuildOptions{}); err == nil {
+		if _, err := NewBuilder(memory.New()).Build(resolver.Target{URL: *u}, newFakeCC(), resolver.BuildOptions{}); err == nil {
 			t.Errorf("Build(%q) succeeded, want an error", target)
 		}
 	}

@@ -1,0 +1,110 @@
+package balancer_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/internal/lbtest"
+	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+)
+
+// messages is a slog.Handler that sends every message on a channel, or
+// drops it when the channel is full.
+type messages chan string
+
+func (messages) Enabled(context.Context, slog.Level) bool { return true }
+func (m messages) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case m <- r.Message:
+	default:
+	}
+	return nil
+}
+func (m messages) WithAttrs([]slog.Attr) slog.Handler { return m }
+func (m messages) WithGroup(string) slog.Handler      { return m }
+
+var _ slog.Handler = messages(nil)
+
+// The Monitor and the logger a balancer uses are those of the resolver
+// state: it reports to the Monitor of the latest state, leaves it when a
+// state carries another or on Close, and logs to the state's logger.
+func TestMonitorAndLoggerComeWithTheResolverState(t *testing.T) {
+	var first, second kitbalancer.Monitor
+	logs := make(messages, 100)
+	state := func(m *kitbalancer.Monitor) balancer.ClientConnState {
+		s := resolver.State{Endpoints: lbtest.Endpoints(2)}
+		if m != nil {
+			s = kitbalancer.SetMonitor(s, m)
+		}
+		return balancer.ClientConnState{ResolverState: kitbalancer.SetLogger(s, slog.New(logs))}
+	}
+	cc := &lbtest.ClientConn{}
+	bal := balancer.Get(kitbalancer.Name).Build(cc, balancer.BuildOptions{})
+	closed := false
+	defer func() {
+		if !closed {
+			bal.Close()
+		}
+	}()
+	if err := bal.UpdateClientConnState(state(&first)); err != nil {
+		t.Fatal(err)
+	}
+	cc.Flush()
+	if got := first.Stats(); len(got) != 1 || len(got[0].Endpoints) != 2 {
+		t.Fatalf("first.Stats() = %+v, want the balancer and its 2 endpoints", got)
+	}
+
+	// Five failures in a row on ep0 eject it; the event goes to the logger.
+	p, _ := cc.Picker()
+	for failed := 0; failed < 5; {
+		res, err := p.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.SubConn.(*lbtest.SubConn).Addr != "ep0" {
+			res.Done(balancer.DoneInfo{BytesSent: true, BytesReceived: true})
+			continue
+		}
+		res.Done(balancer.DoneInfo{Err: status.Error(codes.Unavailable, "down"), BytesSent: true})
+		failed++
+	}
+	timeout := time.After(5 * time.Second)
+	for msg := ""; msg != "kit_weighted: endpoint ejected"; {
+		select {
+		case msg = <-logs:
+		case <-timeout:
+			t.Fatal("no ejection logged to the state's logger within 5s")
+		}
+	}
+
+	if err := bal.UpdateClientConnState(state(&second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := first.Stats(); len(got) != 0 {
+		t.Errorf("first.Stats() = %+v after the state changed Monitor, want none", got)
+	}
+	if got := second.Stats(); len(got) != 1 || got[0].Events.Ejections != 1 {
+		t.Errorf("second.Stats() = %+v, want the balancer with its ejection", got)
+	}
+	if err := bal.UpdateClientConnState(state(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := second.Stats(); len(got) != 0 {
+		t.Errorf("second.Stats() = %+v after a state without Monitor, want none", got)
+	}
+	if err := bal.UpdateClientConnState(state(&second)); err != nil {
+		t.Fatal(err)
+	}
+	bal.Close()
+	closed = true
+	if got := second.Stats(); len(got) != 0 {
+		t.Errorf("second.Stats() = %+v after Close, want none", got)
+	}
+}
