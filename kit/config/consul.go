@@ -8,7 +8,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consulq"
+	"github.com/grpckit/grpckit/kit/internal/consulq"
 )
 
 // startConsul reads the KV document once, folding it into the start

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-
-	"github.com/grpckit/grpckit/internal/consulq"
 )
 
 // pollEvery is how often conditions on Consul, the balancers and the admin
@@ -46,7 +44,16 @@ func poll(ctx context.Context, timeout time.Duration, what string, cond func(con
 // hold keeps going for d (load keeps running meanwhile), or until ctx is
 // done. It is for steady-state periods of a scenario, never for waiting on
 // a condition.
-func hold(ctx context.Context, d time.Duration) error { return consulq.Sleep(ctx, d) }
+func hold(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // passingPorts returns the ports of the instances of svc that pass their
 // checks, as the Consul agent sees it now. An unreachable agent is an error.

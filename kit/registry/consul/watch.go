@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consulq"
+	"github.com/grpckit/grpckit/kit/internal/consulq"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul/internal"
 )

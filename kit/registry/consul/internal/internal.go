@@ -2,7 +2,7 @@
 // and restore them with t.Cleanup; the registry only reads them.
 package internal
 
-import "github.com/grpckit/grpckit/internal/consulq"
+import "github.com/grpckit/grpckit/kit/internal/consulq"
 
 // Sleep is how the watch loop and the registration keeper wait between two
 // queries (rate limit and backoff): consulq.Sleep, which returns ctx's
