@@ -58,7 +58,7 @@ fuzz:
 
 ## bench-balancer: kit_weighted beside round_robin and outlier detection (Pick+Done, throughput, fault scenarios).
 bench-balancer:
-	go run ./internal/cmd/benchbalancer
+	go run ./kit/internal/cmd/benchbalancer
 
 ## tools: the pinned proto tools, built from the Go module proxy into .cache/bin.
 tools: $(TOOLBIN)/buf $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpckit/grpckit/internal/lbtest"
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/internal/lbtest"
 )
 
 // messages is a slog.Handler that sends every message on a channel, or

@@ -11,8 +11,8 @@ import (
 	_ "google.golang.org/grpc/balancer/roundrobin" // registers round_robin
 	"google.golang.org/grpc/connectivity"
 
-	"github.com/grpckit/grpckit/internal/lbtest"
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/internal/lbtest"
 )
 
 // BenchmarkPickDone measures one Pick plus its Done, from parallel

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 // throughputTable compares calls/s over 5 healthy backends with 64 calls in
@@ -90,13 +90,13 @@ func throughput(bs []*backend, serviceConfig string, inFlight int, d time.Durati
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
-	req := &greeterv1.SayHelloRequest{Name: "bench"}
+	req := &testpbv1.EchoRequest{Message: "bench"}
 	cpu0 := cpuTime()
 	start := time.Now()
 	for range inFlight {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if _, err := client.SayHello(context.Background(), req); err != nil {
+				if _, err := client.Echo(context.Background(), req); err != nil {
 					failures.Add(1)
 				}
 				calls.Add(1)

@@ -15,8 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	"github.com/grpckit/grpckit/services/greeter"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 // fault is what a backend does to calls.
@@ -33,7 +32,8 @@ const (
 // client side makes up.
 const injectedMsg = "injected fault"
 
-// backend is one loopback greeter with a fault switch.
+// backend is one loopback server of the kit's test service with a fault
+// switch.
 type backend struct {
 	addr  string
 	srv   *grpc.Server
@@ -52,7 +52,7 @@ func startBackends(n int) ([]*backend, error) {
 		}
 		b := &backend{addr: lis.Addr().String(), lis: lis}
 		b.srv = grpc.NewServer(grpc.UnaryInterceptor(b.intercept))
-		greeterv1.RegisterGreeterServiceServer(b.srv, greeter.NewServer(nil, greeter.WithInstance(b.addr)))
+		testpbv1.RegisterTestServiceServer(b.srv, echo{addr: b.addr})
 		go b.srv.Serve(lis)
 		bs = append(bs, b)
 	}
@@ -81,6 +81,17 @@ func (b *backend) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInf
 	return h(ctx, req)
 }
 
+// echo answers Echo with the request's message and the backend's address:
+// as little work per call as a real handler can do.
+type echo struct {
+	testpbv1.UnimplementedTestServiceServer
+	addr string
+}
+
+func (e echo) Echo(_ context.Context, req *testpbv1.EchoRequest) (*testpbv1.EchoResponse, error) {
+	return &testpbv1.EchoResponse{Message: req.GetMessage(), Server: e.addr}, nil
+}
+
 // restart serves again on the backend's address after a kill.
 func (b *backend) restart() error {
 	lis, err := net.Listen("tcp", b.addr)
@@ -88,7 +99,7 @@ func (b *backend) restart() error {
 		return fmt.Errorf("restart %s: %w", b.addr, err)
 	}
 	b.srv = grpc.NewServer(grpc.UnaryInterceptor(b.intercept))
-	greeterv1.RegisterGreeterServiceServer(b.srv, greeter.NewServer(nil, greeter.WithInstance(b.addr)))
+	testpbv1.RegisterTestServiceServer(b.srv, echo{addr: b.addr})
 	go b.srv.Serve(lis)
 	return nil
 }
@@ -102,7 +113,7 @@ var serviceConfigs = []struct{ name, config string }{
 
 // dial returns a client over the backends with the given service config. A
 // kit_weighted balancer reports to mon, unless mon is nil.
-func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.ClientConn, greeterv1.GreeterServiceClient, error) {
+func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.ClientConn, testpbv1.TestServiceClient, error) {
 	r := manual.NewBuilderWithScheme("bench")
 	var eps []resolver.Endpoint
 	for _, b := range bs {
@@ -118,20 +129,20 @@ func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.
 	if err != nil {
 		return nil, nil, err
 	}
-	return cc, greeterv1.NewGreeterServiceClient(cc), nil
+	return cc, testpbv1.NewTestServiceClient(cc), nil
 }
 
 var errNotReady = errors.New("backends not all reachable")
 
 // warm makes calls until every backend answered one.
-func warm(client greeterv1.GreeterServiceClient, bs []*backend) error {
+func warm(client testpbv1.TestServiceClient, bs []*backend) error {
 	seen := map[string]bool{}
 	for range 10000 {
-		resp, err := client.SayHello(context.Background(), &greeterv1.SayHelloRequest{Name: "warm"}, grpc.WaitForReady(true))
+		resp, err := client.Echo(context.Background(), &testpbv1.EchoRequest{Message: "warm"}, grpc.WaitForReady(true))
 		if err != nil {
 			return err
 		}
-		seen[resp.GetInstance()] = true
+		seen[resp.GetServer()] = true
 		if len(seen) == len(bs) {
 			return nil
 		}

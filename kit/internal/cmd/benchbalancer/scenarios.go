@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 const (
@@ -187,13 +187,13 @@ func join(a, b string) string {
 
 // generate issues calls at callsPerSecond until ctx is done, recording each
 // relative to the fault time.
-func generate(ctx context.Context, client greeterv1.GreeterServiceClient, mu *sync.Mutex, recs *[]record, t0 *time.Time) {
+func generate(ctx context.Context, client testpbv1.TestServiceClient, mu *sync.Mutex, recs *[]record, t0 *time.Time) {
 	const perTick = callsPerSecond / 1000
 	tk := time.NewTicker(time.Millisecond)
 	defer tk.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	req := &greeterv1.SayHelloRequest{Name: "load"}
+	req := &testpbv1.EchoRequest{Message: "load"}
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,7 +205,7 @@ func generate(ctx context.Context, client greeterv1.GreeterServiceClient, mu *sy
 				start := time.Now()
 				var p peer.Peer
 				callCtx, cancel := context.WithTimeout(context.Background(), deadline)
-				_, err := client.SayHello(callCtx, req, grpc.Peer(&p))
+				_, err := client.Echo(callCtx, req, grpc.Peer(&p))
 				cancel()
 				addr := ""
 				if p.Addr != nil {

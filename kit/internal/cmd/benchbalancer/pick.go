@@ -9,8 +9,9 @@ import (
 
 	"google.golang.org/grpc/balancer"
 
-	"github.com/grpckit/grpckit/internal/lbtest"
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/internal/lbtest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
 func machine() string {
@@ -55,7 +56,7 @@ func benchPick(policy string, n int) testing.BenchmarkResult {
 		b.ReportAllocs()
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
-			info := balancer.PickInfo{FullMethodName: "/greeter.v1.GreeterService/SayHello", Ctx: context.Background()}
+			info := balancer.PickInfo{FullMethodName: testpbv1.TestService_Echo_FullMethodName, Ctx: context.Background()}
 			for pb.Next() {
 				res, err := p.Pick(info)
 				if err != nil {
