@@ -16,12 +16,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
 type svcConfig struct {

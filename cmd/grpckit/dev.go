@@ -19,10 +19,12 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/loopback"
+	"github.com/grpckit/grpckit/internal/repo"
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -48,7 +50,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}
@@ -69,12 +71,12 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	// 1. Consul: use the agent at the address, else start a dev agent there.
-	var agent *consulagent.Agent
+	var agent *consultest.Agent
 	if leader(*consulAddr) {
 		step("using the Consul agent already at %s", *consulAddr)
 	} else {
 		step("making a consul binary available")
-		bin, err := consulagent.Find(ctx, os.Stderr)
+		bin, err := consultest.Find(ctx, os.Stderr)
 		if err != nil {
 			return err
 		}
@@ -84,7 +86,7 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		defer logFile.Close()
 		step("starting consul agent -dev on %s (%s)", *consulAddr, bin)
-		if agent, err = consulagent.Start(ctx, consulagent.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile}); err != nil {
+		if agent, err = consultest.StartAgent(ctx, consultest.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile}); err != nil {
 			return err
 		}
 		defer func() {
@@ -184,7 +186,7 @@ func leader(addr string) bool {
 }
 
 func freeAddr() (string, error) {
-	p, err := consulagent.FreePort()
+	p, err := loopback.FreePort()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
 }
 

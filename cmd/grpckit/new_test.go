@@ -29,8 +29,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
-	"github.com/grpckit/grpckit/internal/consultest"
+	"github.com/grpckit/grpckit/internal/repo"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -499,7 +499,7 @@ func TestNewEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("copies the repository, builds it and runs the scaffolded service against Consul; skipped with -short")
 	}
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,14 +14,14 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/repo"
 )
 
 // There is no Docker engine where the tests run, so this test checks
 // docker-compose.yml and the Dockerfiles statically, and builds and runs the
 // binaries the images are made of.
 func TestComposeFile(t *testing.T) {
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

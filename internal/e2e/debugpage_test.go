@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/repo"
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/registry"
@@ -30,7 +30,7 @@ func chromium(t *testing.T) string {
 	if testing.Short() {
 		t.Skip("needs Chromium; skipped with -short")
 	}
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

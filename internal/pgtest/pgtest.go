@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/repo"
 )
 
 // The test binary's server, started by the first [Start] and stopped by
@@ -104,7 +104,7 @@ func (s stopAfter) Run() int {
 // findBinaries returns the directory of PostgreSQL's server programs, as
 // scripts/ensure-postgres.sh prints it.
 func findBinaries(ctx context.Context) (string, error) {
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return "", fmt.Errorf("pgtest: %w", err)
 	}

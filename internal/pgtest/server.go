@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/loopback"
 )
 
 // superuser is the role initdb creates; every connection is trusted.
@@ -83,7 +83,7 @@ func startServer(ctx context.Context, binDir string) (_ *server, err error) {
 	// A port picked as free may be taken before the server binds it, by
 	// another test binary's server for instance: try a few.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = consulagent.FreePort(); err != nil {
+		if s.port, err = loopback.FreePort(); err != nil {
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 		// On the test binary's death, SIGQUIT makes the server stop

@@ -9,10 +9,10 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
 func putKV(t *testing.T, c *api.Client, key, doc string) {

@@ -13,9 +13,10 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/repo"
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/registry/consul"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
@@ -32,7 +33,7 @@ type env struct {
 	opts options
 	dir  string // scratch directory: binaries, SQLite file, logs
 
-	agent     *consulagent.Agent
+	agent     *consultest.Agent
 	agentDown bool // stopped by a scenario and not started again
 	consul    *api.Client
 	reg       *consul.Registry // discovery for this process's kit clients
@@ -52,7 +53,7 @@ type env struct {
 // in every case once setUp returned.
 func setUp(ctx context.Context, opts options, e *env) error {
 	e.opts = opts
-	root, err := consulagent.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func setUp(ctx context.Context, opts options, e *env) error {
 	}
 
 	progress("finding consul")
-	consulBin, err := consulagent.Find(ctx, os.Stderr)
+	consulBin, err := consultest.Find(ctx, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -89,7 +90,7 @@ func setUp(ctx context.Context, opts options, e *env) error {
 		return err
 	}
 	for range 3 { // a port seen free may be taken a moment later
-		if e.agent, err = consulagent.Start(ctx, consulagent.Config{Binary: consulBin, Output: consulLog}); err == nil {
+		if e.agent, err = consultest.StartAgent(ctx, consultest.Config{Binary: consulBin, Output: consulLog}); err == nil {
 			break
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/grpckit/grpckit/internal/consulagent"
+	"github.com/grpckit/grpckit/internal/loopback"
 )
 
 // instance is one service instance: its fixed addresses and arguments, and
@@ -50,11 +50,11 @@ func newSupervisor(bin, logs string) *supervisor {
 
 // newInstance picks free ports for an instance of svc; it does not start it.
 func (s *supervisor) newInstance(svc, name, consulAddr string, extra ...string) (*instance, error) {
-	port, err := consulagent.FreePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	adminPort, err := consulagent.FreePort()
+	adminPort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
 // healthServer serves grpc.health.v1 on a loopback port for Consul's check.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/consultest"
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/greeter"

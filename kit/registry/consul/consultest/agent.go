@@ -1,4 +1,4 @@
-package consulagent
+package consultest
 
 import (
 	"bytes"
@@ -10,77 +10,27 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// Find returns the path of a consul binary: $CONSUL_BIN, a consul on PATH, or
-// the pinned build that scripts/ensure-consul.sh caches (building it first if
-// needed, with progress on progress).
-func Find(ctx context.Context, progress io.Writer) (string, error) {
-	if p := os.Getenv("CONSUL_BIN"); p != "" {
-		return p, nil
-	}
-	if p, err := exec.LookPath("consul"); err == nil {
-		return p, nil
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		return "", fmt.Errorf("consulagent: no consul on PATH and %w", err)
-	}
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "ensure-consul.sh"))
-	cmd.Stderr = progress
-	// On cancellation let the script stop its go build, rather than orphan it.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("consulagent: scripts/ensure-consul.sh: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// RepoRoot returns the root of the grpckit repository: the first directory
-// holding scripts/ensure-consul.sh, searched upward from the working
-// directory, then from this source file.
-func RepoRoot() (string, error) {
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		starts = append(starts, filepath.Dir(file))
-	}
-	for _, dir := range starts {
-		for d := dir; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "scripts", "ensure-consul.sh")); err == nil {
-				return d, nil
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return "", errors.New("consulagent: cannot find the grpckit repository (scripts/ensure-consul.sh)")
-}
-
-// Config describes an agent to start.
+// Config describes an agent for [StartAgent].
 type Config struct {
-	// Binary is the consul binary; required.
+	// Binary is the consul binary ([Find] returns one); required.
 	Binary string
-	// HTTPAddr is the host:port of the HTTP API; empty picks a free loopback port.
+	// HTTPAddr is the host:port of the HTTP API (the address a client's
+	// api.Config.Address takes); empty picks a free port on 127.0.0.1.
 	HTTPAddr string
-	// Output receives the agent's log; nil discards it.
+	// Output receives the agent's log as it is written; nil keeps only the
+	// tail that [Agent.Log] returns.
 	Output io.Writer
 }
 
-// Agent is a running `consul agent -dev`. Its methods are not safe for
-// concurrent use.
+// Agent is a running `consul agent -dev` on loopback. Its methods are not
+// safe for concurrent use: one goroutine (a test, a program's main) starts,
+// restarts and stops it. Any number of clients may use the agent itself.
 type Agent struct {
 	cfg   Config
 	ports [3]int // serf LAN, serf WAN, server RPC; kept across restarts
@@ -89,21 +39,24 @@ type Agent struct {
 	out   *syncBuffer
 }
 
-// Start starts a dev agent on loopback and waits until it has a leader.
-func Start(ctx context.Context, cfg Config) (*Agent, error) {
+// StartAgent starts a dev agent and waits until it has a leader (at most a
+// minute, less if ctx ends first). The caller stops it with [Agent.Stop] or
+// [Agent.Interrupt]; on Linux it also dies with the calling process. Tests
+// use [Start] instead.
+func StartAgent(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Binary == "" {
-		return nil, errors.New("consulagent: Config.Binary is required")
+		return nil, errors.New("consultest: Config.Binary is required")
 	}
 	a := &Agent{cfg: cfg, out: &syncBuffer{w: cfg.Output}}
 	if a.cfg.HTTPAddr == "" {
-		p, err := FreePort()
+		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}
 		a.cfg.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	for i := range a.ports {
-		p, err := FreePort()
+		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}
@@ -124,7 +77,7 @@ func (a *Agent) Log() string { return a.out.String() }
 func (a *Agent) start(ctx context.Context) error {
 	host, httpPort, err := net.SplitHostPort(a.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("consulagent: HTTPAddr %q: %w", a.cfg.HTTPAddr, err)
+		return fmt.Errorf("consultest: HTTPAddr %q: %w", a.cfg.HTTPAddr, err)
 	}
 	args := []string{"agent", "-dev",
 		"-bind=127.0.0.1", "-advertise=127.0.0.1", "-client=" + host,
@@ -138,7 +91,7 @@ func (a *Agent) start(ctx context.Context) error {
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("consulagent: start %s: %w", a.cfg.Binary, err)
+		return fmt.Errorf("consultest: start %s: %w", a.cfg.Binary, err)
 	}
 	a.cmd, a.done = cmd, make(chan struct{})
 	go func() {
@@ -170,9 +123,9 @@ func (a *Agent) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-a.done:
-			return fmt.Errorf("consulagent: consul exited during start-up: %s", lastLines(a.Log(), 10))
+			return fmt.Errorf("consultest: consul exited during start-up: %s", lastLines(a.Log(), 10))
 		case <-ctx.Done():
-			return fmt.Errorf("consulagent: consul at %s has no leader: %w\n%s", a.cfg.HTTPAddr, ctx.Err(), lastLines(a.Log(), 10))
+			return fmt.Errorf("consultest: consul at %s has no leader: %w\n%s", a.cfg.HTTPAddr, ctx.Err(), lastLines(a.Log(), 10))
 		case <-tick.C:
 		}
 	}
@@ -211,11 +164,11 @@ func (a *Agent) Restart(ctx context.Context) error {
 	return a.start(ctx)
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func FreePort() (int, error) {
+// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("consulagent: free port: %w", err)
+		return 0, fmt.Errorf("consultest: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil

@@ -1,4 +1,4 @@
-package consulagent
+package consultest
 
 import (
 	"os/exec"

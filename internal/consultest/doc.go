@@ -1,2 +1,0 @@
-// Package consultest starts real Consul dev agents for tests.
-package consultest

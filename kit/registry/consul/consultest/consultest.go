@@ -1,0 +1,65 @@
+package consultest
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// findBinary runs [Find] once per test binary, for [Start].
+var findBinary = sync.OnceValues(func() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	return Find(ctx, os.Stderr)
+})
+
+// Start starts a dev agent for the test and stops it when the test and its
+// subtests end; the agent's log is printed when the test failed. It skips
+// the test under -short, and fails it when [Find] finds no consul binary (the
+// first call in a test binary may take minutes if a project script builds
+// one; later calls reuse its answer) or the agent does not start. Start
+// must be called from the test's goroutine.
+func Start(t testing.TB) *Agent {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Consul agent; skipped with -short")
+	}
+	binary, err := findBinary()
+	if err != nil {
+		t.Fatalf("consultest: %v", err)
+	}
+	var a *Agent
+	for range 3 { // a port picked as free may be taken meanwhile by another process
+		if a, err = StartAgent(t.Context(), Config{Binary: binary}); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("consultest: start consul: %v", err)
+	}
+	t.Cleanup(func() {
+		a.Stop()
+		if t.Failed() {
+			t.Logf("consul agent log:\n%s", a.Log())
+		}
+	})
+	return a
+}
+
+// Client returns a Consul API client for a whose idle connections are
+// closed when the test ends, so that leak checks (goleak) pass.
+func Client(t testing.TB, a *Agent) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = a.HTTPAddr()
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("consultest: consul client: %v", err)
+	}
+	t.Cleanup(cfg.Transport.CloseIdleConnections)
+	return c
+}
