@@ -1,4 +1,7 @@
 # grpckit make targets. `make dev` runs the local stack; `make test` runs every test.
+# Two modules, one workspace (go.work): the root module (examples, CLI, test rigs)
+# and the kit (kit/go.mod). From the root, ./... is the root module's packages
+# and ./kit/... the kit's: every target names both.
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 
@@ -14,8 +17,10 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
 all: build
 
+PKGS := ./... ./kit/...
+
 build:
-	go build ./...
+	go build $(PKGS)
 
 ## consul: make a consul binary available (PATH, else a cached pinned build).
 consul:
@@ -28,7 +33,7 @@ test: check-tracked consul tools
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" \
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" \
 	CHROMIUM_BIN="$$(scripts/ensure-chromium.sh)" \
-	go test -race -count=1 -timeout 20m ./...
+	go test -race -count=1 -timeout 20m $(PKGS)
 
 ## check-tracked: fail when git tracks an executable binary or a file over 2 MB.
 check-tracked:
@@ -36,7 +41,7 @@ check-tracked:
 
 ## test-short: unit tests only (no Consul, PostgreSQL or Chromium).
 test-short:
-	go test -race -short ./...
+	go test -race -short $(PKGS)
 
 ## dev: the local stack (Consul, 2 user, 2 greeter, the gateway on :8080) in the foreground; Ctrl-C stops it.
 dev: consul
@@ -52,7 +57,7 @@ bench:
 chaos: consul
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos
 
-## fuzz: every fuzz target for FUZZTIME each (default 60s).
+## fuzz: every fuzz target of both modules for FUZZTIME each (default 60s).
 fuzz:
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" FUZZTIME="$${FUZZTIME:-60s}" scripts/fuzz.sh
 
@@ -77,7 +82,7 @@ generate: tools
 	gofmt -l proto kit/internal/testpb
 
 vet:
-	go vet ./...
+	go vet $(PKGS)
 
 clean:
 	rm -rf $(CACHE)/bin $(CACHE)/dev

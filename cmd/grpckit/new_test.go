@@ -518,6 +518,8 @@ func TestNewEndToEnd(t *testing.T) {
 	checkChanges(t, before, tree(t, copyDir))
 
 	goCmd(t, copyDir, "build", "./...")
+	// Without the workspace, the root module finds the kit through its replace.
+	goCmdEnv(t, copyDir, "GOWORK=off", "build", "-o", os.DevNull, "./services/demo/cmd/demo")
 	goCmd(t, copyDir, "vet", "./services/demo/...")
 	goCmd(t, copyDir, "test", "-race", "-count=1", "./services/demo/...")
 	bin := filepath.Join(t.TempDir(), "demo")
@@ -569,14 +571,21 @@ func copyRepo(t *testing.T, root, dst string) {
 	t.Logf("copied %d files of %s to %s", n, root, dst)
 }
 
-// goCmd runs the go command in dir and fails the test with its output if
+// goCmd runs the go command in dir, in the workspace of dir's go.work (as
+// a developer in that checkout does), and fails the test with its output if
 // it fails.
 func goCmd(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	goCmdEnv(t, dir, "GOWORK="+filepath.Join(dir, "go.work"), args...)
+}
+
+// goCmdEnv is goCmd with env (NAME=value) set for the go command instead.
+func goCmdEnv(t *testing.T, dir, env string, args ...string) {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.CommandContext(t.Context(), "go", args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Env = append(os.Environ(), env)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -139,7 +139,62 @@ func checkDockerfile(t *testing.T, root, name string, b *types.BuildConfig) (bin
 	if _, err := os.Stat(filepath.Join(root, m[2], "main.go")); err != nil {
 		t.Errorf("%s: builds %s, which has no main.go", name, m[2])
 	}
+	checkModuleLayer(t, root, name, string(df))
 	return m[1], m[2]
+}
+
+// checkModuleLayer checks the layer an image downloads its modules in: the
+// files the Dockerfile copies before `RUN go mod download` must be enough
+// for the go command to resolve the workspace (go.work, the go.mod and go.sum
+// of every module it uses, the kit that the root module's replace names).
+// It copies them alone into a directory and resolves the module graph there.
+func checkModuleLayer(t *testing.T, root, name, dockerfile string) {
+	t.Helper()
+	dir := t.TempDir()
+	download := false
+	for line := range strings.Lines(dockerfile) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "RUN" && strings.Contains(line, "go mod download") {
+			download = true
+			break
+		}
+		if f[0] != "COPY" || len(f) < 3 || strings.HasPrefix(f[1], "--") {
+			continue
+		}
+		dst := f[len(f)-1]
+		for _, src := range f[1 : len(f)-1] {
+			b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(src)))
+			if err != nil {
+				t.Errorf("%s: COPY %s: %v", name, src, err)
+				return
+			}
+			to := filepath.Join(dir, filepath.FromSlash(dst))
+			if strings.HasSuffix(dst, "/") {
+				to = filepath.Join(to, filepath.Base(src))
+			}
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(to, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !download {
+		t.Errorf("%s: the Dockerfile has no `RUN go mod download` layer", name)
+		return
+	}
+	cmd := exec.Command("go", "list", "-m", "all")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOWORK=", "GOFLAGS=-mod=readonly")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%s: the files copied before `go mod download` do not resolve the modules: %v\n%s", name, err, out)
+	} else if !strings.Contains(string(out), "github.com/grpckit/grpckit/kit") {
+		t.Errorf("%s: the modules resolved before `go mod download` lack the kit:\n%s", name, out)
+	}
 }
 
 var envRe = regexp.MustCompile(`env ([A-Z0-9_, ]+)\)`)

@@ -1,6 +1,7 @@
 package kittest_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os/exec"
 	"slices"
@@ -8,8 +9,9 @@ import (
 	"testing"
 )
 
-// module is this module's path.
-const module = "github.com/grpckit/grpckit"
+// repo is the path of the repository's root module (the examples, the CLI,
+// the test rigs); the kit is the module repo + "/kit".
+const repo = "github.com/grpckit/grpckit"
 
 // importers runs `go list -deps` with args and returns every package it
 // lists, by import path, with the packages of the list that import it
@@ -70,9 +72,9 @@ func forbidden(t *testing.T, what string, deps map[string][]string, roots []stri
 // business service importing the kit gets none of them, and the kit's
 // tests prove the kit on its own test proto.
 func TestKitImportsNoExamples(t *testing.T) {
-	forbidden(t, "the kit or its tests", importers(t, "-test", module+"/kit/..."), []string{
-		module + "/services", // the example services
-		module + "/proto",    // their protos
+	forbidden(t, "the kit or its tests", importers(t, "-test", repo+"/kit/..."), []string{
+		repo + "/services", // the example services
+		repo + "/proto",    // their protos
 		"modernc.org/sqlite",
 		"github.com/mattn/go-sqlite3",
 		"github.com/jackc/pgx",
@@ -85,8 +87,38 @@ func TestKitImportsNoExamples(t *testing.T) {
 // live elsewhere, so a program that uses the balancer with another resolver
 // does not link them.
 func TestBalancerImportsNoRegistry(t *testing.T) {
-	forbidden(t, "kit/balancer must not", importers(t, module+"/kit/balancer"), []string{
+	forbidden(t, "kit/balancer must not", importers(t, repo+"/kit/balancer"), []string{
 		"github.com/hashicorp/consul",
-		module + "/kit/registry",
+		repo + "/kit/registry",
 	})
+}
+
+// TestKitModuleStandsAlone: the kit is a module of its own that requires
+// nothing of the repository's root module (which would bring the examples'
+// dependencies back to every importer) and replaces nothing (a replace
+// binds only this repository's builds, never an importer's).
+func TestKitModuleStandsAlone(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), "go", "mod", "edit", "-json", "../../go.mod").Output()
+	if err != nil {
+		t.Fatalf("go mod edit -json ../../go.mod: %v", err)
+	}
+	var mod struct {
+		Module  struct{ Path string }
+		Require []struct{ Path string }
+		Replace []struct{ Old struct{ Path string } }
+	}
+	if err := json.Unmarshal(out, &mod); err != nil {
+		t.Fatal(err)
+	}
+	if mod.Module.Path != repo+"/kit" {
+		t.Fatalf("../../go.mod is module %q, want %s/kit", mod.Module.Path, repo)
+	}
+	for _, r := range mod.Require {
+		if r.Path == repo || strings.HasPrefix(r.Path, repo+"/") {
+			t.Errorf("the kit module requires %s", r.Path)
+		}
+	}
+	for _, r := range mod.Replace {
+		t.Errorf("the kit module replaces %s", r.Old.Path)
+	}
 }
