@@ -23,10 +23,13 @@
 //   - OTEL_TRACES_EXPORTER is unset and OTEL_EXPORTER_OTLP_ENDPOINT or
 //     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (OTLP),
 //
-// unless OTEL_SDK_DISABLED=true. The exporter comes from
-// go.opentelemetry.io/contrib/exporters/autoexport and follows the usual
+// unless OTEL_SDK_DISABLED=true. The exporter is OTLP (otlptracehttp or
+// otlptracegrpc) or stdouttrace for "console", and follows the usual
 // OTEL_EXPORTER_OTLP_* variables (protocol http/protobuf by default, or grpc;
 // endpoint, headers, timeout); spans are batched (OTEL_BSP_* tune the batch).
+// (This is the trace part of contrib's autoexport, which the package does
+// not use: autoexport would bring its log and metric exporters into every
+// importer's module graph.)
 // Sampling follows [Config.TracesSampler]. The resource carries service.name
 // from [Config.ServiceName] plus OTEL_RESOURCE_ATTRIBUTES.
 //

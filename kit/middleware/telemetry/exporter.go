@@ -7,7 +7,6 @@ import (
 	"path"
 	"strings"
 
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
@@ -39,12 +38,21 @@ func tracesExporterName(env func(string) string) string {
 	return ExporterNone
 }
 
-// newSpanExporter builds the exporter called name through autoexport. When
-// the process environment itself names no exporter, autoexport calls back
-// into envExporter, which honours the environment given by [WithEnv].
+// newSpanExporter builds the exporter called name (see [tracesExporterName])
+// from env, the environment given by [WithEnv]: "console" is stdouttrace,
+// "otlp" the OTLP exporter of the protocol that OTEL_EXPORTER_OTLP_PROTOCOL
+// (or its _TRACES_ variant) names, http/protobuf by default, sent to the
+// endpoint that OTEL_EXPORTER_OTLP_TRACES_ENDPOINT names, else
+// OTEL_EXPORTER_OTLP_ENDPOINT (plus /v1/traces over HTTP, as the
+// specification says). The exporters read the other OTEL_EXPORTER_OTLP_*
+// variables (headers, timeout, compression, certificates) from the process
+// environment themselves.
+//
+// This is the part of go.opentelemetry.io/contrib/exporters/autoexport that
+// traces need, without the log and metric exporters that autoexport brings
+// into every importer's module graph.
 func newSpanExporter(ctx context.Context, name string, env func(string) string) (sdktrace.SpanExporter, error) {
-	exp, err := autoexport.NewSpanExporter(ctx, autoexport.WithFallbackSpanExporter(
-		func(ctx context.Context) (sdktrace.SpanExporter, error) { return envExporter(ctx, name, env) }))
+	exp, err := envExporter(ctx, name, env)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: span exporter %q: %w", name, err)
 	}

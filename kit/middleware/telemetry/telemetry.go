@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -98,9 +97,6 @@ func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *
 			var err error
 			if exp, err = newSpanExporter(ctx, t.exporter, o.env); err != nil {
 				return false, err
-			}
-			if autoexport.IsNoneSpanExporter(exp) {
-				exp, t.exporter = nil, ExporterNone
 			}
 		}
 	}

@@ -287,9 +287,9 @@ func closedPort(t *testing.T) string {
 }
 
 func TestExporterFromEnv(t *testing.T) {
-	// The process environment must not name an exporter, or autoexport
-	// would follow it rather than the faked one.
-	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	// WithEnv replaces the process environment as a whole: an exporter the
+	// process environment names does not count.
+	t.Setenv("OTEL_TRACES_EXPORTER", "console")
 	addr := closedPort(t)
 	for _, tc := range []struct {
 		name string
@@ -344,7 +344,6 @@ func TestExporterFromEnv(t *testing.T) {
 }
 
 func TestNewRejectsBadEnv(t *testing.T) {
-	t.Setenv("OTEL_TRACES_EXPORTER", "")
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
