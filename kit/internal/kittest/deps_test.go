@@ -3,7 +3,10 @@ package kittest_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -120,5 +123,79 @@ func TestKitModuleStandsAlone(t *testing.T) {
 	}
 	for _, r := range mod.Replace {
 		t.Errorf("the kit module replaces %s", r.Old.Path)
+	}
+}
+
+// moduleBudget is the most modules a program importing the kit may get in
+// its module graph (`go list -m all`, the program's own module included).
+// What the count is made of (README, "Modules"): Consul's API client about
+// 50 (its go.mod and serf's list Consul's own tooling), the Prometheus
+// client about 23, the OTLP trace exporters about 9, and about 70 for the
+// rest: grpc-go (whose go.mod alone lists 34 modules), OpenTelemetry,
+// koanf, YAML, JWT, gobreaker. Raise it only for a dependency worth that
+// many modules to every importer.
+const moduleBudget = 162
+
+// TestImporterModuleGraph: a new module whose program imports the kit's
+// main packages (kit, config, registry/consul, resolver, middleware/auth)
+// has at most moduleBudget modules in its graph. The test's log gives the
+// count; `go test -v -run TestImporterModuleGraph ./kit/internal/kittest`
+// prints it.
+func TestImporterModuleGraph(t *testing.T) {
+	if testing.Short() {
+		t.Skip("resolves a new module's dependencies (from the module cache or the proxy); skipped with -short")
+	}
+	kitDir, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": fmt.Sprintf("module example.com/importer\n\ngo 1.26\n\nrequire %s/kit v0.0.0\n\nreplace %s/kit => %s\n",
+			repo, repo, kitDir),
+		"main.go": `package main
+
+import (
+	_ "` + repo + `/kit"
+	_ "` + repo + `/kit/config"
+	_ "` + repo + `/kit/middleware/auth"
+	_ "` + repo + `/kit/registry/consul"
+	_ "` + repo + `/kit/resolver"
+)
+
+func main() {}
+`,
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goCmd := func(args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), "go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		out, err := cmd.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+		}
+		return string(out)
+	}
+	goCmd("mod", "tidy")
+	modules := strings.Fields(goCmd("list", "-m", "-f", "{{.Path}}", "all"))
+	t.Logf("a module importing the kit has %d modules in its graph (budget %d)", len(modules), moduleBudget)
+	if len(modules) > moduleBudget {
+		t.Errorf("%d modules, over the budget of %d:\n%s", len(modules), moduleBudget, strings.Join(modules, "\n"))
+	}
+	for _, m := range modules {
+		if m == repo || strings.HasPrefix(m, "modernc.org/") || strings.HasPrefix(m, "github.com/jackc/") ||
+			strings.HasPrefix(m, "github.com/compose-spec/") {
+			t.Errorf("the importer's graph holds %s, a dependency of the examples or the test rigs", m)
+		}
 	}
 }
