@@ -16,13 +16,14 @@
 //
 // Every agent is a dev agent: one server that is its own leader, state in
 // memory only (a stop or [Agent.Restart] loses every registration and KV
-// entry), ACLs off, DNS and Consul's own gRPC ports off, and every port on
-// 127.0.0.1. Consul cannot listen on port 0 and report what it got, so the
-// ports are picked free a moment before the agent starts; [Start] tries
-// again on a collision.
+// entry), ACLs off, DNS and Consul's own gRPC ports off, its cluster ports
+// on 127.0.0.1 and its HTTP API where [Config.HTTPAddr] says (a 127.0.0.1
+// port by default). Consul cannot listen on port 0 and report what it got,
+// so the ports are picked free a moment before the agent starts; [Start]
+// tries again on a collision.
 //
-// The package downloads nothing: it needs a consul binary, which [Find]
-// looks for in $CONSUL_BIN, then on PATH, then asks the project's
+// The package itself downloads nothing: it needs a consul binary, which
+// [Find] looks for in $CONSUL_BIN, then on PATH, then asks the project's
 // scripts/ensure-consul.sh for (the grpckit repository has one that builds
 // the pinned version once and caches it).
 package consultest
