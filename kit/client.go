@@ -41,7 +41,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.layers.check(o.layers.tableOrDefault(), clientSide); err != nil {
+	if err := o.layers.check(layerTable, clientSide); err != nil {
 		return nil, err
 	}
 	tel, err := clientTelemetry(o.layers, logger)
@@ -98,10 +98,17 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		dial = append(dial, grpc.WithDefaultServiceConfig(sc))
 		rb = &liveBuilder{inner: rb, cfg: o.config, logger: logger}
 	}
-	if rb != nil {
-		dial = append(dial, grpc.WithResolvers(rb))
+	switch {
+	case rb == nil:
+		dial = append(dial, o.dialOptions...)
+	case std == nil && o.discovery == nil:
+		// kit wraps the registered resolver only to reach the balancer: a
+		// resolver the caller gives for the same scheme with WithDialOptions
+		// comes first and wins (grpc-go takes the first), unwrapped.
+		dial = append(append(dial, o.dialOptions...), grpc.WithResolvers(rb))
+	default:
+		dial = append(append(dial, grpc.WithResolvers(rb)), o.dialOptions...)
 	}
-	dial = append(dial, o.dialOptions...)
 	cc, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("kit: client for %q: %w", target, err)

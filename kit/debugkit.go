@@ -57,9 +57,9 @@ type DebugClient struct {
 // pages when it is closed. A client without it is on no server's pages.
 //
 // The balancer is reached through the resolver state, so a client whose
-// resolver kit does not build (one given with grpc.WithResolvers in
-// [WithDialOptions] for a scheme no registered resolver has) shows no
-// balancer.
+// resolver kit does not wrap (one given with grpc.WithResolvers in
+// [WithDialOptions], which takes precedence over the registered one)
+// shows no balancer.
 func WithAdminOf(srv *Server) ClientOption {
 	return clientOptionFunc(func(o *clientOptions) { o.admin = srv })
 }

@@ -3,6 +3,7 @@ package kit
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 
 	"go.opentelemetry.io/otel/metric"
@@ -160,6 +161,9 @@ func entry[L any, C any](name Layer, s side, sec section[C], build func(C, deps)
 	if build != nil && sec.pick != nil {
 		d.build = func(std *config.Standard, dp deps) (any, error) { return build(sec.pick(std), dp) }
 	}
+	if _, ok := any(*new(L)).(middleware.Configurable[C]); sec.live && !ok {
+		panic(fmt.Sprintf("kit: layer table: %s is live but %s has no Config/SetConfig of its section", name, d.typeName))
+	}
 	if sec.live {
 		d.follow = func(obj any, std *config.Standard) func(*config.Standard) error {
 			l, ok := obj.(middleware.Configurable[C])
@@ -196,15 +200,7 @@ func clientLayer[L middleware.ClientLayer, C any](name Layer, sec section[C], bu
 type layerChoice struct {
 	given   map[Layer]any
 	without map[Layer]bool
-	errs    []error    // options that could not be taken (reported by NewServer / NewClient)
-	table   []layerDef // nil: layerTable; set by tests
-}
-
-func (c *layerChoice) tableOrDefault() []layerDef {
-	if c.table == nil {
-		return layerTable
-	}
-	return c.table
+	errs    []error // options that could not be taken (reported by NewServer / NewClient)
 }
 
 func (c *layerChoice) give(l Layer, obj any) {
@@ -224,14 +220,28 @@ func (f layerOption) applyClient(o *clientOptions) { f(&o.layers) }
 // *ratelimit.Limiter on a server, a *ratelimit.ClientLimiter on a client.
 // The caller keeps obj: configuration changes through WithConfig do not
 // reach it. NewServer and NewClient fail when obj is not of the layer's type
-// on that side, or when l is also turned off with WithoutLayers. A nil obj
-// is ignored.
+// on that side, or when l is also turned off with WithoutLayers. A nil obj,
+// or a nil pointer of any type, is ignored: the layer keeps kit's default,
+// as when the option is not given.
 func WithLayer(l Layer, obj any) Option {
 	return layerOption(func(c *layerChoice) {
-		if obj != nil {
+		if !isNil(obj) {
 			c.give(l, obj)
 		}
 	})
+}
+
+// isNil reports whether obj is nil or holds a nil pointer, map, slice,
+// func, channel or interface.
+func isNil(obj any) bool {
+	if obj == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(obj); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // WithoutLayers turns layers off on a server or client.
@@ -332,7 +342,7 @@ func layerAs[T any](c chain, l Layer) (T, bool) {
 // defaults of every section), unless the layer is turned off. live
 // collects the appliers of the layers kit built whose sections are live.
 func buildChain(c layerChoice, s side, std *config.Standard, d deps) (ch chain, live *appliers, err error) {
-	table := c.tableOrDefault()
+	table := layerTable
 	if err := c.check(table, s); err != nil {
 		return chain{}, nil, err
 	}

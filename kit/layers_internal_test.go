@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -88,9 +90,12 @@ func tableWith(t *testing.T, e layerDef, after Layer) []layerDef {
 	return slices.Insert(slices.Clone(layerTable), i+1, e)
 }
 
-// withTable makes a server or client use table instead of kit's.
-func withTable(table []layerDef) Option {
-	return layerOption(func(c *layerChoice) { c.table = table })
+// useTable makes the servers and clients built during the test use table
+// instead of kit's (none of these tests is parallel).
+func useTable(t *testing.T, table []layerDef) {
+	prev := layerTable
+	t.Cleanup(func() { layerTable = prev })
+	layerTable = table
 }
 
 // flaky is a hand-written service whose method Call fails with UNAVAILABLE
@@ -176,10 +181,11 @@ func retryFlaky(t *testing.T) *retry.Retrier {
 func TestLayerAddedThroughTheTable(t *testing.T) {
 	srvEntry, cliEntry := countingEntries()
 	t.Run("server/inside timeout", func(t *testing.T) {
+		useTable(t, tableWith(t, srvEntry, LayerTimeout))
 		// Without a client deadline, only a layer inside the server's
 		// timeout layer sees one (the ServerMax cap).
 		c := &counting{}
-		addr := serveFlaky(t, &flaky{}, withTable(tableWith(t, srvEntry, LayerTimeout)), WithLayer(LayerCounting, c))
+		addr := serveFlaky(t, &flaky{}, WithLayer(LayerCounting, c))
 		if err := callFlaky(t, addr, WithoutLayers(LayerTimeout)); err != nil {
 			t.Fatal(err)
 		}
@@ -188,8 +194,9 @@ func TestLayerAddedThroughTheTable(t *testing.T) {
 		}
 	})
 	t.Run("server/outside timeout", func(t *testing.T) {
+		useTable(t, tableWith(t, srvEntry, LayerLogging))
 		c := &counting{}
-		addr := serveFlaky(t, &flaky{}, withTable(tableWith(t, srvEntry, LayerLogging)), WithLayer(LayerCounting, c))
+		addr := serveFlaky(t, &flaky{}, WithLayer(LayerCounting, c))
 		if err := callFlaky(t, addr, WithoutLayers(LayerTimeout)); err != nil {
 			t.Fatal(err)
 		}
@@ -198,10 +205,11 @@ func TestLayerAddedThroughTheTable(t *testing.T) {
 		}
 	})
 	t.Run("client/inside retry", func(t *testing.T) {
+		useTable(t, tableWith(t, cliEntry, LayerRetry))
 		// One logical call, one retry: a layer inside retry sees both attempts.
 		c := &counting{}
 		addr := serveFlaky(t, &flaky{failFirst: 1})
-		err := callFlaky(t, addr, withTable(tableWith(t, cliEntry, LayerRetry)), WithLayer(LayerCounting, c), WithRetry(retryFlaky(t)))
+		err := callFlaky(t, addr, WithLayer(LayerCounting, c), WithRetry(retryFlaky(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,9 +218,10 @@ func TestLayerAddedThroughTheTable(t *testing.T) {
 		}
 	})
 	t.Run("client/outside timeout and retry", func(t *testing.T) {
+		useTable(t, tableWith(t, cliEntry, LayerDedupe))
 		c := &counting{}
 		addr := serveFlaky(t, &flaky{failFirst: 1})
-		err := callFlaky(t, addr, withTable(tableWith(t, cliEntry, LayerDedupe)), WithLayer(LayerCounting, c), WithRetry(retryFlaky(t)))
+		err := callFlaky(t, addr, WithLayer(LayerCounting, c), WithRetry(retryFlaky(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,8 +243,9 @@ func TestTableOrder(t *testing.T) {
 	for _, n := range []Layer{"c", "a", "b"} {
 		table = append(table, clientLayer[*counting](n, none[struct{}](), nil))
 	}
-	addr := serveFlaky(t, &flaky{}, withTable(table), WithLayer("c", c), WithLayer("a", a), WithLayer("b", b))
-	if err := callFlaky(t, addr, withTable(table), WithLayer("b", b), WithLayer("a", a), WithLayer("c", c)); err != nil {
+	useTable(t, table)
+	addr := serveFlaky(t, &flaky{}, WithLayer("c", c), WithLayer("a", a), WithLayer("b", b))
+	if err := callFlaky(t, addr, WithLayer("b", b), WithLayer("a", a), WithLayer("c", c)); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"c", "a", "b", "a", "b", "c"}, tr.got); diff != "" {
@@ -315,5 +325,43 @@ func TestTableEntries(t *testing.T) {
 		if !seen["server/"+string(l)] && !seen["client/"+string(l)] {
 			t.Errorf("layer %s is in no chain", l)
 		}
+	}
+}
+
+// TestNilLayerObjectKeepsTheDefault: a nil object given for a layer (a
+// server's Telemetry() when its telemetry is off, a nil *Limiter) leaves
+// the layer as if no option were given.
+func TestNilLayerObjectKeepsTheDefault(t *testing.T) {
+	addr := serveFlaky(t, &flaky{}, WithRateLimit(nil), WithAuth(nil), WithTelemetry(nil))
+	if err := callFlaky(t, addr, WithClientRateLimit(nil), WithRetry(nil), WithTelemetry(nil)); err != nil {
+		t.Fatalf("call with nil layer objects: %v", err)
+	}
+	srv, err := NewServer(WithAdminAddress(""), WithRateLimit(nil), WithTelemetry(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if _, ok := srv.Layer(LayerRateLimit).(*ratelimit.Limiter); !ok || srv.Telemetry() == nil {
+		t.Errorf("rate limit %T, telemetry %v: want kit's defaults", srv.Layer(LayerRateLimit), srv.Telemetry())
+	}
+}
+
+// TestCallerResolverWinsOverWrapping: a resolver given with
+// WithDialOptions(grpc.WithResolvers(...)) for a registered scheme stays the
+// client's resolver when kit wraps the registered one only to reach the
+// balancer (WithLogger, WithAdminOf).
+func TestCallerResolverWinsOverWrapping(t *testing.T) {
+	addr := serveFlaky(t, &flaky{})
+	r := manual.NewBuilderWithScheme("passthrough") // shadows grpc-go's registered passthrough
+	r.InitialState(resolver.State{Endpoints: []resolver.Endpoint{{Addresses: []resolver.Address{{Addr: addr}}}}})
+	// The target names an address that does not answer: only the caller's
+	// resolver leads to the server.
+	cc, err := NewClient("passthrough:///127.0.0.1:1", WithLogger(discard()), WithDialOptions(grpc.WithResolvers(r)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := cc.Invoke(t.Context(), flakyMethod, new(emptypb.Empty), new(emptypb.Empty)); err != nil {
+		t.Fatalf("the caller's resolver was not used: %v", err)
 	}
 }

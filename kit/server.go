@@ -98,7 +98,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := o.layers.check(o.layers.tableOrDefault(), serverSide); err != nil {
+	if err := o.layers.check(layerTable, serverSide); err != nil {
 		return nil, err
 	}
 	tel, owned, err := serverTelemetry(o.layers, service, o.logger, std)

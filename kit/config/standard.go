@@ -26,38 +26,38 @@ import (
 //
 //	type Config struct {
 //		config.Standard `yaml:",inline"`
-//		Store Store `yaml:"store"`
+//		Store Store `yaml:"store" json:"store"`
 //	}
 //
 // The live sections (ratelimit, timeout, retry, breaker, balancer, log
 // levels) take effect on a running service when a [Store] built with
 // kit.WithConfig changes; server, registry and telemetry are read at start.
 type Standard struct {
-	Server    Server           `yaml:"server"`
-	Registry  Registry         `yaml:"registry"`
-	RateLimit ratelimit.Config `yaml:"ratelimit"`
-	Timeout   timeout.Config   `yaml:"timeout"`
-	Retry     retry.Config     `yaml:"retry"`
-	Breaker   breaker.Config   `yaml:"breaker"`
-	Balancer  balancer.Config  `yaml:"balancer"`
-	Log       Log              `yaml:"log"`
-	Telemetry telemetry.Config `yaml:"telemetry"`
+	Server    Server           `yaml:"server" json:"server"`
+	Registry  Registry         `yaml:"registry" json:"registry"`
+	RateLimit ratelimit.Config `yaml:"ratelimit" json:"ratelimit"`
+	Timeout   timeout.Config   `yaml:"timeout" json:"timeout"`
+	Retry     retry.Config     `yaml:"retry" json:"retry"`
+	Breaker   breaker.Config   `yaml:"breaker" json:"breaker"`
+	Balancer  balancer.Config  `yaml:"balancer" json:"balancer"`
+	Log       Log              `yaml:"log" json:"log"`
+	Telemetry telemetry.Config `yaml:"telemetry" json:"telemetry"`
 }
 
 // Server is the server section: where a service listens. Read at start.
 type Server struct {
 	// Listen is the gRPC listen address. Default "127.0.0.1:0" (a free port
 	// on loopback).
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" json:"listen"`
 	// Admin is the admin HTTP listen address (/healthz, /metrics,
 	// /debug/kit, pprof); "" turns it off. Default "127.0.0.1:0".
-	Admin string `yaml:"admin"`
+	Admin string `yaml:"admin" json:"admin"`
 	// Drain is how long a stopping server keeps serving after it left the
 	// registry, so that watchers see it go. Default 3s.
-	Drain duration.Duration `yaml:"drain"`
+	Drain duration.Duration `yaml:"drain" json:"drain"`
 	// ShutdownTimeout bounds the whole shutdown under Run (deregistration,
 	// drain, graceful stop). Default 15s.
-	ShutdownTimeout duration.Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout duration.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
@@ -66,31 +66,31 @@ type Registry struct {
 	// Address is the Consul agent's HTTP address; "" means CONSUL_HTTP_ADDR,
 	// else 127.0.0.1:8500; "off" runs without Consul (no registration, no
 	// KV source). Default "".
-	Address string `yaml:"address"`
+	Address string `yaml:"address" json:"address"`
 	// Token is the Consul ACL token; "" means CONSUL_HTTP_TOKEN. Masked by
 	// Print.
-	Token string `yaml:"token" kit:"secret"`
+	Token string `yaml:"token" kit:"secret" json:"-"`
 	// Advertise is the host registered in Consul; "" means the listen host,
 	// or the machine's first IPv4 when the service listens on every
 	// interface. Default "".
-	Advertise string `yaml:"advertise"`
+	Advertise string `yaml:"advertise" json:"advertise"`
 	// Tags and Meta are registered with the instance.
-	Tags []string          `yaml:"tags"`
-	Meta map[string]string `yaml:"meta"`
+	Tags []string          `yaml:"tags" json:"tags"`
+	Meta map[string]string `yaml:"meta" json:"meta"`
 	// Weights are the instance's balancing weights by health state; 0 means
 	// 1. Default 0 and 0.
-	Weights registry.Weights `yaml:"weights"`
+	Weights registry.Weights `yaml:"weights" json:"weights"`
 }
 
 // Log is the log section. Level is live; Format is read at start.
 type Log struct {
 	// Level is the level of the service's logger: "debug", "info", "warn"
 	// or "error". Default "info".
-	Level string `yaml:"level"`
+	Level string `yaml:"level" json:"level"`
 	// Format is "text" or "json". Default "text".
-	Format string `yaml:"format"`
+	Format string `yaml:"format" json:"format"`
 	// Access configures the access log of the server's calls (live).
-	Access logging.Config `yaml:"access"`
+	Access logging.Config `yaml:"access" json:"access"`
 }
 
 // DefaultStandard returns the documented defaults of every standard section.

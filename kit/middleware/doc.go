@@ -29,6 +29,10 @@
 //   - the interceptors of the sides it serves ([ServerLayer], [ClientLayer]),
 //     nil for a kind of call it leaves alone.
 //
+// telemetry is the one exception: it is a stats handler around the whole
+// chain and the meter provider the other layers record to, so kit builds it
+// apart from the table (New takes a context for its exporters).
+//
 // # How to add a layer
 //
 //  1. Write its package under kit/middleware/ in the shape above, with its

@@ -90,7 +90,7 @@ func TestKitImportsNoExamples(t *testing.T) {
 // live elsewhere, so a program that uses the balancer with another resolver
 // does not link them.
 func TestBalancerImportsNoRegistry(t *testing.T) {
-	forbidden(t, "kit/balancer must not", importers(t, repo+"/kit/balancer"), []string{
+	forbidden(t, "kit/balancer must not", importers(t, "-test", repo+"/kit/balancer"), []string{
 		"github.com/hashicorp/consul",
 		repo + "/kit/registry",
 	})

@@ -60,9 +60,9 @@ type Stamper struct {
 	cfg atomic.Pointer[compiledClient]
 }
 
-// NewClient returns a Stamper, or the error of cfg.Validate. It takes
-// options for symmetry with [New]; it logs and counts nothing.
-func NewClient(cfg ClientConfig, opts ...Option) (*Stamper, error) {
+// NewClient returns a Stamper, or the error of cfg.Validate. A Stamper logs
+// and counts nothing, so it takes no options.
+func NewClient(cfg ClientConfig) (*Stamper, error) {
 	c, err := compileClient(cfg)
 	if err != nil {
 		return nil, err

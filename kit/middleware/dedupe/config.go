@@ -15,14 +15,14 @@ import (
 type Config struct {
 	// TTL is how long the result of a completed call is remembered. Must be
 	// positive. Default: 10m.
-	TTL duration.Duration `yaml:"ttl"`
+	TTL duration.Duration `yaml:"ttl" json:"ttl"`
 	// MaxEntries bounds the number of remembered results; the least recently
 	// used is evicted first. Must be positive. Default: 10000.
-	MaxEntries int `yaml:"max_entries"`
+	MaxEntries int `yaml:"max_entries" json:"max_entries"`
 	// Methods lists the deduplicated methods: full method names
 	// ("/user.v1.UserService/CreateUser") or whole services
 	// ("/user.v1.UserService/*"). Default: none.
-	Methods []string `yaml:"methods"`
+	Methods []string `yaml:"methods" json:"methods"`
 }
 
 // DefaultConfig returns the defaults documented on [Config].

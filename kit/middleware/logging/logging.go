@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 const scope = "github.com/grpckit/grpckit/kit/middleware/logging"
@@ -152,7 +154,7 @@ func (l *Logger) log(ctx context.Context, s *settings, c *call) {
 	r := slog.NewRecord(time.Now(), level, c.msg, 0)
 	r.AddAttrs(
 		slog.String("method", c.method),
-		slog.String("code", st.Code().String()),
+		slog.String("code", statuscode.Name(st.Code())),
 		slog.Duration("duration", d))
 	if c.peer != nil {
 		r.AddAttrs(slog.String("peer", c.peer.String()))

@@ -159,9 +159,9 @@ func TestServerRecords(t *testing.T) {
 	withError := func(m map[string]string) map[string]string { m["error"] = "message is required"; return m }
 	want := []record{
 		{slog.LevelInfo, serverMessage, base(echo, "OK")},
-		{slog.LevelInfo, serverMessage, withError(base(echo, "InvalidArgument"))},
+		{slog.LevelInfo, serverMessage, withError(base(echo, "INVALID_ARGUMENT"))},
 		{slog.LevelInfo, serverMessage, base(echoStream, "OK")},
-		{slog.LevelInfo, serverMessage, withError(base(echoStream, "InvalidArgument"))},
+		{slog.LevelInfo, serverMessage, withError(base(echoStream, "INVALID_ARGUMENT"))},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
@@ -185,11 +185,11 @@ func TestClientRecords(t *testing.T) {
 			"method": echo, "code": "OK", "duration": "positive", "peer": "bufconn", "target": target,
 		}},
 		{slog.LevelInfo, clientMessage, map[string]string{
-			"method": echoStream, "code": "InvalidArgument", "duration": "positive", "peer": "bufconn", "target": target,
+			"method": echoStream, "code": "INVALID_ARGUMENT", "duration": "positive", "peer": "bufconn", "target": target,
 			"trace_id": traceID.String(), "error": "message is required",
 		}},
 		{slog.LevelInfo, clientMessage, map[string]string{
-			"method": echo, "code": "Canceled", "duration": "positive", "target": target, "error": "context canceled",
+			"method": echo, "code": "CANCELLED", "duration": "positive", "target": target, "error": "context canceled",
 		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -340,7 +340,7 @@ func TestDefaultLevelsAtInfo(t *testing.T) {
 	c := serve(t, newLogger(t, DefaultConfig(), h), nil)
 	hello(t.Context(), c, "ada")
 	hello(t.Context(), c, "") // InvalidArgument
-	if r := h.next(t); r.Level != slog.LevelInfo || r.Attrs["code"] != "InvalidArgument" {
+	if r := h.next(t); r.Level != slog.LevelInfo || r.Attrs["code"] != "INVALID_ARGUMENT" {
 		t.Errorf("record %v %v, want the failed call at INFO", r.Level, r.Attrs)
 	}
 }
@@ -359,7 +359,7 @@ func TestPanicIsLogged(t *testing.T) {
 		l.UnaryServerInterceptor()(t.Context(), nil, &grpc.UnaryServerInfo{FullMethod: "/x.Y/Z"},
 			func(context.Context, any) (any, error) { panic("boom") })
 	}()
-	if r := h.next(t); r.Attrs["code"] != "Internal" || r.Attrs["method"] != "/x.Y/Z" {
+	if r := h.next(t); r.Attrs["code"] != "INTERNAL" || r.Attrs["method"] != "/x.Y/Z" {
 		t.Errorf("panicking call logged with %v, want code Internal", r.Attrs)
 	}
 }

@@ -27,39 +27,39 @@ const maxMaxAttempts = 10
 type Config struct {
 	// MaxAttempts is the most attempts a call gets, the first included; 1
 	// turns retries off. 1 to 10. Default: 3.
-	MaxAttempts int `yaml:"max_attempts"`
+	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// Codes are the status codes that are retried, by their canonical names
 	// ("UNAVAILABLE", "RESOURCE_EXHAUSTED"; case does not matter). "OK" is
 	// not allowed. Default: ["UNAVAILABLE"].
-	Codes []string `yaml:"codes"`
+	Codes []string `yaml:"codes" json:"codes"`
 	// InitialBackoff is the wait before the first retry; each further retry
 	// waits Multiplier times longer, up to MaxBackoff. Must be positive.
 	// Default: 50ms.
-	InitialBackoff duration.Duration `yaml:"initial_backoff"`
+	InitialBackoff duration.Duration `yaml:"initial_backoff" json:"initial_backoff"`
 	// MaxBackoff caps the wait between attempts; a server that asks (with
 	// google.rpc.RetryInfo) for a longer wait than this is not retried. At
 	// least InitialBackoff. Default: 1s.
-	MaxBackoff duration.Duration `yaml:"max_backoff"`
+	MaxBackoff duration.Duration `yaml:"max_backoff" json:"max_backoff"`
 	// Multiplier is the growth of the wait per retry, at least 1. Default: 2.
-	Multiplier float64 `yaml:"multiplier"`
+	Multiplier float64 `yaml:"multiplier" json:"multiplier"`
 	// Jitter spreads each wait at random by up to this fraction either way,
 	// 0 to 1 (excluded). Default: 0.2 (±20%).
-	Jitter float64 `yaml:"jitter"`
+	Jitter float64 `yaml:"jitter" json:"jitter"`
 	// BudgetRatio is the share of the calls to a target that retries may
 	// add: each call earns the target's budget BudgetRatio tokens, each
 	// retry spends one. Earned tokens fade with a 10-second time constant,
 	// so the budget follows the recent call rate. At least 0. Default: 0.1.
-	BudgetRatio float64 `yaml:"budget_ratio"`
+	BudgetRatio float64 `yaml:"budget_ratio" json:"budget_ratio"`
 	// BudgetMinRetriesPerSecond is the retry allowance of a target on top of
 	// BudgetRatio, for when traffic is low; up to one second of it (at
 	// least one retry, unless it is 0) can be saved up. At least 0.
 	// Default: 10.
-	BudgetMinRetriesPerSecond float64 `yaml:"budget_min_retries_per_second"`
+	BudgetMinRetriesPerSecond float64 `yaml:"budget_min_retries_per_second" json:"budget_min_retries_per_second"`
 	// Methods forces full method names ("/user.v1.UserService/CreateUser")
 	// or whole services ("/user.v1.UserService/*") to be retried (true) or
 	// not (false), whatever their idempotency_level; an exact name wins over
 	// its service, and false wins over dedupe protection. Default: none.
-	Methods map[string]bool `yaml:"methods"`
+	Methods map[string]bool `yaml:"methods" json:"methods"`
 }
 
 // DefaultConfig returns the defaults documented on [Config].

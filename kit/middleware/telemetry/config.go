@@ -14,7 +14,7 @@ import (
 type Config struct {
 	// ServiceName is the service.name resource attribute of every span and
 	// the target_info of /metrics. Required.
-	ServiceName string `yaml:"service_name"`
+	ServiceName string `yaml:"service_name" json:"service_name"`
 
 	// TracesSampler chooses which new traces are recorded when a span
 	// exporter runs (without one nothing is recorded whatever the sampler).
@@ -26,12 +26,12 @@ type Config struct {
 	// The empty string means OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG
 	// from the environment, else "parentbased_always_on".
 	// Default "parentbased_always_on".
-	TracesSampler string `yaml:"traces_sampler"`
+	TracesSampler string `yaml:"traces_sampler" json:"traces_sampler"`
 
 	// Metrics turns on RPC metrics and the Prometheus registry served by
 	// [Telemetry.MetricsHandler]. When off, [Telemetry.MeterProvider] is a
 	// no-op provider and /metrics is empty. Default true.
-	Metrics bool `yaml:"metrics"`
+	Metrics bool `yaml:"metrics" json:"metrics"`
 }
 
 // DefaultConfig returns the default configuration. ServiceName is empty and
