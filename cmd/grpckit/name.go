@@ -35,7 +35,7 @@ func reservedNames() map[string]string {
 		"standard", "sections", "validate", "config", "probe")
 	// Names the generated main.go and config.go declare or import: the
 	// service package, imported under its name, would collide with them.
-	add("a name the generated command already uses", "main", "svc", "srv", "err", "svcmain")
+	add("a name the generated command already uses", "main", "s", "err", "service", "maxMessageBytes")
 	// Every package the templates import, and init, which no import may be named.
 	add("a package the generated code imports", "context", "errors", "fmt", "io", "slog", "net", "os", "strings", "atomic", "testing",
 		"grpc", "codes", "insecure", "peer", "status", "bufconn", "errdetails", "cmp", "goleak", "kit", "config")

@@ -68,7 +68,7 @@ func TestValidateName(t *testing.T) {
 		{"server", "standard configuration section"},
 		{"ratelimit", "standard configuration section"},
 		{"config", "reserved"},
-		{"svc", "generated command"},
+		{"service", "reserved"},
 		{"main", "reserved"},
 		{"fmt", "reserved"},  // the generated config.go imports fmt
 		{"init", "reserved"}, // no package may be imported as init

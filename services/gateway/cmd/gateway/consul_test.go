@@ -75,8 +75,7 @@ func TestConsul(t *testing.T) {
 		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(userv1.NewUserServiceClient(users)))
 	})
 
-	svc := start(t, "-registry.address", agent.HTTPAddr())
-	base, stop := serveInBackground(t, svc)
+	_, base, stop := serveGateway(t, "-registry.address", agent.HTTPAddr())
 	httpAddr := strings.TrimPrefix(base, "http://")
 	hc := newClient(t)
 

@@ -18,9 +18,9 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
-	"github.com/grpckit/grpckit/internal/svcmain"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
+	"github.com/grpckit/grpckit/kit/service"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/user"
@@ -82,27 +82,41 @@ func backends(t *testing.T) (g *slowGreeter, greeterAddr, userAddr string) {
 	return g, greeterAddr, userAddr
 }
 
-// start loads the gateway's configuration from args (plus test defaults:
-// no Consul, a free admin port, no drain, quiet logs).
-func start(t *testing.T, args ...string) *svcmain.Service[Config] {
-	t.Helper()
-	args = append([]string{"-registry.address", "off", "-server.admin", "127.0.0.1:0", "-server.drain", "0s", "-log.level", "error"}, args...)
-	svc := svcmain.Start("gateway", DefaultConfig(), args)
-	t.Cleanup(svc.Close)
-	return svc
+// running is a gateway run by serveGateway.
+type running struct {
+	Config *config.Store[Config]
 }
 
-// serveInBackground runs serve on a new loopback listener; stop cancels it
-// and returns serve's error.
-func serveInBackground(t *testing.T, svc *svcmain.Service[Config]) (base string, stop func() error) {
+// serveGateway runs the gateway process with args (plus test defaults: no
+// Consul, a free admin port and HTTP port, no drain, quiet logs) until the
+// test ends or stop is called, which returns Run's error.
+func serveGateway(t *testing.T, args ...string) (svc *running, base string, stop func() error) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	args = append([]string{"-registry.address", "off", "-server.admin", "127.0.0.1:0", "-server.drain", "0s",
+		"-log.level", "error", "-gateway.listen", "127.0.0.1:0"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, svc, lis) }()
+	type started struct {
+		addr  net.Addr
+		store *config.Store[Config]
+	}
+	up := make(chan started, 1)
+	go func() {
+		done <- service.Run(ctx, "gateway", DefaultConfig(), func(s *service.Service[Config]) error {
+			addr, err := setup(s)
+			if err == nil {
+				up <- started{addr, s.Config}
+			}
+			return err
+		}, service.WithArgs(args), service.WithOutput(io.Discard))
+	}()
+	var st started
+	select {
+	case st = <-up:
+	case err := <-done:
+		cancel()
+		t.Fatalf("the gateway did not start: %v", err)
+	}
 	var stopped bool
 	var result error
 	stop = func() error {
@@ -114,7 +128,22 @@ func serveInBackground(t *testing.T, svc *svcmain.Service[Config]) (base string,
 		return result
 	}
 	t.Cleanup(func() { stop() })
-	return "http://" + lis.Addr().String(), stop
+	return &running{Config: st.store}, "http://" + st.addr.String(), stop
+}
+
+// runGateway runs the gateway process with args until it fails to start,
+// and returns the error.
+func runGateway(t *testing.T, args ...string) error {
+	t.Helper()
+	args = append([]string{"-registry.address", "off", "-server.admin", "127.0.0.1:0", "-server.drain", "0s",
+		"-log.level", "error"}, args...)
+	return service.Run(t.Context(), "gateway", DefaultConfig(), func(s *service.Service[Config]) error {
+		_, err := setup(s)
+		if err == nil {
+			t.Error("the gateway started")
+		}
+		return err
+	}, service.WithArgs(args), service.WithOutput(io.Discard))
 }
 
 // call sends a request and returns the status and body.
@@ -156,9 +185,8 @@ func newClient(t *testing.T) *http.Client {
 // and stops it while a request is in flight: the request completes.
 func TestServe(t *testing.T) {
 	g, greeterAddr, userAddr := backends(t)
-	svc := start(t, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
+	_, base, stop := serveGateway(t, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
 		"-gateway.user_target", "passthrough:///"+userAddr, "-gateway.auth.hmac_secret", secret)
-	base, stop := serveInBackground(t, svc)
 	c := newClient(t)
 
 	if st, b := call(t, c, http.MethodGet, base+"/v1/hello/world", "", ""); st != http.StatusOK || !strings.Contains(string(b), "Hello, world!") {
@@ -241,9 +269,8 @@ func TestLiveConfig(t *testing.T) {
 		}
 	}
 	write("gateway:\n  limits:\n    per_client: {rps: 0}\n")
-	svc := start(t, "-config", file, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
+	svc, base, _ := serveGateway(t, "-config", file, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
 		"-gateway.user_target", "passthrough:///"+userAddr)
-	base, _ := serveInBackground(t, svc)
 	c := newClient(t)
 	for range 5 {
 		if st, b := call(t, c, http.MethodGet, base+"/v1/hello/x", "", ""); st != http.StatusOK {
@@ -282,16 +309,8 @@ func TestLiveConfig(t *testing.T) {
 // TestServeFailure: a setup failure after the kit server was built
 // releases everything (goleak checks) and is reported.
 func TestServeFailure(t *testing.T) {
-	svc := start(t, "-gateway.greeter_target", "consul:///")
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := serve(context.Background(), svc, lis); err == nil || !strings.Contains(err.Error(), "greeter client") {
-		t.Errorf("serve = %v, want a greeter client error", err)
-	}
-	if _, err := net.Dial("tcp", lis.Addr().String()); err == nil {
-		t.Error("the HTTP listener is still open")
+	if err := runGateway(t, "-gateway.greeter_target", "consul:///"); err == nil || !strings.Contains(err.Error(), "greeter client") {
+		t.Errorf("Run = %v, want a greeter client error", err)
 	}
 }
 
@@ -301,9 +320,8 @@ func TestRunListenError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	svc := start(t, "-gateway.listen", busy.Addr().String())
-	if err := run(context.Background(), svc); err == nil || !strings.Contains(err.Error(), "gateway.listen") {
-		t.Errorf("run = %v, want a gateway.listen error", err)
+	if err := runGateway(t, "-gateway.listen", busy.Addr().String()); err == nil || !strings.Contains(err.Error(), "gateway.listen") {
+		t.Errorf("Run = %v, want a gateway.listen error", err)
 	}
 }
 
@@ -362,33 +380,5 @@ func TestConfigSources(t *testing.T) {
 		if !strings.Contains(printed, want) {
 			t.Errorf("-print-config lacks %q:\n%s", want, printed)
 		}
-	}
-}
-
-func TestAdvertised(t *testing.T) {
-	tcp := func(s string) net.Addr {
-		a, err := net.ResolveTCPAddr("tcp", s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	for _, tc := range []struct {
-		advertise string
-		addr      net.Addr
-		want      string
-	}{
-		{"", tcp("127.0.0.1:8080"), "127.0.0.1:8080"},
-		{"gw.example", tcp("0.0.0.0:8080"), "gw.example:8080"},
-		{"", tcp("[::1]:8080"), "[::1]:8080"},
-	} {
-		if got := advertised(tc.advertise, tc.addr); got != tc.want {
-			t.Errorf("advertised(%q, %v) = %q, want %q", tc.advertise, tc.addr, got, tc.want)
-		}
-	}
-	got := advertised("", tcp("0.0.0.0:8080"))
-	host, port, err := net.SplitHostPort(got)
-	if ip := net.ParseIP(host); err != nil || port != "8080" || ip == nil || ip.IsUnspecified() {
-		t.Errorf("advertised for 0.0.0.0:8080 = %q, want a specific IP", got)
 	}
 }

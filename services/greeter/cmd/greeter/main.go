@@ -8,31 +8,20 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/grpckit/grpckit/internal/svcmain"
-	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/service"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/greeter"
 )
 
 func main() {
-	svc := svcmain.Start("greeter", DefaultConfig(), os.Args[1:])
-	defer svc.Close()
-	srv, err := svc.Server()
-	if err != nil {
-		svcmain.Fatal(svc.Logger, "server", err)
-	}
-	// The user client shares the server's telemetry: one trace spans both hops.
-	users, err := svc.Client(svc.Config.Current().Value.Greeter.UserTarget, kit.WithTelemetry(srv.Telemetry()))
-	if err != nil {
-		svcmain.Fatal(svc.Logger, "user client", err)
-	}
-	defer users.Close()
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(userv1.NewUserServiceClient(users), greeter.WithLogger(svc.Logger)))
-	if err := srv.Run(context.Background()); err != nil {
-		svcmain.Fatal(svc.Logger, "greeter stopped", err)
-	}
+	service.Main("greeter", DefaultConfig(), func(s *service.Service[Config]) error {
+		// The user client shares the server's telemetry: one trace spans both hops.
+		users, err := s.Client(s.Value().Greeter.UserTarget)
+		if err != nil {
+			return err
+		}
+		greeterv1.RegisterGreeterServiceServer(s.Server, greeter.NewServer(userv1.NewUserServiceClient(users), greeter.WithLogger(s.Logger)))
+		return nil
+	})
 }

@@ -12,32 +12,25 @@ package main
 
 import (
 	"context"
-	"os"
 	"time"
 
-	"github.com/grpckit/grpckit/internal/svcmain"
+	"github.com/grpckit/grpckit/kit/service"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/user"
 )
 
 func main() {
-	svc := svcmain.Start("user", DefaultConfig(), os.Args[1:])
-	defer svc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
-	store, err := openStore(ctx, svc.Config.Current().Value.User)
-	cancel()
-	if err != nil {
-		svcmain.Fatal(svc.Logger, "open store", err)
-	}
-	defer store.Close()
-	srv, err := svc.Server()
-	if err != nil {
-		svcmain.Fatal(svc.Logger, "server", err)
-	}
-	userv1.RegisterUserServiceServer(srv, user.NewServer(store, user.WithLogger(svc.Logger)))
-	if err := srv.Run(context.Background()); err != nil {
-		svcmain.Fatal(svc.Logger, "user stopped", err)
-	}
+	service.Main("user", DefaultConfig(), func(s *service.Service[Config]) error {
+		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+		defer cancel()
+		store, err := openStore(ctx, s.Value().User)
+		if err != nil {
+			return err
+		}
+		s.OnStop(func(context.Context) error { return store.Close() })
+		userv1.RegisterUserServiceServer(s.Server, user.NewServer(store, user.WithLogger(s.Logger)))
+		return nil
+	})
 }
 
 // openTimeout bounds opening the store: connecting to PostgreSQL, or waiting
