@@ -3,6 +3,7 @@ package kit
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"google.golang.org/grpc"
@@ -42,6 +43,7 @@ type serverOptions struct {
 	shutdownTimeout time.Duration
 	registerTimeout time.Duration
 	beforeStop      []func(context.Context) error
+	onServing       []func(grpcAddr, adminAddr net.Addr)
 	grpcOptions     []grpc.ServerOption
 	logger          *slog.Logger
 	layers          layerChoice
@@ -124,6 +126,19 @@ func WithBeforeStop(f func(ctx context.Context) error) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) {
 		if f != nil {
 			o.beforeStop = append(o.beforeStop, f)
+		}
+	})
+}
+
+// WithOnServing adds f to what Serve does once the server serves and, with
+// a registrar, is registered: f gets the gRPC listener's address and the
+// admin listener's (nil when it is off). A process that listens on port 0
+// reports the addresses it got this way. Hooks run in the order given, on
+// Serve's goroutine; they must not block.
+func WithOnServing(f func(grpcAddr, adminAddr net.Addr)) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) {
+		if f != nil {
+			o.onServing = append(o.onServing, f)
 		}
 	})
 }

@@ -239,6 +239,9 @@ func (s *Server) Serve(lis net.Listener) error {
 			return err
 		}
 	}
+	for _, f := range s.opts.onServing {
+		f(lis.Addr(), s.AdminAddr())
+	}
 	err := <-errc
 	if err == nil || s.stopping.Err() != nil {
 		// grpc.Serve returns nil after GracefulStop/Stop, or ErrServerStopped

@@ -4,27 +4,28 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/loopback"
 	"github.com/grpckit/grpckit/internal/repo"
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
+	"github.com/grpckit/grpckit/kit/service"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -32,9 +33,10 @@ import (
 // proc is one service instance run by the dev stack.
 type proc struct {
 	name   string // e.g. user-1
-	addr   string // gRPC address
-	admin  string // admin HTTP address
+	addr   string // gRPC address, from its ready report
+	admin  string // admin HTTP address, from its ready report
 	log    string // log file
+	ready  string // its ready report (service.WithReadyFile)
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the process exited
 	err    error         // exit status; read after exited is closed
@@ -134,6 +136,9 @@ func runDev(ctx context.Context, args []string) error {
 			procs = append(procs, p)
 		}
 	}
+	if err := awaitReady(ctx, procs); err != nil {
+		return err
+	}
 	step("waiting until every instance passes its Consul health check")
 	reg, err := consul.NewFromAddress(*consulAddr)
 	if err != nil {
@@ -185,29 +190,22 @@ func leader(addr string) bool {
 	return resp.StatusCode == http.StatusOK && len(strings.Trim(string(b[:n]), "\"\n ")) > 0
 }
 
-func freeAddr() (string, error) {
-	p, err := loopback.FreePort()
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), err
-}
-
 // start runs one instance; it is sent on exits when it exits.
 func start(binary, name, consulAddr, logs string, extra, env []string, exits chan<- *proc) (*proc, error) {
-	addr, err := freeAddr()
-	if err != nil {
+	// The instance listens on port 0 itself and reports the addresses it
+	// got: no port is picked here and bound later by someone else.
+	p := &proc{name: name, log: filepath.Join(logs, name+".log"), ready: filepath.Join(logs, name+".ready.json"),
+		exited: make(chan struct{})}
+	if err := os.Remove(p.ready); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	admin, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p := &proc{name: name, addr: addr, admin: admin, log: filepath.Join(logs, name+".log"), exited: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-server.listen", addr, "-server.admin", admin, "-registry.address", consulAddr, "-server.drain", "2s"}, extra...)
+	args := append([]string{"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-registry.address", consulAddr, "-server.drain", "2s"}, extra...)
 	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = append(append(os.Environ(), env...), "GRPCKIT_READY_FILE="+p.ready)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	setProcAttr(p.cmd)
 	if err := p.cmd.Start(); err != nil {
@@ -220,8 +218,35 @@ func start(binary, name, consulAddr, logs string, extra, env []string, exits cha
 		close(p.exited)
 		exits <- p
 	}()
-	step("started %s (pid %d) on %s", name, p.cmd.Process.Pid, addr)
+	step("started %s (pid %d)", name, p.cmd.Process.Pid)
 	return p, nil
+}
+
+// awaitReady waits until every instance wrote its ready report, and takes
+// its addresses from it.
+func awaitReady(ctx context.Context, procs []*proc) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, p := range procs {
+		for {
+			if b, err := os.ReadFile(p.ready); err == nil {
+				var r service.Ready
+				if err := json.Unmarshal(b, &r); err != nil {
+					return fmt.Errorf("%s: ready report %s: %w", p.name, p.ready, err)
+				}
+				p.addr, p.admin = r.GRPC, r.Admin
+				break
+			}
+			select {
+			case <-p.exited:
+				return fmt.Errorf("%s exited during start-up (%v); its log %s ends with:\n%s", p.name, p.err, p.log, tail(p.log, 15))
+			case <-ctx.Done():
+				return fmt.Errorf("%s did not report its addresses: %w", p.name, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // waitPassing polls Consul until every service has its count of passing instances.

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -116,6 +117,7 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
+	readyFile  string
 	args       []string
 	output     io.Writer
 	serverOpts []kit.ServerOption
@@ -124,6 +126,24 @@ type options struct {
 
 // WithArgs sets the command-line arguments (default os.Args[1:]).
 func WithArgs(args []string) Option { return optionFunc(func(o *options) { o.args = args }) }
+
+// WithReadyFile makes the service write a [Ready] report as JSON to path
+// once it serves (and is registered): the addresses it listens on, which
+// is how a supervisor that starts it on port 0 learns them. The file is
+// replaced atomically. Default: the environment variable GRPCKIT_READY_FILE,
+// else no report.
+func WithReadyFile(path string) Option { return optionFunc(func(o *options) { o.readyFile = path }) }
+
+// Ready is the report of [WithReadyFile].
+type Ready struct {
+	Service string `json:"service"`
+	PID     int    `json:"pid"`
+	// GRPC and Admin are the listeners' addresses; Admin is "" when off.
+	GRPC  string `json:"grpc"`
+	Admin string `json:"admin"`
+	// Listeners are the extra listeners' addresses by name ([Service.HTTP]).
+	Listeners map[string]string `json:"listeners"`
+}
 
 // WithOutput sets where logs, -h and -print-config go (default os.Stderr).
 func WithOutput(w io.Writer) Option { return optionFunc(func(o *options) { o.output = w }) }
@@ -164,7 +184,7 @@ func Main[T any](name string, defaults T, setup func(*Service[T]) error, opts ..
 // returns an error matching flag.ErrHelp or config.ErrPrinted and serves
 // nothing.
 func Run[T any](ctx context.Context, name string, defaults T, setup func(*Service[T]) error, opts ...Option) (err error) {
-	o := options{args: os.Args[1:], output: os.Stderr}
+	o := options{args: os.Args[1:], output: os.Stderr, readyFile: os.Getenv("GRPCKIT_READY_FILE")}
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
@@ -196,6 +216,9 @@ func Run[T any](ctx context.Context, name string, defaults T, setup func(*Servic
 	}
 	sopts := []kit.ServerOption{kit.WithServiceName(name), kit.WithConfig(store), kit.WithLogger(s.Logger),
 		kit.WithBeforeStop(s.stopListeners)}
+	if o.readyFile != "" {
+		sopts = append(sopts, kit.WithOnServing(func(grpcAddr, adminAddr net.Addr) { s.report(o.readyFile, grpcAddr, adminAddr) }))
+	}
 	if s.Registry != nil {
 		r := std.Registry
 		sopts = append(sopts, kit.WithRegistrar(metaRegistrar[T]{s}, registry.Instance{
@@ -362,4 +385,27 @@ func probe(url string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// report writes the Ready report to path, atomically; a failure is logged.
+func (s *Service[T]) report(path string, grpcAddr, adminAddr net.Addr) {
+	r := Ready{Service: s.Name, PID: os.Getpid(), GRPC: grpcAddr.String(), Listeners: map[string]string{}}
+	if adminAddr != nil {
+		r.Admin = adminAddr.String()
+	}
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		r.Listeners[l.name] = l.lis.Addr().String()
+	}
+	s.mu.Unlock()
+	b, err := json.Marshal(r)
+	if err == nil {
+		tmp := path + ".tmp"
+		if err = os.WriteFile(tmp, append(b, '\n'), 0o644); err == nil {
+			err = os.Rename(tmp, path)
+		}
+	}
+	if err != nil {
+		s.Logger.Error("service: ready report", "path", path, "error", err)
+	}
 }

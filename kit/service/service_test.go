@@ -2,11 +2,14 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -105,6 +108,7 @@ func (r *recorder) get() []string {
 func TestServeAndStopInOrder(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	readyFile := filepath.Join(t.TempDir(), "ready.json")
 	var rec recorder
 	ready := make(chan [2]net.Addr, 1)
 	var client *grpc.ClientConn
@@ -140,9 +144,19 @@ func TestServeAndStopInOrder(t *testing.T) {
 				ready <- [2]net.Addr{s.Server.Addr(), httpAddr}
 			}()
 			return nil
-		}, service.WithArgs(args()), service.WithOutput(io.Discard), service.WithConfigOptions(config.WithEnv(noEnv)))
+		}, service.WithArgs(args()), service.WithOutput(io.Discard), service.WithConfigOptions(config.WithEnv(noEnv)),
+			service.WithReadyFile(readyFile))
 	}()
 	addrs := <-ready
+	// The ready report names the addresses the service got on port 0.
+	var report service.Ready
+	kittest.WaitFor(t, "the ready report", func() bool {
+		b, err := os.ReadFile(readyFile)
+		return err == nil && json.Unmarshal(b, &report) == nil
+	})
+	if report.Service != "svc" || report.GRPC != addrs[0].String() || report.Listeners["http"] != addrs[1].String() || report.Admin != "" {
+		t.Errorf("ready report %+v, want grpc %s and http %s", report, addrs[0], addrs[1])
+	}
 	resp, err := http.Get("http://" + addrs[1].String() + "/")
 	if err != nil {
 		t.Fatal(err)
