@@ -329,7 +329,7 @@ timeout: {default: 2s, per_method: {"/test.Down/Call": 1500ms}}
 	}
 	checkJSONStyle(t, "DebugKit", reflect.TypeFor[DebugKit](), doc)
 	// The document holds what the check must see.
-	for _, key := range []string{"config", "rate_limit", "timeout", "clients", "balancers"} {
+	for _, key := range []string{"config", "ratelimit", "timeout", "clients", "balancers"} {
 		if doc[key] == nil {
 			t.Errorf("the document lacks %q: %v", key, doc)
 		}

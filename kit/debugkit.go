@@ -32,7 +32,7 @@ type DebugKit struct {
 	// without one.
 	Config *config.Info `json:"config,omitempty"`
 	// RateLimit is the server's inbound limits; nil without the layer.
-	RateLimit *ratelimit.Config `json:"rate_limit,omitempty"`
+	RateLimit *ratelimit.Config `json:"ratelimit,omitempty"`
 	// Timeout is the server's deadline settings; nil without the layer.
 	Timeout *timeout.Config `json:"timeout,omitempty"`
 	// Clients are the clients shown on this page ([WithAdminOf]).
@@ -48,7 +48,7 @@ type DebugClient struct {
 	Target    string                  `json:"target"`
 	State     string                  `json:"state"` // the ClientConn's connectivity state
 	Breakers  []breaker.State         `json:"breakers"`
-	RateLimit *ratelimit.ClientConfig `json:"rate_limit,omitempty"`
+	RateLimit *ratelimit.ClientConfig `json:"ratelimit,omitempty"`
 }
 
 // WithAdminOf shows the client on srv's admin pages: its connection state,

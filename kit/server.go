@@ -132,6 +132,12 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	}
 	if tel != nil {
 		if s.balancerMetrics, err = observeBalancers(tel.MeterProvider(), s.debug.balancers); err != nil {
+			if s.unsubscribe != nil {
+				s.unsubscribe()
+			}
+			if owned != nil {
+				owned.Shutdown(context.Background())
+			}
 			return nil, err
 		}
 	}
