@@ -341,8 +341,14 @@ func TestNilLayerObjectKeepsTheDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
-	if _, ok := srv.Layer(LayerRateLimit).(*ratelimit.Limiter); !ok || srv.Telemetry() == nil {
+	if _, ok := LayerOf[*ratelimit.Limiter](srv, LayerRateLimit); !ok || srv.Telemetry() == nil {
 		t.Errorf("rate limit %T, telemetry %v: want kit's defaults", srv.Layer(LayerRateLimit), srv.Telemetry())
+	}
+	if _, ok := LayerOf[*retry.Retrier](srv, LayerRateLimit); ok {
+		t.Error("LayerOf accepted the wrong type")
+	}
+	if _, ok := LayerOf[*retry.Retrier](srv, LayerRetry); !ok {
+		t.Error("LayerOf: no server-side retry layer")
 	}
 }
 

@@ -168,6 +168,13 @@ func (s *Server) Layer(l Layer) any {
 	return s.chain.layer(l)
 }
 
+// LayerOf returns the object of srv's layer l as a T, and whether the layer
+// is on with that type: kit.LayerOf[*ratelimit.Limiter](srv, kit.LayerRateLimit).
+func LayerOf[T any](srv *Server, l Layer) (T, bool) {
+	t, ok := srv.Layer(l).(T)
+	return t, ok
+}
+
 // Telemetry returns the server's telemetry, nil when the layer is off. Give
 // it to the clients the server's handlers use ([WithTelemetry]).
 func (s *Server) Telemetry() *telemetry.Telemetry { return s.telemetry }
