@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -137,34 +139,11 @@ func TestAdminPagesShowTheirOwnClients(t *testing.T) {
 	}
 }
 
-// messages is a slog.Handler that sends every message on a channel, or
-// drops it when the channel is full.
-type messages chan string
-
-func (messages) Enabled(context.Context, slog.Level) bool { return true }
-func (m messages) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case m <- r.Message:
-	default:
-	}
-	return nil
-}
-func (m messages) WithAttrs([]slog.Attr) slog.Handler { return m }
-func (m messages) WithGroup(string) slog.Handler      { return m }
-
 // TestClientLoggerReachesBalancer: the events of a client's kit_weighted
 // balancer go to the client's WithLogger.
 func TestClientLoggerReachesBalancer(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
-		return status.Error(codes.Unavailable, "down")
-	}))
-	go down.Serve(lis)
-	t.Cleanup(down.Stop)
-	logs := make(messages, 100)
+	lis := serveDown(t)
+	logs := make(kittest.Messages, 100)
 	cc := connectedClient(t, "passthrough:///"+lis.Addr().String(), WithLogger(slog.New(logs)))
 	// The lone endpoint fails 5 calls in a row: it would be ejected, but
 	// never the only one, which the balancer logs.
@@ -307,15 +286,7 @@ timeout: {default: 2s, per_method: {"/test.Down/Call": 1500ms}}
 	}
 	t.Cleanup(store.Close)
 	srv := pageServer(t, "stylesvc", WithConfig(store))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
-		return status.Error(codes.Unavailable, "down")
-	}))
-	go down.Serve(lis)
-	t.Cleanup(down.Stop)
+	lis := serveDown(t)
 	target := "passthrough:///" + lis.Addr().String()
 	cc := connectedClient(t, target, WithAdminOf(srv))
 	if err := cc.Invoke(t.Context(), "/test.Down/Call", &emptypb.Empty{}, &emptypb.Empty{}); status.Code(err) != codes.Unavailable {
@@ -343,4 +314,20 @@ timeout: {default: 2s, per_method: {"/test.Down/Call": 1500ms}}
 	if c, _ := doc["clients"].([]any); len(c) != 1 || c[0].(map[string]any)["breakers"] == nil {
 		t.Errorf("clients: %v, want one with a breaker", doc["clients"])
 	}
+}
+
+// serveDown starts a gRPC server that fails every call with UNAVAILABLE,
+// until the test ends; it returns its listener.
+func serveDown(t *testing.T) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+		return status.Error(codes.Unavailable, "down")
+	}))
+	go down.Serve(lis)
+	t.Cleanup(down.Stop)
+	return lis
 }

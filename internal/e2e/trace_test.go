@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -45,20 +44,7 @@ func TestOneTraceAcrossGreeterAndUser(t *testing.T) {
 			t.Fatal(err)
 		}
 		register(srv)
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(lis) }()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(ctx)
-			if err := <-served; err != nil {
-				t.Errorf("serve %s: %v", name, err)
-			}
-		})
+		serveOn(t, srv, false)
 	}
 	client := func(target string) *grpc.ClientConn {
 		t.Helper()

@@ -1,10 +1,11 @@
 package balancer_test
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -15,29 +16,12 @@ import (
 	"github.com/grpckit/grpckit/kit/internal/lbtest"
 )
 
-// messages is a slog.Handler that sends every message on a channel, or
-// drops it when the channel is full.
-type messages chan string
-
-func (messages) Enabled(context.Context, slog.Level) bool { return true }
-func (m messages) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case m <- r.Message:
-	default:
-	}
-	return nil
-}
-func (m messages) WithAttrs([]slog.Attr) slog.Handler { return m }
-func (m messages) WithGroup(string) slog.Handler      { return m }
-
-var _ slog.Handler = messages(nil)
-
 // The Monitor and the logger a balancer uses are those of the resolver
 // state: it reports to the Monitor of the latest state, leaves it when a
 // state carries another or on Close, and logs to the state's logger.
 func TestMonitorAndLoggerComeWithTheResolverState(t *testing.T) {
 	var first, second kitbalancer.Monitor
-	logs := make(messages, 100)
+	logs := make(kittest.Messages, 100)
 	state := func(m *kitbalancer.Monitor) balancer.ClientConnState {
 		s := resolver.State{Endpoints: lbtest.Endpoints(2)}
 		if m != nil {

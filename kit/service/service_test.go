@@ -184,8 +184,16 @@ func TestServeAndStopInOrder(t *testing.T) {
 	}()
 	<-inFlight
 	cancel()
-	// The request in flight keeps the shutdown waiting; release it.
-	time.AfterFunc(50*time.Millisecond, func() { close(release) })
+	// The shutdown closes the HTTP listener first and then waits for the
+	// request in flight: release it once new connections are refused.
+	kittest.WaitFor(t, "the HTTP listener to close", func() bool {
+		c, err := net.Dial("tcp", addrs[1].String())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
