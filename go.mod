@@ -3,6 +3,7 @@ module github.com/grpckit/grpckit
 go 1.26.7
 
 require (
+	github.com/bufbuild/protocompile v0.14.1
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/go-cmp v0.7.0
