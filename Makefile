@@ -28,7 +28,7 @@ consul:
 
 ## test: the full suite with the race detector, against a real Consul, a
 ## throwaway PostgreSQL and headless Chromium (installed from Debian's packages
-## when missing); the proto tools serve the `grpckit new` test.
+## when missing); the proto tools serve the test that compares grpckit's in-process code generation with them.
 test: check-tracked consul tools
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" \
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" \
@@ -43,7 +43,7 @@ check-tracked:
 test-short:
 	go test -race -short $(PKGS)
 
-## dev: the local stack (Consul, 2 user, 2 greeter, the gateway on :8080) in the foreground; Ctrl-C stops it.
+## dev: the local stack of grpckit.yaml (Consul, 2 user, 2 greeter, the gateway on :8080) in the foreground; Ctrl-C stops it.
 dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev

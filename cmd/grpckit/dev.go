@@ -8,77 +8,112 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/grpckit/grpckit/internal/repo"
-	"github.com/grpckit/grpckit/kit"
-	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	"github.com/grpckit/grpckit/kit/service"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
 // proc is one service instance run by the dev stack.
 type proc struct {
-	name   string // e.g. user-1
-	addr   string // gRPC address, from its ready report
-	admin  string // admin HTTP address, from its ready report
-	log    string // log file
-	ready  string // its ready report (service.WithReadyFile)
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the process exited
-	err    error         // exit status; read after exited is closed
+	service   string // e.g. user
+	name      string // e.g. user-1
+	addr      string // gRPC address, from its ready report
+	admin     string // admin HTTP address, from its ready report
+	listeners map[string]string
+	log       string // log file
+	ready     string // its ready report (service.WithReadyFile)
+	cmd       *exec.Cmd
+	exited    chan struct{} // closed when the process exited
+	err       error         // exit status; read after exited is closed
 }
+
+const devUsage = `usage: grpckit dev [-project DIR] [-consul ADDR] [-dir DIR] [-manifest FILE]
+
+Runs the local stack of the grpckit project at or above DIR (the nearest
+folder holding grpckit.yaml) in the foreground: Consul (the agent at ADDR
+when one answers there, else a dev agent started on ADDR: consul from
+$CONSUL_BIN or PATH, else Consul ` + consulVersion + ` built once from the Go module
+proxy and cached per user), then every service of grpckit.yaml, in order,
+with its instance count. Every instance listens on 127.0.0.1 ports it picks
+itself and reports them. It waits until every instance passes its Consul
+health check, prints where everything runs, and on Ctrl-C stops the
+instances in the reverse order (they deregister and drain first), then the
+Consul agent it started.
+
+flags:
+`
 
 func runDev(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	projectDir := fs.String("project", ".", "a folder of the project to run")
 	consulAddr := fs.String("consul", "127.0.0.1:8500", "HTTP address of the Consul agent to use or start")
-	users := fs.Int("users", 2, "user instances")
-	greeters := fs.Int("greeters", 2, "greeter instances")
-	gatewayAddr := fs.String("gateway", "127.0.0.1:8080", "HTTP address of the REST/JSON gateway")
-	dir := fs.String("dir", "", "working directory for binaries, data and logs (default <repo>/.cache/dev)")
+	dir := fs.String("dir", "", "working folder for binaries, data and logs (default <project>/.cache/dev)")
+	manifestPath := fs.String("manifest", "", "the services to run, in grpckit.yaml's format (default: the project's grpckit.yaml)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), devUsage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
-	root, err := repo.Root()
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	proj, err := findProject(*projectDir)
 	if err != nil {
 		return err
 	}
-	if *dir == "" {
-		*dir = filepath.Join(root, ".cache", "dev")
+	listing := filepath.Join(proj.root, manifestFile)
+	if *manifestPath != "" {
+		b, err := os.ReadFile(*manifestPath)
+		if err != nil {
+			return err
+		}
+		if proj.manifest, err = parseManifest(b); err != nil {
+			return fmt.Errorf("%s: %w", *manifestPath, err)
+		}
+		listing = *manifestPath
 	}
-	// The build runs in the repository root and the instances here: one
-	// absolute directory for both.
+	if len(proj.manifest.Services) == 0 {
+		return fmt.Errorf("%s lists no services: add one with grpckit add NAME", listing)
+	}
+	if *dir == "" {
+		*dir = filepath.Join(proj.root, ".cache", "dev")
+	}
+	// The build runs in the project root and the instances here: one
+	// absolute folder for both.
 	if *dir, err = filepath.Abs(*dir); err != nil {
 		return err
-	}
-	if *users < 1 || *greeters < 1 {
-		return fmt.Errorf("dev: -users and -greeters must be at least 1 (the demo call needs both services)")
 	}
 	logs := filepath.Join(*dir, "logs")
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return err
 	}
+	step("running the project %s (%s)", proj.module, proj.root)
 
 	// 1. Consul: use the agent at the address, else start a dev agent there.
 	var agent *consultest.Agent
 	if leader(*consulAddr) {
 		step("using the Consul agent already at %s", *consulAddr)
 	} else {
-		step("making a consul binary available")
-		bin, err := consultest.Find(ctx, os.Stderr)
+		bin, err := ensureConsul(ctx, os.Stdout)
 		if err != nil {
 			return err
 		}
@@ -99,42 +134,48 @@ func runDev(ctx context.Context, args []string) error {
 
 	// 2. Build the services.
 	bin := filepath.Join(*dir, "bin")
-	step("compiling services into %s", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator), "./services/user/cmd/user", "./services/greeter/cmd/greeter", "./services/gateway/cmd/gateway")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	step("compiling %d services into %s", len(proj.manifest.Services), bin)
+	buildArgs := []string{"build", "-o", bin + string(filepath.Separator)}
+	for _, s := range proj.manifest.Services {
+		buildArgs = append(buildArgs, s.mainPath())
+	}
+	build := exec.CommandContext(ctx, "go", buildArgs...)
+	build.Dir, build.Stdout, build.Stderr = proj.root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
 
 	// 3. Start the instances, stopping them (deregistered) on the way out.
-	var procs []*proc
-	defer func() { stopAll(procs) }()
-	exits := make(chan *proc, *users+*greeters+1)
-	db := filepath.Join(*dir, "users.db")
-	// The gateway checks write tokens against a secret made for this run; the
-	// summary prints a token signed with it. The secret goes through the
-	// environment, not a flag, so that ps does not show it.
+	// A service's variables and flags may name the working folder and a
+	// secret made for this run ({data}, {secret}); the secret goes through
+	// the environment only, so that ps does not show it.
 	secret, err := devSecret()
 	if err != nil {
 		return err
 	}
-	for _, svc := range []struct {
-		name  string
-		count int
-		extra []string
-		env   []string
-	}{
-		{"user", *users, []string{"-user.db", db}, nil},
-		{"greeter", *greeters, nil, nil},
-		{"gateway", 1, []string{"-gateway.listen", *gatewayAddr}, []string{"GRPCKIT_GATEWAY_AUTH_HMAC_SECRET=" + secret}},
-	} {
-		for i := 1; i <= svc.count; i++ {
-			p, err := start(filepath.Join(bin, svc.name), fmt.Sprintf("%s-%d", svc.name, i), *consulAddr, logs, svc.extra, svc.env, exits)
+	expand := strings.NewReplacer("{data}", *dir, "{secret}", secret).Replace
+	var procs []*proc
+	defer func() { stopAll(procs) }()
+	exits := make(chan *proc, 64)
+	want := map[string]int{}
+	for _, s := range proj.manifest.Services {
+		var extra, env []string
+		for _, a := range s.Args {
+			extra = append(extra, expand(a))
+		}
+		for k, v := range s.Env {
+			env = append(env, k+"="+expand(v))
+		}
+		slices.Sort(env)
+		exe := filepath.Join(bin, path.Base(s.mainPath()))
+		for i := 1; i <= s.instances(); i++ {
+			p, err := start(exe, s.Name, fmt.Sprintf("%s-%d", s.Name, i), *consulAddr, logs, extra, env, exits)
 			if err != nil {
 				return err
 			}
 			procs = append(procs, p)
 		}
+		want[s.Name] = s.instances()
 	}
 	if err := awaitReady(ctx, procs); err != nil {
 		return err
@@ -145,21 +186,18 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer reg.Close()
-	if err := waitPassing(ctx, reg.Client(), procs, map[string]int{"user": *users, "greeter": *greeters, "gateway": 1}); err != nil {
+	if err := waitPassing(ctx, reg.Client(), procs, want); err != nil {
 		return err
 	}
-
-	// 4. One demo call through discovery.
-	if err := demo(ctx, reg, *gatewayAddr); err != nil {
-		return fmt.Errorf("demo call: %w", err)
+	summary(*consulAddr, procs, *dir)
+	if proj.inRepo() {
+		if err := repoDemo(ctx, reg, procs, secret); err != nil {
+			return fmt.Errorf("demo call: %w", err)
+		}
 	}
-	token, err := auth.IssueHS256(secret, "dev", 24*time.Hour)
-	if err != nil {
-		return err
-	}
-	summary(*consulAddr, *gatewayAddr, token, procs, *dir)
+	fmt.Println("    Ctrl-C stops everything; instances deregister from Consul first.")
 
-	// 5. Stay in the foreground; report instances that exit.
+	// 4. Stay in the foreground; report instances that exit.
 	for {
 		select {
 		case <-ctx.Done():
@@ -191,10 +229,10 @@ func leader(addr string) bool {
 }
 
 // start runs one instance; it is sent on exits when it exits.
-func start(binary, name, consulAddr, logs string, extra, env []string, exits chan<- *proc) (*proc, error) {
+func start(binary, service, name, consulAddr, logs string, extra, env []string, exits chan<- *proc) (*proc, error) {
 	// The instance listens on port 0 itself and reports the addresses it
 	// got: no port is picked here and bound later by someone else.
-	p := &proc{name: name, log: filepath.Join(logs, name+".log"), ready: filepath.Join(logs, name+".ready.json"),
+	p := &proc{service: service, name: name, log: filepath.Join(logs, name+".log"), ready: filepath.Join(logs, name+".ready.json"),
 		exited: make(chan struct{})}
 	if err := os.Remove(p.ready); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -234,7 +272,7 @@ func awaitReady(ctx context.Context, procs []*proc) error {
 				if err := json.Unmarshal(b, &r); err != nil {
 					return fmt.Errorf("%s: ready report %s: %w", p.name, p.ready, err)
 				}
-				p.addr, p.admin = r.GRPC, r.Admin
+				p.addr, p.admin, p.listeners = r.GRPC, r.Admin, r.Listeners
 				break
 			}
 			select {
@@ -279,52 +317,7 @@ func waitPassing(ctx context.Context, c *api.Client, procs []*proc, want map[str
 	}
 }
 
-func demo(ctx context.Context, reg *consul.Registry, gatewayAddr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	uc, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg))
-	if err != nil {
-		return err
-	}
-	defer uc.Close()
-	gc, err := kit.NewClient("consul:///greeter", kit.WithDiscovery(reg))
-	if err != nil {
-		return err
-	}
-	defer gc.Close()
-	created, err := userv1.NewUserServiceClient(uc).CreateUser(ctx, &userv1.CreateUserRequest{
-		Name: "Ada Lovelace", Email: fmt.Sprintf("ada+%d@example.com", time.Now().UnixNano()),
-	})
-	if err != nil {
-		return fmt.Errorf("user.CreateUser: %w", err)
-	}
-	id := created.GetUser().GetId()
-	resp, err := greeterv1.NewGreeterServiceClient(gc).SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id})
-	if err != nil {
-		return fmt.Errorf("greeter.SayHello: %w", err)
-	}
-	step("demo call through consul:///greeter (greeter → consul:///user):")
-	fmt.Printf("    SayHello{user_id: %q} = %q  (answered by %s)\n", id, resp.GetMessage(), resp.GetInstance())
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gatewayAddr+"/v1/hello/world", nil)
-	if err != nil {
-		return err
-	}
-	hr, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	defer hr.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(hr.Body, 4096))
-	if hr.StatusCode != http.StatusOK {
-		return fmt.Errorf("gateway GET /v1/hello/world: %s %s", hr.Status, body)
-	}
-	step("demo call through the gateway:")
-	fmt.Printf("    GET http://%s/v1/hello/world = %s\n", gatewayAddr, strings.TrimSpace(string(body)))
-	return nil
-}
-
-// devSecret returns a random HMAC secret for the gateway's write tokens.
+// devSecret returns a random HMAC secret for the services that ask for one ({secret} in grpckit.yaml).
 func devSecret() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -333,23 +326,22 @@ func devSecret() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-func summary(consulAddr, gatewayAddr, token string, procs []*proc, dir string) {
+// summary prints where everything runs.
+func summary(consulAddr string, procs []*proc, dir string) {
 	step("the local stack is up")
 	fmt.Printf("    Consul UI:  http://%s/ui/\n", consulAddr)
-	fmt.Printf("    gateway:    http://%s/v1/hello/world   API: http://%s/openapi.json\n", gatewayAddr, gatewayAddr)
 	for _, p := range procs {
-		fmt.Printf("    %-10s  gRPC %-21s  admin http://%s/debug/kit  log %s\n", p.name, p.addr, p.admin, p.log)
-	}
-	for _, p := range procs {
-		if strings.HasPrefix(p.name, "greeter") {
-			fmt.Printf("    try:        grpcurl -plaintext -d '{\"name\":\"world\"}' %s greeter.v1.GreeterService/SayHello\n", p.addr)
-			break
+		fmt.Printf("    %-12s  gRPC %-21s  admin http://%s/debug/kit", p.name, p.addr, p.admin)
+		names := slices.Sorted(maps.Keys(p.listeners))
+		for _, n := range names {
+			fmt.Printf("  %s http://%s", n, p.listeners[n])
 		}
+		fmt.Printf("  log %s\n", p.log)
 	}
-	fmt.Printf("    write:      curl -X POST http://%s/v1/users -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"name\":\"Ada\",\"email\":\"ada@example.com\"}'\n", gatewayAddr, token)
-	fmt.Printf("    dev token:  %s  (24h, for the gateway's writes)\n", token)
-	fmt.Printf("    data:       %s\n", filepath.Join(dir, "users.db"))
-	fmt.Println("    Ctrl-C stops everything; instances deregister from Consul first.")
+	if len(procs) > 0 {
+		fmt.Printf("    try:        grpcurl -plaintext %s list   (server reflection)\n", procs[0].addr)
+	}
+	fmt.Printf("    data:       %s\n", dir)
 }
 
 func remove(procs []*proc, p *proc) []*proc {
@@ -367,7 +359,7 @@ func remove(procs []*proc, p *proc) []*proc {
 // instance loses its backends while it drains. Each group gets SIGTERM at
 // once and is waited for; an instance that takes longer than 20s is killed.
 func stopAll(procs []*proc) {
-	service := func(p *proc) string { return p.name[:strings.LastIndexByte(p.name, '-')] }
+	service := func(p *proc) string { return p.service }
 	for end := len(procs); end > 0; {
 		start := end - 1
 		for start > 0 && service(procs[start-1]) == service(procs[end-1]) {

@@ -1,7 +1,8 @@
 // Command grpckit is grpckit's developer tool.
 //
-//	grpckit new NAME   scaffold a service: proto, generated code, handler, tests, command, Dockerfile, compose entry
-//	grpckit dev        run the local stack: Consul, 2 user and 2 greeter instances
+//	grpckit new <module path>   create a standalone project with its first service
+//	grpckit add <name>          add a service to the project
+//	grpckit dev                 run the project's local stack: Consul and every service
 package main
 
 import (
@@ -15,10 +16,13 @@ import (
 const usage = `usage: grpckit <command> [flags]
 
 commands:
-  new <name> [-dir DIR]   scaffold the service <name> in the grpckit module at DIR (default .):
-                          proto and generated code, handler and tests, command, Dockerfile,
-                          docker-compose entry (grpckit new -h for details)
-  dev                     run the local stack (Consul, 2 user and 2 greeter instances) in the foreground
+  new <module path>   create a standalone project in a folder named after the path's
+                      last element, with its first service (grpckit new -h for details)
+  add <name>          add the service <name> to the project this runs in: proto,
+                      generated code, handler and test, main, Dockerfile, compose
+                      and grpckit.yaml entries (grpckit add -h)
+  dev                 run the project's local stack in the foreground: Consul and
+                      every service of grpckit.yaml; Ctrl-C stops it (grpckit dev -h)
 `
 
 func main() {
@@ -36,6 +40,8 @@ func main() {
 	switch os.Args[1] {
 	case "new":
 		err = runNew(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "add":
+		err = runAdd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
 	case "help", "-h", "--help":

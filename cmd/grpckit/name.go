@@ -25,9 +25,8 @@ func reservedNames() map[string]string {
 			reserved[n] = reason
 		}
 	}
-	add("an example service of this repository", "greeter", "user", "gateway")
 	add("the Consul service of docker-compose.yml", "consul")
-	add("a top-level name of this repository", "grpckit", "kit", "internal", "proto", "services", "cmd", "scripts")
+	add("a top-level name of a grpckit project or of this repository", "grpckit", "kit", "internal", "proto", "services", "cmd", "scripts")
 	add("a directory name the go tool treats specially", "vendor", "testdata")
 	add("a standard configuration section every kit service has",
 		"server", "registry", "ratelimit", "timeout", "retry", "breaker", "balancer", "log", "telemetry")
@@ -48,6 +47,14 @@ func reservedNames() map[string]string {
 		"append", "cap", "clear", "close", "complex", "copy", "delete", "imag", "len", "make",
 		"max", "min", "new", "panic", "print", "println", "real", "recover")
 	return reserved
+}
+
+// repoReserved maps the names a service of this repository may not take,
+// beyond [reserved], to the reason. It is never modified.
+var repoReserved = map[string]string{
+	"greeter": "an example service of this repository",
+	"user":    "an example service of this repository",
+	"gateway": "an example service of this repository",
 }
 
 // validateName checks that name can be a new service's name. It does not

@@ -10,10 +10,10 @@ import (
 	"text/template"
 )
 
-// templates holds the files `grpckit new` writes, as text/template sources
+// templates holds the files `grpckit new` and `grpckit add` write, as text/template sources
 // executed with a [scaffoldData].
 //
-//go:embed templates/*.tmpl
+//go:embed templates/*.tmpl templates/project/*.tmpl
 var templates embed.FS
 
 // scaffoldData is what the templates see.
@@ -24,9 +24,10 @@ type scaffoldData struct {
 	GoPkg     string // Go package of the generated code, e.g. "ordersv1"
 	Module    string // Go module path
 	EnvPrefix string // environment prefix of the service's own section, e.g. "GRPCKIT_ORDERS"
+	InRepo    bool   // the service is one of this repository's (a workspace with the kit module)
 }
 
-func newScaffoldData(module, name string) scaffoldData {
+func newScaffoldData(module, name string, inRepo bool) scaffoldData {
 	title := strings.ToUpper(name[:1]) + name[1:]
 	return scaffoldData{
 		Name:      name,
@@ -35,6 +36,7 @@ func newScaffoldData(module, name string) scaffoldData {
 		GoPkg:     name + "v1",
 		Module:    module,
 		EnvPrefix: "GRPCKIT_" + strings.ToUpper(name),
+		InRepo:    inRepo,
 	}
 }
 
@@ -42,7 +44,7 @@ func newScaffoldData(module, name string) scaffoldData {
 // relative to the module root.
 type scaffoldFile struct {
 	path string
-	tmpl string // template under templates/; "" for the files buf generates
+	tmpl string // template under templates/; "" for the generated code
 }
 
 // serviceFiles lists the files a new service consists of, in the order
@@ -70,10 +72,16 @@ func serviceDirs(name string) []string {
 	return []string{path.Join("proto", name), path.Join("services", name)}
 }
 
+// templateFuncs are the functions templates may call.
+var templateFuncs = template.FuncMap{
+	// trimv drops a version's v: v1.20.6 gives 1.20.6.
+	"trimv": func(v string) string { return strings.TrimPrefix(v, "v") },
+}
+
 // render executes the template name with data; Go sources are gofmt'ed,
 // which also proves that they parse.
 func render(name string, data any) ([]byte, error) {
-	t, err := template.New(name).Option("missingkey=error").ParseFS(templates, "templates/"+name)
+	t, err := template.New(path.Base(name)).Option("missingkey=error").Funcs(templateFuncs).ParseFS(templates, "templates/"+name)
 	if err != nil {
 		return nil, err
 	}

@@ -1,89 +1,15 @@
 package main
 
-import (
-	"bytes"
-	"context"
-	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strings"
-)
-
-// protoTools are the code generation tools `make tools` builds into
-// .cache/bin, with the Makefile variable that pins each one's version.
-var protoTools = []struct{ bin, pin string }{
-	{"buf", "BUF_VERSION"},
-	{"protoc-gen-go", "PROTOC_GEN_GO_VERSION"},
-	{"protoc-gen-go-grpc", "PROTOC_GEN_GO_GRPC_VERSION"},
+// protoTools are the code generation tools, at the versions this
+// repository's Makefile and every generated project's Makefile pin (a test
+// checks they agree). grpckit new and add do not run them: they generate
+// the same code in-process (internal/codegen); make generate runs them.
+var protoTools = []struct{ bin, pin, pkg, version string }{
+	{"buf", "BUF_VERSION", "github.com/bufbuild/buf/cmd/buf", "v1.57.0"},
+	{"protoc-gen-go", "PROTOC_GEN_GO_VERSION", "google.golang.org/protobuf/cmd/protoc-gen-go", "v1.36.12"},
+	{"protoc-gen-go-grpc", "PROTOC_GEN_GO_GRPC_VERSION", "google.golang.org/grpc/cmd/protoc-gen-go-grpc", "v1.6.0"},
 }
 
-func toolBin(root string) string { return filepath.Join(root, ".cache", "bin") }
-
-// ensureTools makes the proto tools available in root/.cache/bin, running
-// `make tools` when one is missing, and warns on progress when one's
-// version differs from the Makefile's pin.
-func ensureTools(ctx context.Context, root string, progress io.Writer) error {
-	bin := toolBin(root)
-	var missing []string
-	for _, t := range protoTools {
-		if _, err := os.Stat(filepath.Join(bin, t.bin)); err != nil {
-			missing = append(missing, t.bin)
-		}
-	}
-	if len(missing) > 0 {
-		fmt.Fprintf(progress, "==> %s not in %s: building the pinned proto tools with `make tools` (this can take a few minutes)\n",
-			strings.Join(missing, ", "), bin)
-		cmd := exec.CommandContext(ctx, "make", "-C", root, "tools")
-		cmd.Stdout, cmd.Stderr = progress, progress
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("make tools: %w (nothing was written)", err)
-		}
-		for _, t := range protoTools {
-			if _, err := os.Stat(filepath.Join(bin, t.bin)); err != nil {
-				return fmt.Errorf("make tools did not build %s: %w", t.bin, err)
-			}
-		}
-	}
-	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		return nil // no pins to compare with
-	}
-	for _, t := range protoTools {
-		m := regexp.MustCompile(`(?m)^` + t.pin + `\s*:?=\s*v?(\S+)`).FindSubmatch(makefile)
-		if m == nil {
-			continue
-		}
-		out, err := exec.CommandContext(ctx, filepath.Join(bin, t.bin), "--version").Output()
-		if err != nil {
-			fmt.Fprintf(progress, "==> warning: %s --version: %v\n", t.bin, err)
-			continue
-		}
-		got := ""
-		if fields := strings.Fields(string(out)); len(fields) > 0 {
-			got = strings.TrimPrefix(fields[len(fields)-1], "v")
-		}
-		if got != string(m[1]) {
-			fmt.Fprintf(progress, "==> warning: %s is %s but the Makefile pins %s; the generated code may differ from the committed code (rm %s and run make tools)\n",
-				filepath.Join(bin, t.bin), strings.TrimSpace(string(out)), m[1], filepath.Join(bin, t.bin))
-		}
-	}
-	return nil
-}
-
-// runBuf runs root/.cache/bin/buf with args in root, with the plugins of
-// .cache/bin first on PATH (buf.gen.yaml names local plugins).
-func runBuf(ctx context.Context, root string, args ...string) error {
-	bin := toolBin(root)
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "buf"), args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("buf %s: %w\n%s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
+// consulVersion is the Consul release grpckit dev builds when no consul is
+// on PATH, as scripts/ensure-consul.sh does here.
+const consulVersion = "v1.20.6"

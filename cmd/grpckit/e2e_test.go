@@ -1,0 +1,609 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/consul/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/grpckit/grpckit/internal/repo"
+	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
+)
+
+// TestAddInRepoEndToEnd adds demo to a copy of the repository, builds,
+// vets and tests it there, checks the compose file, and runs the service
+// against a real Consul agent.
+func TestAddInRepoEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("copies the repository, builds it and runs the scaffolded service against Consul; skipped with -short")
+	}
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := readModule(root); err != nil || m != grpckitModule {
+		t.Fatalf("%s: module %q, %v; want the %s module", root, m, err, grpckitModule)
+	}
+	copyDir := t.TempDir()
+	copyRepo(t, root, copyDir)
+	before := tree(t, copyDir)
+
+	var stdout, stderr bytes.Buffer
+	if err := runAdd(t.Context(), []string{"demo", "--dir", copyDir}, &stdout, &stderr); err != nil {
+		t.Fatalf("grpckit add demo: %v\n%s", err, stderr.String())
+	}
+	t.Logf("grpckit add demo:\n%s", stdout.String())
+	checkChanges(t, before, tree(t, copyDir))
+
+	goCmd(t, copyDir, "build", "./...")
+	// Without the workspace, the root module finds the kit through its replace.
+	goCmdEnv(t, copyDir, "GOWORK=off", "build", "-o", os.DevNull, "./services/demo/cmd/demo")
+	goCmd(t, copyDir, "vet", "./services/demo/...")
+	goCmd(t, copyDir, "test", "-race", "-count=1", "./services/demo/...")
+	bin := filepath.Join(t.TempDir(), "demo")
+	goCmd(t, copyDir, "build", "-o", bin, "./services/demo/cmd/demo")
+
+	checkCopiedCompose(t, root, copyDir, bin)
+	runDemoAgainstConsul(t, bin)
+}
+
+// copyRepo copies the files of root that git knows or would add (tracked,
+// and untracked but not ignored: the working tree as it is) to dst.
+func copyRepo(t *testing.T, root, dst string) {
+	t.Helper()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Fatalf("git ls-files: %v", err)
+	}
+	files := strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
+	n := 0
+	for _, f := range files {
+		src := filepath.Join(root, filepath.FromSlash(f))
+		fi, err := os.Lstat(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the working tree
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dst, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	t.Logf("copied %d files of %s to %s", n, root, dst)
+}
+
+// goCmd runs the go command in dir, in the workspace of dir's go.work (as
+// a developer in that checkout does), and fails the test with its output if
+// it fails.
+func goCmd(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	goCmdEnv(t, dir, "GOWORK="+filepath.Join(dir, "go.work"), args...)
+}
+
+// goCmdEnv is goCmd with env (NAME=value) set for the go command instead.
+func goCmdEnv(t *testing.T, dir, env string, args ...string) {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.CommandContext(t.Context(), "go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+}
+
+var (
+	goBuildRe    = regexp.MustCompile(`go build .*-o /out/(\S+) (\./\S+)`)
+	entrypointRe = regexp.MustCompile(`(?m)^ENTRYPOINT \["/([^"]+)"\]`)
+	envRe        = regexp.MustCompile(`env ([A-Z0-9_, ]+)\)`)
+)
+
+// checkCopiedCompose checks the copy's docker-compose.yml the way
+// internal/e2e's compose test does: it loads, has the services of the
+// original plus demo, and demo's image runs the binary its environment
+// and health check are made for.
+func checkCopiedCompose(t *testing.T, root, copyDir, bin string) {
+	t.Helper()
+	load := func(dir string) []string {
+		opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
+			cli.WithWorkingDirectory(dir), cli.WithName("grpckit"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := opts.LoadProject(t.Context())
+		if err != nil {
+			t.Fatalf("%s/docker-compose.yml does not load: %v", dir, err)
+		}
+		if dir != copyDir {
+			return p.ServiceNames()
+		}
+		svc, ok := p.Services["demo"]
+		if !ok {
+			t.Fatalf("no demo service in %v", p.ServiceNames())
+		}
+		if svc.Build == nil {
+			t.Fatal("demo has no build section")
+		}
+		df, err := os.ReadFile(filepath.Join(svc.Build.Context, svc.Build.Dockerfile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, e := goBuildRe.FindStringSubmatch(string(df)), entrypointRe.FindStringSubmatch(string(df))
+		if m == nil || e == nil || m[1] != "demo" || m[2] != "./services/demo/cmd/demo" || e[1] != "demo" {
+			t.Errorf("%s: build line %q, entrypoint %q; want demo built from ./services/demo/cmd/demo and run", svc.Build.Dockerfile, m, e)
+		}
+		if hc := svc.HealthCheck; hc == nil || len(hc.Test) < 4 || hc.Test[1] != "/demo" || hc.Test[2] != "-probe" {
+			t.Errorf("demo health check %v, want /demo -probe URL", svc.HealthCheck)
+		}
+		if dep, ok := svc.DependsOn["consul"]; !ok || dep.Condition != "service_healthy" {
+			t.Errorf("demo depends on %v, want consul healthy", svc.DependsOn)
+		}
+		help, _ := exec.Command(bin, "-h").CombinedOutput() // -h exits 0 or 2 depending on the flag package
+		var names []string
+		for _, m := range envRe.FindAllStringSubmatch(string(help), -1) {
+			for n := range strings.SplitSeq(m[1], ",") {
+				names = append(names, strings.TrimSpace(n))
+			}
+		}
+		for key := range svc.Environment {
+			// OTEL_* are the OpenTelemetry SDK's own variables.
+			if !slices.Contains(names, key) && !strings.HasPrefix(key, "OTEL_") {
+				t.Errorf("demo sets %s, which the binary does not read (it reads %v)", key, names)
+			}
+		}
+		return p.ServiceNames()
+	}
+	want := append(load(root), "demo")
+	slices.Sort(want)
+	got := load(copyDir)
+	slices.Sort(got)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("services of the copy (-want +got):\n%s", diff)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer // guarded by mu
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// runDemoAgainstConsul starts bin against a Consul agent, waits until it
+// is a passing demo instance, calls Echo on it, stops it with SIGTERM and
+// waits until it left Consul and exited cleanly.
+func runDemoAgainstConsul(t *testing.T, bin string) {
+	t.Helper()
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	var logs lockedBuffer
+	cmd := exec.Command(bin, "-registry.address", agent.HTTPAddr(),
+		"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-server.drain", "100ms")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	setProcAttr(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("demo's log:\n%s", logs.String())
+		}
+	})
+
+	// poll calls cond every 50ms until it is true, the process exits or the
+	// deadline passes.
+	poll := func(what string, exitOK bool, cond func() bool) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		exit := exited
+		for !cond() {
+			select {
+			case <-exit:
+				if !exitOK {
+					t.Fatalf("demo exited (%v) while waiting until %s", waitErr, what)
+				}
+				exit = nil
+			case <-deadline:
+				t.Fatalf("timed out waiting until %s", what)
+			case <-tick.C:
+			}
+		}
+	}
+	var entries []*api.ServiceEntry
+	poll("a passing demo instance is in Consul", false, func() bool {
+		var err error
+		entries, _, err = c.Health().Service("demo", "", true, (&api.QueryOptions{}).WithContext(t.Context()))
+		return err == nil && len(entries) == 1
+	})
+	addr := net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port))
+	t.Logf("demo registered as %s at %s", entries[0].Service.ID, addr)
+
+	// Echo's request and response start with the message as field 1, as
+	// StringValue does: the call needs no generated code here.
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	var reply wrapperspb.StringValue
+	err = cc.Invoke(ctx, "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply)
+	cancel()
+	cc.Close()
+	if err != nil || reply.GetValue() != "hello" {
+		t.Errorf("Echo(hello) = %q, %v; want hello", reply.GetValue(), err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	poll("demo left Consul", true, func() bool {
+		entries, _, err := c.Health().Service("demo", "", false, (&api.QueryOptions{}).WithContext(t.Context()))
+		return err == nil && len(entries) == 0
+	})
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not exit within 30s of SIGTERM")
+	}
+	if waitErr != nil {
+		t.Errorf("demo exited with %v after SIGTERM, want status 0", waitErr)
+	}
+}
+
+// buildGrpckit builds this command into a temporary folder, as a
+// development build from this checkout, and returns its path.
+func buildGrpckit(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "grpckit")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build grpckit: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// run runs name with args in dir, failing the test with its output when
+// it fails, and returns the output.
+func run(t *testing.T, dir string, env []string, name string, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
+	}
+	t.Logf("%s %s: %v", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	return string(out)
+}
+
+// TestProjectEndToEnd is what a new user does, outside this repository:
+// grpckit new of a dotted module path in an empty folder, make add of a
+// second service, build, vet and make test, then make dev against a real
+// Consul: both services pass there and answer Echo through server
+// reflection, and Ctrl-C deregisters them.
+func TestProjectEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates a project, builds and tests it, and runs its local stack against Consul; skipped with -short")
+	}
+	grpckit := buildGrpckit(t)
+	work := t.TempDir() // outside the repository (and any module)
+	if root, err := repo.Root(); err == nil && strings.HasPrefix(work, root+string(filepath.Separator)) {
+		t.Fatalf("temporary folder %s is inside the repository %s", work, root)
+	}
+	out := run(t, work, nil, grpckit, "new", "example.com/acme/shop")
+	t.Logf("grpckit new:\n%s", out)
+	proj := filepath.Join(work, "shop")
+	out = run(t, proj, nil, "make", "add", "NAME=orders")
+	t.Logf("make add NAME=orders:\n%s", out)
+	// The module cache is shared with this test's build; GOFLAGS=-mod=mod
+	// is not needed: go mod tidy ran in new, and add needs no new module.
+	run(t, proj, []string{"GOWORK=off"}, "go", "build", "./...")
+	run(t, proj, []string{"GOWORK=off"}, "go", "vet", "./...")
+	out = run(t, proj, nil, "make", "test")
+	for _, pkg := range []string{"example.com/acme/shop/services/shop", "example.com/acme/shop/services/orders"} {
+		if !regexp.MustCompile(`(?m)^ok\s+` + regexp.QuoteMeta(pkg) + `\s`).MatchString(out) {
+			t.Errorf("make test did not pass %s:\n%s", pkg, out)
+		}
+	}
+	n := strings.Count(run(t, proj, []string{"GOWORK=off"}, "go", "list", "-m", "all"), "\n")
+	t.Logf("the project's module graph: %d modules (go list -m all | wc -l)", n)
+
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	var logs lockedBuffer
+	dev := exec.Command("make", "dev", "DEV_FLAGS=-consul "+agent.HTTPAddr())
+	dev.Dir, dev.Stdout, dev.Stderr = proj, &logs, &logs
+	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's process group
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- dev.Wait() }()
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("make dev:\n%s", logs.String())
+		}
+	})
+	addrs := map[string]string{}
+	waitUntil(t, "shop and orders pass in Consul", exited, func() bool {
+		for _, svc := range []string{"shop", "orders"} {
+			entries, _, err := c.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(t.Context()))
+			if err != nil || len(entries) != 1 {
+				return false
+			}
+			addrs[svc] = net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port))
+		}
+		return strings.Contains(logs.String(), "the local stack is up")
+	})
+	for svc, addr := range addrs {
+		service := svc + ".v1." + strings.ToUpper(svc[:1]) + svc[1:] + "Service"
+		got, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"hi `+svc+`"}`)
+		if err != nil {
+			t.Errorf("%s/Echo through reflection at %s: %v", service, addr, err)
+			continue
+		}
+		var reply struct{ Message, Instance string }
+		if err := json.Unmarshal([]byte(got), &reply); err != nil || reply.Message != "hi "+svc || !strings.HasPrefix(reply.Instance, svc+"@") {
+			t.Errorf("%s/Echo = %s (%v), want the message back from a %s instance", service, got, err, svc)
+		}
+	}
+
+	// Ctrl-C, as a terminal sends it: to the whole foreground process group.
+	if err := syscall.Kill(-dev.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		stopped = true
+		// make dies of the SIGINT it got, as in a terminal, once grpckit
+		// dev (which handles it) has stopped everything.
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+			t.Errorf("make dev exited with %v after Ctrl-C, want status 0 or make's own SIGINT", err)
+		}
+		for _, want := range []string{"shutting down", "orders-1 stopped", "shop-1 stopped"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("make dev did not say %q on Ctrl-C", want)
+			}
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("make dev did not stop within 60s of Ctrl-C")
+	}
+	for _, svc := range []string{"shop", "orders"} {
+		entries, _, err := c.Health().Service(svc, "", false, (&api.QueryOptions{}).WithContext(t.Context()))
+		if err != nil || len(entries) != 0 {
+			t.Errorf("after Ctrl-C Consul still has %d %s instances (%v)", len(entries), svc, err)
+		}
+	}
+}
+
+// waitUntil polls cond every 50ms until it holds; it fails the test when
+// exited delivers (the process under test exited) or after 3 minutes.
+func waitUntil(t *testing.T, what string, exited <-chan error, cond func() bool) {
+	t.Helper()
+	deadline := time.After(3 * time.Minute)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case err := <-exited:
+			t.Fatalf("exited (%v) while waiting until %s", err, what)
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// reflectCall calls service/method at addr with a JSON request the way
+// grpcurl does: it learns the method's types through server reflection,
+// with no generated code. It returns the JSON response.
+func reflectCall(ctx context.Context, addr, service, method, request string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return "", err
+	}
+	defer cc.Close()
+	stream, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)
+	if err != nil {
+		return "", err
+	}
+	err = stream.Send(&reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: service},
+	})
+	if err != nil {
+		return "", err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return "", err
+	}
+	stream.CloseSend()
+	var set descriptorpb.FileDescriptorSet
+	for _, b := range resp.GetFileDescriptorResponse().GetFileDescriptorProto() {
+		fd := new(descriptorpb.FileDescriptorProto)
+		if err := proto.Unmarshal(b, fd); err != nil {
+			return "", err
+		}
+		set.File = append(set.File, fd)
+	}
+	files, err := protodesc.NewFiles(&set)
+	if err != nil {
+		return "", fmt.Errorf("reflection answered with unusable descriptors: %w", err)
+	}
+	d, err := files.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return "", err
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return "", fmt.Errorf("%s is not a service", service)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	if md == nil {
+		return "", fmt.Errorf("%s has no method %s", service, method)
+	}
+	in, out := dynamicpb.NewMessage(md.Input()), dynamicpb.NewMessage(md.Output())
+	if err := protojson.Unmarshal([]byte(request), in); err != nil {
+		return "", err
+	}
+	if err := cc.Invoke(ctx, "/"+service+"/"+method, in, out); err != nil {
+		return "", err
+	}
+	b, err := protojson.Marshal(out)
+	return string(b), err
+}
+
+// TestDevStartsEveryTime starts this repository's full local stack (2
+// user, 2 greeter, the gateway and the demo calls) ten times in a row,
+// each against a real Consul, and stops it with Ctrl-C: it must come up
+// every time. The gateway listens on a port of its own choosing here, not
+// the README's 8080, which a running stack may hold.
+func TestDevStartsEveryTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the local stack ten times; skipped with -short")
+	}
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grpckit := buildGrpckit(t)
+	src, err := os.ReadFile(filepath.Join(root, manifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(src, []byte(`"127.0.0.1:8080"`)) {
+		t.Fatalf("%s does not put the gateway on 127.0.0.1:8080", manifestFile)
+	}
+	manifest := filepath.Join(t.TempDir(), manifestFile)
+	if err := os.WriteFile(manifest, bytes.ReplaceAll(src, []byte(`"127.0.0.1:8080"`), []byte(`"127.0.0.1:0"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	work := t.TempDir()
+	for i := 1; i <= 10; i++ {
+		start := time.Now()
+		var logs lockedBuffer
+		dev := exec.Command(grpckit, "dev", "-project", root, "-manifest", manifest, "-consul", agent.HTTPAddr(), "-dir", work)
+		dev.Stdout, dev.Stderr = &logs, &logs
+		dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := dev.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- dev.Wait() }()
+		up := false
+		func() {
+			defer func() {
+				if !up {
+					syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
+					<-exited
+					t.Logf("start %d:\n%s", i, logs.String())
+				}
+			}()
+			waitUntil(t, fmt.Sprintf("start %d is up", i), exited, func() bool {
+				return strings.Contains(logs.String(), "Ctrl-C stops everything")
+			})
+			up = true
+		}()
+		for _, want := range []string{"demo call through consul:///greeter", "demo call through the gateway", "user-2", "greeter-2", "gateway-1"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("start %d does not show %q:\n%s", i, want, logs.String())
+			}
+		}
+		syscall.Kill(-dev.Process.Pid, syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("start %d: grpckit dev exited with %v after Ctrl-C:\n%s", i, err, logs.String())
+			}
+		case <-time.After(60 * time.Second):
+			syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
+			t.Fatalf("start %d: grpckit dev did not stop within 60s of Ctrl-C", i)
+		}
+		for _, svc := range []string{"user", "greeter", "gateway"} {
+			if entries, _, err := c.Health().Service(svc, "", false, nil); err != nil || len(entries) != 0 {
+				t.Errorf("start %d: after Ctrl-C Consul still has %d %s instances (%v)", i, len(entries), svc, err)
+			}
+		}
+		t.Logf("start %d: up and down in %v", i, time.Since(start).Round(time.Millisecond))
+	}
+}
