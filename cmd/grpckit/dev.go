@@ -107,6 +107,15 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	step("running the project %s (%s)", proj.module, proj.root)
+	// interrupted turns the error of a start-up step cut short by Ctrl-C
+	// into a clean stop: what started is stopped by the deferred calls.
+	interrupted := func(err error) error {
+		if ctx.Err() != nil {
+			step("interrupted during start-up: stopping what started")
+			return nil
+		}
+		return err
+	}
 
 	// 1. Consul: use the agent at the address, else start a dev agent there.
 	var agent *consultest.Agent
@@ -115,7 +124,7 @@ func runDev(ctx context.Context, args []string) error {
 	} else {
 		bin, err := ensureConsul(ctx, os.Stdout)
 		if err != nil {
-			return err
+			return interrupted(err)
 		}
 		logFile, err := os.Create(filepath.Join(logs, "consul.log"))
 		if err != nil {
@@ -124,7 +133,7 @@ func runDev(ctx context.Context, args []string) error {
 		defer logFile.Close()
 		step("starting consul agent -dev on %s (%s)", *consulAddr, bin)
 		if agent, err = consultest.StartAgent(ctx, consultest.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile}); err != nil {
-			return err
+			return interrupted(err)
 		}
 		defer func() {
 			step("stopping Consul")
@@ -142,7 +151,7 @@ func runDev(ctx context.Context, args []string) error {
 	build := exec.CommandContext(ctx, "go", buildArgs...)
 	build.Dir, build.Stdout, build.Stderr = proj.root, os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+		return interrupted(fmt.Errorf("go build: %w", err))
 	}
 
 	// 3. Start the instances, stopping them (deregistered) on the way out.
@@ -156,7 +165,11 @@ func runDev(ctx context.Context, args []string) error {
 	expand := strings.NewReplacer("{data}", *dir, "{secret}", secret).Replace
 	var procs []*proc
 	defer func() { stopAll(procs) }()
-	exits := make(chan *proc, 64)
+	total := 0
+	for _, s := range proj.manifest.Services {
+		total += s.instances()
+	}
+	exits := make(chan *proc, total) // every instance sends once, never blocking
 	want := map[string]int{}
 	for _, s := range proj.manifest.Services {
 		var extra, env []string
@@ -178,7 +191,7 @@ func runDev(ctx context.Context, args []string) error {
 		want[s.Name] = s.instances()
 	}
 	if err := awaitReady(ctx, procs); err != nil {
-		return err
+		return interrupted(err)
 	}
 	step("waiting until every instance passes its Consul health check")
 	reg, err := consul.NewFromAddress(*consulAddr)
@@ -187,7 +200,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	defer reg.Close()
 	if err := waitPassing(ctx, reg.Client(), procs, want); err != nil {
-		return err
+		return interrupted(err)
 	}
 	summary(*consulAddr, procs, *dir)
 	if proj.inRepo() {
@@ -271,6 +284,10 @@ func awaitReady(ctx context.Context, procs []*proc) error {
 				var r service.Ready
 				if err := json.Unmarshal(b, &r); err != nil {
 					return fmt.Errorf("%s: ready report %s: %w", p.name, p.ready, err)
+				}
+				if r.Service != p.service {
+					return fmt.Errorf("%s registers as service %q, but %s lists it as %q: grpckit dev would wait for %s in vain (fix its name or main in %s)",
+						p.name, r.Service, manifestFile, p.service, p.service, manifestFile)
 				}
 				p.addr, p.admin, p.listeners = r.GRPC, r.Admin, r.Listeners
 				break

@@ -62,7 +62,8 @@ func runNew(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("want one module path (like example.com/acme/shop), got %d arguments", len(pos))
 	}
 	modPath := pos[0]
-	if err := module.CheckPath(modPath); err != nil {
+	// What go mod init accepts: example/hello as well as example.com/hello.
+	if err := module.CheckImportPath(modPath); err != nil {
 		return fmt.Errorf("invalid module path %q: %w", modPath, err)
 	}
 	folder := projectFolder(modPath)
@@ -94,6 +95,10 @@ func runNew(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stderr, "==> creating %s in %s; the kit comes from %s\n", modPath, target, kit)
 	staging, err := os.MkdirTemp(parent, ".grpckit-new-"+folder+"-*")
 	if err != nil {
+		return err
+	}
+	if err := os.Chmod(staging, 0o755); err != nil { // MkdirTemp makes it 0700
+		os.RemoveAll(staging)
 		return err
 	}
 	done := false

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/mod/modfile"
 
 	"github.com/grpckit/grpckit/internal/repo"
 )
@@ -179,6 +180,9 @@ func TestNewInsideAnotherModule(t *testing.T) {
 	if len(entries) != 2 {
 		t.Errorf("the outer folder holds %d entries, want go.mod and billing (no staging folder left)", len(entries))
 	}
+	if fi, err := os.Stat(proj); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("the project folder: %v, %v; want mode 0755", fi.Mode(), err)
+	}
 	if !strings.HasPrefix(got["go.mod"], "module corp.example/platform/billing/v2\n") {
 		t.Errorf("go.mod:\n%s", got["go.mod"])
 	}
@@ -219,4 +223,66 @@ func goRun(t *testing.T, dir string, env []string, args ...string) string {
 		t.Fatalf("go %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
 	}
 	return string(out)
+}
+
+// TestProjectTemplates renders the project files for a released kit and
+// for a checkout whose path has a space, and checks go.mod and the
+// Makefile of each.
+func TestProjectTemplates(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		kit       kitSource
+		wantMod   []string
+		wantMake  []string
+		forbidden string
+	}{
+		{
+			name:      "release",
+			kit:       kitSource{version: "v0.4.0"},
+			wantMod:   []string{"require " + kitModule + " v0.4.0"},
+			wantMake:  []string{"GRPCKIT_VERSION := v0.4.0", "go install github.com/grpckit/grpckit/cmd/grpckit@$(GRPCKIT_VERSION)"},
+			forbidden: "replace",
+		},
+		{
+			name:     "checkout with a space",
+			kit:      kitSource{checkout: "/src/my checkout"},
+			wantMod:  []string{"require " + kitModule + " " + noVersion, `replace ` + kitModule + ` => "/src/my checkout/kit"`},
+			wantMake: []string{"GRPCKIT_CHECKOUT := /src/my checkout", `go -C "$(GRPCKIT_CHECKOUT)" build`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newProjectData("example.com/acme/shop", "shop", "shop", tc.kit)
+			files := map[string]string{}
+			for _, f := range projectFiles {
+				b, err := render("project/"+f.tmpl, d)
+				if err != nil {
+					t.Fatalf("render %s: %v", f.path, err)
+				}
+				files[f.path] = string(b)
+			}
+			mod, err := modfile.Parse("go.mod", []byte(files["go.mod"]), nil)
+			if err != nil {
+				t.Fatalf("go.mod does not parse: %v\n%s", err, files["go.mod"])
+			}
+			if mod.Module.Mod.Path != "example.com/acme/shop" {
+				t.Errorf("go.mod module %q", mod.Module.Mod.Path)
+			}
+			for _, w := range tc.wantMod {
+				if !strings.Contains(files["go.mod"], w) {
+					t.Errorf("go.mod has no %q:\n%s", w, files["go.mod"])
+				}
+			}
+			if tc.forbidden != "" && strings.Contains(files["go.mod"], tc.forbidden) {
+				t.Errorf("go.mod has %q:\n%s", tc.forbidden, files["go.mod"])
+			}
+			for _, w := range tc.wantMake {
+				if !strings.Contains(files["Makefile"], w) {
+					t.Errorf("Makefile has no %q:\n%s", w, files["Makefile"])
+				}
+			}
+			if _, err := parseManifest([]byte(files[manifestFile])); err != nil {
+				t.Errorf("grpckit.yaml: %v", err)
+			}
+		})
+	}
 }

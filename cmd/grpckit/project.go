@@ -169,6 +169,9 @@ func findProject(dir string) (*project, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := os.Stat(start); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not a folder", dir)
+	}
 	for d := start; ; d = filepath.Dir(d) {
 		b, err := os.ReadFile(filepath.Join(d, manifestFile))
 		switch {

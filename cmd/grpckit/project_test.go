@@ -109,6 +109,9 @@ func TestFindProject(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := findProject(filepath.Join(root, "typo")); err == nil || !strings.Contains(err.Error(), "is not a folder") {
+		t.Errorf("missing folder: %v, want is not a folder", err)
+	}
 	if _, err := findProject(root); err == nil || !strings.Contains(err.Error(), "no grpckit project at or above") {
 		t.Errorf("empty folder: %v, want no grpckit project", err)
 	}

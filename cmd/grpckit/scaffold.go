@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"text/template"
+
+	"golang.org/x/mod/modfile"
 )
 
 // templates holds the files `grpckit new` and `grpckit add` write, as text/template sources
@@ -76,6 +78,8 @@ func serviceDirs(name string) []string {
 var templateFuncs = template.FuncMap{
 	// trimv drops a version's v: v1.20.6 gives 1.20.6.
 	"trimv": func(v string) string { return strings.TrimPrefix(v, "v") },
+	// modpath quotes a go.mod path when it needs quotes (spaces).
+	"modpath": modfile.AutoQuote,
 }
 
 // render executes the template name with data; Go sources are gofmt'ed,

@@ -48,24 +48,43 @@ func StartAgent(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, errors.New("consultest: Config.Binary is required")
 	}
 	a := &Agent{cfg: cfg, out: &syncBuffer{w: cfg.Output}}
-	if a.cfg.HTTPAddr == "" {
+	// Consul takes its ports from flags, so they are picked here and bound
+	// by the agent a moment later; another process may take one in
+	// between. The agent then exits at start-up, and a second pick is tried.
+	const attempts = 3
+	var err error
+	for range attempts {
+		if err = a.pickPorts(cfg.HTTPAddr == ""); err != nil {
+			return nil, err
+		}
+		if err = a.start(ctx); err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "exited during start-up") {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// pickPorts picks free loopback ports for the agent's serf and server
+// listeners, and for its HTTP API when withHTTP is set.
+func (a *Agent) pickPorts(withHTTP bool) error {
+	if withHTTP {
 		p, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.cfg.HTTPAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	for i := range a.ports {
 		p, err := freePort()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		a.ports[i] = p
 	}
-	if err := a.start(ctx); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return nil
 }
 
 // HTTPAddr returns host:port of the agent's HTTP API.
