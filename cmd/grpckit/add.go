@@ -49,29 +49,15 @@ func runAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".", "a folder of the project to add the service to")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), addUsage)
-		fs.PrintDefaults()
-	}
-	names, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(names) != 1 {
-		fs.Usage()
-		return fmt.Errorf("want one service name, got %d arguments", len(names))
-	}
-	if err := validateName(names[0]); err != nil {
-		return err
+	name, ok, err := parseOne(fs, addUsage, args, "one service name")
+	if !ok {
+		return err // -h, or bad arguments
 	}
 	proj, err := findProject(*dir)
 	if err != nil {
 		return err
 	}
-	p, err := planService(ctx, proj, names[0])
+	p, err := planService(ctx, proj, name)
 	if err != nil {
 		return err
 	}
@@ -81,6 +67,29 @@ func runAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	p.summary(stdout)
 	return nil
+}
+
+// parseOne parses the arguments of a command that takes flags and one
+// positional argument (want names it in the error): it returns that
+// argument and ok, or not ok and the error; after -h, not ok and no error.
+// The usage is printed on -h and on a wrong argument count.
+func parseOne(fs *flag.FlagSet, usage string, args []string, want string) (arg string, ok bool, err error) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", false, fmt.Errorf("want %s, got %d arguments", want, len(pos))
+	}
+	return pos[0], true, nil
 }
 
 // parseInterspersed parses args with fs, allowing flags after positional

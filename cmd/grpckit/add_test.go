@@ -434,6 +434,7 @@ func TestAddUsage(t *testing.T) {
 		{args: []string{"-nope"}, want: "flag provided but not defined"},
 		{args: []string{"Bad", "-dir", "."}, want: "invalid service name"},
 		{args: []string{"kit"}, want: "reserved"},
+		{args: []string{""}, want: "invalid service name"},
 		{args: []string{"-h"}},
 	} {
 		var stderr bytes.Buffer

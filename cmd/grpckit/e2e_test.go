@@ -63,13 +63,15 @@ func TestAddInRepoEndToEnd(t *testing.T) {
 	t.Logf("grpckit add demo:\n%s", stdout.String())
 	checkChanges(t, before, tree(t, copyDir))
 
-	goCmd(t, copyDir, "build", "./...")
+	// In the workspace of the copy's go.work, as a developer in that checkout.
+	work := []string{"GOWORK=" + filepath.Join(copyDir, "go.work")}
+	run(t, copyDir, work, "go", "build", "./...")
 	// Without the workspace, the root module finds the kit through its replace.
-	goCmdEnv(t, copyDir, "GOWORK=off", "build", "-o", os.DevNull, "./services/demo/cmd/demo")
-	goCmd(t, copyDir, "vet", "./services/demo/...")
-	goCmd(t, copyDir, "test", "-race", "-count=1", "./services/demo/...")
+	run(t, copyDir, []string{"GOWORK=off"}, "go", "build", "-o", os.DevNull, "./services/demo/cmd/demo")
+	run(t, copyDir, work, "go", "vet", "./services/demo/...")
+	run(t, copyDir, work, "go", "test", "-race", "-count=1", "./services/demo/...")
 	bin := filepath.Join(t.TempDir(), "demo")
-	goCmd(t, copyDir, "build", "-o", bin, "./services/demo/cmd/demo")
+	run(t, copyDir, work, "go", "build", "-o", bin, "./services/demo/cmd/demo")
 
 	checkCopiedCompose(t, root, copyDir, bin)
 	runDemoAgainstConsul(t, bin)
@@ -111,28 +113,6 @@ func copyRepo(t *testing.T, root, dst string) {
 		n++
 	}
 	t.Logf("copied %d files of %s to %s", n, root, dst)
-}
-
-// goCmd runs the go command in dir, in the workspace of dir's go.work (as
-// a developer in that checkout does), and fails the test with its output if
-// it fails.
-func goCmd(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	goCmdEnv(t, dir, "GOWORK="+filepath.Join(dir, "go.work"), args...)
-}
-
-// goCmdEnv is goCmd with env (NAME=value) set for the go command instead.
-func goCmdEnv(t *testing.T, dir, env string, args ...string) {
-	t.Helper()
-	start := time.Now()
-	cmd := exec.CommandContext(t.Context(), "go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	t.Logf("go %s: %v", strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
 }
 
 var (
@@ -330,19 +310,22 @@ func buildGrpckit(t *testing.T) string {
 	return bin
 }
 
-// run runs name with args in dir, failing the test with its output when
-// it fails, and returns the output.
+// run runs name with args in dir, with env (NAME=value) added to the
+// environment, fails the test with its output when it fails, and returns
+// its standard output; its standard error is logged.
 func run(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	start := time.Now()
 	cmd := exec.CommandContext(t.Context(), name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
+		t.Fatalf("%s %s in %s: %v\n%s%s", name, strings.Join(args, " "), dir, err, out, stderr.String())
 	}
-	t.Logf("%s %s: %v", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
+	t.Logf("%s %s: %v\n%s", name, strings.Join(args, " "), time.Since(start).Round(time.Millisecond), stderr.String())
 	return string(out)
 }
 

@@ -29,9 +29,6 @@ type kitSource struct {
 	why      string // how the source was chosen, for the summary
 }
 
-// kitDir is the checkout's kit module folder.
-func (k kitSource) kitDir() string { return filepath.Join(k.checkout, "kit") }
-
 func (k kitSource) String() string {
 	if k.checkout != "" {
 		return fmt.Sprintf("the checkout %s (a replace in go.mod; %s)", k.checkout, k.why)

@@ -46,22 +46,10 @@ func runNew(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("dir", ".", "folder to create the project folder in")
 	svcName := fs.String("service", "", "name of the first service (default: the module path's last element)")
 	kitFlag := fs.String("kit", "", "where the kit comes from: a version (v0.4.0) or a grpckit checkout folder (default: this grpckit's own source)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), newUsage)
-		fs.PrintDefaults()
+	modPath, ok, err := parseOne(fs, newUsage, args, "one module path (like example.com/acme/shop)")
+	if !ok {
+		return err // -h, or bad arguments
 	}
-	pos, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return fmt.Errorf("want one module path (like example.com/acme/shop), got %d arguments", len(pos))
-	}
-	modPath := pos[0]
 	// What go mod init accepts: example/hello as well as example.com/hello.
 	if err := module.CheckImportPath(modPath); err != nil {
 		return fmt.Errorf("invalid module path %q: %w", modPath, err)

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/mod/modfile"
 
 	"github.com/grpckit/grpckit/internal/repo"
 )
@@ -97,6 +95,7 @@ func TestNewRefuses(t *testing.T) {
 		{name: "no path", want: "want one module path"},
 		{name: "two paths", args: []string{"example.com/a", "example.com/b"}, want: "want one module path"},
 		{name: "invalid path", args: []string{"example.com/a b"}, want: `invalid module path "example.com/a b"`},
+		{name: "empty path", args: []string{""}, want: "invalid module path"},
 		{name: "trailing slash", args: []string{"example.com/shop/"}, want: "invalid module path"},
 		{name: "leading dash", args: []string{"-x"}, want: "flag provided but not defined"},
 		{name: "dot element", args: []string{"example.com/../shop"}, want: "invalid module path"},
@@ -200,89 +199,11 @@ func TestNewInsideAnotherModule(t *testing.T) {
 			t.Errorf("summary does not say %q:\n%s", s, stdout.String())
 		}
 	}
-	goRun(t, proj, nil, "build", "./...")
-	goRun(t, proj, nil, "vet", "./...")
+	run(t, proj, []string{"GOWORK=off"}, "go", "build", "./...")
+	run(t, proj, []string{"GOWORK=off"}, "go", "vet", "./...")
 	// The project is its own module, not part of the outer one.
-	out := goRun(t, proj, nil, "list", "-m")
+	out := run(t, proj, []string{"GOWORK=off"}, "go", "list", "-m")
 	if strings.TrimSpace(out) != "corp.example/platform/billing/v2" {
 		t.Errorf("go list -m in the project: %q", out)
-	}
-}
-
-// goRun runs the go command in dir with GOWORK=off and env, fails the test
-// with its output when it fails, and returns its standard output.
-func goRun(t *testing.T, dir string, env []string, args ...string) string {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "GOWORK=off"), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go %s in %s: %v\n%s%s", strings.Join(args, " "), dir, err, out, stderr.String())
-	}
-	return string(out)
-}
-
-// TestProjectTemplates renders the project files for a released kit and
-// for a checkout whose path has a space, and checks go.mod and the
-// Makefile of each.
-func TestProjectTemplates(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		kit       kitSource
-		wantMod   []string
-		wantMake  []string
-		forbidden string
-	}{
-		{
-			name:      "release",
-			kit:       kitSource{version: "v0.4.0"},
-			wantMod:   []string{"require " + kitModule + " v0.4.0"},
-			wantMake:  []string{"GRPCKIT_VERSION := v0.4.0", "go install github.com/grpckit/grpckit/cmd/grpckit@$(GRPCKIT_VERSION)"},
-			forbidden: "replace",
-		},
-		{
-			name:     "checkout with a space",
-			kit:      kitSource{checkout: "/src/my checkout"},
-			wantMod:  []string{"require " + kitModule + " " + noVersion, `replace ` + kitModule + ` => "/src/my checkout/kit"`},
-			wantMake: []string{"GRPCKIT_CHECKOUT := /src/my checkout", `go -C "$(GRPCKIT_CHECKOUT)" build`},
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d := newProjectData("example.com/acme/shop", "shop", "shop", tc.kit)
-			files := map[string]string{}
-			for _, f := range projectFiles {
-				b, err := render("project/"+f.tmpl, d)
-				if err != nil {
-					t.Fatalf("render %s: %v", f.path, err)
-				}
-				files[f.path] = string(b)
-			}
-			mod, err := modfile.Parse("go.mod", []byte(files["go.mod"]), nil)
-			if err != nil {
-				t.Fatalf("go.mod does not parse: %v\n%s", err, files["go.mod"])
-			}
-			if mod.Module.Mod.Path != "example.com/acme/shop" {
-				t.Errorf("go.mod module %q", mod.Module.Mod.Path)
-			}
-			for _, w := range tc.wantMod {
-				if !strings.Contains(files["go.mod"], w) {
-					t.Errorf("go.mod has no %q:\n%s", w, files["go.mod"])
-				}
-			}
-			if tc.forbidden != "" && strings.Contains(files["go.mod"], tc.forbidden) {
-				t.Errorf("go.mod has %q:\n%s", tc.forbidden, files["go.mod"])
-			}
-			for _, w := range tc.wantMake {
-				if !strings.Contains(files["Makefile"], w) {
-					t.Errorf("Makefile has no %q:\n%s", w, files["Makefile"])
-				}
-			}
-			if _, err := parseManifest([]byte(files[manifestFile])); err != nil {
-				t.Errorf("grpckit.yaml: %v", err)
-			}
-		})
 	}
 }

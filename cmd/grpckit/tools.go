@@ -4,10 +4,10 @@ package main
 // repository's Makefile and every generated project's Makefile pin (a test
 // checks they agree). grpckit new and add do not run them: they generate
 // the same code in-process (internal/codegen); make generate runs them.
-var protoTools = []struct{ bin, pin, pkg, version string }{
-	{"buf", "BUF_VERSION", "github.com/bufbuild/buf/cmd/buf", "v1.57.0"},
-	{"protoc-gen-go", "PROTOC_GEN_GO_VERSION", "google.golang.org/protobuf/cmd/protoc-gen-go", "v1.36.12"},
-	{"protoc-gen-go-grpc", "PROTOC_GEN_GO_GRPC_VERSION", "google.golang.org/grpc/cmd/protoc-gen-go-grpc", "v1.6.0"},
+var protoTools = []struct{ pin, version string }{
+	{"BUF_VERSION", "v1.57.0"},
+	{"PROTOC_GEN_GO_VERSION", "v1.36.12"},
+	{"PROTOC_GEN_GO_GRPC_VERSION", "v1.6.0"},
 }
 
 // consulVersion is the Consul release grpckit dev builds when no consul is

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/internal/fakeclock"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,7 +63,7 @@ func startBackends(t *testing.T, n int) []backend {
 }
 
 func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
-	clk := &tickClock{fakeClock: fakeClock{now: time.Unix(1e9, 0)}, ticks: make(chan time.Time)}
+	clk := &tickClock{fakeClock: fakeClock{fakeclock.New(time.Unix(1e9, 0))}, ticks: make(chan time.Time)}
 	useClock(t, clk)
 	var mon Monitor
 	bs := startBackends(t, 3)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/internal/fakeclock"
+
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
@@ -22,22 +24,7 @@ import (
 
 // fakeClock is a manual clock; its ticker is never used by these tests,
 // which call tracker.tick themselves.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+type fakeClock struct{ *fakeclock.Clock }
 
 func (c *fakeClock) NewTicker(time.Duration) ticker { return manualTicker{make(chan time.Time)} }
 
@@ -75,7 +62,7 @@ func newHarness(t *testing.T, cfgJSON string, weights ...uint32) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, clock: &fakeClock{now: time.Unix(1e9, 0)}, ready: map[string]bool{}, pickers: map[string]balancer.Picker{}}
+	h := &harness{t: t, clock: &fakeClock{fakeclock.New(time.Unix(1e9, 0))}, ready: map[string]bool{}, pickers: map[string]balancer.Picker{}}
 	h.tr = newTracker(cfg, h.clock, slog.New(slog.NewTextHandler(io.Discard, nil)), "test", new(Events))
 	h.tr.setConfig(cfg)
 	for i, w := range weights {

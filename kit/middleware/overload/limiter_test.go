@@ -6,10 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/internal/fakeclock"
+
 	"github.com/grpckit/grpckit/kit/duration"
 )
 
-func newTestLimiter(t *testing.T, cfg LimiterConfig) (*Limiter, *fakeClock) {
+func newTestLimiter(t *testing.T, cfg LimiterConfig) (*Limiter, *fakeclock.Clock) {
 	t.Helper()
 	clk := newClock()
 	l := &Limiter{now: clk.Now}
@@ -34,7 +36,7 @@ func adaptive() LimiterConfig {
 }
 
 // window runs one sample window: n calls at once, each lasting latency.
-func window(t *testing.T, l *Limiter, clk *fakeClock, n int, latency time.Duration) {
+func window(t *testing.T, l *Limiter, clk *fakeclock.Clock, n int, latency time.Duration) {
 	t.Helper()
 	// Let the window's time pass first, so that it closes with its last
 	// sample and the latencies measured are the calls' own.

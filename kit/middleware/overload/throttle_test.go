@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/internal/fakeclock"
+
 	"github.com/grpckit/grpckit/kit/duration"
 )
 
 func nan() float64 { return math.NaN() }
 func inf() float64 { return math.Inf(1) }
 
-func newTestThrottle(t *testing.T, cfg ThrottleConfig) (*Throttle, *fakeClock) {
+func newTestThrottle(t *testing.T, cfg ThrottleConfig) (*Throttle, *fakeclock.Clock) {
 	t.Helper()
 	th, err := NewThrottle(cfg)
 	if err != nil {

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/internal/fakeclock"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -66,30 +67,13 @@ func serve(t *testing.T, srv *kittest.Service, l *Limiter, cl *ClientLimiter) te
 	return testpbv1.NewTestServiceClient(kittest.Serve(t, srv.Register, sopts, dopts...))
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newLimiter(t *testing.T, cfg Config, opts ...Option) (*Limiter, *fakeClock) {
+func newLimiter(t *testing.T, cfg Config, opts ...Option) (*Limiter, *fakeclock.Clock) {
 	t.Helper()
 	l, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &fakeClock{now: time.Unix(1_000_000_000, 0)}
+	clk := fakeclock.New(time.Unix(1_000_000_000, 0))
 	l.now = clk.Now
 	return l, clk
 }
