@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 type callerKey struct{}
@@ -36,18 +38,49 @@ func Caller(ctx context.Context) string {
 	return ""
 }
 
-// IsAvailabilityFailure reports whether err says the called service was
-// not available (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), as
-// opposed to an application error or the caller giving up.
-func IsAvailabilityFailure(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
+// Outcome is what a finished client call says about the health of its
+// target, for the layers that judge it (the circuit breaker; kit_weighted
+// applies the same rule to the status codes it sees).
+type Outcome uint8
+
+// The outcomes of [ClassifyOutcome].
+const (
+	// OutcomeNeutral says nothing about the target: the caller canceled
+	// the call, or a client-side layer rejected it before it left
+	// ([IsLocalRejection]).
+	OutcomeNeutral Outcome = iota
+	// OutcomeAnswered: the server answered ([statuscode.IsAnswer]): OK, an
+	// application error such as NOT_FOUND, or RESOURCE_EXHAUSTED (a busy
+	// server refusing the excess is up; it must never be cut off for it).
+	OutcomeAnswered
+	// OutcomeUnavailable: UNAVAILABLE, the target could not be reached or
+	// refused the call. A failure.
+	OutcomeUnavailable
+	// OutcomeDeadline: DEADLINE_EXCEEDED, no answer in time. Whether it is
+	// a failure depends on a [statuscode.DeadlineRule] and on whether the
+	// target answered other calls meanwhile.
+	OutcomeDeadline
+)
+
+// ClassifyOutcome returns the [Outcome] of a client call that ended with
+// err (nil: OK).
+func ClassifyOutcome(err error) Outcome {
+	if err == nil {
+		return OutcomeAnswered
 	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
-		return true
+	if errors.Is(err, context.Canceled) || IsLocalRejection(err) {
+		return OutcomeNeutral
 	}
-	return false
+	switch code := status.Code(err); {
+	case statuscode.IsAnswer(code):
+		return OutcomeAnswered
+	case code == codes.Unavailable:
+		return OutcomeUnavailable
+	case code == codes.DeadlineExceeded:
+		return OutcomeDeadline
+	default: // CANCELLED
+		return OutcomeNeutral
+	}
 }
 
 // IsLocalRejection reports whether err is the refusal of a client-side layer

@@ -26,25 +26,36 @@ func TestCaller(t *testing.T) {
 	}
 }
 
-func TestIsAvailabilityFailure(t *testing.T) {
+func TestClassifyOutcome(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
-		want bool
+		want Outcome
 	}{
-		{nil, false},
-		{status.Error(codes.Unavailable, ""), true},
-		{status.Error(codes.DeadlineExceeded, ""), true},
-		{status.Error(codes.ResourceExhausted, ""), true},
-		{status.Error(codes.NotFound, ""), false},
-		{status.Error(codes.Canceled, ""), false},
-		{context.Canceled, false},
-		{errors.New("plain"), false},
+		{nil, OutcomeAnswered},
+		{status.Error(codes.NotFound, ""), OutcomeAnswered},
+		{status.Error(codes.Internal, ""), OutcomeAnswered},
+		{status.Error(codes.ResourceExhausted, "server refused"), OutcomeAnswered},
+		{status.Error(codes.Unavailable, ""), OutcomeUnavailable},
+		{status.Error(codes.DeadlineExceeded, ""), OutcomeDeadline},
+		{status.FromContextError(context.DeadlineExceeded).Err(), OutcomeDeadline},
+		{status.Error(codes.Canceled, ""), OutcomeNeutral},
+		{context.Canceled, OutcomeNeutral},
+		{fmt.Errorf("wrapped: %w", localErr{true}), OutcomeNeutral},
+		{localRE{}, OutcomeNeutral},            // a client rate limiter's RESOURCE_EXHAUSTED
+		{errors.New("plain"), OutcomeAnswered}, // status.Code: UNKNOWN
 	} {
-		if got := IsAvailabilityFailure(tc.err); got != tc.want {
-			t.Errorf("IsAvailabilityFailure(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := ClassifyOutcome(tc.err); got != tc.want {
+			t.Errorf("ClassifyOutcome(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
+
+// localRE is a local rejection carrying RESOURCE_EXHAUSTED.
+type localRE struct{}
+
+func (localRE) Error() string              { return "limited" }
+func (localRE) GRPCStatus() *status.Status { return status.New(codes.ResourceExhausted, "limited") }
+func (localRE) LocalRejection() bool       { return true }
 
 type localErr struct{ local bool }
 

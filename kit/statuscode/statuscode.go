@@ -78,3 +78,47 @@ func ParseSet(list []string) (Set, error) {
 
 // Has reports whether c is in s.
 func (s Set) Has(c codes.Code) bool { return c < 32 && s&(1<<c) != 0 }
+
+// IsAnswer reports whether a call that ended with code c got an answer from
+// the server: OK, an application error, RESOURCE_EXHAUSTED — any code but
+// UNAVAILABLE (the server could not be reached or refused the call),
+// DEADLINE_EXCEEDED (no answer in time) and CANCELLED (the caller gave up).
+// An answer is a sign of life: a target that sends one is up, however busy.
+func IsAnswer(c codes.Code) bool {
+	return c != codes.Unavailable && c != codes.DeadlineExceeded && c != codes.Canceled
+}
+
+// DeadlineRule is what a DEADLINE_EXCEEDED counts for in the client's
+// judges of a target's health, the circuit breaker (kit/middleware/breaker)
+// and kit_weighted (kit/balancer): their `deadline_exceeded` setting.
+type DeadlineRule string
+
+// The values of a [DeadlineRule].
+const (
+	// DeadlineWhenSilent counts a DEADLINE_EXCEEDED as a failure only when
+	// the target showed no sign of life while the call was out: no call to
+	// it got an answer ([IsAnswer]) between the start of the timed-out call
+	// and its end. Otherwise the target is busy, not down: the breaker
+	// counts the call as neither success nor failure, kit_weighted shifts
+	// load away from the endpoint without ejecting it. The default.
+	DeadlineWhenSilent DeadlineRule = "when_silent"
+	// DeadlineFailure counts every DEADLINE_EXCEEDED as a failure, as kit
+	// did before when_silent: a busy target that lets calls queue into
+	// their deadlines is cut off like a down one.
+	DeadlineFailure DeadlineRule = "failure"
+	// DeadlineIgnore never counts a DEADLINE_EXCEEDED: only UNAVAILABLE
+	// (and, in kit_weighted, the other failure codes) can open a breaker or
+	// eject an endpoint, so a black-holed target is never cut off.
+	DeadlineIgnore DeadlineRule = "ignore"
+)
+
+// Validate returns an error unless r is one of the [DeadlineRule] values.
+// The empty string is not a value: configurations start from their
+// defaults, which name one.
+func (r DeadlineRule) Validate() error {
+	switch r {
+	case DeadlineWhenSilent, DeadlineFailure, DeadlineIgnore:
+		return nil
+	}
+	return fmt.Errorf("%q is not one of %s, %s, %s", string(r), DeadlineWhenSilent, DeadlineFailure, DeadlineIgnore)
+}

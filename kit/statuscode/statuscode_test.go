@@ -1,6 +1,7 @@
 package statuscode
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -97,5 +98,31 @@ func TestCodeName(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("codeName (-want +got):\n%s", diff)
+	}
+}
+
+func TestIsAnswer(t *testing.T) {
+	for c := codes.OK; c <= codes.Unauthenticated; c++ {
+		want := c != codes.Unavailable && c != codes.DeadlineExceeded && c != codes.Canceled
+		if got := IsAnswer(c); got != want {
+			t.Errorf("IsAnswer(%v) = %v, want %v", c, got, want)
+		}
+	}
+	if !IsAnswer(codes.ResourceExhausted) {
+		t.Error("RESOURCE_EXHAUSTED is the server's answer")
+	}
+}
+
+func TestDeadlineRuleValidate(t *testing.T) {
+	for _, r := range []DeadlineRule{DeadlineWhenSilent, DeadlineFailure, DeadlineIgnore} {
+		if err := r.Validate(); err != nil {
+			t.Errorf("Validate(%q) = %v", r, err)
+		}
+	}
+	for _, r := range []DeadlineRule{"", "WHEN_SILENT", "fail", "when silent"} {
+		err := r.Validate()
+		if err == nil || !strings.Contains(err.Error(), "when_silent, failure, ignore") {
+			t.Errorf("Validate(%q) = %v, want an error listing the values", r, err)
+		}
 	}
 }

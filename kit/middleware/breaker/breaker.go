@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/middleware"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 const scope = "github.com/grpckit/grpckit/kit/middleware/breaker"
@@ -28,6 +31,8 @@ const scope = "github.com/grpckit/grpckit/kit/middleware/breaker"
 type Breakers struct {
 	logger      *slog.Logger
 	transitions metric.Int64Counter
+	now         func() time.Time // time source; tests replace it before any call
+	epoch       time.Time        // origin of the nanoseconds liveness stores
 
 	mu       sync.RWMutex
 	cfg      Config           // guarded by mu
@@ -42,6 +47,89 @@ type breaker struct {
 	cb         *gobreaker.TwoStepCircuitBreaker[struct{}]
 	errOpen    error
 	errProbing error
+	deadline   statuscode.DeadlineRule
+	live       *liveness // kept when SetConfig rebuilds the breaker
+}
+
+// liveness records when the target last answered a call of one (target,
+// method): the sign of life that turns a DEADLINE_EXCEEDED into "busy"
+// under [statuscode.DeadlineWhenSilent].
+type liveness struct {
+	// last is the time of the latest answer, in nanoseconds since
+	// Breakers.epoch (monotonic), or never. To spare the cache line shared
+	// by every call of the method, it is written at most once per
+	// answerGrain: the latest answer is always before last+answerGrain.
+	last atomic.Int64
+}
+
+const (
+	answerGrain = int64(time.Millisecond)
+	never       = math.MinInt64 / 2 // before any start, without overflow
+)
+
+func newLiveness() *liveness {
+	l := &liveness{}
+	l.last.Store(never)
+	return l
+}
+
+// answered records an answer at now.
+func (l *liveness) answered(now int64) {
+	for {
+		last := l.last.Load()
+		if now-last < answerGrain {
+			return
+		}
+		if l.last.CompareAndSwap(last, now) {
+			return
+		}
+	}
+}
+
+// answeredSince reports whether an answer may have come at or after start.
+// False is exact: no answer came since start. True may also mean an answer
+// less than answerGrain before start.
+func (l *liveness) answeredSince(start int64) bool { return l.last.Load()+answerGrain > start }
+
+// nanos returns the time in nanoseconds since b.epoch.
+func (b *Breakers) nanos() int64 { return int64(b.now().Sub(b.epoch)) }
+
+// Errors that carry a call's verdict to gobreaker (isSuccessful,
+// isExcluded); never returned to callers.
+var (
+	errFailed  = errors.New("breaker: failure")
+	errNeutral = errors.New("breaker: neither success nor failure")
+)
+
+// verdict judges a call of br that started at start (b.nanos; unread, 0,
+// unless br.deadline is when_silent) and ended with err: nil for a success,
+// errFailed or errNeutral. An answer is recorded as a sign of life.
+func (b *Breakers) verdict(br *breaker, start int64, err error) error {
+	switch middleware.ClassifyOutcome(err) {
+	case middleware.OutcomeAnswered:
+		br.live.answered(b.nanos())
+		return nil
+	case middleware.OutcomeUnavailable:
+		return errFailed
+	case middleware.OutcomeDeadline:
+		switch {
+		case br.deadline == statuscode.DeadlineFailure:
+			return errFailed
+		case br.deadline == statuscode.DeadlineIgnore, br.live.answeredSince(start):
+			return errNeutral // busy, not down
+		}
+		return errFailed
+	default:
+		return errNeutral
+	}
+}
+
+// start returns the start time verdict needs for a call of br.
+func (b *Breakers) start(br *breaker) int64 {
+	if br.deadline != statuscode.DeadlineWhenSilent {
+		return 0
+	}
+	return b.nanos()
 }
 
 // New returns Breakers configured by cfg, or the error of cfg.Validate.
@@ -62,6 +150,8 @@ func New(cfg Config, opts ...Option) (*Breakers, error) {
 	return &Breakers{
 		logger:      o.logger,
 		transitions: transitions,
+		now:         time.Now,
+		epoch:       time.Now(),
 		cfg:         cfg,
 		breakers:    make(map[key]*breaker),
 	}, nil
@@ -77,7 +167,8 @@ func (b *Breakers) Config() Config {
 // SetConfig validates cfg and puts it in effect: breakers created afterwards
 // use it, and every existing breaker is replaced by a new, closed one built
 // from it (its counts and state are lost; calls in flight report to the
-// replaced breaker, which is discarded). A cfg equal to the one in effect
+// replaced breaker, which is discarded; the time of the target's last
+// answer is kept). A cfg equal to the one in effect
 // changes nothing. An invalid cfg is returned as an error and the previous
 // configuration stays.
 func (b *Breakers) SetConfig(cfg Config) error {
@@ -90,8 +181,8 @@ func (b *Breakers) SetConfig(cfg Config) error {
 		return nil
 	}
 	b.cfg = cfg
-	for k := range b.breakers {
-		b.breakers[k] = b.newBreakerLocked(k)
+	for k, old := range b.breakers {
+		b.breakers[k] = b.newBreakerLocked(k, old.live)
 	}
 	n := len(b.breakers)
 	b.mu.Unlock()
@@ -172,14 +263,15 @@ func (b *Breakers) get(target, method string) *breaker {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if br = b.breakers[k]; br == nil {
-		br = b.newBreakerLocked(k)
+		br = b.newBreakerLocked(k, newLiveness())
 		b.breakers[k] = br
 	}
 	return br
 }
 
-// newBreakerLocked builds the breaker of k from b.cfg.
-func (b *Breakers) newBreakerLocked(k key) *breaker {
+// newBreakerLocked builds the breaker of k from b.cfg, with live as the
+// record of the target's answers.
+func (b *Breakers) newBreakerLocked(k key, live *liveness) *breaker {
 	cfg := b.cfg
 	return &breaker{
 		cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -191,9 +283,11 @@ func (b *Breakers) newBreakerLocked(k key) *breaker {
 				return cfg.readyToTrip(c.TotalFailures, c.TotalSuccesses, c.ConsecutiveFailures)
 			},
 			OnStateChange: func(_ string, from, to gobreaker.State) { b.onStateChange(k, from, to) },
-			IsSuccessful:  isSuccessful,
-			IsExcluded:    isExcluded,
+			IsSuccessful:  func(err error) bool { return err == nil },
+			IsExcluded:    func(err error) bool { return err == errNeutral },
 		}),
+		deadline: cfg.DeadlineExceeded,
+		live:     live,
 		errOpen: rejection{status.Newf(codes.Unavailable,
 			"breaker: circuit breaker is open for target %q method %s", k.target, k.method)},
 		errProbing: rejection{status.Newf(codes.Unavailable,
@@ -238,19 +332,3 @@ type rejection struct{ st *status.Status }
 func (r rejection) Error() string              { return r.st.Err().Error() }
 func (r rejection) GRPCStatus() *status.Status { return r.st }
 func (r rejection) LocalRejection() bool       { return true }
-
-// isSuccessful reports whether a call that ended with err showed the target
-// available: everything but availability failures.
-func isSuccessful(err error) bool { return !middleware.IsAvailabilityFailure(err) }
-
-// isExcluded reports whether a call that ended with err says nothing about
-// the target: the caller canceled it, or it was rejected locally.
-func isExcluded(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
-		return true
-	}
-	return middleware.IsLocalRejection(err)
-}

@@ -336,7 +336,7 @@ func TestFailureRatioWithMinimumVolume(t *testing.T) {
 	if got := state(b, echo).State; got != "closed" {
 		t.Fatalf("state after a success = %q, want closed", got)
 	}
-	srv.Fail(fake(codes.DeadlineExceeded))
+	srv.Fail(fake(codes.Unavailable))
 	call(t, c) // 4 of 7 failed
 	if got := state(b, echo).State; got != "open" {
 		t.Fatalf("state at 4 of 7 failures = %q, want open", got)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // Config is the breaker section of a service's configuration. The zero value
@@ -31,6 +32,12 @@ type Config struct {
 	// HalfOpenRequests is the number of probe calls a half-open breaker lets
 	// through; that many successes close it. At least 1. Default 1.
 	HalfOpenRequests uint32 `yaml:"half_open_requests" json:"half_open_requests"`
+	// DeadlineExceeded is what a DEADLINE_EXCEEDED counts for: "when_silent"
+	// (a failure only when no call of the same target and method got an
+	// answer while the timed-out call was out, else neither success nor
+	// failure), "failure" (always, as before when_silent) or "ignore"
+	// (never). See [statuscode.DeadlineRule]. Default "when_silent".
+	DeadlineExceeded statuscode.DeadlineRule `yaml:"deadline_exceeded" json:"deadline_exceeded"`
 }
 
 // DefaultConfig returns the documented defaults of every [Config] field.
@@ -42,6 +49,7 @@ func DefaultConfig() Config {
 		Interval:            duration.Duration(10 * time.Second),
 		OpenTimeout:         duration.Duration(5 * time.Second),
 		HalfOpenRequests:    1,
+		DeadlineExceeded:    statuscode.DeadlineWhenSilent,
 	}
 }
 
@@ -56,6 +64,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("breaker: open_timeout must be positive, got %v", c.OpenTimeout)
 	case c.HalfOpenRequests < 1:
 		return errors.New("breaker: half_open_requests must be at least 1")
+	}
+	if err := c.DeadlineExceeded.Validate(); err != nil {
+		return fmt.Errorf("breaker: deadline_exceeded: %w", err)
 	}
 	return nil
 }

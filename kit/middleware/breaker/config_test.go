@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -25,6 +26,10 @@ func TestConfigValidate(t *testing.T) {
 		{"interval negative", func(c *Config) { c.Interval = -1 }, "breaker: interval"},
 		{"open timeout 0", func(c *Config) { c.OpenTimeout = 0 }, "breaker: open_timeout"},
 		{"half open 0", func(c *Config) { c.HalfOpenRequests = 0 }, "breaker: half_open_requests"},
+		{"deadline failure", func(c *Config) { c.DeadlineExceeded = statuscode.DeadlineFailure }, ""},
+		{"deadline ignore", func(c *Config) { c.DeadlineExceeded = statuscode.DeadlineIgnore }, ""},
+		{"deadline unknown", func(c *Config) { c.DeadlineExceeded = "sometimes" }, "breaker: deadline_exceeded"},
+		{"deadline empty", func(c *Config) { c.DeadlineExceeded = "" }, "breaker: deadline_exceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -57,8 +62,9 @@ func TestConfigText(t *testing.T) {
 		Interval:            duration.Duration(90 * time.Second),
 		OpenTimeout:         duration.Duration(250 * time.Millisecond),
 		HalfOpenRequests:    2,
+		DeadlineExceeded:    statuscode.DeadlineFailure,
 	}
-	in := `{"consecutive_failures":3,"failure_ratio":0.25,"min_requests":7,"interval":"1m30s","open_timeout":"250ms","half_open_requests":2}`
+	in := `{"consecutive_failures":3,"failure_ratio":0.25,"min_requests":7,"interval":"1m30s","open_timeout":"250ms","half_open_requests":2,"deadline_exceeded":"failure"}`
 	var got Config
 	if err := json.Unmarshal([]byte(in), &got); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 )
 
 // UnaryClientInterceptor returns an interceptor that passes each call
-// through the breaker of (cc.Target(), method) and reports the error the
-// call returned.
+// through the breaker of (cc.Target(), method) and reports the outcome of
+// the error the call returned.
 func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		br := b.get(cc.Target(), method)
@@ -17,8 +17,9 @@ func (b *Breakers) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if err != nil {
 			return br.reject(err)
 		}
+		start := b.start(br)
 		err = invoker(ctx, method, req, reply, cc, opts...)
-		done(err)
+		done(b.verdict(br, start, err))
 		return err
 	}
 }
@@ -34,7 +35,7 @@ func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, br.reject(err)
 		}
-		o := &outcome{done: done}
+		o := &outcome{b: b, br: br, start: b.start(br), done: done}
 		// Full slice expression: never write into the caller's array.
 		opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(o.report))
 		cs, err := streamer(ctx, desc, cc, method, opts...)
@@ -48,14 +49,18 @@ func (b *Breakers) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	}
 }
 
-// outcome reports a stream's outcome to its breaker once.
+// outcome reports a stream's outcome to its breaker once, judged from the
+// stream's start.
 type outcome struct {
+	b        *Breakers
+	br       *breaker
+	start    int64
 	done     func(error)
 	reported atomic.Bool
 }
 
 func (o *outcome) report(err error) {
 	if o.reported.CompareAndSwap(false, true) {
-		o.done(err)
+		o.done(o.b.verdict(o.br, o.start, err))
 	}
 }
