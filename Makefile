@@ -13,7 +13,7 @@ BUF_VERSION                := v1.57.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build test check-tracked test-short dev consul generate tools vet clean bench bench-balancer fuzz chaos
+.PHONY: all build test check-tracked test-short dev consul generate tools vet clean bench bench-balancer bench-overload test-overload fuzz chaos
 
 all: build
 
@@ -53,13 +53,24 @@ dev: consul
 bench:
 	go run ./internal/cmd/bench
 
-## chaos: real processes and a real Consul broken under load; exits non-zero when a target is missed.
+## chaos: real processes and a real Consul broken under load, then a sudden 3x spike on a service of
+## fixed capacity; exits non-zero when a target is missed.
 chaos: consul
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos
+	go run ./kit/internal/cmd/benchoverload -run spike
 
 ## fuzz: every fuzz target of both modules for FUZZTIME each (default 60s).
 fuzz:
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" FUZZTIME="$${FUZZTIME:-60s}" scripts/fuzz.sh
+
+## bench-overload: a server of fixed capacity at 0.5x to 10x load, capacity halving, three backends of
+## which one is overloaded, a spike: bare grpc-go, kit before its overload layer and kit now side by side.
+bench-overload:
+	go run ./kit/internal/cmd/benchoverload
+
+## test-overload: the overload targets asserted at full length, without -race (run it on a quiet machine).
+test-overload:
+	cd kit && go test -count=1 -run TestTargets ./internal/overloadsim -overload.full -v
 
 ## bench-balancer: kit_weighted beside round_robin and outlier detection (Pick+Done, throughput, fault scenarios).
 bench-balancer:

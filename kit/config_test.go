@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
@@ -21,6 +23,7 @@ import (
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
@@ -176,6 +179,89 @@ func TestClientKnobsAreLive(t *testing.T) {
 	}
 }
 
+// TestOverloadIsLive: a server's concurrency limit follows the
+// configuration file (fixed, off), refuses the excess at once with
+// RESOURCE_EXHAUSTED and a RetryInfo, never refuses the health service, and
+// an invalid overload section is refused with its field named while the
+// limit in force stays.
+func TestOverloadIsLive(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "svc.yaml")
+	write := func(doc string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("overload: {server: {mode: fixed, fixed_limit: 1, retry_after: 250ms}}\n")
+	store, err := config.Load("liveoverload", svcConfig{config.DefaultStandard()}, noEnv(), config.WithoutConsul(), config.WithFile(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Close)
+	srv := newServer(t, kit.WithConfig(store), kit.WithDrain(0))
+	svc := &kittest.Service{}
+	svc.Register(srv)
+	addr := serve(t, srv)
+	cc := newClient(t, "passthrough:///"+addr, kit.WithoutLayers(kit.LayerRetry, kit.LayerOverload))
+	c := testpbv1.NewTestServiceClient(cc)
+
+	// One call holds the only place.
+	svc.Block(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() {
+		_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "held"})
+		held <- err
+	}()
+	recv(t, svc.Blocked(), "the first call to hold the place")
+	svc.Block(false)
+	start := time.Now()
+	_, err = c.Echo(context.Background(), &testpbv1.EchoRequest{Message: "excess"})
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("second call at fixed_limit 1: %v, want ResourceExhausted", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %v, want it at once", took)
+	}
+	var delay time.Duration
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			delay = ri.GetRetryDelay().AsDuration()
+		}
+	}
+	if delay != 250*time.Millisecond {
+		t.Errorf("refusal's RetryInfo delay = %v, want retry_after 250ms (details %v)", delay, st.Details())
+	}
+	health := healthpb.NewHealthClient(cc)
+	if _, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Errorf("health check at the limit: %v, want it exempt", err)
+	}
+
+	// An invalid section is refused, naming the field; the limit stays.
+	before := store.Info()
+	write("overload: {server: {mode: fixed, fixed_limit: 1, min_limit: 10, max_limit: 5}}\n")
+	poll(t, 5*time.Second, "the invalid overload section to be refused", func() bool { return store.Info().Rejected == before.Rejected+1 })
+	if info := store.Info(); !strings.Contains(info.LastError, "overload: server.max_limit") {
+		t.Errorf("refusal = %q, want it to name overload: server.max_limit", info.LastError)
+	}
+	if _, err := c.Echo(context.Background(), &testpbv1.EchoRequest{Message: "excess"}); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("after an invalid section: %v, want the fixed limit still in force", err)
+	}
+
+	// Off: everything passes.
+	write("overload: {server: {mode: off}}\n")
+	poll(t, 5*time.Second, "mode off to take effect", func() bool {
+		_, err := c.Echo(context.Background(), &testpbv1.EchoRequest{Message: "excess"})
+		return err == nil
+	})
+	cancel()
+	<-held
+	if o, ok := kit.LayerOf[*overload.Server](srv, kit.LayerOverload); !ok || o.Config().Mode != overload.ModeOff {
+		t.Errorf("server's overload layer: %v, %v; want mode off", o, ok)
+	}
+}
+
 func TestWithConfigNeedsTheStandardSections(t *testing.T) {
 	type bare struct {
 		Name string `yaml:"name"`
@@ -247,9 +333,21 @@ func TestDebugKitPage(t *testing.T) {
 	if len(doc.Clients) != 1 || len(doc.Clients[0].Breakers) != 1 || doc.Clients[0].Breakers[0].State != "closed" || doc.RateLimit == nil {
 		t.Errorf("document: %+v", doc)
 	}
+	// The overload layer is on by default on both sides.
+	if o := doc.Overload; o == nil || o.Mode != overload.ModeAdaptive || o.Limit < overload.DefaultLimiterConfig().MinLimit || o.InFlight != 0 {
+		t.Errorf("document's overload: %+v, want the default adaptive limit and nothing in flight", o)
+	}
+	if th := doc.Clients[0].Throttles; len(th) != 1 || th[0].Target != "passthrough:///"+addr || th[0].Requests != 1 || th[0].Accepts != 1 {
+		t.Errorf("document's throttles: %+v, want one call asked and accepted", th)
+	}
+	for _, want := range []string{`id="overload-limit"`, `class="throttles"`} {
+		if !strings.Contains(html, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
 	// The balancers are on /metrics too.
 	_, metrics := get("http://"+srv.AdminAddr().String()+"/metrics", "")
-	for _, want := range []string{`grpckit_balancer_events_total{`, `event="ejection"`, `grpckit_balancer_endpoints{`, `state="active"`, `target="passthrough:///` + addr + `"`} {
+	for _, want := range []string{`grpckit_overload_limit{`, `grpckit_overload_in_flight{`, `grpckit_balancer_events_total{`, `event="ejection"`, `grpckit_balancer_endpoints{`, `state="active"`, `target="passthrough:///` + addr + `"`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/timeout"
 )
@@ -33,6 +34,9 @@ type DebugKit struct {
 	Config *config.Info `json:"config,omitempty"`
 	// RateLimit is the server's inbound limits; nil without the layer.
 	RateLimit *ratelimit.Config `json:"ratelimit,omitempty"`
+	// Overload is the server's concurrency limit now; nil without the
+	// layer.
+	Overload *overload.ServerStats `json:"overload,omitempty"`
 	// Timeout is the server's deadline settings; nil without the layer.
 	Timeout *timeout.Config `json:"timeout,omitempty"`
 	// Clients are the clients shown on this page ([WithAdminOf]).
@@ -49,6 +53,9 @@ type DebugClient struct {
 	State     string                  `json:"state"` // the ClientConn's connectivity state
 	Breakers  []breaker.State         `json:"breakers"`
 	RateLimit *ratelimit.ClientConfig `json:"ratelimit,omitempty"`
+	// Throttles are the client's adaptive throttles, one per target
+	// called; nil without the layer or while it is off.
+	Throttles []overload.ThrottleStats `json:"throttles,omitempty"`
 }
 
 // WithAdminOf shows the client on srv's admin pages: its connection state,
@@ -128,6 +135,9 @@ func (d *debugClients) list() []DebugClient {
 			rl := l.Config()
 			dc.RateLimit = &rl
 		}
+		if o, ok := layerAs[*overload.Client](c.chain, LayerOverload); ok && o.Config().Enabled {
+			dc.Throttles = o.Stats()
+		}
 		out = append(out, dc)
 	}
 	return out
@@ -143,6 +153,10 @@ func (s *Server) debugDoc() DebugKit {
 	if l, ok := layerAs[*ratelimit.Limiter](s.chain, LayerRateLimit); ok {
 		rl := l.Config()
 		doc.RateLimit = &rl
+	}
+	if o, ok := layerAs[*overload.Server](s.chain, LayerOverload); ok {
+		st := o.Stats()
+		doc.Overload = &st
 	}
 	if t, ok := layerAs[*timeout.Timeouts](s.chain, LayerTimeout); ok {
 		tc := t.Config()

@@ -15,6 +15,7 @@ import (
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/logging"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/recovery"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
@@ -31,6 +32,7 @@ const (
 	LayerRecovery  Layer = "recovery"
 	LayerLogging   Layer = "logging"
 	LayerRateLimit Layer = "ratelimit"
+	LayerOverload  Layer = "overload"
 	LayerTimeout   Layer = "timeout"
 	LayerAuth      Layer = "auth"
 	LayerDedupe    Layer = "dedupe"
@@ -43,9 +45,12 @@ const (
 // chain, and the meter provider every layer records to.
 //
 // Server: recovery, logging, retry (marks retried calls so that their own
-// outgoing calls do not retry), ratelimit, timeout, auth, dedupe.
+// outgoing calls do not retry), ratelimit, overload (the concurrency limit:
+// after the rate limits, so that calls over a rate never take a place),
+// timeout, auth, dedupe.
 // Client: dedupe (request ids, kept across retries), timeout, retry,
-// breaker, ratelimit.
+// overload (adaptive throttling: each attempt asks the throttle), breaker,
+// ratelimit.
 //
 // Adding a layer: its package, one entry per side here, and its section in
 // config.Standard when its settings are live (see kit/middleware's doc).
@@ -60,6 +65,9 @@ var layerTable = []layerDef{
 	serverLayer(LayerRateLimit, live(func(s *config.Standard) ratelimit.Config { return s.RateLimit }), func(c ratelimit.Config, d deps) (*ratelimit.Limiter, error) {
 		return ratelimit.New(c, ratelimit.WithLogger(d.logger), ratelimit.WithMeterProvider(d.meter))
 	}),
+	serverLayer(LayerOverload, live(func(s *config.Standard) overload.ServerConfig { return s.Overload.Server }), func(c overload.ServerConfig, d deps) (*overload.Server, error) {
+		return overload.NewServer(c, overload.WithLogger(d.logger), overload.WithMeterProvider(d.meter))
+	}),
 	serverLayer(LayerTimeout, live(func(s *config.Standard) timeout.Config { return s.Timeout }), newTimeout),
 	serverLayer[*auth.Authenticator](LayerAuth, none[auth.Config](), nil), // no default: it needs keys
 	serverLayer(LayerDedupe, fixed(dedupe.DefaultConfig), func(c dedupe.Config, d deps) (*dedupe.Cache, error) {
@@ -69,6 +77,9 @@ var layerTable = []layerDef{
 	clientLayer[*dedupe.Stamper](LayerDedupe, none[dedupe.ClientConfig](), nil), // no default: WithDedupedMethods
 	clientLayer(LayerTimeout, live(func(s *config.Standard) timeout.Config { return s.Timeout }), newTimeout),
 	clientLayer(LayerRetry, live(func(s *config.Standard) retry.Config { return s.Retry }), newRetry),
+	clientLayer(LayerOverload, live(func(s *config.Standard) overload.ClientConfig { return s.Overload.Client }), func(c overload.ClientConfig, d deps) (*overload.Client, error) {
+		return overload.NewClient(c, overload.WithLogger(d.logger), overload.WithMeterProvider(d.meter))
+	}),
 	clientLayer(LayerBreaker, live(func(s *config.Standard) breaker.Config { return s.Breaker }), func(c breaker.Config, d deps) (*breaker.Breakers, error) {
 		return breaker.New(c, breaker.WithLogger(d.logger), breaker.WithMeterProvider(d.meter))
 	}),
@@ -261,6 +272,10 @@ func WithoutLayers(layers ...Layer) Option {
 // WithRateLimit sets a server's inbound limits (default: none).
 func WithRateLimit(r *ratelimit.Limiter) ServerOption { return WithLayer(LayerRateLimit, r) }
 
+// WithOverload sets a server's concurrency limit (default:
+// overload.DefaultServerConfig, an adaptive limit).
+func WithOverload(o *overload.Server) ServerOption { return WithLayer(LayerOverload, o) }
+
 // WithServerTimeouts sets a server's deadline cap (default: timeout.DefaultConfig).
 func WithServerTimeouts(t *timeout.Timeouts) ServerOption { return WithLayer(LayerTimeout, t) }
 
@@ -281,6 +296,10 @@ func WithClientTimeouts(t *timeout.Timeouts) ClientOption { return WithLayer(Lay
 
 // WithRetry sets a client's retry policy and budget (default: retry.DefaultConfig).
 func WithRetry(r *retry.Retrier) ClientOption { return WithLayer(LayerRetry, r) }
+
+// WithThrottle sets a client's adaptive throttling (default:
+// overload.DefaultClientConfig, on).
+func WithThrottle(o *overload.Client) ClientOption { return WithLayer(LayerOverload, o) }
 
 // WithBreaker sets a client's circuit breakers (default: breaker.DefaultConfig).
 func WithBreaker(b *breaker.Breakers) ClientOption { return WithLayer(LayerBreaker, b) }

@@ -15,6 +15,7 @@ import (
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/logging"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
@@ -29,13 +30,14 @@ import (
 //		Store Store `yaml:"store" json:"store"`
 //	}
 //
-// The live sections (ratelimit, timeout, retry, breaker, balancer, log
-// levels) take effect on a running service when a [Store] built with
+// The live sections (ratelimit, overload, timeout, retry, breaker,
+// balancer, log levels) take effect on a running service when a [Store] built with
 // kit.WithConfig changes; server, registry and telemetry are read at start.
 type Standard struct {
 	Server    Server           `yaml:"server" json:"server"`
 	Registry  Registry         `yaml:"registry" json:"registry"`
 	RateLimit ratelimit.Config `yaml:"ratelimit" json:"ratelimit"`
+	Overload  overload.Config  `yaml:"overload" json:"overload"`
 	Timeout   timeout.Config   `yaml:"timeout" json:"timeout"`
 	Retry     retry.Config     `yaml:"retry" json:"retry"`
 	Breaker   breaker.Config   `yaml:"breaker" json:"breaker"`
@@ -103,6 +105,7 @@ func DefaultStandard() Standard {
 			ShutdownTimeout: duration.Duration(15 * time.Second),
 		},
 		RateLimit: ratelimit.DefaultConfig(),
+		Overload:  overload.DefaultConfig(),
 		Timeout:   timeout.DefaultConfig(),
 		Retry:     retry.DefaultConfig(),
 		Breaker:   breaker.DefaultConfig(),

@@ -24,12 +24,14 @@ tolerance: 2
 window: 1s
 min_samples: 3
 baseline_windows: 10
+probe_interval: 5s
 `
 	if err := yaml.Unmarshal([]byte(in), &got); err != nil {
 		t.Fatal(err)
 	}
 	want := LimiterConfig{Mode: ModeFixed, FixedLimit: 7, InitialLimit: 9, MinLimit: 2, MaxLimit: 50,
-		Smoothing: 0.5, Tolerance: 2, Window: duration.Duration(time.Second), MinSamples: 3, BaselineWindows: 10}
+		Smoothing: 0.5, Tolerance: 2, Window: duration.Duration(time.Second), MinSamples: 3, BaselineWindows: 10,
+		ProbeInterval: duration.Duration(5 * time.Second)}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("yaml (-want +got):\n%s", diff)
 	}
@@ -37,7 +39,7 @@ baseline_windows: 10
 	if err != nil {
 		t.Fatal(err)
 	}
-	const wantJSON = `{"mode":"fixed","fixed_limit":7,"initial_limit":9,"min_limit":2,"max_limit":50,"smoothing":0.5,"tolerance":2,"window":"1s","min_samples":3,"baseline_windows":10}`
+	const wantJSON = `{"mode":"fixed","fixed_limit":7,"initial_limit":9,"min_limit":2,"max_limit":50,"smoothing":0.5,"tolerance":2,"window":"1s","min_samples":3,"baseline_windows":10,"probe_interval":"5s"}`
 	if string(b) != wantJSON {
 		t.Errorf("json = %s, want %s", b, wantJSON)
 	}
@@ -45,7 +47,7 @@ baseline_windows: 10
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"k":2,"window":"2m0s","min_requests":20}`; string(b) != want {
+	if want := `{"k":2,"window":"500ms","min_requests":20}`; string(b) != want {
 		t.Errorf("throttle json = %s, want %s", b, want)
 	}
 }

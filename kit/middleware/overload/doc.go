@@ -1,17 +1,35 @@
-// Package overload holds the two algorithms that keep goodput up when a
-// service is asked for more than it can serve: a server-side adaptive
-// concurrency [Limiter] and a client-side adaptive [Throttle].
+// Package overload keeps goodput up when a service is asked for more than
+// it can serve. It is kit's overload layer: [Server] on the server side, an
+// adaptive concurrency limit that refuses the excess at once with
+// RESOURCE_EXHAUSTED and a RetryInfo instead of letting it queue into its
+// deadline; [Client] on the client side, adaptive throttling per target
+// that sheds locally what the target would refuse anyway. Both are on by
+// default in kit's chains; the overload section of the configuration
+// (overload.server, overload.client) tunes them live. Underneath are two
+// algorithms usable on their own: [Limiter] and [Throttle].
 //
 // A [Limiter] bounds the calls a server runs at once. In adaptive mode it
 // finds the bound from observed latency alone, with no CPU metric, in the
 // manner of Netflix concurrency-limits' gradient2: the average latency of
-// each sample window (the short-term latency) is compared with an
-// exponential average over many windows (the long-term baseline); while the
-// short-term latency stays within Tolerance times the baseline the limit
-// grows by about its square root per window, and as latency grows past that
-// the limit shrinks in proportion (at most halving per window before
-// smoothing). The limit always stays within [MinLimit, MaxLimit]. A call
-// beyond the limit is refused at once: the limiter never queues.
+// each sample window (the short-term latency) is compared with a baseline,
+// the latency of calls that did not queue. While the short-term latency
+// stays within Tolerance times the baseline the limit grows: it doubles per
+// window until the first congestion (slow start, so that a cold server
+// finds a high limit in a few windows), then grows by about its square
+// root per window, smoothed. When latency grows past that the limit falls
+// at once in proportion (at most halving per window), so a congestion is
+// relieved within a window or two. The limit always stays within
+// [MinLimit, MaxLimit]. A call beyond the limit is refused at once: the
+// limiter never queues.
+//
+// The baseline is the first window's latency, averaged with later windows
+// (quickly downwards, slowly upwards). A server whose first windows are
+// already congested, or whose congestion lasted long enough to raise the
+// baseline, would take queueing for its normal latency; so when calls were
+// refused, at most once per ProbeInterval, the limiter probes: it holds the
+// limit at MinLimit until MinSamples calls that started after it have
+// ended, and takes their latency as the baseline (Envoy's adaptive
+// concurrency filter measures its minimum latency the same way).
 //
 // A [Throttle] is Google SRE's client-side adaptive throttling for one
 // target: it counts the calls the client asked for (requests) and the calls

@@ -18,6 +18,7 @@ type Limiter struct {
 	cfg      atomic.Pointer[LimiterConfig]
 	limit    atomic.Int64 // the enforced limit; 0 when the mode is off
 	inFlight atomic.Int64
+	refused  atomic.Int64 // calls refused, ever
 
 	mu sync.Mutex // guards the fields below, and serializes SetConfig
 	// epoch is when the current configuration took effect; samples of
@@ -25,6 +26,9 @@ type Limiter struct {
 	epoch time.Time
 	// estimate is the adaptive limit before rounding down.
 	estimate float64
+	// slowStart is true until the first window with congestion: until
+	// then the estimate doubles in each window with headroom.
+	slowStart bool
 	// baseline is the long-term latency in seconds; baselineWindows is the
 	// number of windows it has seen (0: none yet).
 	baseline        float64
@@ -35,6 +39,12 @@ type Limiter struct {
 	windowSum         float64
 	windowCount       int
 	windowMaxInFlight int64
+	// probing is true while a probe holds the limit at MinLimit; the
+	// current window is then the probe's. lastProbe is when the last probe
+	// ended (zero: none yet), refusedAtProbe the refusals counted then.
+	probing        bool
+	lastProbe      time.Time
+	refusedAtProbe int64
 }
 
 // NewLimiter returns a Limiter for cfg, or the error of cfg.Validate.
@@ -75,7 +85,10 @@ func (l *Limiter) setConfigLocked(cfg LimiterConfig, old *LimiterConfig) {
 	if old == nil || old.Mode != cfg.Mode {
 		l.estimate = float64(cfg.InitialLimit)
 		l.baseline, l.baselineWindows = 0, 0
+		l.lastProbe, l.refusedAtProbe = time.Time{}, l.refused.Load()
+		l.slowStart = true
 	}
+	l.probing = false
 	l.estimate = min(max(l.estimate, float64(cfg.MinLimit)), float64(cfg.MaxLimit))
 	l.cfg.Store(&cfg)
 	switch cfg.Mode {
@@ -95,6 +108,10 @@ func (l *Limiter) Limit() int { return int(l.limit.Load()) }
 // InFlight returns the number of calls allowed and not yet released.
 func (l *Limiter) InFlight() int { return int(l.inFlight.Load()) }
 
+// Refused returns the number of calls Acquire refused since the Limiter was
+// made.
+func (l *Limiter) Refused() int64 { return l.refused.Load() }
+
 // noRelease is the release of a refused call.
 func noRelease(bool) {}
 
@@ -109,6 +126,7 @@ func (l *Limiter) Acquire() (release func(ok bool), allowed bool) {
 	for {
 		n, limit := l.inFlight.Load(), l.limit.Load()
 		if limit > 0 && n >= limit {
+			l.refused.Add(1)
 			return noRelease, false
 		}
 		if l.inFlight.CompareAndSwap(n, n+1) {
@@ -144,10 +162,47 @@ func (l *Limiter) sample(start time.Time, inFlight int64) {
 	l.windowSum += now.Sub(start).Seconds()
 	l.windowCount++
 	l.windowMaxInFlight = max(l.windowMaxInFlight, inFlight)
-	if now.Sub(l.windowStart) >= time.Duration(cfg.Window) && l.windowCount >= cfg.MinSamples {
+	switch {
+	case l.probing:
+		if l.windowCount >= cfg.MinSamples {
+			l.endProbeLocked(now)
+		}
+	case now.Sub(l.windowStart) >= time.Duration(cfg.Window) && l.windowCount >= cfg.MinSamples:
 		l.updateLocked(cfg)
 		l.resetWindowLocked(now)
+		l.maybeProbeLocked(cfg, now)
 	}
+}
+
+// maybeProbeLocked starts a probe when calls were refused since the last
+// one and ProbeInterval has passed since (any time before the first). A
+// probe holds the limit at MinLimit until MinSamples calls that started
+// after it have ended: their latency, with no queue in front of the
+// server's resources, becomes the baseline. Without it, a limiter whose
+// first windows are already overloaded would take the queueing delay for
+// the server's normal latency and keep a limit that queues.
+func (l *Limiter) maybeProbeLocked(cfg *LimiterConfig, now time.Time) {
+	refused := l.refused.Load()
+	if refused == l.refusedAtProbe {
+		return
+	}
+	if !l.lastProbe.IsZero() && (cfg.ProbeInterval == 0 || now.Sub(l.lastProbe) < time.Duration(cfg.ProbeInterval)) {
+		return
+	}
+	l.probing = true
+	l.epoch = now // calls already in flight queued: not samples
+	l.limit.Store(int64(cfg.MinLimit))
+}
+
+// endProbeLocked ends a probe: the probe window's latency becomes the
+// baseline, and the limit is back to the estimate.
+func (l *Limiter) endProbeLocked(now time.Time) {
+	l.baseline = max(l.windowSum/float64(l.windowCount), minLatency)
+	l.baselineWindows = max(l.baselineWindows, 1)
+	l.probing = false
+	l.lastProbe, l.refusedAtProbe = now, l.refused.Load()
+	l.limit.Store(int64(l.estimate))
+	l.resetWindowLocked(now)
 }
 
 func (l *Limiter) resetWindowLocked(now time.Time) {
@@ -184,9 +239,25 @@ func (l *Limiter) updateLocked(cfg *LimiterConfig) {
 	if float64(l.windowMaxInFlight) < l.estimate/2 {
 		return
 	}
-	gradient := min(max(cfg.Tolerance*l.baseline/short, 0.5), 1)
-	next := l.estimate*gradient + math.Sqrt(l.estimate)
-	next = l.estimate*(1-cfg.Smoothing) + next*cfg.Smoothing
+	congested := short > cfg.Tolerance*l.baseline
+	var next float64
+	switch {
+	case l.slowStart && !congested:
+		next = 2 * l.estimate
+	case !congested:
+		next = l.estimate + math.Sqrt(l.estimate)*cfg.Smoothing
+	default:
+		// gradient2's rule: shrink in proportion to the excess latency,
+		// at most by half, plus a queue of the square root of the
+		// limit. A fall applies at once, so that a congestion is
+		// relieved within a window or two.
+		l.slowStart = false
+		gradient := max(cfg.Tolerance*l.baseline/short, 0.5)
+		next = l.estimate*gradient + math.Sqrt(l.estimate)
+		if next > l.estimate {
+			next = l.estimate*(1-cfg.Smoothing) + next*cfg.Smoothing
+		}
+	}
 	l.estimate = min(max(next, float64(cfg.MinLimit)), float64(cfg.MaxLimit))
 	l.limit.Store(int64(l.estimate))
 }

@@ -97,8 +97,13 @@ func TestThrottleFollowsAcceptRatio(t *testing.T) {
 func TestThrottleFeedback(t *testing.T) {
 	// Every millisecond the client asks for 4 calls and the target accepts
 	// one and refuses the rest: the client ends up sending about K times
-	// what the target accepts, not all 4.
-	th, clk := newTestThrottle(t, DefaultThrottleConfig())
+	// what the target accepts, not all 4. The window outlasts the run, so
+	// that the counts are the whole run's: with a shorter one, the ticks
+	// with all 4 calls shed (1 in 16) lose their accept and the
+	// probability settles near 0.55.
+	cfg := DefaultThrottleConfig()
+	cfg.Window = duration.Duration(time.Minute)
+	th, clk := newTestThrottle(t, cfg)
 	sent, accepted := 0, 0
 	for range 20000 {
 		served := false

@@ -30,7 +30,11 @@ type Config struct {
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// Codes are the status codes that are retried, by their canonical names
 	// ("UNAVAILABLE", "RESOURCE_EXHAUSTED"; case does not matter). "OK" is
-	// not allowed. Default: ["UNAVAILABLE"].
+	// not allowed. Default: ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]: a
+	// server's refusal for overload or a rate limit is retried after the
+	// wait its RetryInfo asks for (never past the deadline, and only while
+	// the budget allows), so that it may land on an instance with room;
+	// a client-side layer's refusal is never retried.
 	Codes []string `yaml:"codes" json:"codes"`
 	// InitialBackoff is the wait before the first retry; each further retry
 	// waits Multiplier times longer, up to MaxBackoff. Must be positive.
@@ -66,7 +70,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxAttempts:               3,
-		Codes:                     []string{"UNAVAILABLE"},
+		Codes:                     []string{"UNAVAILABLE", "RESOURCE_EXHAUSTED"},
 		InitialBackoff:            duration.Duration(50 * time.Millisecond),
 		MaxBackoff:                duration.Duration(time.Second),
 		Multiplier:                2,

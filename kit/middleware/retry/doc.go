@@ -4,7 +4,9 @@
 // [Retrier.UnaryClientInterceptor] makes another attempt of a failed call
 // only when all of these hold:
 //
-//   - the status code is one of [Config.Codes] (default UNAVAILABLE);
+//   - the status code is one of [Config.Codes] (default UNAVAILABLE and
+//     RESOURCE_EXHAUSTED), and the error is not a client-side layer's
+//     refusal (middleware.IsLocalRejection);
 //   - the call has had fewer than [Config.MaxAttempts] attempts;
 //   - the method may run twice: [Config.Methods] says so, or, when it says
 //     nothing, the method's proto option idempotency_level is

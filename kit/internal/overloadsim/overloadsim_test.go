@@ -1,0 +1,100 @@
+package overloadsim
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// kit_weighted logs on the default logger when the resolver is not kit's.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	goleak.VerifyTestMain(m)
+}
+
+var full = flag.Bool("overload.full", false, "run the overload scenarios at full length and assert issue 15's targets (make test-overload)")
+
+// TestThreeTimesCapacityShort is the fast form of the 3x scenario for make
+// test (which runs with -race, several times slower): bounds loose enough
+// for a loaded machine, tight enough that a kit that lets calls queue into
+// their deadlines, or cuts the server off, fails them.
+func TestThreeTimesCapacityShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for several seconds")
+	}
+	ctx := context.Background()
+	capacity := MeasureCapacity(Slots, Hold, 300*time.Millisecond)
+	bare, err := Level(ctx, Bare, 3, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := Level(ctx, New, 3, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("capacity %.0f/s; bare grpc-go: goodput %.0f/s, %.1f%% DEADLINE_EXCEEDED; kit now: goodput %.0f/s, p99 %v, %.1f%% DEADLINE_EXCEEDED, failed p99 %v (%s)",
+		capacity, bare.Goodput, 100*bare.DeadlineShare(), now.Goodput, now.P99, 100*now.DeadlineShare(), now.FailP99, now.CodesString())
+	if now.Goodput < 0.5*capacity {
+		t.Errorf("kit now at 3x: goodput %.0f/s, want at least half the capacity (%.0f/s)", now.Goodput, capacity)
+	}
+	if now.Goodput < 2*bare.Goodput {
+		t.Errorf("kit now at 3x: goodput %.0f/s, want at least twice bare grpc-go's %.0f/s (congestion collapse)", now.Goodput, bare.Goodput)
+	}
+	if share := now.DeadlineShare(); share > 0.05 {
+		t.Errorf("kit now at 3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%: the excess must be refused, not queued", 100*share)
+	}
+	if now.FailP99 > Deadline/2 {
+		t.Errorf("kit now at 3x: p99 of failed calls %v, want refusals well before the %v deadline", now.FailP99, Deadline)
+	}
+	if now.P99 > Deadline/2 {
+		t.Errorf("kit now at 3x: p99 of OK calls %v, want well under the %v deadline", now.P99, Deadline)
+	}
+}
+
+// TestTargets asserts issue 15's targets at full length: run it alone on
+// a quiet machine, without -race (make test-overload).
+func TestTargets(t *testing.T) {
+	if !*full {
+		t.Skip("needs -overload.full (make test-overload)")
+	}
+	ctx := context.Background()
+	capacity := MeasureCapacity(Slots, Hold, time.Second)
+	unloaded, err := Level(ctx, New, 0.5, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at3, err := Level(ctx, New, 3, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at10, err := Level(ctx, New, 10, 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("capacity %.0f/s; unloaded p99 %v; 3x: goodput %.0f/s p99 %v DE %.1f%%; 10x: goodput %.0f/s",
+		capacity, unloaded.P99, at3.Goodput, at3.P99, 100*at3.DeadlineShare(), at10.Goodput)
+	if at3.Goodput < 0.9*capacity {
+		t.Errorf("3x: goodput %.0f/s, want at least 0.9x capacity (%.0f/s)", at3.Goodput, 0.9*capacity)
+	}
+	if at3.P99 > 3*unloaded.P99 {
+		t.Errorf("3x: p99 of OK calls %v, want at most 3x the unloaded p99 (%v)", at3.P99, 3*unloaded.P99)
+	}
+	if share := at3.DeadlineShare(); share > 0.05 {
+		t.Errorf("3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%", 100*share)
+	}
+	if at10.Goodput < 0.8*capacity {
+		t.Errorf("10x: goodput %.0f/s, want at least 0.8x capacity (%.0f/s)", at10.Goodput, 0.8*capacity)
+	}
+	spike, err := Spike(ctx, New, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("spike: goodput during %.0f/s, last failure %v after", spike.During.Goodput, spike.Recovery)
+	if spike.Recovery > time.Second {
+		t.Errorf("spike: a call failed %v after the spike ended, want full service within 1s", spike.Recovery)
+	}
+}

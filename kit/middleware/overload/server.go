@@ -1,0 +1,229 @@
+package overload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/grpckit/grpckit/kit/duration"
+)
+
+// ServerConfig configures a server's overload layer ([Server]): its
+// [Limiter] and the pushback its refusals carry. The zero value is not
+// valid; start from [DefaultServerConfig].
+type ServerConfig struct {
+	LimiterConfig `yaml:",inline"`
+	// RetryAfter is the delay the google.rpc.RetryInfo of a refusal asks
+	// the caller to wait before it retries, at least 1ms. kit's retry
+	// layer waits at least that long, and does not retry when it is longer
+	// than its max_backoff or the call's deadline. Default 100ms.
+	RetryAfter duration.Duration `yaml:"retry_after" json:"retry_after"`
+}
+
+// DefaultServerConfig returns the documented defaults of every
+// [ServerConfig] field: an adaptive limit.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{LimiterConfig: DefaultLimiterConfig(), RetryAfter: duration.Duration(100 * time.Millisecond)}
+}
+
+// Validate reports the first invalid field of c, named as in YAML.
+func (c ServerConfig) Validate() error { return wrap("", c.validate()) }
+
+func (c ServerConfig) validate() error {
+	if err := c.LimiterConfig.validate(); err != nil {
+		return err
+	}
+	if time.Duration(c.RetryAfter) < time.Millisecond {
+		return fmt.Errorf("retry_after must be at least 1ms, got %v", c.RetryAfter)
+	}
+	return nil
+}
+
+// healthPrefix starts the methods of the gRPC health service, which the
+// limit never applies to: a registry whose health checks were refused under
+// load would take a busy instance out of service and move its load to the
+// others.
+const healthPrefix = "/grpc.health.v1.Health/"
+
+// Server is the server side of the overload layer: it bounds the calls the
+// server runs at once with a [Limiter] and refuses the excess at once with
+// RESOURCE_EXHAUSTED and a RetryInfo, rather than letting it queue into its
+// deadline. Calls of the gRPC health service are never refused.
+//
+// A unary call holds its place until its handler returns, and its latency
+// is a sample of the server's load unless its caller canceled it. A stream
+// is admitted against the limit when it starts (refused when the limit is
+// reached) but does not hold a place: a long-lived stream would hold it
+// for its whole life and its duration says nothing of the server's load.
+//
+// All methods are safe for concurrent use.
+type Server struct {
+	limiter *Limiter
+	logger  *slog.Logger
+	refused metric.Int64Counter
+
+	mu  sync.Mutex // serializes SetConfig
+	cfg atomic.Pointer[serverState]
+}
+
+// serverState is a configuration in force and what is derived from it.
+type serverState struct {
+	cfg    ServerConfig
+	refuse error // the error of every refusal
+}
+
+// NewServer returns a Server for cfg, or the error of cfg.Validate.
+func NewServer(cfg ServerConfig, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := defaultOptions(opts)
+	limiter, err := NewLimiter(cfg.LimiterConfig)
+	if err != nil {
+		return nil, err
+	}
+	refused, err := newRefusedCounter(o.meterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("overload: creating counter: %w", err)
+	}
+	s := &Server{limiter: limiter, logger: o.logger, refused: refused}
+	s.cfg.Store(newServerState(cfg))
+	if err := s.observe(o.meterProvider); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func newServerState(cfg ServerConfig) *serverState {
+	st := status.New(codes.ResourceExhausted, "overload: the server is at its concurrency limit")
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(cfg.RetryAfter))}); err == nil {
+		st = d
+	}
+	return &serverState{cfg: cfg, refuse: st.Err()}
+}
+
+// observe registers the limit and the calls in flight as gauges.
+func (s *Server) observe(mp metric.MeterProvider) error {
+	meter := mp.Meter(scope)
+	limit, err := meter.Int64ObservableGauge("grpckit.overload.limit",
+		metric.WithDescription("The server's concurrency limit: calls it runs at once before it refuses more (0: no limit)."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return fmt.Errorf("overload: creating gauge: %w", err)
+	}
+	inFlight, err := meter.Int64ObservableGauge("grpckit.overload.in_flight",
+		metric.WithDescription("Calls the server's overload layer let through and that are still running."),
+		metric.WithUnit("{call}"))
+	if err != nil {
+		return fmt.Errorf("overload: creating gauge: %w", err)
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(limit, int64(s.limiter.Limit()))
+		o.ObserveInt64(inFlight, int64(s.limiter.InFlight()))
+		return nil
+	}, limit, inFlight)
+	if err != nil {
+		return fmt.Errorf("overload: registering gauges: %w", err)
+	}
+	return nil
+}
+
+// Config returns the configuration in force.
+func (s *Server) Config() ServerConfig { return s.cfg.Load().cfg }
+
+// SetConfig validates cfg as a whole and applies it at once (see
+// [Limiter.SetConfig]), or returns the error and keeps the configuration
+// in force.
+func (s *Server) SetConfig(cfg ServerConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.limiter.SetConfig(cfg.LimiterConfig); err != nil {
+		return err
+	}
+	s.cfg.Store(newServerState(cfg))
+	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "overload: server limit changed",
+		slog.String("mode", string(cfg.Mode)), slog.Int("limit", s.limiter.Limit()))
+	return nil
+}
+
+// Limiter returns the server's limiter, to read its limit and calls in
+// flight.
+func (s *Server) Limiter() *Limiter { return s.limiter }
+
+// ServerStats is what a [Server] is doing now.
+type ServerStats struct {
+	Mode     Mode  `json:"mode"`
+	Limit    int   `json:"limit"` // 0: no limit (mode off)
+	InFlight int   `json:"in_flight"`
+	Refused  int64 `json:"refused"` // since the server started
+}
+
+// Stats returns the mode, limit, calls in flight and refusals.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Mode:     s.Config().Mode,
+		Limit:    s.limiter.Limit(),
+		InFlight: s.limiter.InFlight(),
+		Refused:  s.limiter.Refused(),
+	}
+}
+
+// admit asks the limiter to start a call of method: release ends it, or err
+// is the refusal.
+func (s *Server) admit(ctx context.Context, method string) (release func(ok bool), err error) {
+	if strings.HasPrefix(method, healthPrefix) {
+		return noRelease, nil
+	}
+	release, ok := s.limiter.Acquire()
+	if !ok {
+		s.refused.Add(ctx, 1, metric.WithAttributes(attribute.String("side", "server"), attribute.String("method", method)))
+		return nil, s.cfg.Load().refuse
+	}
+	return release, nil
+}
+
+// UnaryServerInterceptor returns an interceptor that refuses calls beyond
+// the limit and measures the latency of the others.
+func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		release, err := s.admit(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		sample := false // a panic is no sample
+		defer func() { release(sample) }()
+		resp, err := handler(ctx, req)
+		// A call its caller canceled ended for a reason of its own.
+		sample = !errors.Is(ctx.Err(), context.Canceled)
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor returns an interceptor that refuses streams
+// while the limit is reached. An admitted stream does not hold a place.
+func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		release, err := s.admit(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		release(false)
+		return handler(srv, ss)
+	}
+}
