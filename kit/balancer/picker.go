@@ -144,7 +144,14 @@ func (ep *endpoint) record(di balancer.DoneInfo, answers uint64) {
 		// never eject, leave the run of failures alone.
 		ep.out.demote.Add(1)
 	case cfg.failure.Has(code):
-		ep.failed(cfg)
+		ep.out.failure.Add(1)
+		n := ep.consecutive.Add(1)
+		if limit := cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.marked.Load() && ep.marked.CompareAndSwap(false, true) {
+			select {
+			case ep.t.ejectCh <- struct{}{}:
+			default: // a wake-up is already pending
+			}
+		}
 	case cfg.demote.Has(code):
 		ep.out.demote.Add(1)
 		if statuscode.IsAnswer(code) { // RESOURCE_EXHAUSTED
@@ -157,19 +164,6 @@ func (ep *endpoint) record(di balancer.DoneInfo, answers uint64) {
 		// CANCELLED (the caller gave up), or UNAVAILABLE or
 		// DEADLINE_EXCEEDED in neither list: says nothing.
 		ep.out.ignored.Add(1)
-	}
-}
-
-// failed counts a failure, and marks the endpoint on the
-// ConsecutiveFailures-th in a row.
-func (ep *endpoint) failed(cfg *Config) {
-	ep.out.failure.Add(1)
-	n := ep.consecutive.Add(1)
-	if limit := cfg.ConsecutiveFailures; limit > 0 && n >= int32(limit) && !ep.marked.Load() && ep.marked.CompareAndSwap(false, true) {
-		select {
-		case ep.t.ejectCh <- struct{}{}:
-		default: // a wake-up is already pending
-		}
 	}
 }
 
