@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/grpckit/grpckit/kit/duration"
@@ -27,12 +28,39 @@ type Config struct {
 
 	// FailureCodes are the status codes that count as failures of an
 	// endpoint: they demote it and can eject it. Default: UNAVAILABLE,
-	// DEADLINE_EXCEEDED.
+	// DEADLINE_EXCEEDED (judged by DeadlineExceeded).
 	FailureCodes []string `json:"failure_codes" yaml:"failure_codes"`
 	// DemoteCodes demote an endpoint but never eject it. Default:
-	// RESOURCE_EXHAUSTED. Codes in neither list (application errors,
-	// CANCELLED) never count against an endpoint.
+	// RESOURCE_EXHAUSTED: a saturated server refusing the excess is up, so
+	// load shifts away from it but it is never ejected for it. Codes in
+	// neither list never count against an endpoint. A status the server
+	// sent ([statuscode.IsAnswer]: OK, an application error,
+	// RESOURCE_EXHAUSTED) that is not in FailureCodes is an answer: it ends
+	// the endpoint's run of consecutive failures, and under DeadlineExceeded
+	// when_silent it shows that the endpoint is up.
 	DemoteCodes []string `json:"demote_codes" yaml:"demote_codes"`
+	// DeadlineExceeded is what a DEADLINE_EXCEEDED in FailureCodes counts
+	// for ([statuscode.DeadlineRule]):
+	//
+	//   - "when_silent": a failure only when the endpoint gave no answer
+	//     between the pick of the timed-out call and its end. Otherwise the
+	//     endpoint is busy, not down: the timeout demotes it but never
+	//     ejects it, and neither adds to its run of consecutive failures nor
+	//     ends it. A black hole is ejected on the ConsecutiveFailures-th
+	//     timeout of a call picked after its last answer. Each call carries
+	//     its endpoint's count of answers from its pick, so the judgement is
+	//     exact, but for an answer that comes at the moment of a pick, which
+	//     may count on either side of it, and for the calls picked before a
+	//     live change to when_silent, whose timeouts are failures and whose
+	//     answers are not counted.
+	//   - "failure": every DEADLINE_EXCEEDED is a failure, as before
+	//     when_silent: an endpoint that lets calls queue into their
+	//     deadlines is ejected like a down one.
+	//   - "ignore": a DEADLINE_EXCEEDED never counts.
+	//
+	// In DemoteCodes a DEADLINE_EXCEEDED demotes, in neither list it never
+	// counts, whatever DeadlineExceeded says. Default "when_silent".
+	DeadlineExceeded statuscode.DeadlineRule `json:"deadline_exceeded" yaml:"deadline_exceeded"`
 
 	// Window is the span over which outcomes are counted for ratio
 	// ejection, made of buckets of Bucket each; the control loop ticks once
@@ -79,6 +107,9 @@ type Config struct {
 	PanicThreshold int `json:"panic_threshold" yaml:"panic_threshold"`
 
 	failure, demote statuscode.Set // parsed FailureCodes and DemoteCodes
+	// whenSilent: DEADLINE_EXCEEDED is in FailureCodes and DeadlineExceeded
+	// is when_silent, so timeouts are judged against answers.
+	whenSilent bool
 }
 
 // DefaultConfig returns the configuration `{}` stands for.
@@ -86,6 +117,7 @@ func DefaultConfig() *Config {
 	c := &Config{
 		FailureCodes:        []string{"UNAVAILABLE", "DEADLINE_EXCEEDED"},
 		DemoteCodes:         []string{"RESOURCE_EXHAUSTED"},
+		DeadlineExceeded:    statuscode.DeadlineWhenSilent,
 		Window:              duration.Duration(10 * time.Second),
 		Bucket:              duration.Duration(time.Second),
 		MinMultiplier:       1.0 / 16,
@@ -100,8 +132,7 @@ func DefaultConfig() *Config {
 		SlowStartInitial:    0.1,
 		PanicThreshold:      50,
 	}
-	c.failure, _ = parseCodes("failure_codes", c.FailureCodes)
-	c.demote, _ = parseCodes("demote_codes", c.DemoteCodes)
+	_ = c.validate() // readies the parsed fields
 	return c
 }
 
@@ -146,6 +177,10 @@ func (c *Config) validate() error {
 	if both := c.failure & c.demote; both != 0 {
 		bad("a code is in both failure_codes and demote_codes")
 	}
+	if err := c.DeadlineExceeded.Validate(); err != nil {
+		bad("deadline_exceeded: %w", err)
+	}
+	c.whenSilent = c.failure.Has(codes.DeadlineExceeded) && c.DeadlineExceeded == statuscode.DeadlineWhenSilent
 	if c.Bucket <= 0 {
 		bad("bucket %v must be positive", time.Duration(c.Bucket))
 	} else if c.Window < c.Bucket || c.Window > 60*c.Bucket || c.Window%c.Bucket != 0 {

@@ -8,6 +8,32 @@
 // rather than fail calls when too many are ejected. Its parameters are the
 // JSON [Config] of the service config.
 //
+// An endpoint is judged by how its calls end. A failure (FailureCodes:
+// UNAVAILABLE and DEADLINE_EXCEEDED by default) demotes it, and
+// ConsecutiveFailures in a row, or a failure ratio over the window, eject
+// it. Any status the server sent ([statuscode.IsAnswer]: OK, an application
+// error, RESOURCE_EXHAUSTED) is an answer, a sign of life, and ends the run
+// of failures; RESOURCE_EXHAUSTED, a saturated server refusing the excess,
+// also demotes the endpoint (DemoteCodes) but never ejects it. CANCELLED
+// counts for nothing.
+//
+// DEADLINE_EXCEEDED follows Config.DeadlineExceeded. Under the default,
+// when_silent, it is a failure only when the endpoint gave no answer
+// between the pick of the timed-out call and its end. So a black hole is
+// ejected on the ConsecutiveFailures-th timeout of a call picked after its
+// last answer, whether it answered before or not, while a busy endpoint,
+// whose calls queue into their deadlines while it answers others, is
+// demoted (load shifts away) and never ejected for it, however many of its
+// timeouts come between two answers: such a timeout neither adds to the
+// run of failures nor ends it. To tell, each call picked under when_silent
+// carries the count of answers its endpoint had given at the pick, in a
+// record that Done puts back in a pool, and each answer adds one to the
+// count: Pick and Done stay lock-free and allocation-free and read no
+// clock. The judgement is exact but for two approximations: an answer that
+// comes at the moment of a pick may count on either side of it, and around
+// a live change to when_silent, the calls picked before it count their
+// timeouts as failures and their answers not at all.
+//
 // The policy depends on no registry: any resolver feeds it, e.g. the
 // consul:/// resolver of package kit/resolver or grpc-go's manual resolver
 // in tests. Nothing is process-wide: what differs per ClientConn comes with

@@ -83,7 +83,7 @@ type EndpointStats struct {
 	Ready        bool          `json:"ready"`                  // its connection is READY
 	Success      int64         `json:"success"`                // calls counted as successes in the window (as of the last tick)
 	Failures     int64         `json:"failures"`               // failures in the window, the current tick's included
-	Demotions    int64         `json:"demotions"`              // demoting outcomes (RESOURCE_EXHAUSTED) in the window, the current tick's included
+	Demotions    int64         `json:"demotions"`              // demoting outcomes in the window (DemoteCodes, timeouts judged busy), the current tick's included
 	TimesEjected int           `json:"times_ejected"`          // decays by one after each clean window
 	EjectedUntil time.Time     `json:"ejected_until,omitzero"` // zero unless ejected
 }

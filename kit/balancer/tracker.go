@@ -42,11 +42,16 @@ type counts struct{ success, failure, demote, ignored int64 }
 type endpoint struct {
 	t    *tracker
 	name string                  // addresses, for logs and stats
-	done func(balancer.DoneInfo) // ep.record, allocated once
+	done func(balancer.DoneInfo) // ep.record of a call without a record, allocated once
 
 	out         outcomes     // running totals, own cache line
 	consecutive atomic.Int32 // failures in a row
 	marked      atomic.Bool  // ejected, or marked for ejection by Done: Pick skips it
+	// answers counts the answers to calls with a record (see call), on a
+	// cache line of its own: under when_silent every answer writes it.
+	_       [64]byte
+	answers atomic.Uint64
+	_       [56]byte
 
 	// Guarded by tracker.mu.
 	base         uint32          // weight from the resolver attribute
@@ -83,6 +88,7 @@ type tracker struct {
 
 	snap    atomic.Pointer[snapshot]
 	ejectCh chan struct{} // Done asks the control loop to eject marked endpoints
+	calls   sync.Pool     // of *call, the records of calls picked under when_silent
 
 	// next is the pick counter, written by every Pick: on a cache line of
 	// its own, so that it does not evict snap from the other cores.
@@ -111,6 +117,11 @@ func newTracker(cfg *Config, c clock, logger *slog.Logger, target string, events
 		eps:      resolver.NewEndpointMap[*endpoint](),
 		retired:  resolver.NewEndpointMap[*endpoint](),
 		fallback: errPicker{balancer.ErrNoSubConnAvailable},
+	}
+	t.calls.New = func() any {
+		c := new(call)
+		c.done = c.finish
+		return c
 	}
 	t.snap.Store(&snapshot{cfg: cfg, fallback: t.fallback})
 	return t
@@ -238,7 +249,7 @@ func (t *tracker) newEndpoint(e resolver.Endpoint) *endpoint {
 		names[i] = a.Addr
 	}
 	ep := &endpoint{t: t, name: strings.Join(names, ","), multiplier: 1, window: make([]counts, t.cfg.windowBuckets())}
-	ep.done = ep.record
+	ep.done = func(di balancer.DoneInfo) { ep.record(di, noRecord) }
 	return ep
 }
 

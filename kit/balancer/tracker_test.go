@@ -562,6 +562,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"ejection_jitter": 1}`, "ejection_jitter"},
 		{`{"consecutive_failures": -1}`, "consecutive_failures"},
 		{`{"min_requests": 0}`, "min_requests"},
+		{`{"deadline_exceeded": "sometimes"}`, "deadline_exceeded"},
 		{`{"windw": "10s"}`, "windw"},
 		{`{"consecutiveFailures": 3}`, "consecutiveFailures"}, // the keys are snake_case
 		{`{"window": 10}`, "duration"},
@@ -585,7 +586,7 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `null`} {
+	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `{"deadline_exceeded":"ignore"}`, `null`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, js string) {
@@ -671,7 +672,7 @@ func TestCancelledCallsDoNotRestore(t *testing.T) {
 func TestRepickIsNotAnOutcome(t *testing.T) {
 	h := newHarness(t, `{"consecutive_failures": 5}`, 1, 1)
 	h.record("e0", 4, codes.Unavailable)
-	h.ep("e0").record(balancer.DoneInfo{}) // grpc-go re-picking: nothing was sent
+	h.ep("e0").done(balancer.DoneInfo{}) // grpc-go re-picking: nothing was sent
 	h.record("e0", 1, codes.Unavailable)
 	if !h.ep("e0").marked.Load() {
 		t.Error("a re-pick's empty Done reset the run of failures")
