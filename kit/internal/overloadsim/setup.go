@@ -44,7 +44,7 @@ func (k Kind) String() string {
 
 // beforeServiceConfig is kit_weighted as it was before: every timeout a
 // failure.
-const beforeServiceConfig = `{"loadBalancingConfig":[{"kit_weighted":{}}]}`
+const beforeServiceConfig = `{"loadBalancingConfig":[{"kit_weighted":{"deadline_exceeded":"failure"}}]}`
 
 // Backend is one server in front of its own Resource.
 type Backend struct {
