@@ -52,16 +52,20 @@ func (c ServerConfig) validate() error {
 	return nil
 }
 
-// healthPrefix starts the methods of the gRPC health service, which the
-// limit never applies to: a registry whose health checks were refused under
-// load would take a busy instance out of service and move its load to the
-// others.
-const healthPrefix = "/grpc.health.v1.Health/"
+// exempt reports whether the limit never applies to method: the gRPC
+// health service (a registry whose health checks were refused under load
+// would take a busy instance out of service and move its load to the
+// others) and server reflection (the tools of an operator looking into a
+// busy server).
+func exempt(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+}
 
 // Server is the server side of the overload layer: it bounds the calls the
 // server runs at once with a [Limiter] and refuses the excess at once with
 // RESOURCE_EXHAUSTED and a RetryInfo, rather than letting it queue into its
-// deadline. Calls of the gRPC health service are never refused.
+// deadline. Calls of the gRPC health and reflection services are never
+// refused.
 //
 // A unary call holds its place until its handler returns, and its latency
 // is a sample of the server's load unless its caller canceled it. A stream
@@ -187,7 +191,7 @@ func (s *Server) Stats() ServerStats {
 // admit asks the limiter to start a call of method: release ends it, or err
 // is the refusal.
 func (s *Server) admit(ctx context.Context, method string) (release func(ok bool), err error) {
-	if strings.HasPrefix(method, healthPrefix) {
+	if exempt(method) {
 		return noRelease, nil
 	}
 	release, ok := s.limiter.Acquire()

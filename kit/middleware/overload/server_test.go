@@ -456,3 +456,18 @@ func TestServerSetConfig(t *testing.T) {
 		t.Errorf("call after the release: %+v, want OK", got)
 	}
 }
+
+func TestExemptMethods(t *testing.T) {
+	for method, want := range map[string]bool{
+		"/grpc.health.v1.Health/Check":                                   true,
+		"/grpc.health.v1.Health/Watch":                                   true,
+		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      true,
+		"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": true,
+		"/testpb.v1.TestService/Echo":                                    false,
+		"/grpc.health.v1.HealthX/Check":                                  false,
+	} {
+		if got := exempt(method); got != want {
+			t.Errorf("exempt(%q) = %v, want %v", method, got, want)
+		}
+	}
+}
