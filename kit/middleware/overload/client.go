@@ -50,15 +50,17 @@ var ErrThrottled = errors.New("overload: call throttled locally: the target acce
 // Client is the client side of the overload layer: Google SRE's adaptive
 // throttling, with a [Throttle] per target (the ClientConn's target). It
 // sheds calls locally, with a probability, when the target accepts fewer
-// than it is asked for, so that a busy target sees a little more than it
-// can serve and every caller keeps a share of it.
+// than it is asked for, so that a busy target sees about K times what it
+// accepts (twice, by default) instead of the whole excess, and every caller
+// keeps a share of it.
 //
-// A call is accepted when the target answered it, with any status but
-// RESOURCE_EXHAUSTED; a refusal of the server (RESOURCE_EXHAUSTED), no
-// answer in time (DEADLINE_EXCEEDED) and UNAVAILABLE are not. A call the
-// caller canceled, or a later layer refused locally, counts as accepted: it
-// says nothing against the target. A stream counts once, by its final
-// status.
+// A call is accepted unless the target refused it (RESOURCE_EXHAUSTED) or
+// did not answer in time (DEADLINE_EXCEEDED): the signs of a busy target.
+// UNAVAILABLE counts as accepted: a target that is down is the circuit
+// breaker's and the balancer's business, and throttling would only turn
+// its errors into local refusals. A call the caller canceled, or a later
+// layer refused locally, counts as accepted too. A stream counts once, by
+// its final status.
 //
 // All methods are safe for concurrent use.
 type Client struct {
@@ -181,7 +183,7 @@ func accepted(err error) bool {
 		return true
 	}
 	switch status.Code(err) {
-	case codes.ResourceExhausted, codes.DeadlineExceeded, codes.Unavailable:
+	case codes.ResourceExhausted, codes.DeadlineExceeded:
 		return false
 	}
 	return true

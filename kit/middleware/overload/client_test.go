@@ -269,7 +269,7 @@ func TestAccepted(t *testing.T) {
 		{"INTERNAL", status.Error(codes.Internal, "bug"), true},
 		{"RESOURCE_EXHAUSTED from the server", status.Error(codes.ResourceExhausted, "busy"), false},
 		{"DEADLINE_EXCEEDED", status.Error(codes.DeadlineExceeded, "too slow"), false},
-		{"UNAVAILABLE", status.Error(codes.Unavailable, "down"), false},
+		{"UNAVAILABLE (down is the breaker's business)", status.Error(codes.Unavailable, "down"), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := accepted(tc.err); got != tc.want {

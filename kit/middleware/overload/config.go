@@ -34,7 +34,7 @@ type LimiterConfig struct {
 	FixedLimit int `yaml:"fixed_limit" json:"fixed_limit"`
 	// InitialLimit is the adaptive limit before any sample, within
 	// [MinLimit, MaxLimit]; slow start doubles it per window with headroom.
-	// Default 4.
+	// Default 10.
 	InitialLimit int `yaml:"initial_limit" json:"initial_limit"`
 	// MinLimit is the floor of the adaptive limit, at least 1. Default 4.
 	MinLimit int `yaml:"min_limit" json:"min_limit"`
@@ -61,10 +61,10 @@ type LimiterConfig struct {
 	// Default 600.
 	BaselineWindows int `yaml:"baseline_windows" json:"baseline_windows"`
 	// ProbeInterval is the least time between two probes of the latency
-	// without queueing (see the package comment). A probe happens only
-	// when the limiter has refused calls since the last one, at the close
-	// of a window; the first at the close of the first window after a
-	// refusal; 0 probes only that once. Not negative. Default 30s.
+	// without queueing (see the package comment), which happens only at
+	// the close of a window in which calls were refused. Probes closer
+	// together happen near the floor (every 5 windows at most), and once
+	// at the start. 0: no periodic probes. Not negative. Default 30s.
 	ProbeInterval duration.Duration `yaml:"probe_interval" json:"probe_interval"`
 }
 
@@ -74,7 +74,7 @@ func DefaultLimiterConfig() LimiterConfig {
 	return LimiterConfig{
 		Mode:            ModeAdaptive,
 		FixedLimit:      100,
-		InitialLimit:    4,
+		InitialLimit:    10,
 		MinLimit:        4,
 		MaxLimit:        1000,
 		Smoothing:       0.5,

@@ -14,9 +14,9 @@
 // each sample window (the short-term latency) is compared with a baseline,
 // the latency of calls that did not queue. While the short-term latency
 // stays within Tolerance times the baseline the limit grows: it doubles per
-// window until the first congestion (slow start, so that a cold server
-// finds a high limit in a few windows), then grows by about its square
-// root per window, smoothed. When latency grows past that the limit falls
+// window until the first window whose latency makes it fall (slow start,
+// so that a cold server finds a high limit in a few windows), then grows by
+// about its square root per window, smoothed. When latency grows past that the limit falls
 // at once in proportion (at most halving per window), so a congestion is
 // relieved within a window or two. The limit always stays within
 // [MinLimit, MaxLimit]. A call beyond the limit is refused at once: the

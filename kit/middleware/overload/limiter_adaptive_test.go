@@ -174,8 +174,12 @@ func TestLimiterTolerance(t *testing.T) {
 		{"1.4x the baseline", 14 * time.Millisecond, 40},
 		// Beyond it: congestion. The baseline moves to 10ms + 6ms × 2/601,
 		// the gradient is 1.5 × that / 16ms = 0.939, and 20 × 0.939 + √20
-		// = 23.26 is above 20: a rise, smoothed to 21.63.
-		{"1.6x the baseline", 16 * time.Millisecond, 21},
+		// = 23.26 is above 20: too mild to make the limit fall, so slow
+		// start holds it.
+		{"1.6x the baseline", 16 * time.Millisecond, 20},
+		// Far beyond: the gradient is at its floor of 0.5, and
+		// 20 × 0.5 + √20 = 14.47: the limit falls at once.
+		{"4x the baseline", 40 * time.Millisecond, 14},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := rules()
@@ -212,7 +216,7 @@ func TestLimiterProbe(t *testing.T) {
 
 	// The 35 calls in flight when the probe began queued behind the
 	// others: their latency is not the probe's, whatever it is.
-	clk.Advance(time.Second)
+	clk.Advance(50 * time.Millisecond)
 	end(calls[5:], true)
 	if got := l.Limit(); got != 5 {
 		t.Fatalf("limit after calls older than the probe ended = %d, want still min_limit 5", got)
@@ -247,9 +251,13 @@ func TestLimiterProbe(t *testing.T) {
 		}
 	}
 	// Once probe_interval has passed since the last probe, the next window
-	// probes for the refusals since.
+	// with a refusal probes; a window without one does not.
 	clk.Advance(10 * time.Second)
 	closeWindow(t, l, clk, 60, 4*time.Millisecond)
+	if got := l.Limit(); got != 60 {
+		t.Fatalf("limit after a window without refusals = %d, want 60 (no probe)", got)
+	}
+	closeWindow(t, l, clk, 61, 4*time.Millisecond)
 	if got := l.Limit(); got != 5 {
 		t.Errorf("limit at the first window after probe_interval = %d, want min_limit 5 (probe)", got)
 	}
@@ -363,5 +371,146 @@ func TestLimiterRefusedCounts(t *testing.T) {
 	start(l, 10)
 	if got := l.Refused(); got != 3 {
 		t.Errorf("Refused() after 10 calls in off mode = %d, want still 3", got)
+	}
+}
+
+// TestLimiterMildCongestionAfterSlowStart: once slow start has ended, a
+// congestion too mild to make the limit fall lets it rise, smoothed.
+func TestLimiterMildCongestionAfterSlowStart(t *testing.T) {
+	cfg := rules()
+	cfg.InitialLimit, cfg.MaxLimit = 10, 400
+	l, clk := newTestLimiter(t, cfg)
+	closeWindow(t, l, clk, 10, 10*time.Millisecond)
+	closeWindow(t, l, clk, 20, 40*time.Millisecond) // falls: slow start ends
+	prev := estimate(l)
+	closeWindow(t, l, clk, l.Limit(), 11*time.Millisecond)
+	if got := estimate(l); got <= prev || got >= 2*prev {
+		t.Errorf("estimate %v -> %v after a window within the tolerance, want a smoothed rise, not a doubling", prev, got)
+	}
+	prev = estimate(l)
+	// Just beyond the tolerance of the (risen) baseline: too mild to fall.
+	closeWindow(t, l, clk, l.Limit(), 16*time.Millisecond)
+	if got := estimate(l); got < prev || got > prev+math.Sqrt(prev) {
+		t.Errorf("estimate %v -> %v after a mildly congested window, want a smoothed rise", prev, got)
+	}
+}
+
+// TestLimiterRecoversFromSlowerServer: latency triples with no queue (a
+// slower dependency). The limit falls to its floor, where probes soon
+// measure the new latency, and slow start brings the limit back up: the
+// server is not held at its floor until probe_interval.
+func TestLimiterRecoversFromSlowerServer(t *testing.T) {
+	cfg := rules()
+	cfg.ProbeInterval = duration.Duration(time.Hour)
+	l, clk := newTestLimiter(t, cfg)
+	closeWindow(t, l, clk, 20, 10*time.Millisecond)
+	for range 3 {
+		closeWindow(t, l, clk, l.Limit(), 10*time.Millisecond)
+	}
+	// The first refusals probed once already: drain that probe.
+	for l.Limit() == cfg.MinLimit {
+		calls, _ := start(l, cfg.MinLimit)
+		clk.Advance(10 * time.Millisecond)
+		end(calls, true)
+	}
+	high := l.Limit()
+	// Every call now takes 30ms whatever the load; the server refuses what
+	// is beyond the limit.
+	slow := func() {
+		clk.Advance(time.Duration(cfg.Window))
+		calls, _ := start(l, l.Limit()+1)
+		clk.Advance(30 * time.Millisecond)
+		end(calls, true)
+	}
+	atFloor := 0
+	for range 40 {
+		slow()
+		if l.Limit() == cfg.MinLimit {
+			atFloor++
+		}
+	}
+	if got := l.Limit(); got < high/2 {
+		t.Errorf("limit after 40 windows at 3x the latency without a queue = %d (from %d), want it back up", got, high)
+	}
+	if got := baseline(l); got < 25*time.Millisecond {
+		t.Errorf("baseline = %v, want the new latency (30ms) measured by a probe", got)
+	}
+	t.Logf("limit %d -> %d; %d of 40 windows at the floor", high, l.Limit(), atFloor)
+}
+
+// TestLimiterProbeExpires: a probe whose places are all held by calls that
+// started before it (long calls) ends after two windows' time instead of
+// refusing everything until they end.
+func TestLimiterProbeExpires(t *testing.T) {
+	l, clk := newTestLimiter(t, rules())
+	closeWindow(t, l, clk, 20, 10*time.Millisecond)
+	clk.Advance(time.Duration(l.Config().Window))
+	calls, _ := start(l, 41)
+	clk.Advance(10 * time.Millisecond)
+	end(calls[:5], true) // the window closes with a refusal: probe
+	if got := l.Limit(); got != 5 {
+		t.Fatalf("limit = %d, want min_limit 5 (probe)", got)
+	}
+	// 35 long calls hold every place.
+	clk.Advance(2 * time.Duration(l.Config().Window))
+	if _, ok := l.Acquire(); ok {
+		t.Fatal("a call allowed while 35 are in flight at a limit of 5")
+	}
+	if got := l.Limit(); got != 60 {
+		t.Errorf("limit after the probe outlived two windows = %d, want the estimate back, 60", got)
+	}
+	end(calls[5:], true)
+}
+
+// TestLimiterModeSwitchKeepsCallsInFlight: a switch to adaptive with more
+// calls in flight than initial_limit starts from those calls, so that it
+// does not refuse everything until they end.
+func TestLimiterModeSwitchKeepsCallsInFlight(t *testing.T) {
+	cfg := rules()
+	cfg.Mode = ModeOff
+	l, _ := newTestLimiter(t, cfg)
+	calls, _ := start(l, 50)
+	cfg.Mode = ModeAdaptive
+	if err := l.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Limit(); got != 50 {
+		t.Errorf("limit after switching to adaptive with 50 calls in flight = %d, want 50", got)
+	}
+	end(calls, false)
+}
+
+// TestLimiterFirstWindowQueued: a server started under load queues from
+// its first calls; the first window's fastest call shows it, a probe
+// follows at once, and the limit falls instead of taking the queue for
+// normal latency.
+func TestLimiterFirstWindowQueued(t *testing.T) {
+	cfg := rules()
+	cfg.MinSamples = 20 // the first window holds all 20 calls
+	l, clk := newTestLimiter(t, cfg)
+	clk.Advance(time.Duration(l.Config().Window))
+	calls, _ := start(l, 20)
+	// 4 calls at 5ms, the rest queued behind them up to 25ms.
+	for i, c := range calls {
+		if i%4 == 0 {
+			clk.Advance(5 * time.Millisecond)
+		}
+		c(true)
+	}
+	if got := l.Limit(); got != 5 {
+		t.Fatalf("limit after a first window whose calls queued = %d, want min_limit 5 (probe)", got)
+	}
+	for range 4 { // min_samples calls at min_limit
+		probe, _ := start(l, 5)
+		clk.Advance(5 * time.Millisecond)
+		end(probe, true)
+	}
+	if got := baseline(l); got != 5*time.Millisecond {
+		t.Errorf("baseline = %v, want 5ms, the latency without a queue", got)
+	}
+	// At 20 in flight the calls queue again (25ms): the limit falls.
+	closeWindow(t, l, clk, l.Limit(), 25*time.Millisecond)
+	if got := l.Limit(); got >= 20 {
+		t.Errorf("limit after a window at 5x the baseline = %d, want below 20", got)
 	}
 }

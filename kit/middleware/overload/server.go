@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // ServerConfig configures a server's overload layer ([Server]): its
@@ -31,6 +33,12 @@ type ServerConfig struct {
 	// layer waits at least that long, and does not retry when it is longer
 	// than its max_backoff or the call's deadline. Default 100ms.
 	RetryAfter duration.Duration `yaml:"retry_after" json:"retry_after"`
+	// ExemptMethods are methods the limit never applies to, as full names
+	// ("/pkg.Service/Method") or whole services ("/pkg.Service/*"): calls
+	// that wait on purpose (long polls, watches as streams) would hold
+	// places without using the server and weigh on its latency. The gRPC
+	// health and reflection services are always exempt. Default none.
+	ExemptMethods []string `yaml:"exempt_methods" json:"exempt_methods"`
 }
 
 // DefaultServerConfig returns the documented defaults of every
@@ -49,15 +57,18 @@ func (c ServerConfig) validate() error {
 	if time.Duration(c.RetryAfter) < time.Millisecond {
 		return fmt.Errorf("retry_after must be at least 1ms, got %v", c.RetryAfter)
 	}
+	if _, err := middleware.NewMethodSet(c.ExemptMethods...); err != nil {
+		return fmt.Errorf("exempt_methods: %w", err)
+	}
 	return nil
 }
 
-// exempt reports whether the limit never applies to method: the gRPC
-// health service (a registry whose health checks were refused under load
-// would take a busy instance out of service and move its load to the
-// others) and server reflection (the tools of an operator looking into a
-// busy server).
-func exempt(method string) bool {
+// alwaysExempt reports whether the limit never applies to method, whatever
+// the configuration: the gRPC health service (a registry whose health
+// checks were refused under load would take a busy instance out of service
+// and move its load to the others) and server reflection (the tools of an
+// operator looking into a busy server).
+func alwaysExempt(method string) bool {
 	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
 }
 
@@ -67,11 +78,11 @@ func exempt(method string) bool {
 // deadline. Calls of the gRPC health and reflection services are never
 // refused.
 //
-// A unary call holds its place until its handler returns, and its latency
-// is a sample of the server's load unless its caller canceled it. A stream
-// is admitted against the limit when it starts (refused when the limit is
-// reached) but does not hold a place: a long-lived stream would hold it
-// for its whole life and its duration says nothing of the server's load.
+// A call holds its place until its handler returns. A unary call's latency
+// is a sample of the server's load unless its caller canceled it; a
+// stream's is not (its duration is the caller's business), but it holds a
+// place like any call: exempt long-lived streams (watches) with
+// ServerConfig.ExemptMethods.
 //
 // All methods are safe for concurrent use.
 type Server struct {
@@ -86,7 +97,8 @@ type Server struct {
 // serverState is a configuration in force and what is derived from it.
 type serverState struct {
 	cfg    ServerConfig
-	refuse error // the error of every refusal
+	exempt middleware.MethodTable[struct{}] // cfg.ExemptMethods
+	refuse error                            // the error of every refusal
 }
 
 // NewServer returns a Server for cfg, or the error of cfg.Validate.
@@ -105,6 +117,9 @@ func NewServer(cfg ServerConfig, opts ...Option) (*Server, error) {
 	}
 	s := &Server{limiter: limiter, logger: o.logger, refused: refused}
 	s.cfg.Store(newServerState(cfg))
+	// The series exists from the start, so that dashboards see 0, not
+	// nothing, before the first refusal.
+	refused.Add(context.Background(), 0, metric.WithAttributes(attribute.String("side", "server")))
 	if err := s.observe(o.meterProvider); err != nil {
 		return nil, err
 	}
@@ -116,7 +131,9 @@ func newServerState(cfg ServerConfig) *serverState {
 	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(cfg.RetryAfter))}); err == nil {
 		st = d
 	}
-	return &serverState{cfg: cfg, refuse: st.Err()}
+	exempt, _ := middleware.NewMethodSet(cfg.ExemptMethods...) // validated
+	cfg.ExemptMethods = slices.Clone(cfg.ExemptMethods)
+	return &serverState{cfg: cfg, exempt: exempt, refuse: st.Err()}
 }
 
 // observe registers the limit and the calls in flight as gauges.
@@ -146,7 +163,11 @@ func (s *Server) observe(mp metric.MeterProvider) error {
 }
 
 // Config returns the configuration in force.
-func (s *Server) Config() ServerConfig { return s.cfg.Load().cfg }
+func (s *Server) Config() ServerConfig {
+	cfg := s.cfg.Load().cfg
+	cfg.ExemptMethods = slices.Clone(cfg.ExemptMethods)
+	return cfg
+}
 
 // SetConfig validates cfg as a whole and applies it at once (see
 // [Limiter.SetConfig]), or returns the error and keeps the configuration
@@ -191,13 +212,14 @@ func (s *Server) Stats() ServerStats {
 // admit asks the limiter to start a call of method: release ends it, or err
 // is the refusal.
 func (s *Server) admit(ctx context.Context, method string) (release func(ok bool), err error) {
-	if exempt(method) {
+	st := s.cfg.Load()
+	if _, ok := st.exempt.Lookup(method); ok || alwaysExempt(method) {
 		return noRelease, nil
 	}
 	release, ok := s.limiter.Acquire()
 	if !ok {
 		s.refused.Add(ctx, 1, metric.WithAttributes(attribute.String("side", "server"), attribute.String("method", method)))
-		return nil, s.cfg.Load().refuse
+		return nil, st.refuse
 	}
 	return release, nil
 }
@@ -220,14 +242,15 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor returns an interceptor that refuses streams
-// while the limit is reached. An admitted stream does not hold a place.
+// beyond the limit. A stream holds its place until its handler returns; its
+// duration is no sample.
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		release, err := s.admit(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		release(false)
+		defer release(false)
 		return handler(srv, ss)
 	}
 }

@@ -248,7 +248,8 @@ func TestServerRefusesBeyondFixedLimit(t *testing.T) {
 	if diff := cmp.Diff(ServerStats{Mode: ModeFixed, Limit: 3, InFlight: 3, Refused: 2}, s.Stats()); diff != "" {
 		t.Errorf("Stats() after 2 refusals (-want +got):\n%s", diff)
 	}
-	wantRefused := map[string]int64{"server " + echoMethod: 2}
+	// The series without a method is there from the start, at 0.
+	wantRefused := map[string]int64{"server ": 0, "server " + echoMethod: 2}
 	if diff := cmp.Diff(wantRefused, kittest.MetricSumsBy(t, reader, "grpckit.overload.refused", "side", "method")); diff != "" {
 		t.Errorf("grpckit.overload.refused by side and method (-want +got):\n%s", diff)
 	}
@@ -332,38 +333,58 @@ func TestServerRefusesStreamsAtTheLimit(t *testing.T) {
 	}
 }
 
-func TestServerStreamHoldsNoPlace(t *testing.T) {
-	s := newServer(t, fixedServer(2, 100*time.Millisecond))
-	svc := newHeldService(t)
-	c, _ := serveOverload(t, s, svc)
+// TestServerStreamHoldsPlace: a running stream holds one of the places,
+// unless its method is exempt.
+func TestServerStreamHoldsPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		exempt []string
+		unary  int // unary calls admitted beside the stream
+	}{
+		{"counted", nil, 1},
+		{"exempt", []string{echoStreamMethod}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fixedServer(2, 100*time.Millisecond)
+			cfg.ExemptMethods = tc.exempt
+			s := newServer(t, cfg)
+			svc := newHeldService(t)
+			c, _ := serveOverload(t, s, svc)
 
-	// A long-lived stream, admitted and running...
-	stream, err := c.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Recv(); err != nil {
-		t.Fatalf("first message of the stream: %v", err)
-	}
-	if m := svc.waitStarted(t); m != echoStreamMethod {
-		t.Fatalf("held a call of %s, want the stream", m)
-	}
-	// ...leaves both places to unary calls.
-	done := holdCalls(t, c, svc, 2)
-	if diff := cmp.Diff(ServerStats{Mode: ModeFixed, Limit: 2, InFlight: 2}, s.Stats()); diff != "" {
-		t.Errorf("Stats() with a stream and 2 calls held (-want +got):\n%s", diff)
-	}
-	if got := echo(t, c, "third"); got != refused(100*time.Millisecond) {
-		t.Errorf("third unary call: %+v, want refused", got)
-	}
+			stream, err := c.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "m"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatalf("first message of the stream: %v", err)
+			}
+			if m := svc.waitStarted(t); m != echoStreamMethod {
+				t.Fatalf("held a call of %s, want the stream", m)
+			}
+			done := holdCalls(t, c, svc, tc.unary)
+			if diff := cmp.Diff(ServerStats{Mode: ModeFixed, Limit: 2, InFlight: 2}, s.Stats()); diff != "" && tc.exempt == nil {
+				t.Errorf("Stats() with a stream and a call held (-want +got):\n%s", diff)
+			}
+			if got := echo(t, c, "excess"); got != refused(100*time.Millisecond) {
+				t.Errorf("unary call beyond the limit: %+v, want refused", got)
+			}
 
-	svc.Release()
-	waitDone(t, done, 2)
-	for err == nil {
-		_, err = stream.Recv()
-	}
-	if !errors.Is(err, io.EOF) {
-		t.Errorf("stream ended with %v, want OK", err)
+			svc.Release()
+			waitDone(t, done, tc.unary)
+			for err == nil {
+				_, err = stream.Recv()
+			}
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("stream ended with %v, want OK", err)
+			}
+			deadline := time.Now().Add(waitTimeout)
+			for s.Stats().InFlight != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("the stream's place still held after %v", waitTimeout)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }
 
@@ -466,8 +487,20 @@ func TestExemptMethods(t *testing.T) {
 		"/testpb.v1.TestService/Echo":                                    false,
 		"/grpc.health.v1.HealthX/Check":                                  false,
 	} {
-		if got := exempt(method); got != want {
-			t.Errorf("exempt(%q) = %v, want %v", method, got, want)
+		if got := alwaysExempt(method); got != want {
+			t.Errorf("alwaysExempt(%q) = %v, want %v", method, got, want)
 		}
+	}
+}
+
+func TestServerConfigExemptMethods(t *testing.T) {
+	cfg := DefaultServerConfig()
+	cfg.ExemptMethods = []string{"/pkg.Svc/Watch", "/pkg.Other/*"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid exempt_methods refused: %v", err)
+	}
+	cfg.ExemptMethods = []string{"Watch"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "overload: exempt_methods") {
+		t.Errorf("Validate() with a malformed method = %v, want an error naming exempt_methods", err)
 	}
 }

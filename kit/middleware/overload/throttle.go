@@ -15,6 +15,9 @@ import (
 type Throttle struct {
 	now  func() time.Time // time source; tests replace it before any call
 	rand func() float64   // uniform in [0, 1), called with mu held; tests replace it
+	// origin is the time buckets are counted from: a monotonic reading,
+	// so that a step of the wall clock neither empties nor merges them.
+	origin time.Time
 
 	mu      sync.Mutex // guards the fields below
 	cfg     ThrottleConfig
@@ -24,7 +27,7 @@ type Throttle struct {
 
 // bucket counts one slice of the window.
 type bucket struct {
-	index    int64 // time / width of the slice counted; 0 for none
+	index    int64 // (time − origin) / width of the slice counted; 0 for none
 	requests int64
 	accepts  int64
 }
@@ -109,7 +112,12 @@ func (t *Throttle) Counts() (requests, accepts int64) {
 	return t.countsLocked(now)
 }
 
-func (t *Throttle) index(now time.Time) int64 { return now.UnixNano() / t.width }
+func (t *Throttle) index(now time.Time) int64 {
+	if t.origin.IsZero() {
+		t.origin = now.Add(-time.Duration(numBuckets * t.width)) // every index positive
+	}
+	return int64(now.Sub(t.origin)) / t.width
+}
 
 // currentLocked returns the bucket of now, emptied if it held an older slice.
 func (t *Throttle) currentLocked(now time.Time) *bucket {

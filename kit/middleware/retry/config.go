@@ -33,8 +33,10 @@ type Config struct {
 	// not allowed. Default: ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]: a
 	// server's refusal for overload or a rate limit is retried after the
 	// wait its RetryInfo asks for (never past the deadline, and only while
-	// the budget allows), so that it may land on an instance with room;
-	// a client-side layer's refusal is never retried.
+	// the budget allows), so that it may land on an instance with room.
+	// RESOURCE_EXHAUSTED without a RetryInfo (grpc-go's own, for a message
+	// over the size limit) and a client-side layer's refusal are never
+	// retried.
 	Codes []string `yaml:"codes" json:"codes"`
 	// InitialBackoff is the wait before the first retry; each further retry
 	// waits Multiplier times longer, up to MaxBackoff. Must be positive.
@@ -132,7 +134,17 @@ func compile(c Config) (*compiled, error) {
 }
 
 // retries reports whether code is configured as retryable.
-func (c *compiled) retries(code codes.Code) bool {
+// retries reports whether err's code is retried. RESOURCE_EXHAUSTED is
+// retried only when the server said when (google.rpc.RetryInfo), as kit's
+// overload and rate limit layers do: grpc-go's own RESOURCE_EXHAUSTED (a
+// message over the size limit) would fail again.
+func (c *compiled) retries(err error) bool {
+	code := status.Code(err)
+	if code == codes.ResourceExhausted {
+		if _, ok := retryDelay(err); !ok {
+			return false
+		}
+	}
 	return c.retryable.Has(code)
 }
 

@@ -5,7 +5,8 @@
 // only when all of these hold:
 //
 //   - the status code is one of [Config.Codes] (default UNAVAILABLE and
-//     RESOURCE_EXHAUSTED), and the error is not a client-side layer's
+//     RESOURCE_EXHAUSTED, the latter only with a google.rpc.RetryInfo),
+//     and the error is not a client-side layer's
 //     refusal (middleware.IsLocalRejection);
 //   - the call has had fewer than [Config.MaxAttempts] attempts;
 //   - the method may run twice: [Config.Methods] says so, or, when it says

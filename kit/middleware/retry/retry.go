@@ -196,7 +196,7 @@ func (c *call) attemptContext(n int) context.Context {
 // CANCELED or DEADLINE_EXCEEDED when the caller's context ended first.
 func (c *call) retry(n int, err error) (bool, error) {
 	cfg := c.cfg
-	if n > cfg.cfg.MaxAttempts || c.noRetry || !cfg.retries(status.Code(err)) || middleware.IsLocalRejection(err) {
+	if n > cfg.cfg.MaxAttempts || c.noRetry || !cfg.retries(err) || middleware.IsLocalRejection(err) {
 		return false, err
 	}
 	if ctxErr := c.ctx.Err(); ctxErr != nil {

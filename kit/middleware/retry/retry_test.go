@@ -207,6 +207,46 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+// TestResourceExhaustedNeedsRetryInfo: by default a server's refusal with
+// RESOURCE_EXHAUSTED is retried after its RetryInfo pushback, and one
+// without RetryInfo (grpc-go's own, for a message over the size limit) is
+// not retried at all.
+func TestResourceExhaustedNeedsRetryInfo(t *testing.T) {
+	withInfo, err := status.New(codes.ResourceExhausted, "test: busy").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(30 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		want       int
+		minElapsed time.Duration
+	}{
+		{"with RetryInfo", withInfo.Err(), 3, 60 * time.Millisecond},
+		{"without RetryInfo", status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := &kittest.Service{}
+			svc.Fail(tc.err)
+			cfg := retry.DefaultConfig()
+			cfg.InitialBackoff = duration.Duration(time.Millisecond)
+			r := newRetrier(t, cfg)
+			c := testpbv1.NewTestServiceClient(kittest.Serve(t, svc.Register, nil, grpc.WithUnaryInterceptor(r.UnaryClientInterceptor())))
+			start := time.Now()
+			_, err := c.Echo(t.Context(), &testpbv1.EchoRequest{Message: "a"})
+			if status.Code(err) != codes.ResourceExhausted {
+				t.Errorf("error = %v, want RESOURCE_EXHAUSTED", err)
+			}
+			if got := svc.Calls(); got != tc.want {
+				t.Errorf("server received %d attempts, want %d", got, tc.want)
+			}
+			if elapsed := time.Since(start); elapsed < tc.minElapsed {
+				t.Errorf("call took %v, less than the %v of pushbacks", elapsed, tc.minElapsed)
+			}
+		})
+	}
+}
+
 // TestCancelDuringBackoff checks that a backoff ends when the caller cancels.
 func TestCancelDuringBackoff(t *testing.T) {
 	svc := &kittest.Service{}
