@@ -103,11 +103,11 @@ func (c *Client) SetConfig(cfg ClientConfig) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, t := range c.throttles {
 		t.SetConfig(cfg.ThrottleConfig) // valid: checked above
 	}
 	c.cfg.Store(&cfg)
+	c.mu.Unlock()
 	c.logger.LogAttrs(context.Background(), slog.LevelInfo, "overload: client throttle changed",
 		slog.Bool("enabled", cfg.Enabled), slog.Float64("k", cfg.K))
 	return nil

@@ -16,20 +16,26 @@
 // stays within Tolerance times the baseline the limit grows: it doubles per
 // window until the first window whose latency makes it fall (slow start,
 // so that a cold server finds a high limit in a few windows), then grows by
-// about its square root per window, smoothed. When latency grows past that the limit falls
-// at once in proportion (at most halving per window), so a congestion is
-// relieved within a window or two. The limit always stays within
+// about its square root per window, smoothed. When latency grows past that
+// the limit falls at once in proportion (at most halving per window), so a
+// congestion is relieved within a window or two. The limit always stays within
 // [MinLimit, MaxLimit]. A call beyond the limit is refused at once: the
 // limiter never queues.
 //
-// The baseline is the first window's latency, averaged with later windows
-// (quickly downwards, slowly upwards). A server whose first windows are
-// already congested, or whose congestion lasted long enough to raise the
-// baseline, would take queueing for its normal latency; so when calls were
-// refused, at most once per ProbeInterval, the limiter probes: it holds the
-// limit at MinLimit until MinSamples calls that started after it have
-// ended, and takes their latency as the baseline (Envoy's adaptive
-// concurrency filter measures its minimum latency the same way).
+// The baseline is the latency of calls that did not queue. The first
+// window sets it: its fastest call when the others were much slower (a
+// server started under load queues from its first calls on; a probe
+// follows at once to tell a queue from calls that simply vary), else its
+// average; later windows move it, quickly downwards, slowly upwards. A
+// baseline can still go stale: a long congestion raises it, a slower
+// dependency makes every call slower without a queue. So after a window in
+// which calls were refused, at most once per ProbeInterval (every few
+// windows when the limit is near its floor, where a probe costs little),
+// the limiter probes: it holds the limit at MinLimit until MinSamples
+// calls that started after it have ended (or two windows have passed),
+// takes their latency as the baseline, and starts slow start again
+// (Envoy's adaptive concurrency filter measures its minimum latency the
+// same way).
 //
 // A [Throttle] is Google SRE's client-side adaptive throttling for one
 // target: it counts the calls the client asked for (requests) and the calls

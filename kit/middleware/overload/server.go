@@ -177,11 +177,12 @@ func (s *Server) SetConfig(cfg ServerConfig) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := s.limiter.SetConfig(cfg.LimiterConfig); err != nil {
+		s.mu.Unlock()
 		return err
 	}
 	s.cfg.Store(newServerState(cfg))
+	s.mu.Unlock()
 	s.logger.LogAttrs(context.Background(), slog.LevelInfo, "overload: server limit changed",
 		slog.String("mode", string(cfg.Mode)), slog.Int("limit", s.limiter.Limit()))
 	return nil
