@@ -23,6 +23,7 @@ type Call struct {
 	Code    codes.Code
 	Local   bool   // refused by a client-side layer before it was sent
 	Server  string // the backend that answered OK
+	Client  int    // the index of the client that made it
 }
 
 // Load is an open-loop load: calls start at the rate asked whether or not
@@ -64,12 +65,13 @@ func (l Load) Run(ctx context.Context, stubs []testpbv1.TestServiceClient) []Cal
 			l.Every(t)
 		}
 		for ; owed >= 1; owed-- {
-			stub := stubs[n%len(stubs)]
+			client := n % len(stubs)
 			n++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := call(ctx, stub, l.Deadline, start)
+				c := call(ctx, stubs[client], l.Deadline, start)
+				c.Client = client
 				mu.Lock()
 				calls = append(calls, c)
 				mu.Unlock()
@@ -103,7 +105,11 @@ type Summary struct {
 	Deadline int           // calls that ended with DEADLINE_EXCEEDED
 	Codes    map[codes.Code]int
 	Local    int           // calls refused by a client-side layer
-	FailP99  time.Duration // of failed calls: how fast a refusal comes
+	FailP50  time.Duration // of failed calls: how fast a refusal comes
+	FailP99  time.Duration
+	// Share is the fewest OK calls any client got over the most any got:
+	// 1 when every caller gets the same share of goodput.
+	Share float64
 }
 
 // Summarize describes the calls that started in [from, to).
@@ -130,9 +136,29 @@ func Summarize(calls []Call, from, to time.Duration) Summary {
 		}
 	}
 	s.OK = len(ok)
+	perClient := map[int]int{} // OK calls of every client that called, 0 included
+	for _, c := range calls {
+		if c.Start < from || c.Start >= to {
+			continue
+		}
+		n := perClient[c.Client]
+		if c.Code == codes.OK {
+			n++
+		}
+		perClient[c.Client] = n
+	}
+	if len(perClient) > 0 {
+		least, most := s.OK, 0
+		for _, n := range perClient {
+			least, most = min(least, n), max(most, n)
+		}
+		if most > 0 {
+			s.Share = float64(least) / float64(most)
+		}
+	}
 	s.Goodput = float64(s.OK) / s.Span.Seconds()
 	s.P50, s.P99 = quantile(ok, 0.5), quantile(ok, 0.99)
-	s.FailP99 = quantile(failed, 0.99)
+	s.FailP50, s.FailP99 = quantile(failed, 0.5), quantile(failed, 0.99)
 	return s
 }
 

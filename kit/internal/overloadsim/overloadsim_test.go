@@ -36,8 +36,8 @@ func TestThreeTimesCapacityShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("capacity %.0f/s; bare grpc-go: goodput %.0f/s, %.1f%% DEADLINE_EXCEEDED; kit now: goodput %.0f/s, p99 %v, %.1f%% DEADLINE_EXCEEDED, failed p99 %v (%s)",
-		capacity, bare.Goodput, 100*bare.DeadlineShare(), now.Goodput, now.P99, 100*now.DeadlineShare(), now.FailP99, now.CodesString())
+	t.Logf("capacity %.0f/s; bare grpc-go: goodput %.0f/s, %.1f%% DEADLINE_EXCEEDED; kit now: goodput %.0f/s, p50/p99 %v/%v, %.1f%% DEADLINE_EXCEEDED, failed p50/p99 %v/%v, least/most client %.2f (%s)",
+		capacity, bare.Goodput, 100*bare.DeadlineShare(), now.Goodput, now.P50, now.P99, 100*now.DeadlineShare(), now.FailP50, now.FailP99, now.Share, now.CodesString())
 	if now.Goodput < 0.5*capacity {
 		t.Errorf("kit now at 3x: goodput %.0f/s, want at least half the capacity (%.0f/s)", now.Goodput, capacity)
 	}
@@ -47,12 +47,16 @@ func TestThreeTimesCapacityShort(t *testing.T) {
 	if share := now.DeadlineShare(); share > 0.05 {
 		t.Errorf("kit now at 3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%: the excess must be refused, not queued", 100*share)
 	}
-	// Loose: make test runs packages side by side under -race.
-	if now.FailP99 > Deadline*9/10 {
-		t.Errorf("kit now at 3x: p99 of failed calls %v, want refusals before the %v deadline", now.FailP99, Deadline)
+	if now.Share < 0.5 {
+		t.Errorf("kit now at 3x: the least served client got %.2f of the most served one's goodput, want every caller a share (at least 0.5)", now.Share)
 	}
-	if now.P99 > Deadline*9/10 {
-		t.Errorf("kit now at 3x: p99 of OK calls %v, want them under the %v deadline", now.P99, Deadline)
+	// Medians, not tails: make test runs packages side by side under
+	// -race, and a starved scheduler delays a few calls of any setup.
+	if now.FailP50 > Deadline/4 {
+		t.Errorf("kit now at 3x: median failed call took %v, want refusals well before the %v deadline", now.FailP50, Deadline)
+	}
+	if now.P50 > Deadline/4 {
+		t.Errorf("kit now at 3x: median OK call took %v, want it well under the %v deadline", now.P50, Deadline)
 	}
 }
 
@@ -86,6 +90,11 @@ func TestTargets(t *testing.T) {
 	}
 	if share := at3.DeadlineShare(); share > 0.05 {
 		t.Errorf("3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%", 100*share)
+	}
+	for _, s := range []Summary{at3, at10} {
+		if s.Share < 0.8 {
+			t.Errorf("the least served client got %.2f of the most served one's goodput, want at least 0.8", s.Share)
+		}
 	}
 	if at10.Goodput < 0.8*capacity {
 		t.Errorf("10x: goodput %.0f/s, want at least 0.8x capacity (%.0f/s)", at10.Goodput, 0.8*capacity)

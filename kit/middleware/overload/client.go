@@ -116,8 +116,9 @@ func (c *Client) SetConfig(cfg ClientConfig) error {
 // ThrottleStats is what the throttle of one target is doing now.
 type ThrottleStats struct {
 	Target      string  `json:"target"`
-	Requests    int64   `json:"requests"` // in the window
-	Accepts     int64   `json:"accepts"`  // in the window
+	Requests    int64   `json:"requests"` // asked for, in the window
+	Sent        int64   `json:"sent"`     // not refused locally, in the window
+	Accepts     int64   `json:"accepts"`  // accepted by the target, in the window
 	Probability float64 `json:"probability"`
 }
 
@@ -127,8 +128,8 @@ func (c *Client) Stats() []ThrottleStats {
 	defer c.mu.Unlock()
 	out := make([]ThrottleStats, 0, len(c.throttles))
 	for target, t := range c.throttles {
-		req, acc := t.Counts()
-		out = append(out, ThrottleStats{Target: target, Requests: req, Accepts: acc, Probability: t.Probability()})
+		req, sent, acc := t.Counts()
+		out = append(out, ThrottleStats{Target: target, Requests: req, Sent: sent, Accepts: acc, Probability: t.Probability()})
 	}
 	slices.SortFunc(out, func(a, b ThrottleStats) int { return strings.Compare(a.Target, b.Target) })
 	return out

@@ -235,8 +235,8 @@ func TestClientThrottlesPerTarget(t *testing.T) {
 		t.Error("no call to a refused locally")
 	}
 	want := []ThrottleStats{
-		{Target: "passthrough:///a", Requests: 40, Accepts: 0, Probability: 40.0 / 41},
-		{Target: "passthrough:///b", Requests: 40, Accepts: 40, Probability: 0},
+		{Target: "passthrough:///a", Requests: 40, Sent: int64(40 - throttledA), Accepts: 0, Probability: 40.0 / 41},
+		{Target: "passthrough:///b", Requests: 40, Sent: 40, Accepts: 40, Probability: 0},
 	}
 	if diff := cmp.Diff(want, cl.Stats()); diff != "" {
 		t.Errorf("Stats() (-want +got):\n%s", diff)
@@ -323,7 +323,7 @@ func counts(t *testing.T, th *Throttle, what string, want [2]int64) {
 	t.Helper()
 	var got [2]int64
 	kittest.WaitFor(t, fmt.Sprintf("%s: requests and accepts %v", what, want), func() bool {
-		got[0], got[1] = th.Counts()
+		got[0], _, got[1] = th.Counts()
 		return got == want
 	})
 }
@@ -450,9 +450,13 @@ func TestClientSetConfig(t *testing.T) {
 	th, _ := throttleFor(t, cl, "passthrough:///target")
 	for i := range 40 {
 		th.Allow()
-		th.Record(i%4 == 0) // 10 of 40 accepted: probability (40 - 2·10) / 41
+		th.Record(i%4 == 0) // 10 of 40 accepted
 	}
 	good := cl.Config()
+	before := cl.Stats()[0].Probability
+	if before <= 0 {
+		t.Fatalf("probability after 10 of 40 calls accepted = %v, want it above 0", before)
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -478,8 +482,8 @@ func TestClientSetConfig(t *testing.T) {
 			if diff := cmp.Diff(good.ThrottleConfig, th.Config()); diff != "" {
 				t.Errorf("the throttle's config after a refused SetConfig (-want +got):\n%s", diff)
 			}
-			if got := cl.Stats()[0].Probability; got != 20.0/41 {
-				t.Errorf("Stats() probability after a refused SetConfig = %v, want %v", got, 20.0/41)
+			if got := cl.Stats()[0].Probability; got != before {
+				t.Errorf("Stats() probability after a refused SetConfig = %v, want %v as before", got, before)
 			}
 		})
 	}

@@ -38,14 +38,25 @@
 // same way).
 //
 // A [Throttle] is Google SRE's client-side adaptive throttling for one
-// target: it counts the calls the client asked for (requests) and the calls
-// the target accepted (accepts) over a sliding window, and refuses a new
+// target, made fair between the target's clients. It counts over a sliding
+// window the calls the client was asked for (requests), the calls it sent
+// (sent) and the calls the target accepted (accepts), and refuses a new
 // call locally with probability
 //
-//	max(0, (requests − K·accepts) / (requests + 1))
+//	max(0, (requests − K·accepts·requests/sent) / (requests + 1))
 //
-// so that a busy target sees a little more than it can serve instead of the
-// whole excess, and every caller still gets a share of its capacity.
+// SRE's formula, max(0, (requests − K·accepts) / (requests + 1)), with the
+// accepts scaled to all the requests at the accept ratio of the calls sent.
+// Unscaled, a client that is throttled more sends less, so gets fewer
+// accepts, so is throttled more still: the clients of one busy target drift
+// apart until some get almost nothing (in kit's overload scenario the
+// least served of 4 equal clients got 18–27% of the goodput of the most
+// served). Scaled, the probability depends on the target's accept ratio
+// alone, so every client sheds alike and gets its share (85–92%). The
+// price: a busy target sees about √(K · what it serves · what it is asked)
+// rather than K times what it serves — 2.5 times its capacity at 3x, 4.5
+// times at 10x with K 2, against 3 and 10 times without a throttle — and
+// refuses that excess at once.
 //
 // Both are safe for concurrent use, follow their configuration live through
 // SetConfig, and read time from a clock that tests replace. Neither knows

@@ -7,9 +7,10 @@ import (
 )
 
 // A Throttle sheds a client's calls to one target locally when the target
-// accepts fewer than it is asked for (Google SRE adaptive throttling; see
-// the package comment). Ask [Throttle.Allow] before each call and tell
-// [Throttle.Record] whether the target accepted it.
+// accepts fewer than it is asked for (Google SRE adaptive throttling, made
+// fair between clients; see the package comment). Ask [Throttle.Allow]
+// before each call and tell [Throttle.Record] whether the target accepted
+// it.
 //
 // All methods are safe for concurrent use.
 type Throttle struct {
@@ -29,6 +30,7 @@ type Throttle struct {
 type bucket struct {
 	index    int64 // (time − origin) / width of the slice counted; 0 for none
 	requests int64
+	sent     int64
 	accepts  int64
 }
 
@@ -76,9 +78,14 @@ func (t *Throttle) Allow() bool {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.currentLocked(now).requests++
+	b := t.currentLocked(now)
+	b.requests++
 	p := t.probabilityLocked(now)
-	return p <= 0 || t.rand() >= p
+	if p <= 0 || t.rand() >= p {
+		b.sent++
+		return true
+	}
+	return false
 }
 
 // Record counts the outcome of a call that Allow let through: accepted
@@ -95,8 +102,9 @@ func (t *Throttle) Record(accepted bool) {
 }
 
 // Probability returns the probability with which the next call would be
-// refused: max(0, (requests − K·accepts) / (requests + 1)) over the window,
-// or 0 while the window holds fewer than MinRequests requests.
+// refused: max(0, (requests − K·accepts·requests/sent) / (requests + 1))
+// over the window, or 0 while the window holds fewer than MinRequests
+// requests or no call sent.
 func (t *Throttle) Probability() float64 {
 	now := t.now()
 	t.mu.Lock()
@@ -104,8 +112,9 @@ func (t *Throttle) Probability() float64 {
 	return t.probabilityLocked(now)
 }
 
-// Counts returns the requests and accepts in the window.
-func (t *Throttle) Counts() (requests, accepts int64) {
+// Counts returns the requests, the calls sent and the accepts in the
+// window.
+func (t *Throttle) Counts() (requests, sent, accepts int64) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -129,22 +138,24 @@ func (t *Throttle) currentLocked(now time.Time) *bucket {
 	return b
 }
 
-func (t *Throttle) countsLocked(now time.Time) (requests, accepts int64) {
+func (t *Throttle) countsLocked(now time.Time) (requests, sent, accepts int64) {
 	i := t.index(now)
 	for _, b := range t.buckets {
 		if b.index > i-numBuckets && b.index <= i {
 			requests += b.requests
+			sent += b.sent
 			accepts += b.accepts
 		}
 	}
-	return requests, accepts
+	return requests, sent, accepts
 }
 
 func (t *Throttle) probabilityLocked(now time.Time) float64 {
-	requests, accepts := t.countsLocked(now)
-	if requests < int64(t.cfg.MinRequests) {
+	requests, sent, accepts := t.countsLocked(now)
+	if requests < int64(t.cfg.MinRequests) || sent == 0 {
 		return 0
 	}
 	r := float64(requests)
-	return max(0, (r-t.cfg.K*float64(accepts))/(r+1))
+	scaled := float64(accepts) * r / float64(sent) // accepts had every request been sent
+	return max(0, (r-t.cfg.K*scaled)/(r+1))
 }

@@ -71,6 +71,7 @@ func TestThrottleFollowsAcceptRatio(t *testing.T) {
 				th.mu.Lock()
 				b := th.currentLocked(th.now())
 				b.requests++
+				b.sent++
 				if i%tc.every == 0 && tc.every != math.MaxInt {
 					b.accepts++
 				}
@@ -96,11 +97,11 @@ func TestThrottleFollowsAcceptRatio(t *testing.T) {
 
 func TestThrottleFeedback(t *testing.T) {
 	// Every millisecond the client asks for 4 calls and the target accepts
-	// one and refuses the rest: the client ends up sending about K times
-	// what the target accepts, not all 4. The window outlasts the run, so
-	// that the counts are the whole run's: with a shorter one, the ticks
-	// with all 4 calls shed (1 in 16) lose their accept and the
-	// probability settles near 0.55.
+	// one of those sent and refuses the rest. With f the share sent, the
+	// accept ratio of the calls sent is 1/(4f), and the throttle settles
+	// where 1 − f = p = 1 − K/(4f), that is f² = K/4: the client sends
+	// √8 ≈ 2.83 calls per call accepted, not all 4, and p ≈ 0.29. The
+	// window outlasts the run, so that the counts are the whole run's.
 	cfg := DefaultThrottleConfig()
 	cfg.Window = duration.Duration(time.Minute)
 	th, clk := newTestThrottle(t, cfg)
@@ -120,14 +121,14 @@ func TestThrottleFeedback(t *testing.T) {
 		}
 		clk.Advance(time.Millisecond)
 	}
-	if ratio := float64(sent) / float64(accepted); ratio < 1.8 || ratio > 2.3 {
-		t.Errorf("sent %d for %d accepted (%.2fx), want about K=2x", sent, accepted, ratio)
+	if ratio := float64(sent) / float64(accepted); ratio < 2.6 || ratio > 3.1 {
+		t.Errorf("sent %d for %d accepted (%.2fx), want about √8 = 2.83x", sent, accepted, ratio)
 	}
 	if accepted < 17500 { // a tick with all 4 shed happens 1 time in 16
 		t.Errorf("accepted %d in 20000 ms, want the target kept busy", accepted)
 	}
-	if p := th.Probability(); math.Abs(p-0.5) > 0.05 {
-		t.Errorf("Probability() = %v, want about 0.5", p)
+	if p := th.Probability(); math.Abs(p-0.29) > 0.05 {
+		t.Errorf("Probability() = %v, want about 1 − √8/4 = 0.29", p)
 	}
 }
 
@@ -156,11 +157,11 @@ func TestThrottleWindowAgesOut(t *testing.T) {
 		t.Fatalf("Probability() = %v after 1000 refusals, want near 1", p)
 	}
 	clk.Advance(19 * time.Second)
-	if r, _ := th.Counts(); r != 1000 {
+	if r, _, _ := th.Counts(); r != 1000 {
 		t.Errorf("requests 19s later = %d, want 1000 still in the window", r)
 	}
 	clk.Advance(time.Second)
-	if r, a := th.Counts(); r != 0 || a != 0 {
+	if r, _, a := th.Counts(); r != 0 || a != 0 {
 		t.Errorf("Counts() one window later = %d, %d, want 0, 0", r, a)
 	}
 	if p := th.Probability(); p != 0 {
@@ -171,7 +172,7 @@ func TestThrottleWindowAgesOut(t *testing.T) {
 	}
 	// Buckets reused for a later slice start from zero.
 	clk.Advance(3 * time.Second)
-	if r, _ := th.Counts(); r != 1 {
+	if r, _, _ := th.Counts(); r != 1 {
 		t.Errorf("requests = %d, want 1", r)
 	}
 }
@@ -203,7 +204,7 @@ func TestThrottleSetConfig(t *testing.T) {
 			if got := th.Config(); got != good {
 				t.Errorf("Config() after a refused SetConfig = %+v, want %+v", got, good)
 			}
-			if r, _ := th.Counts(); r != 100 {
+			if r, _, _ := th.Counts(); r != 100 {
 				t.Errorf("requests after a refused SetConfig = %d, want 100", r)
 			}
 			if _, err := NewThrottle(bad); err == nil {
@@ -217,14 +218,14 @@ func TestThrottleSetConfig(t *testing.T) {
 	if err := th.SetConfig(next); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := th.Counts(); r != 100 {
+	if r, _, _ := th.Counts(); r != 100 {
 		t.Errorf("requests after changing k = %d, want 100", r)
 	}
 	next.Window = duration.Duration(time.Minute)
 	if err := th.SetConfig(next); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := th.Counts(); r != 0 {
+	if r, _, _ := th.Counts(); r != 0 {
 		t.Errorf("requests after changing window = %d, want 0", r)
 	}
 }

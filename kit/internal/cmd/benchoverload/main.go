@@ -90,12 +90,12 @@ func levels(ctx context.Context, each time.Duration) (int, error) {
 		}
 	}
 	w := table()
-	fmt.Fprintln(w, "load\tsetup\tgoodput/s\tx measured capacity\tp50 ok\tp99 ok\tDEADLINE_EXCEEDED\tp99 failed\tcodes")
+	fmt.Fprintln(w, "load\tsetup\tgoodput/s\tx measured capacity\tp50 ok\tp99 ok\tDEADLINE_EXCEEDED\tp99 failed\tleast/most client\tcodes")
 	for i, m := range sim.Multiples {
 		for _, k := range sim.Kinds {
 			s := res[k][i]
-			fmt.Fprintf(w, "%.1fx\t%s\t%.0f\t%.2f\t%s\t%s\t%.1f%%\t%s\t%s\n", m, k, s.Goodput, s.Goodput/capacity,
-				ms(s.P50), ms(s.P99), 100*s.DeadlineShare(), ms(s.FailP99), s.CodesString())
+			fmt.Fprintf(w, "%.1fx\t%s\t%.0f\t%.2f\t%s\t%s\t%.1f%%\t%s\t%.2f\t%s\n", m, k, s.Goodput, s.Goodput/capacity,
+				ms(s.P50), ms(s.P99), 100*s.DeadlineShare(), ms(s.FailP99), s.Share, s.CodesString())
 		}
 	}
 	w.Flush()
@@ -110,6 +110,9 @@ func levels(ctx context.Context, each time.Duration) (int, error) {
 			missed += check(s.DeadlineShare() <= 0.05, "kit now at 3x: %.1f%% of calls DEADLINE_EXCEEDED <= 5%%", 100*s.DeadlineShare())
 		case 10:
 			missed += check(s.Goodput >= 0.8*capacity, "kit now at 10x: goodput %.0f/s >= 0.8x capacity (%.0f)", s.Goodput, 0.8*capacity)
+		}
+		if m > 1 {
+			missed += check(s.Share >= 0.8, "kit now at %.1fx: every client gets a share of goodput (least/most %.2f >= 0.8)", m, s.Share)
 		}
 		bare := res[sim.Bare][i]
 		missed += check(s.Goodput >= 0.95*bare.Goodput, "kit now at %.1fx: goodput %.0f/s not below bare grpc-go's (%.0f)", m, s.Goodput, bare.Goodput)
