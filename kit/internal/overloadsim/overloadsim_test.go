@@ -60,6 +60,26 @@ func TestThreeTimesCapacityShort(t *testing.T) {
 	}
 }
 
+// TestHealthyVariedServerNotRefused: a server with room for everything,
+// whose calls take 1ms or (one in ten) 50ms, is never held back: the
+// limiter must not take the slow calls for a queue.
+func TestHealthyVariedServerNotRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for several seconds")
+	}
+	warmup, s, err := Healthy(context.Background(), New, 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first %v: %s; then goodput %.0f/s, p50/p99 %v/%v, %s", HealthyWarmup, warmup.CodesString(), s.Goodput, s.P50, s.P99, s.CodesString())
+	if failed := s.Calls - s.OK; failed > s.Calls/200 {
+		t.Errorf("after the first %v, %d of %d calls failed (%s), want at most 0.5%%: a healthy server must not be held back", HealthyWarmup, failed, s.Calls, s.CodesString())
+	}
+	if failed := warmup.Calls - warmup.OK; failed > warmup.Calls/4 {
+		t.Errorf("in the first %v, %d of %d calls failed (%s), want the start-up refusals short", HealthyWarmup, failed, warmup.Calls, warmup.CodesString())
+	}
+}
+
 // TestTargets asserts issue 15's targets at full length: run it alone on
 // a quiet machine, without -race (make test-overload).
 func TestTargets(t *testing.T) {

@@ -72,10 +72,31 @@ func (r *Resource) Use(ctx context.Context) error {
 	return nil
 }
 
+// Varied is a resource without a capacity limit whose calls take fast, or
+// slow one time in every: a server with a fast method and a slow one.
+type Varied struct {
+	Fast, Slow time.Duration
+	Every      int64
+	n          atomic.Int64
+}
+
+// Use holds the caller for the call's time.
+func (v *Varied) Use(context.Context) error {
+	d := v.Fast
+	if v.n.Add(1)%v.Every == 0 {
+		d = v.Slow
+	}
+	time.Sleep(d)
+	return nil
+}
+
+// user is what a service calls for each request.
+type user interface{ Use(context.Context) error }
+
 // service answers Echo through a Resource.
 type service struct {
 	testpbv1.UnimplementedTestServiceServer
-	res  *Resource
+	res  user
 	name string
 }
 

@@ -178,3 +178,29 @@ func Spike(ctx context.Context, k Kind, phase time.Duration) (SpikeResult, error
 	}
 	return r, nil
 }
+
+// Healthy runs 2000 calls/s for d against a server without a capacity
+// limit whose calls take 1ms, and 50ms one time in ten: nothing should be
+// refused, however the limiter reads such varied latencies.
+//
+// It returns the warm-up (see HealthyWarmup) and the rest apart.
+func Healthy(ctx context.Context, k Kind, d time.Duration) (warmup, rest Summary, err error) {
+	b, err := startBackend(k, &Varied{Fast: time.Millisecond, Slow: 50 * time.Millisecond, Every: 10}, "varied")
+	if err != nil {
+		return Summary{}, Summary{}, err
+	}
+	defer b.Stop()
+	c, err := Dial(k, Callers, []string{b.Addr})
+	if err != nil {
+		return Summary{}, Summary{}, err
+	}
+	defer c.Close()
+	calls := Load{Rate: constant(2000), For: d, Deadline: Deadline}.Run(ctx, c.Stubs)
+	return Summarize(calls, 0, HealthyWarmup), Summarize(calls, HealthyWarmup, d), nil
+}
+
+// HealthyWarmup is the start of the healthy scenario in which the limit
+// may still be finding its level: a server that starts with more calls at
+// once than initial_limit refuses some of them while it probes its latency
+// and slow start raises the limit (about 100ms).
+const HealthyWarmup = 500 * time.Millisecond

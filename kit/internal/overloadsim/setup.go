@@ -56,11 +56,19 @@ type Backend struct {
 
 // StartBackend starts a server of kind k in front of res on a loopback port.
 func StartBackend(k Kind, res *Resource, name string) (*Backend, error) {
+	b, err := startBackend(k, res, name)
+	if err == nil {
+		b.Res = res
+	}
+	return b, err
+}
+
+func startBackend(k Kind, res user, name string) (*Backend, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	b := &Backend{Addr: lis.Addr().String(), Res: res}
+	b := &Backend{Addr: lis.Addr().String()}
 	svc := &service{res: res, name: name}
 	if k == Bare {
 		srv := grpc.NewServer()

@@ -50,9 +50,9 @@ var ErrThrottled = errors.New("overload: call throttled locally: the target acce
 // Client is the client side of the overload layer: Google SRE's adaptive
 // throttling, with a [Throttle] per target (the ClientConn's target). It
 // sheds calls locally, with a probability, when the target accepts fewer
-// than it is asked for, so that a busy target sees about K times what it
-// accepts (twice, by default) instead of the whole excess, and every caller
-// keeps a share of it.
+// than 1/K of the calls it gets (half, by default), so that a busy target
+// sees a part of the excess only (see the package comment) and every
+// caller keeps its share of the target.
 //
 // A call is accepted unless the target refused it (RESOURCE_EXHAUSTED) or
 // did not answer in time (DEADLINE_EXCEEDED): the signs of a busy target.
@@ -117,7 +117,7 @@ func (c *Client) SetConfig(cfg ClientConfig) error {
 type ThrottleStats struct {
 	Target      string  `json:"target"`
 	Requests    int64   `json:"requests"` // asked for, in the window
-	Sent        int64   `json:"sent"`     // not refused locally, in the window
+	Ended       int64   `json:"ended"`    // sent and ended, in the window
 	Accepts     int64   `json:"accepts"`  // accepted by the target, in the window
 	Probability float64 `json:"probability"`
 }
@@ -128,8 +128,8 @@ func (c *Client) Stats() []ThrottleStats {
 	defer c.mu.Unlock()
 	out := make([]ThrottleStats, 0, len(c.throttles))
 	for target, t := range c.throttles {
-		req, sent, acc := t.Counts()
-		out = append(out, ThrottleStats{Target: target, Requests: req, Sent: sent, Accepts: acc, Probability: t.Probability()})
+		req, ended, acc := t.Counts()
+		out = append(out, ThrottleStats{Target: target, Requests: req, Ended: ended, Accepts: acc, Probability: t.Probability()})
 	}
 	slices.SortFunc(out, func(a, b ThrottleStats) int { return strings.Compare(a.Target, b.Target) })
 	return out

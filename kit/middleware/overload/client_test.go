@@ -235,8 +235,8 @@ func TestClientThrottlesPerTarget(t *testing.T) {
 		t.Error("no call to a refused locally")
 	}
 	want := []ThrottleStats{
-		{Target: "passthrough:///a", Requests: 40, Sent: int64(40 - throttledA), Accepts: 0, Probability: 40.0 / 41},
-		{Target: "passthrough:///b", Requests: 40, Sent: 40, Accepts: 40, Probability: 0},
+		{Target: "passthrough:///a", Requests: 40, Ended: int64(40 - throttledA), Accepts: 0, Probability: 40.0 / 41},
+		{Target: "passthrough:///b", Requests: 40, Ended: 40, Accepts: 40, Probability: 0},
 	}
 	if diff := cmp.Diff(want, cl.Stats()); diff != "" {
 		t.Errorf("Stats() (-want +got):\n%s", diff)
@@ -414,7 +414,8 @@ func TestClientThrottlesStreams(t *testing.T) {
 	c := dialThrough(t, srv, "target", cl)
 	th, _ := throttleFor(t, cl, "passthrough:///target")
 	for range 100 {
-		th.Allow() // 100 requests, none accepted: probability 100/101
+		th.Allow()       // 100 requests...
+		th.Record(false) // ...none accepted: probability 100/101
 	}
 
 	shed := 0

@@ -128,9 +128,9 @@ const minThrottleWindow = time.Millisecond
 // ThrottleConfig configures a [Throttle]. The zero value is not valid;
 // start from [DefaultThrottleConfig].
 type ThrottleConfig struct {
-	// K is how many calls the client may ask for per call the target
-	// accepted before it starts refusing locally, at least 1 (1 throttles
-	// hardest). Default 2.
+	// K sets when the client starts refusing locally: once the target
+	// accepts fewer than 1/K of the calls that ended. At least 1 (1
+	// throttles hardest). Default 2.
 	K float64 `yaml:"k" json:"k"`
 	// Window is the sliding window requests and accepts are counted over
 	// (in 20 buckets, so the oldest bucket leaves it in steps of a

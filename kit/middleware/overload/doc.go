@@ -10,43 +10,58 @@
 //
 // A [Limiter] bounds the calls a server runs at once. In adaptive mode it
 // finds the bound from observed latency alone, with no CPU metric, in the
-// manner of Netflix concurrency-limits' gradient2: the average latency of
-// each sample window (the short-term latency) is compared with a baseline,
-// the latency of calls that did not queue. While the short-term latency
-// stays within Tolerance times the baseline the limit grows: it doubles per
-// window until the first window whose latency makes it fall (slow start,
-// so that a cold server finds a high limit in a few windows), then grows by
-// about its square root per window, smoothed. When latency grows past that
-// the limit falls at once in proportion (at most halving per window), so a
-// congestion is relieved within a window or two. The limit always stays within
-// [MinLimit, MaxLimit]. A call beyond the limit is refused at once: the
-// limiter never queues.
+// manner of Netflix concurrency-limits' gradient2: the median latency of
+// each sample window (the short-term latency; the median, so that a server
+// with a fast method and a slow one is judged by its typical call, while a
+// queue, which every call waits in, still moves it) is compared with a
+// baseline, the latency of calls that did not queue. While the short-term
+// latency stays within Tolerance times the baseline the limit grows: it
+// doubles per window until the first window whose latency makes it fall
+// (slow start, so that a cold server finds a high limit in a few windows),
+// then grows by about its square root per window, smoothed. When latency
+// grows past that the limit falls at once in proportion (at most halving
+// per window), so a congestion is relieved within a window or two. A
+// window lasts Window and MinSamples calls, or closes on a limit's worth
+// of calls when it refused some and the limit is in slow start or far too
+// high. The limit always stays within [MinLimit, MaxLimit]. A call beyond
+// the limit is refused at once: the limiter never queues.
 //
-// The baseline is the latency of calls that did not queue. The first
-// window sets it: its fastest call when the others were much slower (a
-// server started under load queues from its first calls on; a probe
-// follows at once to tell a queue from calls that simply vary), else its
-// average; later windows move it, quickly downwards, slowly upwards. A
-// baseline can still go stale: a long congestion raises it, a slower
-// dependency makes every call slower without a queue. So after a window in
-// which calls were refused, at most once per ProbeInterval (every few
-// windows when the limit is near its floor, where a probe costs little),
-// the limiter probes: it holds the limit at MinLimit until MinSamples
-// calls that started after it have ended (or two windows have passed),
-// takes their latency as the baseline, and starts slow start again
-// (Envoy's adaptive concurrency filter measures its minimum latency the
-// same way).
+// The baseline is the first window's median, moved by later windows
+// (quickly downwards, slowly upwards). It can go stale: a server started
+// under load queues from its first calls on, a long congestion raises it,
+// a slower dependency makes every call slower without a queue. So after a
+// window in which calls were refused — the first such window, then at most
+// once per ProbeInterval, or every few windows when the limit is near its
+// floor, where a probe costs little — the limiter probes instead of moving
+// the limit: it holds the limit at MinLimit, takes the first MinSamples
+// calls admitted as its group, and when all of them have ended (or the
+// probe has lasted two windows and four rounds of the baseline; calls
+// still out then count as lasting until then) their median latency, with
+// no queue in front of the server's resources, becomes the baseline, and
+// slow start begins again. A group, not the first calls to end, for those
+// are the fast ones. (Envoy's adaptive concurrency filter measures its
+// minimum latency the same way.)
+//
+// Calls that give no sample (streams, calls whose caller canceled) still
+// hold places. When a window has had no sample for two windows and four
+// times the baseline while calls were refused, the limit rises blindly,
+// as in a window with headroom: latency cannot set it, and holding it
+// would refuse every other call for as long as those calls last. A server
+// starting with more calls at once than InitialLimit refuses some of them
+// for its first ~100ms, while it probes and slow start raises the limit.
 //
 // A [Throttle] is Google SRE's client-side adaptive throttling for one
 // target, made fair between the target's clients. It counts over a sliding
 // window the calls the client was asked for (requests), the calls it sent
-// (sent) and the calls the target accepted (accepts), and refuses a new
-// call locally with probability
+// that ended (ended) and those the target accepted (accepts), and refuses a
+// new call locally with probability
 //
-//	max(0, (requests − K·accepts·requests/sent) / (requests + 1))
+//	max(0, (requests − K·requests·accepts/ended) / (requests + 1))
 //
 // SRE's formula, max(0, (requests − K·accepts) / (requests + 1)), with the
-// accepts scaled to all the requests at the accept ratio of the calls sent.
+// accepts scaled to all the requests at the accept ratio of the calls that
+// ended (calls still out count for nothing, so a burst into a quiet window
+// is not throttled).
 // Unscaled, a client that is throttled more sends less, so gets fewer
 // accepts, so is throttled more still: the clients of one busy target drift
 // apart until some get almost nothing (in kit's overload scenario the

@@ -2,6 +2,8 @@ package overload
 
 import (
 	"math"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +21,15 @@ type Limiter struct {
 	limit    atomic.Int64 // the enforced limit; 0 when the mode is off
 	inFlight atomic.Int64
 	refused  atomic.Int64 // calls refused, ever
-	// probeUntil is when the probe in progress ends at the latest, in
-	// UnixNano of now(); 0 when there is none.
-	probeUntil atomic.Int64
+	// probeSeats is the number of calls still to be admitted into the
+	// probe in progress as its group (see maybeProbeLocked); 0 or less
+	// when there is no probe or its group is complete.
+	probeSeats atomic.Int64
+	// deadline is when, in UnixNano of now(), the refusal path must look
+	// at the limiter: a probe outlived its time, or a window had no
+	// sample for long (every place held by streams or calls that do not
+	// end). 0: never.
+	deadline atomic.Int64
 
 	mu sync.Mutex // guards the fields below, and serializes SetConfig
 	// epoch is when the current configuration took effect; samples of
@@ -37,19 +45,21 @@ type Limiter struct {
 	// number of windows it has seen (0: none yet).
 	baseline        float64
 	baselineWindows int
-	// The current sample window: its start, the sum, number and least of
-	// its samples' latencies in seconds, the most calls seen in flight,
-	// and the refusals counted when it began.
+	// The current sample window: its start, its samples' latencies in
+	// seconds (up to maxKept of them, a uniform sample of all), their
+	// number, the most calls seen in flight, and the refusals counted when
+	// it began.
 	windowStart       time.Time
-	windowSum         float64
+	windowKept        []float64
 	windowCount       int
-	windowMin         float64
 	windowMaxInFlight int64
 	windowRefused     int64
 	// probing is true while a probe holds the limit at MinLimit; the
-	// current window is then the probe's. lastProbe is when the last probe
-	// ended (zero: none yet).
+	// current window then sums the latencies of the probe's group.
+	// probeEnd is when the probe gives up waiting for its group;
+	// lastProbe is when the last probe ended (zero: none yet).
 	probing   bool
+	probeEnd  time.Time
 	lastProbe time.Time
 }
 
@@ -70,9 +80,10 @@ func (l *Limiter) Config() LimiterConfig { return *l.cfg.Load() }
 
 // SetConfig validates cfg as a whole and applies it, or returns the error
 // and keeps the current configuration. Calls in flight stay counted. A
-// change of mode restarts the adaptive estimate at InitialLimit; a change of
-// adaptive parameters keeps the estimate, clamped to the new bounds, and
-// the baseline.
+// change of mode restarts the adaptive estimate at InitialLimit, or at the
+// number of calls in flight when there are more; a change of adaptive
+// parameters keeps the estimate, clamped to the new bounds, and the
+// baseline.
 func (l *Limiter) SetConfig(cfg LimiterConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -87,7 +98,6 @@ func (l *Limiter) SetConfig(cfg LimiterConfig) error {
 func (l *Limiter) setConfigLocked(cfg LimiterConfig, old *LimiterConfig) {
 	now := l.now()
 	l.epoch = now
-	l.resetWindowLocked(now)
 	if old == nil || old.Mode != cfg.Mode {
 		// The calls in flight were let through: a switch to adaptive must
 		// not refuse every call until they end.
@@ -97,9 +107,11 @@ func (l *Limiter) setConfigLocked(cfg LimiterConfig, old *LimiterConfig) {
 		l.slowStart = true
 	}
 	l.probing = false
-	l.probeUntil.Store(0)
+	l.probeSeats.Store(0)
+	l.deadline.Store(0)
 	l.estimate = min(max(l.estimate, float64(cfg.MinLimit)), float64(cfg.MaxLimit))
 	l.cfg.Store(&cfg)
+	l.resetWindowLocked(now)
 	switch cfg.Mode {
 	case ModeOff:
 		l.limit.Store(0)
@@ -136,8 +148,8 @@ func (l *Limiter) Acquire() (release func(ok bool), allowed bool) {
 		n, limit := l.inFlight.Load(), l.limit.Load()
 		if limit > 0 && n >= limit {
 			l.refused.Add(1)
-			if until := l.probeUntil.Load(); until != 0 && l.now().UnixNano() >= until {
-				l.expireProbe()
+			if d := l.deadline.Load(); d != 0 && l.now().UnixNano() >= d {
+				l.overdue()
 			}
 			return noRelease, false
 		}
@@ -146,21 +158,25 @@ func (l *Limiter) Acquire() (release func(ok bool), allowed bool) {
 		}
 	}
 	start := l.now()
+	// The first calls admitted into a probe are its group.
+	member := l.probeSeats.Load() > 0 && l.probeSeats.Add(-1) >= 0
 	var released atomic.Bool
 	return func(ok bool) {
 		if !released.CompareAndSwap(false, true) {
 			return
 		}
 		n := l.inFlight.Add(-1) + 1
-		if ok {
-			l.sample(start, n)
+		if ok || member {
+			l.sample(start, n, member)
 		}
 	}, true
 }
 
 // sample records the latency of a call that started at start and ended
-// with inFlight calls in flight, itself included.
-func (l *Limiter) sample(start time.Time, inFlight int64) {
+// with inFlight calls in flight, itself included; member says whether it
+// was of a probe's group (whose calls count whatever their outcome, so
+// that the probe ends).
+func (l *Limiter) sample(start time.Time, inFlight int64, member bool) {
 	cfg := l.cfg.Load()
 	if cfg.Mode != ModeAdaptive {
 		return
@@ -168,36 +184,81 @@ func (l *Limiter) sample(start time.Time, inFlight int64) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if start.Before(l.epoch) || l.cfg.Load() != cfg {
+	if start.Before(l.epoch) || l.cfg.Load() != cfg || l.probing != member {
 		return
 	}
-	latency := now.Sub(start).Seconds()
-	l.windowSum += latency
-	l.windowCount++
-	if l.windowCount == 1 || latency < l.windowMin {
-		l.windowMin = latency
-	}
+	l.keepLocked(now.Sub(start).Seconds())
 	l.windowMaxInFlight = max(l.windowMaxInFlight, inFlight)
-	l.closeWindowLocked(cfg, now)
-}
-
-// closeWindowLocked ends the current window if it is complete: a probe's
-// after MinSamples samples or two windows' time, another after Window and
-// MinSamples samples.
-func (l *Limiter) closeWindowLocked(cfg *LimiterConfig, now time.Time) {
-	elapsed := now.Sub(l.windowStart)
 	switch {
 	case l.probing:
-		if l.windowCount >= cfg.MinSamples || elapsed >= 2*time.Duration(cfg.Window) {
-			l.endProbeLocked(now)
+		if l.windowCount >= cfg.MinSamples {
+			l.endProbeLocked(cfg, now)
 		}
-	case elapsed >= time.Duration(cfg.Window) && l.windowCount >= cfg.MinSamples:
-		refused := l.refused.Load() > l.windowRefused
-		unsure := l.updateLocked(cfg)
+	case l.windowCount >= cfg.MinSamples && (now.Sub(l.windowStart) >= time.Duration(cfg.Window) || l.urgentLocked(cfg)):
+		l.closeWindowLocked(cfg, now)
+	}
+}
+
+// urgentLocked reports whether the current window should close on its
+// samples alone (a limit's worth), before Window: when it refused calls
+// and the limit is in
+// slow start (too low yet, or the server overloaded from its start) or far
+// too high (the median latency past twice the tolerance): waiting then
+// costs refused calls or queued ones.
+func (l *Limiter) urgentLocked(cfg *LimiterConfig) bool {
+	// A round of calls at least: the first to end did not wait behind
+	// the others.
+	if l.refused.Load() == l.windowRefused || float64(l.windowCount) < l.estimate {
+		return false
+	}
+	if l.slowStart || l.baselineWindows == 0 {
+		return true
+	}
+	return l.medianLocked() > 2*cfg.Tolerance*l.baseline
+}
+
+// closeWindowLocked ends the current window: a probe starts after a window
+// with refusals when one is due (the probe will tell what the window
+// cannot: whether its latency was queue), else the window updates the
+// baseline and the limit.
+func (l *Limiter) closeWindowLocked(cfg *LimiterConfig, now time.Time) {
+	refused := l.refused.Load() > l.windowRefused
+	if refused && l.probeDueLocked(cfg, now) {
+		l.startProbeLocked(cfg, now)
+		return
+	}
+	l.updateLocked(cfg)
+	l.resetWindowLocked(now)
+}
+
+// overdue is called on a refusal once the deadline has passed: it ends a
+// probe whose group did not end in time, or, when a window has had no
+// sample for long while calls were refused, raises the limit blindly: every
+// place is held by calls that give no sample (streams, calls that do not
+// end), so latency cannot set the limit, and holding it would refuse
+// every other call for as long as they last.
+func (l *Limiter) overdue() {
+	cfg := l.cfg.Load()
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := l.deadline.Load(); d == 0 || now.UnixNano() < d || l.cfg.Load() != cfg {
+		return // another call dealt with it
+	}
+	switch {
+	case l.probing:
+		l.endProbeLocked(cfg, now)
+	case l.windowCount == 0 && cfg.Mode == ModeAdaptive:
+		if l.slowStart {
+			l.estimate *= 2
+		} else {
+			l.estimate += math.Sqrt(l.estimate)
+		}
+		l.estimate = min(l.estimate, float64(cfg.MaxLimit))
+		l.limit.Store(int64(l.estimate))
 		l.resetWindowLocked(now)
-		if refused || unsure {
-			l.maybeProbeLocked(cfg, now)
-		}
+	default:
+		l.deadline.Store(0) // samples are coming: the window closes on them
 	}
 }
 
@@ -205,60 +266,95 @@ func (l *Limiter) closeWindowLocked(cfg *LimiterConfig, now time.Time) {
 // while the limit is near its floor.
 const probeSpacingAtFloor = 5
 
-// maybeProbeLocked starts a probe after a window in which calls were
-// refused, when none happened yet, ProbeInterval has passed since the last
-// one, or the limit is near its floor (where a probe costs little) and a
-// few windows have passed. A probe holds the limit at MinLimit until
-// MinSamples calls that started after it have ended (or two windows'
-// time): their latency, with no queue in front of the server's resources,
-// becomes the baseline, and slow start begins again. Without it, a limiter
-// whose first windows were already congested would take queueing for the
-// server's normal latency and keep a limit that queues; and one whose
-// server got slower for a reason of its own (a slower dependency) would
-// take the slowness for queueing and keep the limit at its floor.
-func (l *Limiter) maybeProbeLocked(cfg *LimiterConfig, now time.Time) {
+// probeDueLocked reports whether a probe may start after a window with
+// refusals: when none happened yet, when ProbeInterval has passed since the
+// last one, or when the limit is near its floor (where a probe costs
+// little) and a few windows have passed.
+func (l *Limiter) probeDueLocked(cfg *LimiterConfig, now time.Time) bool {
 	since := now.Sub(l.lastProbe)
 	nearFloor := l.estimate < 2*float64(cfg.MinLimit) && since >= probeSpacingAtFloor*time.Duration(cfg.Window)
 	periodic := cfg.ProbeInterval > 0 && since >= time.Duration(cfg.ProbeInterval)
-	if !l.lastProbe.IsZero() && !periodic && !nearFloor {
-		return
-	}
+	return l.lastProbe.IsZero() || periodic || nearFloor
+}
+
+// startProbeLocked starts a probe: the limit is held at MinLimit, and the
+// first MinSamples calls admitted from now on are its group. When all of
+// them have ended, their average latency, with no queue in front of the
+// server's resources, becomes the baseline, and slow start begins again. A
+// group rather than the first calls to end, for those are the fastest: a
+// server whose calls vary (a fast method and a slow one) would get a
+// baseline of its fast calls and a limit held at its floor. Without probes,
+// a limiter whose first windows were already congested would take queueing
+// for the server's normal latency and keep a limit that queues; and one
+// whose server got slower for a reason of its own (a slower dependency)
+// would take the slowness for queueing and keep the limit at its floor.
+//
+// The probe gives up after two windows plus four times MinSamples/MinLimit
+// rounds of the baseline latency; calls of its group still out then count
+// as lasting until then.
+func (l *Limiter) startProbeLocked(cfg *LimiterConfig, now time.Time) {
 	l.probing = true
 	l.epoch = now // calls already in flight queued: not samples
+	l.resetWindowLocked(now)
+	rounds := math.Ceil(float64(cfg.MinSamples) / float64(cfg.MinLimit))
+	l.probeEnd = now.Add(2*time.Duration(cfg.Window) + time.Duration(4*rounds*l.baseline*float64(time.Second)))
+	l.deadline.Store(l.probeEnd.UnixNano())
+	l.probeSeats.Store(int64(cfg.MinSamples))
 	l.limit.Store(int64(cfg.MinLimit))
-	l.probeUntil.Store(now.Add(2 * time.Duration(cfg.Window)).UnixNano())
 }
 
-// expireProbe ends a probe that outlived its time: calls that started
-// before it still hold every place (long calls), so no sample comes.
-func (l *Limiter) expireProbe() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.probing {
-		l.endProbeLocked(l.now())
+// endProbeLocked ends a probe: the group's average latency becomes the
+// baseline (calls still out count as lasting until now; a probe none of
+// whose calls was admitted leaves it), the limit is back to the estimate,
+// and slow start begins again.
+func (l *Limiter) endProbeLocked(cfg *LimiterConfig, now time.Time) {
+	admitted := int64(cfg.MinSamples) - max(l.probeSeats.Swap(0), 0)
+	for range admitted - int64(l.windowCount) {
+		l.keepLocked(now.Sub(l.epoch).Seconds())
 	}
-}
-
-// endProbeLocked ends a probe: the probe window's latency becomes the
-// baseline (a probe without samples leaves it), the limit is back to the
-// estimate, and slow start begins again.
-func (l *Limiter) endProbeLocked(now time.Time) {
 	if l.windowCount > 0 {
-		l.baseline = max(l.windowSum/float64(l.windowCount), minLatency)
+		l.baseline = l.medianLocked()
 		l.baselineWindows = max(l.baselineWindows, 1)
 	}
 	l.probing, l.slowStart = false, true
-	l.probeUntil.Store(0)
 	l.lastProbe = now
 	l.limit.Store(int64(l.estimate))
 	l.resetWindowLocked(now)
 }
 
-// resetWindowLocked starts a window at now.
+// resetWindowLocked starts a window at now. Its deadline for the refusal
+// path: two windows plus four times the baseline latency without a sample.
 func (l *Limiter) resetWindowLocked(now time.Time) {
 	l.windowStart = now
-	l.windowSum, l.windowCount, l.windowMin, l.windowMaxInFlight = 0, 0, 0, 0
+	l.windowKept, l.windowCount, l.windowMaxInFlight = l.windowKept[:0], 0, 0
 	l.windowRefused = l.refused.Load()
+	if cfg := l.cfg.Load(); cfg != nil && cfg.Mode == ModeAdaptive && !l.probing {
+		l.deadline.Store(now.Add(2*time.Duration(cfg.Window) + time.Duration(4*l.baseline*float64(time.Second))).UnixNano())
+	}
+}
+
+// maxKept bounds the latencies a window keeps to take their median.
+const maxKept = 256
+
+// keepLocked counts a sample of latency seconds in the window, and keeps
+// it with reservoir sampling, so that the kept ones are a uniform sample
+// of all.
+func (l *Limiter) keepLocked(latency float64) {
+	l.windowCount++
+	if len(l.windowKept) < maxKept {
+		l.windowKept = append(l.windowKept, latency)
+	} else if i := rand.IntN(l.windowCount); i < maxKept {
+		l.windowKept[i] = latency
+	}
+}
+
+// medianLocked returns the median latency of the window's samples: the
+// median, not the mean, so that a server whose calls vary (a fast method
+// and a slow one) is judged by its typical call, while a queue, which
+// every call waits in, still moves it.
+func (l *Limiter) medianLocked() float64 {
+	slices.Sort(l.windowKept)
+	return max(l.windowKept[len(l.windowKept)/2], minLatency)
 }
 
 // minLatency stands in for latencies too small to divide by (a manual
@@ -266,30 +362,17 @@ func (l *Limiter) resetWindowLocked(now time.Time) {
 const minLatency = 1e-9
 
 // updateLocked closes the current window: it updates the baseline and the
-// estimate with gradient2's rule. It returns true when the window cannot
-// tell a queue from the server's own latency: the first window, when its
-// calls were much slower than its fastest one.
-func (l *Limiter) updateLocked(cfg *LimiterConfig) (unsure bool) {
-	short := max(l.windowSum/float64(l.windowCount), minLatency)
+// estimate with gradient2's rule.
+func (l *Limiter) updateLocked(cfg *LimiterConfig) {
+	short := l.medianLocked()
 	l.baselineWindows++
-	if l.baselineWindows == 1 {
-		// A server started under load queues from its first calls on, so
-		// the first window's average may be mostly queue; its fastest
-		// call is the latency without one, or the spread of a server
-		// whose calls vary. A probe tells which; meanwhile nothing moves.
-		l.baseline = max(l.windowMin, minLatency)
-		if short > cfg.Tolerance*l.baseline && float64(l.windowMaxInFlight) >= l.estimate/2 {
-			return true
-		}
-		l.baseline = short
-	}
 	// An exponential average over BaselineWindows windows. The first
 	// window sets it; in the windows after, a lower latency is averaged
 	// plainly so that a slow first window does not weigh for hundreds,
 	// while a higher one only ever moves it slowly: a congestion early in
 	// the limiter's life must not become its idea of normal.
 	alpha := 2 / (float64(cfg.BaselineWindows) + 1)
-	if short < l.baseline {
+	if short < l.baseline || l.baselineWindows == 1 {
 		alpha = max(alpha, 1/float64(l.baselineWindows))
 	}
 	l.baseline += alpha * (short - l.baseline)
@@ -301,7 +384,7 @@ func (l *Limiter) updateLocked(cfg *LimiterConfig) (unsure bool) {
 	// A server that does not use half its limit says nothing of whether the
 	// limit is too small: leave it.
 	if float64(l.windowMaxInFlight) < l.estimate/2 {
-		return false
+		return
 	}
 	var next float64
 	if short <= cfg.Tolerance*l.baseline { // headroom
@@ -331,5 +414,4 @@ func (l *Limiter) updateLocked(cfg *LimiterConfig) (unsure bool) {
 	}
 	l.estimate = min(max(next, float64(cfg.MinLimit)), float64(cfg.MaxLimit))
 	l.limit.Store(int64(l.estimate))
-	return false
 }

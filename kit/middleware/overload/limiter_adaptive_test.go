@@ -201,8 +201,9 @@ func TestLimiterProbe(t *testing.T) {
 		t.Fatalf("limit after one window of slow start = %d, want 40", got)
 	}
 
-	// A window in which a call is refused: at its close the limit doubles
-	// (to max_limit 60) and a probe holds it at min_limit.
+	// A window in which a call is refused: at its close a probe holds the
+	// limit at min_limit, and the window moves nothing (the probe will
+	// tell whether its latency was queue).
 	clk.Advance(time.Duration(l.Config().Window))
 	calls, refused := start(l, 41)
 	if refused != 1 {
@@ -222,30 +223,32 @@ func TestLimiterProbe(t *testing.T) {
 		t.Fatalf("limit after calls older than the probe ended = %d, want still min_limit 5", got)
 	}
 
-	// min_samples calls that started in the probe end: their latency is the
-	// baseline and the limit is back to the estimate.
+	// The min_samples calls admitted first in the probe are its group: when
+	// all have ended, their median latency is the baseline and the limit
+	// is back to the estimate. The group's fast calls ending first do not
+	// end the probe.
 	probe, refused := start(l, 5)
 	if refused != 0 {
 		t.Fatalf("%d of 5 calls refused during the probe at a limit of 5", refused)
 	}
-	clk.Advance(4 * time.Millisecond)
-	end(probe[:4], true)
+	clk.Advance(2 * time.Millisecond)
+	end(probe[:2], true)
 	if got := l.Limit(); got != 5 {
-		t.Fatalf("limit after 4 of 5 probe samples = %d, want still min_limit 5", got)
+		t.Fatalf("limit after 2 of the 5 calls of the probe's group = %d, want still min_limit 5", got)
 	}
-	end(probe[4:], true)
-	if got := l.Limit(); got != 60 {
-		t.Fatalf("limit at the end of the probe = %d, want the estimate, 60", got)
+	clk.Advance(2 * time.Millisecond)
+	end(probe[2:], true)
+	if got := l.Limit(); got != 40 {
+		t.Fatalf("limit at the end of the probe = %d, want the estimate, 40", got)
 	}
 	if got := baseline(l); got != 4*time.Millisecond {
-		t.Errorf("baseline after the probe = %v, want the probe's latency, 4ms", got)
+		t.Errorf("baseline after the probe = %v, want the group's median, 4ms", got)
 	}
 
-	// Refused again within probe_interval (10s): no probe.
+	// Refused again within probe_interval (10s): no probe; slow start
+	// again after the probe, so the limit doubles to max_limit 60.
 	for i := range 3 {
-		if n := closeWindow(t, l, clk, 61, 4*time.Millisecond); n != 1 {
-			t.Fatalf("window %d: %d of 61 calls refused at a limit of 60, want 1", i, n)
-		}
+		closeWindow(t, l, clk, l.Limit()+1, 4*time.Millisecond)
 		if got := l.Limit(); got != 60 {
 			t.Fatalf("window %d within probe_interval with a refusal: limit %d, want 60 (no probe)", i, got)
 		}
@@ -288,8 +291,8 @@ func TestLimiterProbeIntervalZeroProbesOnce(t *testing.T) {
 	probe, _ := start(l, 5)
 	clk.Advance(10 * time.Millisecond)
 	end(probe, true)
-	if got := l.Limit(); got != 40 {
-		t.Fatalf("limit at the end of the probe = %d, want the estimate, 40", got)
+	if got := l.Limit(); got != 20 {
+		t.Fatalf("limit at the end of the probe = %d, want the estimate, 20", got)
 	}
 	for i := range 5 {
 		clk.Advance(time.Hour)
@@ -323,8 +326,8 @@ func TestLimiterProbeCorrectsBaseline(t *testing.T) {
 		if n := closeWindow(t, l, clk, 21, congested); n != 1 {
 			t.Fatalf("%d of 21 calls refused at a limit of 20, want 1", n)
 		}
-		if got := baseline(l); got != congested {
-			t.Fatalf("baseline after the first window = %v, want its latency %v", got, congested)
+		if got := l.Limit(); got != 5 {
+			t.Fatalf("limit after a first window with a refusal = %d, want min_limit 5 (probe)", got)
 		}
 		probe, _ := start(l, 5)
 		clk.Advance(uncongested)
@@ -332,14 +335,14 @@ func TestLimiterProbeCorrectsBaseline(t *testing.T) {
 		if got := baseline(l); got != uncongested {
 			t.Fatalf("baseline after the probe = %v, want %v", got, uncongested)
 		}
-		if got := l.Limit(); got != 40 {
-			t.Fatalf("limit at the end of the probe = %d, want the estimate, 40", got)
+		if got := l.Limit(); got != 20 {
+			t.Fatalf("limit at the end of the probe = %d, want the estimate, 20", got)
 		}
 		// 50ms is now five times the baseline: the gradient is at its floor,
-		// and the limit falls to 40 × 0.5 + √40 = 26.
-		closeWindow(t, l, clk, 40, congested)
-		if got := l.Limit(); got != 26 {
-			t.Errorf("limit after a window at the first window's latency = %d, want 26 (congestion)", got)
+		// and the limit falls to 20 × 0.5 + √20 = 14.
+		closeWindow(t, l, clk, 20, congested)
+		if got := l.Limit(); got != 14 {
+			t.Errorf("limit after a window at the first window's latency = %d, want 14 (congestion)", got)
 		}
 	})
 }
@@ -451,15 +454,78 @@ func TestLimiterProbeExpires(t *testing.T) {
 	if got := l.Limit(); got != 5 {
 		t.Fatalf("limit = %d, want min_limit 5 (probe)", got)
 	}
-	// 35 long calls hold every place.
+	// 35 long calls hold every place: no call of the probe's group is
+	// admitted. Within its time the probe holds.
 	clk.Advance(2 * time.Duration(l.Config().Window))
 	if _, ok := l.Acquire(); ok {
 		t.Fatal("a call allowed while 35 are in flight at a limit of 5")
 	}
-	if got := l.Limit(); got != 60 {
-		t.Errorf("limit after the probe outlived two windows = %d, want the estimate back, 60", got)
+	if got := l.Limit(); got != 5 {
+		t.Fatalf("limit within the probe's time = %d, want min_limit 5", got)
+	}
+	// Two windows plus four rounds of the 10ms baseline: it gives up, and
+	// the baseline stays, for no call of its group was admitted.
+	clk.Advance(40 * time.Millisecond)
+	if _, ok := l.Acquire(); ok {
+		t.Fatal("a call allowed while 35 are in flight at a limit of 5")
+	}
+	if got := l.Limit(); got != 40 {
+		t.Errorf("limit after the probe outlived its time = %d, want the estimate back, 40", got)
+	}
+	if got := baseline(l); got != 10*time.Millisecond {
+		t.Errorf("baseline after a probe without a call = %v, want it kept, 10ms", got)
 	}
 	end(calls[5:], true)
+}
+
+// TestLimiterProbeGroupStillOut: a probe that gives up counts the calls of
+// its group still out as lasting until then, so slow calls raise the
+// baseline rather than leave only the fast ones to set it.
+func TestLimiterProbeGroupStillOut(t *testing.T) {
+	l, clk := newTestLimiter(t, rules())
+	clk.Advance(time.Duration(l.Config().Window))
+	calls, _ := start(l, 21)
+	clk.Advance(10 * time.Millisecond)
+	end(calls, true) // a first window with a refusal: probe
+	group, _ := start(l, 5)
+	clk.Advance(2 * time.Millisecond)
+	end(group[:2], true) // 2 fast calls; the 3 others are slow
+	clk.Advance(time.Second)
+	// Other calls fill the places; the next one is refused, and the
+	// refusal finds the probe past its time.
+	others, refused := start(l, 3)
+	if refused != 1 {
+		t.Fatalf("%d of 3 calls refused with 3 in flight at min_limit 5, want 1", refused)
+	}
+	if got, want := baseline(l), time.Second+2*time.Millisecond; got != want {
+		t.Errorf("baseline = %v, want the group's median with the slow calls counted until the probe gave up, %v", got, want)
+	}
+	end(group[2:], true)
+	end(others, true)
+}
+
+// TestLimiterGrowsWithoutSamples: when every place is held by calls that
+// give no sample (streams) and others are refused, the limit rises blindly
+// instead of refusing them for as long as those calls last.
+func TestLimiterGrowsWithoutSamples(t *testing.T) {
+	cfg := rules()
+	cfg.MaxLimit = 1000
+	l, clk := newTestLimiter(t, cfg)
+	closeWindow(t, l, clk, 20, 10*time.Millisecond) // baseline 10ms, limit 40
+	var held []func(bool)
+	for i := range 3 {
+		streams, _ := start(l, l.Limit()-l.InFlight()) // every place held
+		held = append(held, streams...)
+		clk.Advance(2*time.Duration(cfg.Window) + 40*time.Millisecond)
+		before := l.Limit()
+		if _, ok := l.Acquire(); ok {
+			t.Fatalf("round %d: a call allowed with every place held", i)
+		}
+		if got := l.Limit(); got <= before {
+			t.Fatalf("round %d: limit %d after a window without a sample and with refusals, want above %d", i, got, before)
+		}
+	}
+	end(held, false)
 }
 
 // TestLimiterModeSwitchKeepsCallsInFlight: a switch to adaptive with more
@@ -481,15 +547,18 @@ func TestLimiterModeSwitchKeepsCallsInFlight(t *testing.T) {
 }
 
 // TestLimiterFirstWindowQueued: a server started under load queues from
-// its first calls; the first window's fastest call shows it, a probe
-// follows at once, and the limit falls instead of taking the queue for
-// normal latency.
+// its first calls and refuses some; the probe those refusals bring measures
+// the latency without a queue before the first window moves anything, so
+// that the queue is not taken for normal latency.
 func TestLimiterFirstWindowQueued(t *testing.T) {
 	cfg := rules()
 	cfg.MinSamples = 20 // the first window holds all 20 calls
 	l, clk := newTestLimiter(t, cfg)
 	clk.Advance(time.Duration(l.Config().Window))
-	calls, _ := start(l, 20)
+	calls, refused := start(l, 25)
+	if refused != 5 {
+		t.Fatalf("%d of 25 calls refused at a limit of 20, want 5", refused)
+	}
 	// 4 calls at 5ms, the rest queued behind them up to 25ms.
 	for i, c := range calls {
 		if i%4 == 0 {
@@ -500,13 +569,16 @@ func TestLimiterFirstWindowQueued(t *testing.T) {
 	if got := l.Limit(); got != 5 {
 		t.Fatalf("limit after a first window whose calls queued = %d, want min_limit 5 (probe)", got)
 	}
-	for range 4 { // min_samples calls at min_limit
+	for range 4 { // the group: min_samples calls at min_limit
 		probe, _ := start(l, 5)
 		clk.Advance(5 * time.Millisecond)
 		end(probe, true)
 	}
 	if got := baseline(l); got != 5*time.Millisecond {
 		t.Errorf("baseline = %v, want 5ms, the latency without a queue", got)
+	}
+	if got := l.Limit(); got != 20 {
+		t.Errorf("limit after the probe = %d, want initial_limit 20, unmoved by the queued window", got)
 	}
 	// At 20 in flight the calls queue again (25ms): the limit falls.
 	closeWindow(t, l, clk, l.Limit(), 25*time.Millisecond)

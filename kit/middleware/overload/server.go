@@ -177,9 +177,13 @@ func (s *Server) SetConfig(cfg ServerConfig) error {
 		return err
 	}
 	s.mu.Lock()
-	if err := s.limiter.SetConfig(cfg.LimiterConfig); err != nil {
-		s.mu.Unlock()
-		return err
+	// A change of retry_after or exempt_methods alone leaves the limiter
+	// alone: SetConfig would restart its window and end a probe.
+	if cfg.LimiterConfig != s.limiter.Config() {
+		if err := s.limiter.SetConfig(cfg.LimiterConfig); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 	}
 	s.cfg.Store(newServerState(cfg))
 	s.mu.Unlock()

@@ -30,7 +30,7 @@ type Throttle struct {
 type bucket struct {
 	index    int64 // (time − origin) / width of the slice counted; 0 for none
 	requests int64
-	sent     int64
+	ended    int64 // calls sent whose outcome Record counted
 	accepts  int64
 }
 
@@ -78,33 +78,30 @@ func (t *Throttle) Allow() bool {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	b := t.currentLocked(now)
-	b.requests++
+	t.currentLocked(now).requests++
 	p := t.probabilityLocked(now)
-	if p <= 0 || t.rand() >= p {
-		b.sent++
-		return true
-	}
-	return false
+	return p <= 0 || t.rand() >= p
 }
 
 // Record counts the outcome of a call that Allow let through: accepted
 // false when the target refused it for want of capacity (or did not answer
 // in time), true for any answer that shows the target served it.
 func (t *Throttle) Record(accepted bool) {
-	if !accepted {
-		return
-	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.currentLocked(now).accepts++
+	b := t.currentLocked(now)
+	b.ended++
+	if accepted {
+		b.accepts++
+	}
 }
 
 // Probability returns the probability with which the next call would be
-// refused: max(0, (requests − K·accepts·requests/sent) / (requests + 1))
-// over the window, or 0 while the window holds fewer than MinRequests
-// requests or no call sent.
+// refused: max(0, (requests − K·requests·accepts/ended) / (requests + 1))
+// over the window, where accepts/ended is the accept ratio of the calls
+// that ended; 0 while the window holds fewer than MinRequests requests or
+// no call that ended.
 func (t *Throttle) Probability() float64 {
 	now := t.now()
 	t.mu.Lock()
@@ -112,9 +109,9 @@ func (t *Throttle) Probability() float64 {
 	return t.probabilityLocked(now)
 }
 
-// Counts returns the requests, the calls sent and the accepts in the
-// window.
-func (t *Throttle) Counts() (requests, sent, accepts int64) {
+// Counts returns the requests, the calls that ended (sent, and counted by
+// Record) and the accepts in the window.
+func (t *Throttle) Counts() (requests, ended, accepts int64) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -138,24 +135,24 @@ func (t *Throttle) currentLocked(now time.Time) *bucket {
 	return b
 }
 
-func (t *Throttle) countsLocked(now time.Time) (requests, sent, accepts int64) {
+func (t *Throttle) countsLocked(now time.Time) (requests, ended, accepts int64) {
 	i := t.index(now)
 	for _, b := range t.buckets {
 		if b.index > i-numBuckets && b.index <= i {
 			requests += b.requests
-			sent += b.sent
+			ended += b.ended
 			accepts += b.accepts
 		}
 	}
-	return requests, sent, accepts
+	return requests, ended, accepts
 }
 
 func (t *Throttle) probabilityLocked(now time.Time) float64 {
-	requests, sent, accepts := t.countsLocked(now)
-	if requests < int64(t.cfg.MinRequests) || sent == 0 {
+	requests, ended, accepts := t.countsLocked(now)
+	if requests < int64(t.cfg.MinRequests) || ended == 0 {
 		return 0
 	}
 	r := float64(requests)
-	scaled := float64(accepts) * r / float64(sent) // accepts had every request been sent
+	scaled := r * float64(accepts) / float64(ended) // accepts had every request been sent and ended
 	return max(0, (r-t.cfg.K*scaled)/(r+1))
 }

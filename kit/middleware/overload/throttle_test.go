@@ -71,7 +71,7 @@ func TestThrottleFollowsAcceptRatio(t *testing.T) {
 				th.mu.Lock()
 				b := th.currentLocked(th.now())
 				b.requests++
-				b.sent++
+				b.ended++
 				if i%tc.every == 0 && tc.every != math.MaxInt {
 					b.accepts++
 				}
@@ -227,5 +227,39 @@ func TestThrottleSetConfig(t *testing.T) {
 	}
 	if r, _, _ := th.Counts(); r != 0 {
 		t.Errorf("requests after changing window = %d, want 0", r)
+	}
+}
+
+// TestThrottleScalesAcceptsToRequests: the accepts count at the accept
+// ratio of the calls that ended, applied to every request: 250 accepted of
+// 1000 that ended, for 4000 requests, is the ratio 1/4 and gives (4000 −
+// 2·1000)/4001 ≈ 0.5, where SRE's unscaled formula would give 0.94.
+func TestThrottleScalesAcceptsToRequests(t *testing.T) {
+	th, _ := newTestThrottle(t, DefaultThrottleConfig())
+	th.mu.Lock()
+	b := th.currentLocked(th.now())
+	b.requests, b.ended, b.accepts = 4000, 1000, 250
+	th.mu.Unlock()
+	if p, want := th.Probability(), 2000.0/4001; math.Abs(p-want) > 1e-9 {
+		t.Errorf("Probability() = %v, want %v", p, want)
+	}
+}
+
+// TestThrottleBurstIntoQuietWindow: a burst of calls into a window where
+// nothing ended yet is not throttled, however large: calls still out say
+// nothing against the target.
+func TestThrottleBurstIntoQuietWindow(t *testing.T) {
+	th, _ := newTestThrottle(t, DefaultThrottleConfig())
+	for i := range 500 {
+		if !th.Allow() {
+			t.Fatalf("call %d of a burst refused with nothing ended yet", i)
+		}
+	}
+	// Once they end accepted, still nothing is refused.
+	for range 500 {
+		th.Record(true)
+	}
+	if p := th.Probability(); p != 0 {
+		t.Errorf("Probability() = %v after the burst was accepted, want 0", p)
 	}
 }

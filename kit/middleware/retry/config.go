@@ -133,7 +133,6 @@ func compile(c Config) (*compiled, error) {
 	return cc, nil
 }
 
-// retries reports whether code is configured as retryable.
 // retries reports whether err's code is retried. RESOURCE_EXHAUSTED is
 // retried only when the server said when (google.rpc.RetryInfo), as kit's
 // overload and rate limit layers do: grpc-go's own RESOURCE_EXHAUSTED (a

@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	run := flag.String("run", "levels,halving,three,spike", "comma-separated scenarios: levels, halving, three, spike")
+	run := flag.String("run", "levels,halving,three,spike,healthy", "comma-separated scenarios: levels, halving, three, spike, healthy")
 	each := flag.Duration("for", 4*time.Second, "how long each level runs")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // kit_weighted logs on the default logger when the resolver is not kit's
@@ -41,6 +41,8 @@ func main() {
 			m, err = three(ctx)
 		case "spike":
 			m, err = spike(ctx)
+		case "healthy":
+			m, err = healthy(ctx)
 		default:
 			err = fmt.Errorf("unknown scenario %q", name)
 		}
@@ -201,4 +203,25 @@ func spike(ctx context.Context) (int, error) {
 	missed := check(now.Recovery <= time.Second, "kit now: full service within 1s after the spike (last failure %v after)", now.Recovery.Round(time.Millisecond))
 	missed += check(now.During.Goodput >= 0.9*capacity, "kit now: goodput during the spike %.0f/s >= 0.9x capacity", now.During.Goodput)
 	return missed, nil
+}
+
+func healthy(ctx context.Context) (int, error) {
+	const d = 4 * time.Second
+	fmt.Printf("\n== Healthy: 2000 calls/s for %v to a server with room for all, whose calls take 1ms, and 50ms one time in ten\n", d)
+	w := table()
+	fmt.Fprintln(w, "setup\tfirst 500ms: codes\tthen: goodput/s\tp50 ok\tp99 ok\tcodes")
+	var rest sim.Summary
+	for _, k := range []sim.Kind{sim.Bare, sim.New} {
+		warm, r, err := sim.Healthy(ctx, k, d)
+		if err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(w, "%s\t%s\t%.0f\t%s\t%s\t%s\n", k, warm.CodesString(), r.Goodput, ms(r.P50), ms(r.P99), r.CodesString())
+		if k == sim.New {
+			rest = r
+		}
+	}
+	w.Flush()
+	failed := rest.Calls - rest.OK
+	return check(failed <= rest.Calls/200, "kit now: after the first %v, %d of %d calls failed (<= 0.5%%): a healthy server is not held back", sim.HealthyWarmup, failed, rest.Calls), nil
 }
