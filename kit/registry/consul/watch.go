@@ -44,6 +44,7 @@ type watcher struct {
 	bo      consulq.Backoff     // delays after failed queries
 	failing bool                // whether the last query failed
 	doubt   time.Time           // until then, an empty answer after a set is held back (see Next)
+	held    bool                // an empty answer is held back until doubt
 	last    []registry.Instance // set returned last
 	sent    bool                // whether a set was returned yet
 }
@@ -55,6 +56,12 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 	defer cancel()
 	defer context.AfterFunc(w.ctx, cancel)()
 	for {
+		if w.held && !time.Now().Before(w.doubt) {
+			// The grace ended while the catalog was still empty: report it
+			// now rather than after another blocking query, which would
+			// wait for a change that may never come.
+			return w.report(nil), nil
+		}
 		if err := internal.Sleep(ctx, w.pause); err != nil {
 			return nil, w.ctxErr(ctx)
 		}
@@ -99,6 +106,7 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		w.pause = w.r.opts.minInterval - time.Since(start)
 
 		set := instances(entries, w.name, w.r.opts.logger)
+		w.held = false
 		if w.sent && registry.EqualSets(set, w.last) {
 			continue
 		}
@@ -107,12 +115,18 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 			// most likely a restarted agent that has not seen its instances
 			// re-register yet: keep the last set until they do, or until
 			// the grace period ends with the service still empty.
+			w.held = true
 			continue
 		}
-		w.doubt = time.Time{}
-		w.last, w.sent = set, true
-		return set, nil
+		return w.report(set), nil
 	}
+}
+
+// report makes set the last one returned and returns it.
+func (w *watcher) report(set []registry.Instance) []registry.Instance {
+	w.doubt, w.held = time.Time{}, false
+	w.last, w.sent = set, true
+	return set
 }
 
 // queryTimeout bounds one query (see [consulq.QueryTimeout]).
