@@ -19,6 +19,7 @@ import (
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	"github.com/grpckit/grpckit/kit/middleware/logging"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 	"github.com/grpckit/grpckit/kit/middleware/recovery"
 	"github.com/grpckit/grpckit/kit/middleware/retry"
@@ -40,6 +41,7 @@ func setups() []named {
 		{"layer: logging (access log)", layer(loggingLayer)},
 		{"layer: retry", layer(retryLayer)},
 		{"layer: ratelimit (no limit set)", layer(ratelimitLayer)},
+		{"layer: overload (adaptive limit + throttle)", layer(overloadLayer)},
 		{"layer: timeout", layer(timeoutLayer)},
 		{"layer: breaker", layer(breakerLayer)},
 		{"layer: dedupe", layer(dedupeLayer)},
@@ -168,6 +170,19 @@ func ratelimitLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 		return nil, nil, nil, err
 	}
 	c, err := ratelimit.NewClient(ratelimit.DefaultClientConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []grpc.ServerOption{grpc.UnaryInterceptor(s.UnaryServerInterceptor())},
+		[]grpc.DialOption{grpc.WithUnaryInterceptor(c.UnaryClientInterceptor())}, nothing, nil
+}
+
+func overloadLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
+	s, err := overload.NewServer(overload.DefaultServerConfig())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := overload.NewClient(overload.DefaultClientConfig())
 	if err != nil {
 		return nil, nil, nil, err
 	}
