@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
-	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 // Call is the outcome of one call of a load.
@@ -21,7 +20,6 @@ type Call struct {
 	Start   time.Duration // since the load began
 	Latency time.Duration
 	Code    codes.Code
-	Local   bool   // refused by a client-side layer before it was sent
 	Server  string // the backend that answered OK
 	Client  int    // the index of the client that made it
 }
@@ -88,7 +86,7 @@ func call(ctx context.Context, stub testpbv1.TestServiceClient, deadline time.Du
 	defer cancel()
 	t0 := time.Now()
 	resp, err := stub.Echo(ctx, &testpbv1.EchoRequest{Message: "load"})
-	c := Call{Start: t0.Sub(start), Latency: time.Since(t0), Code: status.Code(err), Local: middleware.IsLocalRejection(err)}
+	c := Call{Start: t0.Sub(start), Latency: time.Since(t0), Code: status.Code(err)}
 	if err == nil {
 		c.Server = resp.GetServer()
 	}
@@ -104,7 +102,6 @@ type Summary struct {
 	P50, P99 time.Duration // of OK calls
 	Deadline int           // calls that ended with DEADLINE_EXCEEDED
 	Codes    map[codes.Code]int
-	Local    int           // calls refused by a client-side layer
 	FailP50  time.Duration // of failed calls: how fast a refusal comes
 	FailP99  time.Duration
 	// Share is the fewest OK calls any client got over the most any got:
@@ -130,9 +127,6 @@ func Summarize(calls []Call, from, to time.Duration) Summary {
 		}
 		if c.Code == codes.DeadlineExceeded {
 			s.Deadline++
-		}
-		if c.Local {
-			s.Local++
 		}
 	}
 	s.OK = len(ok)

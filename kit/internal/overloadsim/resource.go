@@ -31,11 +31,6 @@ func NewResource(slots int, hold time.Duration) *Resource {
 // the capacity.
 func (r *Resource) SetHold(d time.Duration) { r.hold.Store(int64(d)) }
 
-// Capacity returns the calls per second the pool serves at most.
-func (r *Resource) Capacity() float64 {
-	return float64(cap(r.slots)) / time.Duration(r.hold.Load()).Seconds()
-}
-
 // MeasureCapacity returns the calls per second a fresh pool of slots ×
 // hold serves on this machine when it never waits for work: a little less
 // than slots/hold, for a sleep lasts a little longer than asked.

@@ -104,9 +104,8 @@ var quiet = slog.New(slog.DiscardHandler)
 
 // Clients are n clients of kind k, each its own ClientConn to the backends.
 type Clients struct {
-	Stubs     []testpbv1.TestServiceClient
-	Throttles []*overload.Client // kit now's throttles, one per client
-	conns     []*grpc.ClientConn
+	Stubs []testpbv1.TestServiceClient
+	conns []*grpc.ClientConn
 }
 
 // Dial makes n clients of kind k of the backends at addrs.
@@ -137,12 +136,7 @@ func Dial(k Kind, n int, addrs []string) (*Clients, error) {
 			cc, err = kit.NewClient(target, kit.WithoutLayers(kit.LayerOverload), kit.WithBreaker(br), kit.WithLogger(quiet),
 				kit.WithDialOptions(grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(beforeServiceConfig)))
 		default:
-			var th *overload.Client
-			if th, err = overload.NewClient(overload.DefaultClientConfig()); err != nil {
-				break
-			}
-			c.Throttles = append(c.Throttles, th)
-			cc, err = kit.NewClient(target, kit.WithThrottle(th), kit.WithLogger(quiet), kit.WithDialOptions(grpc.WithResolvers(r)))
+			cc, err = kit.NewClient(target, kit.WithLogger(quiet), kit.WithDialOptions(grpc.WithResolvers(r)))
 		}
 		if err != nil {
 			c.Close()

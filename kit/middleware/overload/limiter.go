@@ -55,11 +55,9 @@ type Limiter struct {
 	windowMaxInFlight int64
 	windowRefused     int64
 	// probing is true while a probe holds the limit at MinLimit; the
-	// current window then sums the latencies of the probe's group.
-	// probeEnd is when the probe gives up waiting for its group;
+	// current window then keeps the latencies of the probe's group.
 	// lastProbe is when the last probe ended (zero: none yet).
 	probing   bool
-	probeEnd  time.Time
 	lastProbe time.Time
 }
 
@@ -297,8 +295,8 @@ func (l *Limiter) startProbeLocked(cfg *LimiterConfig, now time.Time) {
 	l.epoch = now // calls already in flight queued: not samples
 	l.resetWindowLocked(now)
 	rounds := math.Ceil(float64(cfg.MinSamples) / float64(cfg.MinLimit))
-	l.probeEnd = now.Add(2*time.Duration(cfg.Window) + time.Duration(4*rounds*l.baseline*float64(time.Second)))
-	l.deadline.Store(l.probeEnd.UnixNano())
+	giveUp := now.Add(2*time.Duration(cfg.Window) + time.Duration(4*rounds*l.baseline*float64(time.Second)))
+	l.deadline.Store(giveUp.UnixNano())
 	l.probeSeats.Store(int64(cfg.MinSamples))
 	l.limit.Store(int64(cfg.MinLimit))
 }

@@ -377,13 +377,7 @@ func TestServerStreamHoldsPlace(t *testing.T) {
 			if !errors.Is(err, io.EOF) {
 				t.Errorf("stream ended with %v, want OK", err)
 			}
-			deadline := time.Now().Add(waitTimeout)
-			for s.Stats().InFlight != 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("the stream's place still held after %v", waitTimeout)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			kittest.WaitFor(t, "the stream's place to be released", func() bool { return s.Stats().InFlight == 0 })
 		})
 	}
 }
