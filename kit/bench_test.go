@@ -6,16 +6,19 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
+	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 )
 
-// BenchmarkUnary compares one Echo through kit's default chains with
-// bare grpc-go, client and server in this process (allocations of both).
+// BenchmarkUnary compares one Echo through kit's default chains (and with
+// every call traced) with bare grpc-go, without and with the deadline kit's
+// client sets, client and server in this process (allocations of both).
 // `make bench` prints the full comparison with ratios.
 func BenchmarkUnary(b *testing.B) {
 	b.Run("bare", func(b *testing.B) {
@@ -32,41 +35,84 @@ func BenchmarkUnary(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		run(b, testpbv1.NewTestServiceClient(cc))
+		run(b, testpbv1.NewTestServiceClient(cc), 0)
 	})
-	b.Run("kit", func(b *testing.B) {
-		srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
-		if err != nil {
-			b.Fatal(err)
-		}
-		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
+	b.Run("bare-deadline", func(b *testing.B) {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}
+		srv := grpc.NewServer()
+		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
 		go srv.Serve(lis)
-		defer srv.Shutdown(context.Background())
-		cc, err := kit.NewClient("passthrough:///" + lis.Addr().String())
+		defer srv.Stop()
+		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer cc.Close()
-		run(b, testpbv1.NewTestServiceClient(cc))
+		run(b, testpbv1.NewTestServiceClient(cc), 5*time.Second) // the deadline kit's client sets
 	})
+	for _, traced := range []bool{false, true} {
+		name := "kit"
+		if traced {
+			name = "kit-traced" // AlwaysSample into a batcher and a no-op exporter
+		}
+		b.Run(name, func(b *testing.B) {
+			sopts := []kit.ServerOption{kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress("")}
+			var copts []kit.ClientOption
+			if traced {
+				cfg := telemetry.DefaultConfig()
+				cfg.ServiceName, cfg.TracesSampler = "bench", "always_on"
+				tel, err := telemetry.New(b.Context(), cfg, telemetry.WithSpanExporter(tracetest.NewNoopExporter()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tel.Shutdown(context.Background())
+				sopts, copts = append(sopts, kit.WithTelemetry(tel)), append(copts, kit.WithTelemetry(tel))
+			}
+			srv, err := kit.NewServer(sopts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go srv.Serve(lis)
+			defer srv.Shutdown(context.Background())
+			cc, err := kit.NewClient("passthrough:///"+lis.Addr().String(), copts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cc.Close()
+			run(b, testpbv1.NewTestServiceClient(cc), 0)
+		})
+	}
 }
 
-func run(b *testing.B, c testpbv1.TestServiceClient) {
+// run calls Echo in a loop, each call with deadline when it is not 0.
+func run(b *testing.B, c testpbv1.TestServiceClient, deadline time.Duration) {
 	req := &testpbv1.EchoRequest{Message: "x"}
-	ctx := context.Background()
+	call := func() error {
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if deadline > 0 {
+			ctx, cancel = context.WithTimeout(ctx, deadline)
+		}
+		defer cancel()
+		_, err := c.Echo(ctx, req)
+		return err
+	}
 	for range 100 {
-		if _, err := c.Echo(ctx, req); err != nil {
+		if err := call(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := c.Echo(ctx, req); err != nil {
+		if err := call(); err != nil {
 			b.Fatal(err)
 		}
 	}

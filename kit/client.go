@@ -59,10 +59,7 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
-	}, ch.dialOptions()...)
-	if tel != nil {
-		dial = append(dial, grpc.WithStatsHandler(tel.ClientHandler()))
-	}
+	}, ch.dialOptions(tel)...)
 	var rb resolver.Builder // the target's resolver, when kit must replace it
 	if o.discovery != nil {
 		var ropts []kitresolver.Option

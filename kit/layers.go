@@ -41,8 +41,10 @@ const (
 )
 
 // layerTable wires kit's default chains: per side, the layers outermost
-// first. Telemetry is not in it: it is a stats handler around the whole
-// chain, and the meter provider every layer records to.
+// first. Telemetry is not in it: kit builds it apart (it is the meter
+// provider every layer records to, and may be shared by a server and its
+// clients). Its interceptors come first on the server; on the client its
+// metrics come first and its spans last, one per attempt.
 //
 // Server: recovery, logging, retry (marks retried calls so that their own
 // outgoing calls do not retry), ratelimit, overload (the concurrency limit:
@@ -433,10 +435,19 @@ func (c *layerChoice) check(table []layerDef, s side) error {
 	return nil
 }
 
-// serverOptions installs the chain's interceptors in order.
-func (c chain) serverOptions() []grpc.ServerOption {
+// serverOptions installs the chain's interceptors in order, after tel's
+// (nil: telemetry off).
+func (c chain) serverOptions(tel *telemetry.Telemetry) []grpc.ServerOption {
 	var unary []grpc.UnaryServerInterceptor
 	var stream []grpc.StreamServerInterceptor
+	if tel != nil {
+		if u := tel.UnaryServerInterceptor(); u != nil {
+			unary = append(unary, u)
+		}
+		if s := tel.StreamServerInterceptor(); s != nil {
+			stream = append(stream, s)
+		}
+	}
 	for _, b := range c.layers {
 		if u := b.def.unaryServer(b.obj); u != nil {
 			unary = append(unary, u)
@@ -455,10 +466,20 @@ func (c chain) serverOptions() []grpc.ServerOption {
 	return opts
 }
 
-// dialOptions installs the chain's interceptors in order.
-func (c chain) dialOptions() []grpc.DialOption {
+// dialOptions installs the chain's interceptors in order, between tel's
+// (nil: telemetry off): its metrics first, its spans and trace-context
+// propagation last, per attempt.
+func (c chain) dialOptions(tel *telemetry.Telemetry) []grpc.DialOption {
 	var unary []grpc.UnaryClientInterceptor
 	var stream []grpc.StreamClientInterceptor
+	if tel != nil {
+		if u := tel.UnaryClientInterceptor(); u != nil {
+			unary = append(unary, u)
+		}
+		if s := tel.StreamClientInterceptor(); s != nil {
+			stream = append(stream, s)
+		}
+	}
 	for _, b := range c.layers {
 		if u := b.def.unaryClient(b.obj); u != nil {
 			unary = append(unary, u)
@@ -466,6 +487,10 @@ func (c chain) dialOptions() []grpc.DialOption {
 		if s := b.def.streamClient(b.obj); s != nil {
 			stream = append(stream, s)
 		}
+	}
+	if tel != nil {
+		unary = append(unary, tel.UnaryAttemptInterceptor())
+		stream = append(stream, tel.StreamAttemptInterceptor())
 	}
 	var opts []grpc.DialOption
 	if len(unary) > 0 {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,9 +19,11 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
@@ -56,7 +59,10 @@ type Server struct {
 	balancerMetrics metric.Registration // the balancers on /metrics; nil without telemetry
 	debug           debugClients        // clients shown on /debug/kit
 	shutdownDone    chan struct{}       // closed when the shutdown sequence finished
-	shutdownErr     error               // result of the sequence; written before shutdownDone closes
+
+	servicesOnce sync.Once
+	services     map[string]bool // the registered services, for unknownMethod; set by servicesOnce
+	shutdownErr  error           // result of the sequence; written before shutdownDone closes
 
 	mu         sync.Mutex
 	serving    bool               // Serve was called; guarded by mu
@@ -112,11 +118,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		}
 		return nil, err
 	}
-	gopts := ch.serverOptions()
-	if tel != nil {
-		gopts = append(gopts, grpc.StatsHandler(tel.ServerHandler()))
-	}
-	s := &Server{
+	var s *Server
+	gopts := append(ch.serverOptions(tel), grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error { return s.unknownMethod(ss) }))
+	s = &Server{
 		service:      service,
 		opts:         o,
 		chain:        ch,
@@ -275,9 +279,30 @@ func (s *Server) notServing() {
 	s.mu.Unlock()
 }
 
+// unknownMethod answers a call to a method no service has, as grpc-go does
+// (UNIMPLEMENTED, with grpc-go's message), but through the server's stream
+// chain, so that the call is counted in the RPC metrics and logged like any
+// other.
+func (s *Server) unknownMethod(ss grpc.ServerStream) error {
+	full, _ := grpc.MethodFromServerStream(ss) // "/service/method": grpc-go refuses malformed names before
+	i := max(strings.LastIndexByte(full, '/'), 1)
+	service, method := full[1:i], full[i:]
+	method = strings.TrimPrefix(method, "/")
+	s.servicesOnce.Do(func() {
+		s.services = make(map[string]bool)
+		for name := range s.grpc.GetServiceInfo() { // complete: services are registered before Serve
+			s.services[name] = true
+		}
+	})
+	if !s.services[service] {
+		return status.Errorf(codes.Unimplemented, "unknown service %v", service)
+	}
+	return status.Errorf(codes.Unimplemented, "unknown method %v for service %v", method, service)
+}
+
 // streamWorkers keeps a pool of goroutines serving incoming streams. grpc-go
 // otherwise starts a goroutine per call, whose stack, deeper with kit's
-// chains and stats handler, grows (a copy) on every call; a pooled worker
+// chains, grows (a copy) on every call; a pooled worker
 // keeps its grown stack. When every worker is busy grpc-go falls back to a
 // new goroutine, so the pool size bounds nothing.
 func streamWorkers() grpc.ServerOption {

@@ -5,7 +5,7 @@
 //	retry      retries of idempotent (or deduplicated) calls, with a budget per target
 //	breaker    a circuit breaker per (target, method), on sony/gobreaker
 //	ratelimit  server limits (global, per method, per caller) and client limits
-//	telemetry  OpenTelemetry stats handlers, Prometheus /metrics, OTLP from OTEL_*
+//	telemetry  OpenTelemetry metrics and spans in the chain, Prometheus /metrics, OTLP from OTEL_*
 //	recovery   panics become codes.Internal
 //	logging    slog access log
 //	auth       bearer JWT, per-method public allow-list, TLS and mTLS
@@ -29,9 +29,11 @@
 //   - the interceptors of the sides it serves ([ServerLayer], [ClientLayer]),
 //     nil for a kind of call it leaves alone.
 //
-// telemetry is the one exception: it is a stats handler around the whole
-// chain and the meter provider the other layers record to, so kit builds it
-// apart from the table (New takes a context for its exporters).
+// telemetry is the one exception: it is the meter provider the other layers
+// record to and may be shared by a server and its clients, so kit builds it
+// apart from the table (New takes a context for its exporters) and puts its
+// interceptors around the table's: first on the server; on the client its
+// metrics first and its spans last, one per attempt.
 //
 // # How to add a layer
 //

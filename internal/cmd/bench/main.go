@@ -1,10 +1,13 @@
 // Command bench measures grpckit's per-call cost against bare grpc-go in the
-// same run (`make bench`): unary SayHello with a 1-byte payload over
-// loopback, sequential and 64 in flight; latency p50/p99, calls/s and heap
-// allocations per call (client and server together), with ratios to bare.
-// Two tables: side by side (raw TCP, bare grpc-go, round_robin, outlier
-// detection and kit_weighted over 5 backends, kit's default chains, with
-// tracing), and kit's layers one by one.
+// same run (`make bench`): unary calls over loopback, sequential and 64 in
+// flight; latency p50/p99, calls/s, CPU and heap allocations per call
+// (client and server together), with ratios to the first row of each table.
+// Three tables: the cost rule (kit's default chains, and with every call
+// traced, against bare grpc-go whose calls carry the same 5s deadline, on
+// grpc-go's interop EmptyCall), side by side (raw TCP, bare grpc-go,
+// round_robin, outlier detection and kit_weighted over 5 backends, kit's
+// default chains; SayHello with a 1-byte payload), and kit's layers one by
+// one.
 package main
 
 import (
@@ -24,8 +27,9 @@ import (
 func main() {
 	d := flag.Duration("duration", 2*time.Second, "length of one measurement")
 	rounds := flag.Int("rounds", 3, "measurements per setup; the median is reported")
-	only := flag.String("only", "", "measure only rows whose name matches this regular expression (bare grpc-go always runs)")
-	tables := flag.String("tables", "suite,layers", "tables to print: suite (side by side), layers (kit's layers one by one)")
+	costRounds := flag.Int("cost-rounds", 7, "measurements per setup of the cost table, whose ratios are targets")
+	only := flag.String("only", "", "measure only rows whose name matches this regular expression (the first row of each table, its base, always runs)")
+	tables := flag.String("tables", "cost,suite,layers", "tables to print: cost (kit's default chains against bare grpc-go with the same deadline), suite (side by side), layers (kit's layers one by one)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
 	if err != nil {
@@ -34,7 +38,7 @@ func main() {
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	host, _ := os.Hostname()
-	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s; unary SayHello (1-byte payload) over loopback, client and server in this process; median of %d runs of %v\n\n",
+	fmt.Printf("bench: %s/%s, %d CPUs, %s, host %s; unary calls over loopback, client and server in this process; median of %d runs of %v\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), host, *rounds, *d)
 	pick := func(rows []named) []named {
 		out := rows[:1]
@@ -48,10 +52,12 @@ func main() {
 	for _, t := range strings.Split(*tables, ",") {
 		var err error
 		switch strings.TrimSpace(t) {
+		case "cost":
+			err = table("The cost rule: kit's default chains against bare grpc-go with the same deadline (grpc-go's interop EmptyCall)", "base", pick(cost()), *d, *costRounds)
 		case "suite":
-			err = table("Side by side: the floor, bare grpc-go, load-balancing policies over 5 backends, kit's chains", pick(suite()), *d, *rounds)
+			err = table("Side by side: the floor, bare grpc-go, load-balancing policies over 5 backends, kit's chains (SayHello, 1-byte payload)", "bare", pick(suite()), *d, *rounds)
 		case "layers":
-			err = table("kit's layers one by one (each alone over bare grpc-go), with references for grpc-go's own cost of a deadline and of stats handlers", pick(setups()), *d, *rounds)
+			err = table("kit's layers one by one (each alone over bare grpc-go), with references for grpc-go's own cost of a deadline and of stats handlers (SayHello, 1-byte payload)", "bare", pick(setups()), *d, *rounds)
 		default:
 			err = fmt.Errorf("unknown table %q", t)
 		}
@@ -76,20 +82,20 @@ type named struct {
 // row runs alone in adjacent runs with bare grpc-go (taking turns at going
 // first), with the process CPU time per call. Ratios are medians over the
 // rounds; allocations are client and server together.
-func table(title string, rows []named, d time.Duration, rounds int) error {
-	base := rows[0]
-	baseAllocs, err := measureAllocs(base.s)
+func table(title, base string, rows []named, d time.Duration, rounds int) error {
+	first := rows[0]
+	baseAllocs, err := measureAllocs(first.s)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("## %s\n\n", title)
-	fmt.Println("| setup | 1 in flight: p50 | p99 | calls/s | p50 vs bare | 64 in flight: p50 | p99 | calls/s | p50 vs bare | calls/s vs bare | CPU/call vs bare | allocs/call | vs bare |")
+	fmt.Printf("| setup | 1 in flight: p50 | p99 | calls/s | p50 vs %[1]s | 64 in flight: p50 | p99 | calls/s | p50 vs %[1]s | calls/s vs %[1]s | CPU/call vs %[1]s | allocs/call | vs %[1]s |\n", base)
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, row := range rows {
 		// 1 in flight, interleaved with bare.
 		var seq []pairRun
 		for range rounds {
-			r, err := runPair(base.s, row.s, 1, d)
+			r, err := runPair(first.s, row.s, 1, d)
 			if err != nil {
 				return fmt.Errorf("%s: %w", row.name, err)
 			}
@@ -114,7 +120,7 @@ func table(title string, rows []named, d time.Duration, rounds int) error {
 				order = []bool{true, false}
 			}
 			for _, isRow := range order {
-				st := base.s
+				st := first.s
 				if isRow {
 					st = row.s
 				}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -50,14 +51,39 @@ func setups() []named {
 	}
 }
 
+// workload is the service a setup serves and the call it measures.
+type workload struct {
+	register func(grpc.ServiceRegistrar)
+	caller   func(grpc.ClientConnInterface) caller
+}
+
+// sayHello is the greeter's SayHello with a 1-byte name.
+var sayHello = workload{
+	register: func(s grpc.ServiceRegistrar) {
+		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(nil, greeter.WithInstance("bench")))
+	},
+	caller: func(cc grpc.ClientConnInterface) caller {
+		client := greeterv1.NewGreeterServiceClient(cc)
+		return func(ctx context.Context) error {
+			_, err := client.SayHello(ctx, request)
+			return err
+		}
+	},
+}
+
 // pair serves the greeter with serverOpts and dials it with dialOpts.
 func pair(serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) (caller, func(), error) {
+	return pairOf(sayHello, serverOpts, dialOpts)
+}
+
+// pairOf serves w with serverOpts and dials it with dialOpts.
+func pairOf(w workload, serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) (caller, func(), error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err
 	}
 	srv := grpc.NewServer(serverOpts...)
-	greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("bench")))
+	w.register(srv)
 	go srv.Serve(lis)
 	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(),
 		append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, dialOpts...)...)
@@ -65,12 +91,7 @@ func pair(serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption) (caller, f
 		srv.Stop()
 		return nil, nil, err
 	}
-	client := greeterv1.NewGreeterServiceClient(cc)
-	call := func(ctx context.Context) error {
-		_, err := client.SayHello(ctx, request)
-		return err
-	}
-	return call, func() { cc.Close(); srv.Stop() }, nil
+	return w.caller(cc), func() { cc.Close(); srv.Stop() }, nil
 }
 
 // bareWithDeadline is bare grpc-go whose calls carry the 5s deadline that
@@ -135,8 +156,7 @@ func telemetryLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return []grpc.ServerOption{grpc.StatsHandler(t.ServerHandler())}, []grpc.DialOption{grpc.WithStatsHandler(t.ClientHandler())},
-		func() { t.Shutdown(context.Background()) }, nil
+	return t.ServerOptions(), t.DialOptions(), func() { t.Shutdown(context.Background()) }, nil
 }
 
 func recoveryLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
@@ -241,22 +261,41 @@ func balancerLayer() ([]grpc.ServerOption, []grpc.DialOption, func(), error) {
 	return nil, []grpc.DialOption{grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"kit_weighted":{}}]}`)}, nothing, nil
 }
 
-// traced makes kit's telemetry sample every call into an exporter that
-// drops the spans, so that recording them is measured but not shipping them.
+// traced makes kit's telemetry sample every call (AlwaysSample) into an
+// in-memory exporter keeping the latest spans, so that recording them is
+// measured but not shipping them.
 func traced() (*telemetry.Telemetry, error) {
 	cfg := telemetry.DefaultConfig()
 	cfg.ServiceName, cfg.TracesSampler = "bench", "always_on"
-	return telemetry.New(context.Background(), cfg, telemetry.WithSpanExporter(discard{}))
+	return telemetry.New(context.Background(), cfg, telemetry.WithSpanExporter(&memoryExporter{}))
 }
 
-type discard struct{}
+// memoryExporter keeps the last spans it got in memory (a ring, so that a
+// long run does not grow the heap).
+type memoryExporter struct {
+	mu    sync.Mutex
+	spans [4096]sdktrace.ReadOnlySpan
+	next  int
+}
 
-func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                             { return nil }
+func (e *memoryExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range spans {
+		e.spans[e.next%len(e.spans)] = s
+		e.next++
+	}
+	return nil
+}
 
-// kitDefault is kit.NewServer and kit.NewClient with their default chains;
-// tel, when set, makes the telemetry both share.
-func kitDefault(tel func() (*telemetry.Telemetry, error)) setup {
+func (e *memoryExporter) Shutdown(context.Context) error { return nil }
+
+// kitDefault is kit.NewServer and kit.NewClient with their default chains
+// serving the greeter; tel, when set, makes the telemetry both share.
+func kitDefault(tel func() (*telemetry.Telemetry, error)) setup { return kitDefaultOf(sayHello, tel) }
+
+// kitDefaultOf is kitDefault serving w.
+func kitDefaultOf(w workload, tel func() (*telemetry.Telemetry, error)) setup {
 	return func() (caller, func(), error) {
 		var opts []kit.Option
 		var t *telemetry.Telemetry
@@ -276,7 +315,7 @@ func kitDefault(tel func() (*telemetry.Telemetry, error)) setup {
 		if err != nil {
 			return nil, nil, err
 		}
-		greeterv1.RegisterGreeterServiceServer(srv, greeter.NewServer(nil, greeter.WithInstance("bench")))
+		w.register(srv)
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, nil, err
@@ -287,12 +326,7 @@ func kitDefault(tel func() (*telemetry.Telemetry, error)) setup {
 			srv.Shutdown(context.Background())
 			return nil, nil, err
 		}
-		client := greeterv1.NewGreeterServiceClient(cc)
-		call := func(ctx context.Context) error {
-			_, err := client.SayHello(ctx, request)
-			return err
-		}
-		return call, func() {
+		return w.caller(cc), func() {
 			cc.Close()
 			srv.Shutdown(context.Background())
 			if t != nil {

@@ -142,6 +142,27 @@ func noRelease(bool) {}
 // own, such as a caller's cancellation). Calls of release after the first
 // do nothing.
 func (l *Limiter) Acquire() (release func(ok bool), allowed bool) {
+	t, allowed := l.acquire()
+	if !allowed {
+		return noRelease, false
+	}
+	var released atomic.Bool
+	return func(ok bool) {
+		if released.CompareAndSwap(false, true) {
+			l.release(t, ok)
+		}
+	}, true
+}
+
+// ticket is an admitted call, for release: Acquire without its closure.
+type ticket struct {
+	start  time.Time
+	member bool // of a probe's group
+}
+
+// acquire is Acquire's admission; the caller must call release exactly
+// once when it is allowed.
+func (l *Limiter) acquire() (ticket, bool) {
 	for {
 		n, limit := l.inFlight.Load(), l.limit.Load()
 		if limit > 0 && n >= limit {
@@ -149,25 +170,23 @@ func (l *Limiter) Acquire() (release func(ok bool), allowed bool) {
 			if d := l.deadline.Load(); d != 0 && l.now().UnixNano() >= d {
 				l.overdue()
 			}
-			return noRelease, false
+			return ticket{}, false
 		}
 		if l.inFlight.CompareAndSwap(n, n+1) {
 			break
 		}
 	}
-	start := l.now()
 	// The first calls admitted into a probe are its group.
 	member := l.probeSeats.Load() > 0 && l.probeSeats.Add(-1) >= 0
-	var released atomic.Bool
-	return func(ok bool) {
-		if !released.CompareAndSwap(false, true) {
-			return
-		}
-		n := l.inFlight.Add(-1) + 1
-		if ok || member {
-			l.sample(start, n, member)
-		}
-	}, true
+	return ticket{start: l.now(), member: member}, true
+}
+
+// release ends the call of t; see Acquire for ok.
+func (l *Limiter) release(t ticket, ok bool) {
+	n := l.inFlight.Add(-1) + 1
+	if ok || t.member {
+		l.sample(t.start, n, t.member)
+	}
 }
 
 // sample records the latency of a call that started at start and ended

@@ -214,31 +214,35 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
-// admit asks the limiter to start a call of method: release ends it, or err
-// is the refusal.
-func (s *Server) admit(ctx context.Context, method string) (release func(ok bool), err error) {
+// admit asks the limiter to start a call of method: unless the call is
+// exempt (held false), end it with s.limiter.release(t, ...); err is the
+// refusal.
+func (s *Server) admit(ctx context.Context, method string) (t ticket, held bool, err error) {
 	st := s.cfg.Load()
 	if _, ok := st.exempt.Lookup(method); ok || alwaysExempt(method) {
-		return noRelease, nil
+		return ticket{}, false, nil
 	}
-	release, ok := s.limiter.Acquire()
+	t, ok := s.limiter.acquire()
 	if !ok {
 		s.refused.Add(ctx, 1, metric.WithAttributes(attribute.String("side", "server"), attribute.String("method", method)))
-		return nil, st.refuse
+		return ticket{}, false, st.refuse
 	}
-	return release, nil
+	return t, true, nil
 }
 
 // UnaryServerInterceptor returns an interceptor that refuses calls beyond
 // the limit and measures the latency of the others.
 func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		release, err := s.admit(ctx, info.FullMethod)
+		t, held, err := s.admit(ctx, info.FullMethod)
 		if err != nil {
 			return nil, err
 		}
+		if !held {
+			return handler(ctx, req)
+		}
 		sample := false // a panic is no sample
-		defer func() { release(sample) }()
+		defer func() { s.limiter.release(t, sample) }()
 		resp, err := handler(ctx, req)
 		// A call its caller canceled ended for a reason of its own.
 		sample = !errors.Is(ctx.Err(), context.Canceled)
@@ -251,11 +255,13 @@ func (s *Server) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // duration is no sample.
 func (s *Server) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		release, err := s.admit(ss.Context(), info.FullMethod)
+		t, held, err := s.admit(ss.Context(), info.FullMethod)
 		if err != nil {
 			return err
 		}
-		defer release(false)
+		if held {
+			defer s.limiter.release(t, false)
+		}
 		return handler(srv, ss)
 	}
 }

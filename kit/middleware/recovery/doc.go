@@ -6,5 +6,6 @@
 // Only panics on the goroutine that runs the handler (and the interceptors
 // after this one) are recovered; a goroutine the handler starts must recover
 // its own panics. The interceptors belong first in the server chain, right
-// after the stats handlers, so that they cover every other interceptor.
+// after telemetry's (which then records the call as INTERNAL), so that they
+// cover every other interceptor.
 package recovery

@@ -93,18 +93,18 @@ func TestTracesExporterName(t *testing.T) {
 }
 
 func TestAddrStringCache(t *testing.T) {
-	r := &rpcMetrics{addrs: map[*net.TCPAddr]string{}}
+	r := &rpcMetrics{addrs: newAddrCache[string]()}
 	a := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 443}
 	if got := r.addrString(a); got != "10.0.0.1:443" {
 		t.Fatalf("addrString = %q", got)
 	}
-	if got := r.addrString(a); got != "10.0.0.1:443" || len(r.addrs) != 1 {
-		t.Errorf("second lookup = %q with %d cached", got, len(r.addrs))
+	if got := r.addrString(a); got != "10.0.0.1:443" || len(r.addrs.m) != 1 {
+		t.Errorf("second lookup = %q with %d cached", got, len(r.addrs.m))
 	}
 	for i := range maxAddrStrings + 10 {
 		r.addrString(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: i + 1})
 	}
-	if n := len(r.addrs); n > maxAddrStrings {
+	if n := len(r.addrs.m); n > maxAddrStrings {
 		t.Errorf("cache grew to %d entries, want at most %d", n, maxAddrStrings)
 	}
 	if got := r.addrString(&net.UnixAddr{Name: "/tmp/s", Net: "unix"}); got != "/tmp/s" {

@@ -31,14 +31,13 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	srv := grpc.NewServer(grpc.StatsHandler(tel.ServerHandler()))
+	srv := grpc.NewServer(tel.ServerOptions()...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go srv.Serve(lis)
 	defer srv.Stop()
 
 	cc, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(tel.ClientHandler()))
+		append(tel.DialOptions(), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		panic(err)
 	}

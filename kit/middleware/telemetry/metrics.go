@@ -2,18 +2,18 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/semconv/v1.43.0/rpcconv"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/statuscode"
@@ -34,25 +34,21 @@ const (
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 // rpcMetrics records rpc.server.call.duration or rpc.client.call.duration
-// exactly as otelgrpc v0.72 does (same instrument, unit, buckets and
-// attributes; see TestMetricsMatchOtelgrpc), but with the attribute sets
-// cached per method, status code and server address, so that recording a
-// call allocates next to nothing. otelgrpc builds and hashes a new attribute
-// set on every call.
+// with the instrument, unit, buckets and attributes otelgrpc v0.72 uses
+// (see TestMetricsMatchOtelgrpc), from kit's interceptors rather than a
+// stats handler, and with the attribute sets cached per method, status
+// code and server address, so that recording a call allocates nothing.
+// otelgrpc builds and hashes a new attribute set on every call.
 type rpcMetrics struct {
 	client bool
 	hist   metric.Float64Histogram
 
-	mu      sync.RWMutex
-	methods map[string]*methodMetrics // guarded by mu; at most maxMethods
+	methods methodCache[*methodMetrics]
 
-	addrMu sync.RWMutex
-	addrs  map[*net.TCPAddr]string // formatted peer addresses; guarded by addrMu; cleared when it holds maxAddrStrings
+	addrs addrCache[string] // formatted peer addresses
 }
 
-// maxAddrStrings bounds the cache of formatted peer addresses; a transport
-// keeps one *net.TCPAddr per connection, so a hit spares formatting the
-// address on every call.
+// maxAddrStrings bounds the caches of formatted peer addresses.
 const maxAddrStrings = 256
 
 // methodMetrics holds the record options of one method.
@@ -69,17 +65,9 @@ type addrKey struct {
 	addr string
 }
 
-// callMetrics is the per-call state of a client call.
-type callMetrics struct {
-	m    *methodMetrics
-	addr string // remote address from OutHeader, "" if the call got none
-}
-
-type callMetricsKey struct{}
-
 func newRPCMetrics(mp metric.MeterProvider, client bool) (*rpcMetrics, error) {
 	meter := mp.Meter(scopeName, metric.WithSchemaURL(semconv.SchemaURL))
-	r := &rpcMetrics{client: client, methods: map[string]*methodMetrics{}, addrs: map[*net.TCPAddr]string{}}
+	r := &rpcMetrics{client: client, methods: newMethodCache[*methodMetrics](), addrs: newAddrCache[string]()}
 	buckets := metric.WithExplicitBucketBoundaries(durationBuckets...)
 	if client {
 		d, err := rpcconv.NewClientCallDuration(meter, buckets)
@@ -97,85 +85,87 @@ func newRPCMetrics(mp metric.MeterProvider, client bool) (*rpcMetrics, error) {
 	return r, nil
 }
 
+// method returns the metrics of fullMethod.
 func (r *rpcMetrics) method(fullMethod string) *methodMetrics {
-	r.mu.RLock()
-	m, ok := r.methods[fullMethod]
-	r.mu.RUnlock()
-	if ok {
+	return r.methods.get(fullMethod, func() *methodMetrics {
+		m := &methodMetrics{byAddr: map[addrKey][]metric.RecordOption{}}
+		if name, ok := strings.CutPrefix(fullMethod, "/"); ok {
+			m.attrs = append(m.attrs, semconv.RPCMethod(name))
+		}
+		m.attrs = append(m.attrs, semconv.RPCSystemNameGRPC)
 		return m
-	}
-	m = &methodMetrics{byAddr: map[addrKey][]metric.RecordOption{}}
-	if name, ok := strings.CutPrefix(fullMethod, "/"); ok {
-		m.attrs = append(m.attrs, semconv.RPCMethod(name))
-	}
-	m.attrs = append(m.attrs, semconv.RPCSystemNameGRPC)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if prev, ok := r.methods[fullMethod]; ok {
-		return prev
-	}
-	if len(r.methods) < maxMethods {
-		r.methods[fullMethod] = m
-	}
-	return m
+	})
 }
 
-func (r *rpcMetrics) tagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
-	m := r.method(info.FullMethodName)
-	if r.client {
-		return context.WithValue(ctx, callMetricsKey{}, &callMetrics{m: m})
+// record records one call of m that began at start and ended with err, on
+// the client against the server at addr (nil when the call reached none).
+func (r *rpcMetrics) record(ctx context.Context, m *methodMetrics, start time.Time, err error, addr net.Addr) {
+	elapsed := float64(time.Since(start)) / 1e9
+	var a string
+	if addr != nil {
+		a = r.addrString(addr)
 	}
-	return context.WithValue(ctx, callMetricsKey{}, m)
+	r.hist.Record(ctx, elapsed, r.recordOptions(m, codeOf(err), a)...)
 }
 
-func (r *rpcMetrics) handleRPC(ctx context.Context, rs stats.RPCStats) {
-	switch rs := rs.(type) {
-	case *stats.OutHeader:
-		if rs.Client && rs.RemoteAddr != nil {
-			if c, ok := ctx.Value(callMetricsKey{}).(*callMetrics); ok {
-				c.addr = r.addrString(rs.RemoteAddr)
-			}
-		}
-	case *stats.End:
-		var m *methodMetrics
-		var addr string
-		switch v := ctx.Value(callMetricsKey{}).(type) {
-		case *callMetrics:
-			m, addr = v.m, v.addr
-		case *methodMetrics:
-			m = v
-		default:
-			return
-		}
-		code := codes.OK
-		if rs.Error != nil {
-			code = status.Code(rs.Error)
-		}
-		elapsed := float64(rs.EndTime.Sub(rs.BeginTime)) / 1e9
-		r.hist.Record(ctx, elapsed, r.recordOptions(m, code, addr)...)
+// codeOf is the status code a call ending with err reports, as grpc-go
+// derives it: the error's status, else the context error's code, else
+// Unknown.
+func codeOf(err error) codes.Code {
+	if err == nil {
+		return codes.OK
 	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return status.Code(err)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return codes.Canceled
+	}
+	return codes.Unknown
 }
 
 // addrString formats a, from the cache when a is a TCP address seen before.
 func (r *rpcMetrics) addrString(a net.Addr) string {
+	return r.addrs.get(a, func(s string) string { return s })
+}
+
+// addrCache holds what is derived from the string form of peer addresses,
+// by address: a transport keeps one *net.TCPAddr per connection, so a hit
+// spares formatting the address on every call. At most maxAddrStrings
+// entries: it starts over when full.
+type addrCache[V any] struct {
+	mu *sync.RWMutex
+	m  map[*net.TCPAddr]V // guarded by mu
+}
+
+func newAddrCache[V any]() addrCache[V] {
+	return addrCache[V]{mu: new(sync.RWMutex), m: map[*net.TCPAddr]V{}}
+}
+
+// get returns build(a.String()), cached when a is a *net.TCPAddr.
+func (c addrCache[V]) get(a net.Addr, build func(string) V) V {
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok {
-		return a.String()
+		return build(a.String())
 	}
-	r.addrMu.RLock()
-	s, ok := r.addrs[tcp]
-	r.addrMu.RUnlock()
+	c.mu.RLock()
+	v, ok := c.m[tcp]
+	c.mu.RUnlock()
 	if ok {
-		return s
+		return v
 	}
-	s = tcp.String()
-	r.addrMu.Lock()
-	if len(r.addrs) >= maxAddrStrings {
-		clear(r.addrs)
+	v = build(tcp.String())
+	c.mu.Lock()
+	if len(c.m) >= maxAddrStrings {
+		clear(c.m)
 	}
-	r.addrs[tcp] = s
-	r.addrMu.Unlock()
-	return s
+	c.m[tcp] = v
+	c.mu.Unlock()
+	return v
 }
 
 // recordOptions returns the cached options for (m, code, addr).
@@ -215,13 +205,7 @@ func (r *rpcMetrics) buildOptions(m *methodMetrics, code codes.Code, addr string
 	attrs := make([]attribute.KeyValue, 0, len(m.attrs)+5)
 	attrs = append(attrs, m.attrs...)
 	if addr != "" {
-		if host, port, err := net.SplitHostPort(addr); err != nil {
-			attrs = append(attrs, semconv.ServerAddress(addr))
-		} else if p, err := strconv.Atoi(port); err != nil {
-			attrs = append(attrs, semconv.ServerAddress(host))
-		} else {
-			attrs = append(attrs, semconv.ServerAddress(host), semconv.ServerPort(p))
-		}
+		attrs = append(attrs, serverAddrAttrs(addr)...)
 	}
 	name := statuscode.Name(code)
 	attrs = append(attrs, semconv.RPCResponseStatusCode(name))

@@ -1,88 +1,281 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"slices"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 )
 
-// countSeries returns the _count samples of the rpc_ histograms in a text
-// exposition, as "name{labels} value" with the otel_scope_ labels dropped
-// (the scopes differ by design) and labels in a fixed order.
-func countSeries(body string) []string {
-	var out []string
-	for line := range strings.SplitSeq(body, "\n") {
-		if !strings.HasPrefix(line, "rpc_") {
-			continue
-		}
-		head, value, _ := strings.Cut(line, " ")
-		name, labels, _ := strings.Cut(strings.TrimSuffix(head, "}"), "{")
-		if !strings.HasSuffix(name, "_count") {
-			continue
-		}
-		var kept []string
-		for l := range strings.SplitSeq(labels, ",") {
-			if !strings.HasPrefix(l, "otel_scope_") {
-				kept = append(kept, l)
+// point is one histogram data point reduced to what must match otelgrpc's:
+// everything but the durations themselves.
+type point struct {
+	Name        string
+	Description string
+	Unit        string
+	Attributes  string
+	Count       uint64
+	Bounds      []float64
+}
+
+// points collects the rpc.* histograms of r.
+func points(t *testing.T, r sdkmetric.Reader) []point {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var out []point
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			h, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok {
+				t.Errorf("%s is a %T, want a float64 histogram", m.Name, m.Data)
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				out = append(out, point{
+					Name: m.Name, Description: m.Description, Unit: m.Unit,
+					Attributes: dp.Attributes.Encoded(attribute.DefaultEncoder()),
+					Count:      dp.Count, Bounds: dp.Bounds,
+				})
 			}
 		}
-		slices.Sort(kept)
-		out = append(out, name+"{"+strings.Join(kept, ",")+"} "+value)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b point) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Attributes, b.Attributes))
+	})
 	return out
 }
 
-// TestMetricsMatchOtelgrpc puts kit's handlers and otelgrpc's (metrics only)
-// on the same loopback server and client, makes calls ending in several
-// codes, and expects the same series from both: same names, labels
-// (server.address and server.port included) and counts.
-func TestMetricsMatchOtelgrpc(t *testing.T) {
-	tel := newTelemetry(t, testConfig("svc"), fakeEnv(nil))
+func total(ps []point) uint64 {
+	var n uint64
+	for _, p := range ps {
+		n += p.Count
+	}
+	return n
+}
 
-	refReg := prometheus.NewRegistry()
-	refReader, err := otelprom.New(otelprom.WithRegisterer(refReg))
-	if err != nil {
+// metricsOnly is a Telemetry recording the RPC metrics into mp, spans off,
+// built around New's internals so that a test can read the metrics back
+// through a ManualReader.
+func metricsOnly(t *testing.T, mp *sdkmetric.MeterProvider) *Telemetry {
+	t.Helper()
+	tel := &Telemetry{propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	var err error
+	if tel.serverMetrics, err = newRPCMetrics(mp, false); err != nil {
 		t.Fatal(err)
 	}
-	refMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(refReader))
-	t.Cleanup(func() { _ = refMP.Shutdown(context.Background()) })
+	if tel.clientMetrics, err = newRPCMetrics(mp, true); err != nil {
+		t.Fatal(err)
+	}
+	return tel
+}
+
+// streamServer adds streaming methods to testServer: each answers with the
+// status of its (first) request once the client has sent everything.
+type streamServer struct{ testServer }
+
+func statusOf(req *testgrpc.StreamingOutputCallRequest) error {
+	if st := req.GetResponseStatus(); st != nil {
+		return status.Error(codes.Code(st.GetCode()), st.GetMessage())
+	}
+	return nil
+}
+
+func (s *streamServer) StreamingOutputCall(req *testgrpc.StreamingOutputCallRequest, ss testgrpc.TestService_StreamingOutputCallServer) error {
+	for range req.GetResponseParameters() {
+		if err := ss.Send(&testgrpc.StreamingOutputCallResponse{}); err != nil {
+			return err
+		}
+	}
+	return statusOf(req)
+}
+
+func (s *streamServer) StreamingInputCall(ss testgrpc.TestService_StreamingInputCallServer) error {
+	for {
+		if _, err := ss.Recv(); errors.Is(err, io.EOF) {
+			return ss.SendAndClose(&testgrpc.StreamingInputCallResponse{})
+		} else if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *streamServer) FullDuplexCall(ss testgrpc.TestService_FullDuplexCallServer) error {
+	for {
+		req, err := ss.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := statusOf(req); err != nil {
+			return err
+		}
+		if err := ss.Send(&testgrpc.StreamingOutputCallResponse{}); err != nil {
+			return err
+		}
+	}
+}
+
+// TestMetricsMatchOtelgrpc puts kit's interceptors and otelgrpc's stats
+// handlers (metrics only) on the same loopback server and client, makes
+// unary and streaming calls ending in several codes (a stream cancelled
+// halfway included), and expects the same histograms from both: instrument
+// names, descriptions, units, attributes (server.address and server.port
+// included), counts and bucket boundaries.
+func TestMetricsMatchOtelgrpc(t *testing.T) {
+	kitReader, refReader := sdkmetric.NewManualReader(), sdkmetric.NewManualReader()
+	kitMP, refMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(kitReader)), sdkmetric.NewMeterProvider(sdkmetric.WithReader(refReader))
+	t.Cleanup(func() { _ = kitMP.Shutdown(context.Background()); _ = refMP.Shutdown(context.Background()) })
+	tel := metricsOnly(t, kitMP)
 	refOpts := []otelgrpc.Option{
 		otelgrpc.WithMeterProvider(refMP),
 		otelgrpc.WithTracerProvider(tracenoop.NewTracerProvider()),
-		otelgrpc.WithPropagators(tel.Propagator()),
+		otelgrpc.WithPropagators(tel.propagator),
 	}
 
+	cc := servePair(t, append(tel.ServerOptions(), grpc.StatsHandler(otelgrpc.NewServerHandler(refOpts...))),
+		append(tel.DialOptions(), grpc.WithStatsHandler(otelgrpc.NewClientHandler(refOpts...))))
+	calls := makeCalls(t, testgrpc.NewTestServiceClient(cc))
+
+	// Server sides record when their handlers return, which may follow the
+	// client's return; cancelled streams end on both sides a moment later.
+	var got, want []point
+	kittest.WaitFor(t, "every call counted by both", func() bool {
+		got, want = points(t, kitReader), points(t, refReader)
+		return total(got) == uint64(2*calls) && total(want) == uint64(2*calls)
+	})
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("histograms (-otelgrpc +kit):\n%s", diff)
+	}
+	for _, p := range got {
+		if p.Unit != "s" || !slices.Equal(p.Bounds, durationBuckets) {
+			t.Errorf("%s: unit %q, bounds %v", p.Name, p.Unit, p.Bounds)
+		}
+	}
+}
+
+// makeCalls makes unary and streaming calls ending in several codes (a
+// stream cancelled halfway included) and returns how many.
+func makeCalls(t *testing.T, client testgrpc.TestServiceClient) int {
+	t.Helper()
+	ctx := t.Context()
+	calls := 0
+	for _, code := range []codes.Code{codes.OK, codes.OK, codes.NotFound, codes.Internal, codes.Canceled, codes.Unauthenticated, codes.ResourceExhausted} {
+		req := &testgrpc.SimpleRequest{}
+		if code != codes.OK {
+			req.ResponseStatus = &testgrpc.EchoStatus{Code: int32(code), Message: "no"}
+		}
+		_, _ = client.UnaryCall(ctx, req)
+		calls++
+	}
+	_, _ = client.EmptyCall(ctx, &testgrpc.Empty{}) // UNIMPLEMENTED by the service
+	calls++
+
+	// Server streaming: to the end, and ending in a status.
+	for _, st := range []*testgrpc.EchoStatus{nil, {Code: int32(codes.Aborted), Message: "no"}} {
+		stream, err := client.StreamingOutputCall(ctx, &testgrpc.StreamingOutputCallRequest{
+			ResponseParameters: make([]*testgrpc.ResponseParameters, 3), ResponseStatus: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := stream.Recv(); err != nil {
+				break
+			}
+		}
+		calls++
+	}
+	// Client streaming.
+	in, err := client.StreamingInputCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := in.Send(&testgrpc.StreamingInputCallRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := in.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	calls++
+	// Bidirectional: to the end, ending in a status, and cancelled halfway
+	// (the client stops reading; its context ends the call).
+	for i := range 3 {
+		sctx, cancel := context.WithCancel(ctx)
+		stream, err := client.FullDuplexCall(sctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&testgrpc.StreamingOutputCallRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		switch i {
+		case 0:
+			_ = stream.CloseSend()
+			for {
+				if _, err := stream.Recv(); err != nil {
+					break
+				}
+			}
+		case 1:
+			_ = stream.Send(&testgrpc.StreamingOutputCallRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.FailedPrecondition)}})
+			for {
+				if _, err := stream.Recv(); err != nil {
+					break
+				}
+			}
+		case 2:
+			cancel()
+		}
+		cancel()
+		calls++
+	}
+
+	return calls
+}
+
+// servePair serves streamServer over loopback TCP with sopts and returns a
+// client with dopts.
+func servePair(t *testing.T, sopts []grpc.ServerOption, dopts []grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.StatsHandler(tel.ServerHandler()), grpc.StatsHandler(otelgrpc.NewServerHandler(refOpts...)))
-	testgrpc.RegisterTestServiceServer(s, &testServer{})
+	s := grpc.NewServer(sopts...)
+	testgrpc.RegisterTestServiceServer(s, &streamServer{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_ = s.Serve(lis)
 	}()
-	cc, err := grpc.NewClient(lis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(tel.ClientHandler()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(refOpts...)))
+	cc, err := grpc.NewClient(lis.Addr().String(), append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,60 +284,5 @@ func TestMetricsMatchOtelgrpc(t *testing.T) {
 		s.Stop()
 		<-done
 	})
-
-	client := testgrpc.NewTestServiceClient(cc)
-	calls := 0
-	for _, code := range []codes.Code{codes.OK, codes.OK, codes.NotFound, codes.Internal, codes.Canceled, codes.Unauthenticated} {
-		req := &testgrpc.SimpleRequest{}
-		if code != codes.OK {
-			req.ResponseStatus = &testgrpc.EchoStatus{Code: int32(code), Message: "no"}
-		}
-		_, _ = client.UnaryCall(t.Context(), req)
-		calls++
-	}
-	_, _ = client.EmptyCall(t.Context(), &testgrpc.Empty{}) // Unimplemented
-	calls++
-
-	// Server-side End events may trail the client's return: wait until
-	// both sides counted every call in both registries.
-	total := func(series []string) int {
-		n := 0
-		for _, s := range series {
-			if strings.HasPrefix(s, "rpc_server_") || strings.HasPrefix(s, "rpc_client_") {
-				var v int
-				for _, c := range s[strings.LastIndexByte(s, ' ')+1:] {
-					v = v*10 + int(c-'0')
-				}
-				n += v
-			}
-		}
-		return n
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	var got, want []string
-	for {
-		got = countSeries(scrape(t, tel.MetricsHandler()))
-		want = countSeries(scrape(t, promhttp.HandlerFor(refReg, promhttp.HandlerOpts{})))
-		if (total(got) == 2*calls && total(want) == 2*calls) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("series (-otelgrpc +kit):\n%s", diff)
-	}
-	joined := strings.Join(got, "\n")
-	for _, sub := range []string{
-		`rpc_client_call_duration_seconds_count{error_type="NOT_FOUND",rpc_method="grpc.testing.TestService/UnaryCall",rpc_response_status_code="NOT_FOUND",rpc_system_name="grpc",server_address="127.0.0.1",server_port=`,
-		`rpc_server_call_duration_seconds_count{rpc_method="grpc.testing.TestService/UnaryCall",rpc_response_status_code="NOT_FOUND",rpc_system_name="grpc"} 1`,
-		`rpc_server_call_duration_seconds_count{error_type="INTERNAL",rpc_method="grpc.testing.TestService/UnaryCall",rpc_response_status_code="INTERNAL",rpc_system_name="grpc"} 1`,
-		`rpc_server_call_duration_seconds_count{rpc_method="grpc.testing.TestService/UnaryCall",rpc_response_status_code="OK",rpc_system_name="grpc"} 2`,
-	} {
-		if !strings.Contains(joined, sub) {
-			t.Errorf("no series %s in:\n%s", sub, joined)
-		}
-	}
-	if total(got) != 2*calls {
-		t.Errorf("kit counted %d call ends, want %d:\n%s", total(got), 2*calls, strings.Join(got, "\n"))
-	}
+	return cc
 }

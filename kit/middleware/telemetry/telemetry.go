@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -24,18 +23,19 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc"
 )
 
 // Telemetry owns a service's tracer and meter providers, its propagator, its
-// Prometheus registry and the gRPC stats handlers built over them. Its
-// methods are safe for concurrent use.
+// Prometheus registry, and the interceptors and stats handlers built over
+// them. Its methods are safe for concurrent use.
 type Telemetry struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	propagator     propagation.TextMapPropagator
-	serverHandler  stats.Handler
-	clientHandler  stats.Handler
+	tracing        *tracing    // nil when no span is recorded
+	serverMetrics  *rpcMetrics // nil when metrics are off
+	clientMetrics  *rpcMetrics // nil when metrics are off
 	metricsHandler http.Handler
 	exporter       string
 	recording      bool // an SDK tracer provider records spans
@@ -153,30 +153,21 @@ func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
 	return nil
 }
 
-// initHandlers builds the stats handlers: otelgrpc for spans when they are
-// recorded (its own metrics off), rpcMetrics for the metrics.
+// initHandlers builds what the interceptors record with: the span maker
+// when spans are recorded, the RPC metrics when they are on.
 func (t *Telemetry) initHandlers(cfg Config) error {
-	server := &handler{prop: t.propagator}
-	client := &handler{prop: t.propagator, client: true}
 	if t.recording {
-		opts := []otelgrpc.Option{
-			otelgrpc.WithTracerProvider(t.tracerProvider),
-			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
-			otelgrpc.WithPropagators(t.propagator),
-		}
-		server.tracing = otelgrpc.NewServerHandler(opts...)
-		client.tracing = otelgrpc.NewClientHandler(opts...)
+		t.tracing = newTracing(t.tracerProvider)
 	}
 	if cfg.Metrics {
 		var err error
-		if server.metrics, err = newRPCMetrics(t.meterProvider, false); err != nil {
+		if t.serverMetrics, err = newRPCMetrics(t.meterProvider, false); err != nil {
 			return fmt.Errorf("telemetry: server metrics: %w", err)
 		}
-		if client.metrics, err = newRPCMetrics(t.meterProvider, true); err != nil {
+		if t.clientMetrics, err = newRPCMetrics(t.meterProvider, true); err != nil {
 			return fmt.Errorf("telemetry: client metrics: %w", err)
 		}
 	}
-	t.serverHandler, t.clientHandler = server, client
 	return nil
 }
 
@@ -203,19 +194,33 @@ func newResource(ctx context.Context, service string, env func(string) string) (
 	return res, nil
 }
 
-// ServerHandler returns the stats handler for grpc.StatsHandler: the
-// caller's trace context and baggage extracted into the handler's ctx, a
-// server span per call (child of the caller's span) when a span exporter
-// runs, and the rpc.server.call.duration histogram when metrics are on. The
-// same handler is returned on every call.
-func (t *Telemetry) ServerHandler() stats.Handler { return t.serverHandler }
+// ServerOptions returns the interceptors a bare grpc-go server needs for
+// this Telemetry, first of its chain. kit's servers put them first in their
+// own chain instead.
+func (t *Telemetry) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(t.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(t.StreamServerInterceptor()),
+	}
+}
 
-// ClientHandler returns the stats handler for grpc.WithStatsHandler: a
-// client span per call when a span exporter runs, the trace context and
-// baggage of the call's ctx injected into its metadata, and the
-// rpc.client.call.duration histogram when metrics are on. The same handler
-// is returned on every call.
-func (t *Telemetry) ClientHandler() stats.Handler { return t.clientHandler }
+// DialOptions returns the interceptors a bare grpc-go client needs for this
+// Telemetry: metrics per call, then spans and propagation per attempt. A
+// client with a retrying interceptor of its own should rather chain
+// [Telemetry.UnaryClientInterceptor] before it and
+// [Telemetry.UnaryAttemptInterceptor] after it, as kit's clients do.
+func (t *Telemetry) DialOptions() []grpc.DialOption {
+	var opts []grpc.DialOption
+	if i := t.UnaryClientInterceptor(); i != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(i))
+	}
+	if i := t.StreamClientInterceptor(); i != nil {
+		opts = append(opts, grpc.WithChainStreamInterceptor(i))
+	}
+	return append(opts,
+		grpc.WithChainUnaryInterceptor(t.UnaryAttemptInterceptor()),
+		grpc.WithChainStreamInterceptor(t.StreamAttemptInterceptor()))
+}
 
 // TracerProvider returns the tracer provider: a no-op provider when no span
 // exporter runs, else an SDK provider.
@@ -240,7 +245,8 @@ func (t *Telemetry) TracesExporter() string { return t.exporter }
 // Shutdown flushes pending spans and metrics and stops the exporters, bounded
 // by ctx: when ctx ends first, exports still in flight are abandoned and
 // Shutdown returns ctx's error. Later calls return the first call's result.
-// The handlers keep working after Shutdown but export nothing.
+// The interceptors and handlers keep working after Shutdown but export
+// nothing.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	t.shutdownOnce.Do(func() {
 		stop := context.AfterFunc(ctx, func() { close(t.abort) })

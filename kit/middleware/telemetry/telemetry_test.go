@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/internal/kittest"
@@ -73,17 +72,14 @@ func (s *testServer) UnaryCall(ctx context.Context, req *testgrpc.SimpleRequest)
 	return &testgrpc.SimpleResponse{}, nil
 }
 
-// serve starts srv over bufconn with the given stats handler (nil: none) and
-// returns a client connection that uses the client handler (nil: none).
-func serve(t testing.TB, srv testgrpc.TestServiceServer, serverHandler, clientHandler stats.Handler) *grpc.ClientConn {
+// serve starts srv over bufconn with tel's server options (nil: none) and
+// returns a client connection with tel's dial options.
+func serve(t testing.TB, srv testgrpc.TestServiceServer, tel *Telemetry) *grpc.ClientConn {
 	t.Helper()
 	var sopts []grpc.ServerOption
-	if serverHandler != nil {
-		sopts = append(sopts, grpc.StatsHandler(serverHandler))
-	}
 	var dopts []grpc.DialOption
-	if clientHandler != nil {
-		dopts = append(dopts, grpc.WithStatsHandler(clientHandler))
+	if tel != nil {
+		sopts, dopts = tel.ServerOptions(), tel.DialOptions()
 	}
 	return kittest.Serve(t, func(s grpc.ServiceRegistrar) { testgrpc.RegisterTestServiceServer(s, srv) }, sopts, dopts...)
 }
@@ -134,7 +130,7 @@ func TestDefaultRecordsNoSpanAndExposesMetrics(t *testing.T) {
 		got <- seen{span.IsRecording(), span.SpanContext().TraceID().String(), baggage.FromContext(ctx).Member("tenant").Value()}
 		return nil
 	}}
-	cc := serve(t, srv, tel.ServerHandler(), tel.ClientHandler())
+	cc := serve(t, srv, tel)
 	member, err := baggage.NewMember("tenant", "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -156,8 +152,8 @@ func TestDefaultRecordsNoSpanAndExposesMetrics(t *testing.T) {
 	}
 
 	// The client records its histogram before UnaryCall returns; the server
-	// records its own when its End event fires, which may come a moment
-	// later: poll the scrape.
+	// records its own when its handler returns, which may come a moment
+	// later than the client's return: poll the scrape.
 	const method = `rpc_method="grpc.testing.TestService/UnaryCall"`
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -194,7 +190,7 @@ func TestMetricsOff(t *testing.T) {
 	cfg := testConfig("svc")
 	cfg.Metrics = false
 	tel := newTelemetry(t, cfg, fakeEnv(nil))
-	cc := serve(t, &testServer{}, tel.ServerHandler(), tel.ClientHandler())
+	cc := serve(t, &testServer{}, tel)
 	if _, err := testgrpc.NewTestServiceClient(cc).UnaryCall(t.Context(), &testgrpc.SimpleRequest{}); err != nil {
 		t.Fatalf("UnaryCall: %v", err)
 	}
@@ -212,12 +208,12 @@ func TestTwoHopTrace(t *testing.T) {
 		t.Errorf("TracesExporter() = %q, want %q", got, ExporterCustom)
 	}
 
-	ccB := serve(t, &testServer{}, tel.ServerHandler(), tel.ClientHandler())
+	ccB := serve(t, &testServer{}, tel)
 	clientB := testgrpc.NewTestServiceClient(ccB)
 	ccA := serve(t, &testServer{handle: func(ctx context.Context) error {
 		_, err := clientB.UnaryCall(ctx, &testgrpc.SimpleRequest{})
 		return err
-	}}, tel.ServerHandler(), tel.ClientHandler())
+	}}, tel)
 	if _, err := testgrpc.NewTestServiceClient(ccA).UnaryCall(t.Context(), &testgrpc.SimpleRequest{}); err != nil {
 		t.Fatalf("UnaryCall: %v", err)
 	}
