@@ -74,14 +74,14 @@ type named struct {
 	s    setup
 }
 
-// table measures every row against the first (bare grpc-go) and prints one
-// table. One in flight: each row interleaved call by call with bare grpc-go,
+// table measures every row against the first (its base) and prints one
+// table. One in flight: each row interleaved call by call with the base,
 // pairs taking turns at going first, so both see the same moment of a noisy
 // machine (calls/s is 1 / mean latency). 64 in flight saturates the machine,
-// where interleaved calls would share one queue and hide the difference: each
-// row runs alone in adjacent runs with bare grpc-go (taking turns at going
-// first), with the process CPU time per call. Ratios are medians over the
-// rounds; allocations are client and server together.
+// where interleaved calls would share one queue and hide the difference:
+// each row runs alone, in ten alternating slices with the base (after a
+// warm-up at that load), with the process CPU time per call. Ratios are
+// medians over the rounds; allocations are client and server together.
 func table(title, base string, rows []named, d time.Duration, rounds int) error {
 	first := rows[0]
 	baseAllocs, err := measureAllocs(first.s)
@@ -104,7 +104,7 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 		slices.SortFunc(seq, func(a, b pairRun) int { return cmp.Compare(a.ratio(), b.ratio()) })
 		s := seq[len(seq)/2]
 
-		// 64 in flight, alone in adjacent runs with bare.
+		// 64 in flight, in alternating slices with the base.
 		const inFlight = 64
 		type run struct {
 			l          latency
@@ -113,30 +113,13 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 			p50, r, cr float64
 		}
 		var rs []run
-		for i := range rounds {
-			var b, c run
-			order := []bool{false, true}
-			if i%2 == 1 {
-				order = []bool{true, false}
+		for range rounds {
+			b, c, err := runSliced(first.s, row.s, inFlight, d)
+			if err != nil {
+				return fmt.Errorf("%s: %w", row.name, err)
 			}
-			for _, isRow := range order {
-				st := first.s
-				if isRow {
-					st = row.s
-				}
-				var x run
-				var err error
-				if x.l, x.rate, x.cpu, err = runAlone(st, inFlight, d); err != nil {
-					return fmt.Errorf("%s: %w", row.name, err)
-				}
-				if isRow {
-					c = x
-				} else {
-					b = x
-				}
-			}
-			c.p50, c.r, c.cr = float64(c.l.p50)/float64(b.l.p50), c.rate/b.rate, float64(c.cpu)/float64(b.cpu)
-			rs = append(rs, c)
+			rs = append(rs, run{l: c.l, rate: c.rate, cpu: c.cpu,
+				p50: float64(c.l.p50) / float64(b.l.p50), r: c.rate / b.rate, cr: float64(c.cpu) / float64(b.cpu)})
 		}
 		med := func(f func(run) float64) float64 {
 			v := make([]float64, len(rs))
@@ -163,17 +146,23 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 	return nil
 }
 
-// runAlone builds a fresh setup and measures it alone.
-func runAlone(s setup, inFlight int, d time.Duration) (latency, float64, time.Duration, error) {
-	call, cleanup, err := s()
+// runSliced builds fresh base and cand setups and measures them in
+// alternating slices.
+func runSliced(base, cand setup, inFlight int, d time.Duration) (b, c aloneStats, err error) {
+	bc, bclean, err := base()
 	if err != nil {
-		return latency{}, 0, 0, err
+		return b, c, err
 	}
-	defer cleanup()
-	l, rate, cpu, err := alone(call, inFlight, d)
+	defer bclean()
+	cc, cclean, err := cand()
+	if err != nil {
+		return b, c, err
+	}
+	defer cclean()
+	b, c, err = sliced(bc, cc, inFlight, d, 10)
 	runtime.GC()
 	time.Sleep(200 * time.Millisecond) // let the closed connections go
-	return l, rate, cpu, err
+	return b, c, err
 }
 
 type pairRun struct{ base, cand latency }

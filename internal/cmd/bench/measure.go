@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -119,20 +120,65 @@ func allocsPerCall(call caller, n int) (float64, error) {
 	return float64(after.Mallocs-before.Mallocs) / float64(n), nil
 }
 
-// alone measures one setup by itself: inFlight goroutines calling it for d;
-// it returns the latencies, calls/s and the process CPU time per call.
-func alone(call caller, inFlight int, d time.Duration) (latency, float64, time.Duration, error) {
+// aloneStats are one setup's figures under load.
+type aloneStats struct {
+	l    latency
+	rate float64       // calls/s
+	cpu  time.Duration // process CPU time per call
+}
+
+// sliced measures base and cand under the same load, inFlight goroutines
+// calling, in alternating slices of d/slices each (taking turns at going
+// first), after d/4 of warm-up for each: the machine's drift over a run,
+// tens of percent on a shared machine, then hits both alike, where runs of
+// d one after the other would each catch a different moment.
+func sliced(base, cand caller, inFlight int, d time.Duration, slices int) (b, c aloneStats, err error) {
 	ctx := context.Background()
-	for range 200 {
-		if err := call(ctx); err != nil {
-			return latency{}, 0, 0, err
+	for _, call := range []caller{base, cand} {
+		if _, err := load(ctx, call, inFlight, d/4); err != nil {
+			return b, c, err
 		}
 	}
+	type acc struct {
+		lat     [][]time.Duration
+		elapsed time.Duration
+		cpu     time.Duration
+	}
+	var accs [2]acc
+	for i := range 2 * slices {
+		k := i % 2
+		if (i/2)%2 == 1 {
+			k = 1 - k
+		}
+		call := base
+		if k == 1 {
+			call = cand
+		}
+		cpu0, start := cpuTime(), time.Now()
+		lat, err := load(ctx, call, inFlight, d/time.Duration(slices))
+		accs[k].elapsed += time.Since(start)
+		accs[k].cpu += cpuTime() - cpu0
+		if err != nil {
+			return b, c, err
+		}
+		accs[k].lat = append(accs[k].lat, lat...)
+	}
+	out := [2]aloneStats{}
+	for k, a := range accs {
+		l := summarize(a.lat)
+		if l.calls == 0 {
+			return b, c, fmt.Errorf("no call completed")
+		}
+		out[k] = aloneStats{l: l, rate: float64(l.calls) / a.elapsed.Seconds(), cpu: a.cpu / time.Duration(l.calls)}
+	}
+	return out[0], out[1], nil
+}
+
+// load has inFlight goroutines call for d and returns each one's latencies.
+func load(ctx context.Context, call caller, inFlight int, d time.Duration) ([][]time.Duration, error) {
 	lat := make([][]time.Duration, inFlight)
 	errs := make([]error, inFlight)
-	cpu0 := cpuTime()
 	deadline := time.Now().Add(d)
-	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range inFlight {
 		wg.Go(func() {
@@ -147,17 +193,7 @@ func alone(call caller, inFlight int, d time.Duration) (latency, float64, time.D
 		})
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), cpuTime()-cpu0
-	for _, err := range errs {
-		if err != nil {
-			return latency{}, 0, 0, err
-		}
-	}
-	l := summarize(lat)
-	if l.calls == 0 {
-		return l, 0, 0, fmt.Errorf("no call completed")
-	}
-	return l, float64(l.calls) / elapsed.Seconds(), cpu / time.Duration(l.calls), nil
+	return lat, errors.Join(errs...)
 }
 
 // cpuTime is the process's user plus system CPU time.

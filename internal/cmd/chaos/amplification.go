@@ -61,7 +61,7 @@ func amplificationBound(cfg retry.Config, calls int64, seconds float64, greeters
 }
 
 // ampCounts are the counters scraped from the servers.
-type ampCounts struct{ greeterCalls, userCalls, greeterAttemptsOnUser float64 }
+type ampCounts struct{ greeterCalls, userCalls, greeterCallsToUser float64 }
 
 func (e *env) ampCounts(ctx context.Context, greeters []*instance) (ampCounts, error) {
 	var c ampCounts
@@ -69,7 +69,7 @@ func (e *env) ampCounts(ctx context.Context, greeters []*instance) (ampCounts, e
 	if c.greeterCalls, err = countAll(ctx, greeters, serverCalls, map[string]string{"rpc_method": sayHello}); err != nil {
 		return c, err
 	}
-	if c.greeterAttemptsOnUser, err = countAll(ctx, greeters, clientCalls, map[string]string{"rpc_method": userGetMethod}); err != nil {
+	if c.greeterCallsToUser, err = countAll(ctx, greeters, clientCalls, map[string]string{"rpc_method": userGetMethod}); err != nil {
 		return c, err
 	}
 	c.userCalls, err = countAll(ctx, e.users, serverCalls, map[string]string{"rpc_method": userGetMethod})
@@ -111,9 +111,9 @@ func (e *env) ampPhase(ctx context.Context, name string, greeters []*instance, o
 		calls: l.calls.Load(), failed: l.failed.Load(), seconds: l.duration().Seconds(),
 		greeterCalls:  after.greeterCalls - before.greeterCalls,
 		userCalls:     after.userCalls - before.userCalls,
-		greeterOnUser: after.greeterAttemptsOnUser - before.greeterAttemptsOnUser,
+		greeterOnUser: after.greeterCallsToUser - before.greeterCallsToUser,
 	}
-	progress("%s: %d calls (%d failed) -> %.0f on greeters -> %.0f on user (greeters' own count of their attempts on user: %.0f)%s",
+	progress("%s: %d calls (%d failed) -> %.0f on greeters -> %.0f on user (greeters' own count of their calls to user, retries not counted: %.0f)%s",
 		name, p.calls, p.failed, p.greeterCalls, p.userCalls, p.greeterOnUser, l.failures())
 	return p, nil
 }

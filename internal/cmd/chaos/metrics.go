@@ -13,7 +13,8 @@ import (
 
 // Metric families of kit's telemetry layer (the otelgrpc instruments, as
 // the admin /metrics serves them). A histogram's sample count is its number
-// of calls; every attempt of a call is a call of its own at this level.
+// of calls: on the server every call that reached it, on the client every
+// call made, counted once whatever its retries.
 const (
 	serverCalls = "rpc_server_call_duration_seconds"
 	clientCalls = "rpc_client_call_duration_seconds"

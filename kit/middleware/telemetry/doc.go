@@ -70,10 +70,21 @@
 // whole default chains cost 1.29x bare grpc-go sequentially where otelgrpc's
 // handlers alone cost 1.34x (`make bench`, the cost table).
 //
-// What differs from otelgrpc: a server call is timed (and its span lasts)
-// from the first interceptor to the handler's return, without reading the
-// request and writing the response; a client call is counted once with its
-// final outcome, retries included, while every attempt gets a span of its
-// own (as with otelgrpc, whose handler sees attempts); the scope is this
-// package's.
+// What differs from otelgrpc:
+//
+//   - a server call is timed (and its span lasts) from the first
+//     interceptor to the handler's return: reading the request and writing
+//     the response are left out, so a request that fails to decode is not
+//     counted, and a response that fails to be sent is counted with the
+//     handler's code;
+//   - a client call is counted once, with its final code and the time its
+//     retries and backoff took (a retry is not a call of its own; a call
+//     refused locally, by an open breaker or the throttle, is one, without
+//     a server address), while every attempt kit's retry layer makes gets
+//     a span of its own, as with otelgrpc; retries grpc-go makes itself
+//     (transparent retries, a service config's retry policy) share one;
+//   - only the stable RPC conventions are recorded:
+//     OTEL_SEMCONV_STABILITY_OPT_IN, which switches otelgrpc to the old
+//     ones, is not read;
+//   - the instrumentation scope is this package's.
 package telemetry

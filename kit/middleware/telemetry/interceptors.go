@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -138,7 +139,10 @@ func (c *unaryCall) release() {
 
 // UnaryClientInterceptor records rpc.client.call.duration for unary calls,
 // with the address of the server that answered last; nil when metrics are
-// off.
+// off. A call is counted once, with its final code, whatever the layers
+// inside do: a retry is not a call of its own, a call refused locally (an
+// open breaker, the throttle) is one, without a server address. The layers
+// inside must not let an attempt outlive their own call (see unaryCall).
 func (t *Telemetry) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	m := t.clientMetrics
 	if m == nil {
@@ -177,6 +181,8 @@ func (t *Telemetry) StreamClientInterceptor() grpc.StreamClientInterceptor {
 // UnaryAttemptInterceptor makes the client span of every attempt of a
 // unary call when spans are recorded, and puts the trace context and
 // baggage of the call (its span's, when there is one) in its metadata.
+// Like [Telemetry.UnaryClientInterceptor] it expects its invoker to be
+// done with the call when it returns.
 func (t *Telemetry) UnaryAttemptInterceptor() grpc.UnaryClientInterceptor {
 	tr := t.tracing
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -212,8 +218,8 @@ func (t *Telemetry) StreamAttemptInterceptor() grpc.StreamClientInterceptor {
 
 // endingStream calls onEnd once, when the stream ends: RecvMsg fails
 // (io.EOF: OK) or returns the one response of a stream without server
-// streaming, SendMsg fails, or the call's context ends first (as grpc-go
-// ends a stream whose context is done). addr is the server's.
+// streaming, SendMsg or Header fails, or the call's context ends first (as
+// grpc-go ends a stream whose context is done). addr is the server's.
 type endingStream struct {
 	grpc.ClientStream
 	serverStreams bool
@@ -234,6 +240,14 @@ func (s *endingStream) SendMsg(msg any) error {
 		s.end(err, false)
 	}
 	return err
+}
+
+func (s *endingStream) Header() (metadata.MD, error) {
+	md, err := s.ClientStream.Header()
+	if err != nil { // grpc-go has ended the stream
+		s.end(err, false)
+	}
+	return md, err
 }
 
 func (s *endingStream) RecvMsg(msg any) error {

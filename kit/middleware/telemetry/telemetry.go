@@ -27,8 +27,7 @@ import (
 )
 
 // Telemetry owns a service's tracer and meter providers, its propagator, its
-// Prometheus registry, and the interceptors and stats handlers built over
-// them. Its methods are safe for concurrent use.
+// Prometheus registry, and the interceptors built over them. Its methods are safe for concurrent use.
 type Telemetry struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
@@ -76,7 +75,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) {
 		return nil, err
 	}
 
-	if err := t.initHandlers(cfg); err != nil {
+	if err := t.initInterceptors(cfg); err != nil {
 		_ = t.Shutdown(ctx)
 		return nil, err
 	}
@@ -153,9 +152,9 @@ func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
 	return nil
 }
 
-// initHandlers builds what the interceptors record with: the span maker
+// initInterceptors builds what the interceptors record with: the span maker
 // when spans are recorded, the RPC metrics when they are on.
-func (t *Telemetry) initHandlers(cfg Config) error {
+func (t *Telemetry) initInterceptors(cfg Config) error {
 	if t.recording {
 		t.tracing = newTracing(t.tracerProvider)
 	}
@@ -195,8 +194,10 @@ func newResource(ctx context.Context, service string, env func(string) string) (
 }
 
 // ServerOptions returns the interceptors a bare grpc-go server needs for
-// this Telemetry, first of its chain. kit's servers put them first in their
-// own chain instead.
+// this Telemetry; pass them before any other interceptor, so that they come
+// first. kit's servers put them first in their own chain instead, and
+// answer calls to unknown methods through it, which a bare grpc-go server
+// answers before any interceptor (such calls are then not counted).
 func (t *Telemetry) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(t.UnaryServerInterceptor()),
@@ -230,8 +231,8 @@ func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracerProvi
 // [Telemetry.MetricsHandler]; a no-op provider when [Config.Metrics] is off.
 func (t *Telemetry) MeterProvider() metric.MeterProvider { return t.meterProvider }
 
-// Propagator returns the W3C trace context and baggage propagator the stats
-// handlers use, for carrying traces over other transports (HTTP).
+// Propagator returns the W3C trace context and baggage propagator the
+// interceptors use, for carrying traces over other transports (HTTP).
 func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propagator }
 
 // MetricsHandler returns an http.Handler serving this Telemetry's Prometheus
