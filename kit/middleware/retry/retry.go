@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/grpckit/grpckit/kit/internal/cowmap"
 	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 )
@@ -40,8 +41,8 @@ type Retrier struct {
 	retries        metric.Int64Counter
 	budgetRefusals metric.Int64Counter
 
-	budgets cowMap[*budget]     // by target
-	methods cowMap[*methodInfo] // by full method name
+	budgets cowmap.Map[*budget]     // by target
+	methods cowmap.Map[*methodInfo] // by full method name
 }
 
 // methodInfo is what the Retrier knows about a method independently of its
@@ -104,23 +105,23 @@ func (r *Retrier) SetConfig(cfg Config) error {
 
 // budgetFor returns the budget of target.
 func (r *Retrier) budgetFor(target string) *budget {
-	if b, ok := r.budgets.load(target); ok {
+	if b, ok := r.budgets.Load(target); ok {
 		return b
 	}
-	return r.budgets.loadOrStore(target, newBudget(target, r.now()))
+	return r.budgets.LoadOrStore(target, newBudget(target, r.now()))
 }
 
 // method returns what is known of method, looking it up once.
 func (r *Retrier) method(method string) *methodInfo {
-	if mi, ok := r.methods.load(method); ok {
+	if mi, ok := r.methods.Load(method); ok {
 		return mi
 	}
 	mi := &methodInfo{
 		idempotent: idempotent(method),
 		opts:       []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("rpc.method", method)))},
 	}
-	if r.methods.len() < maxMethodInfos {
-		mi = r.methods.loadOrStore(method, mi)
+	if r.methods.Len() < maxMethodInfos {
+		mi = r.methods.LoadOrStore(method, mi)
 	}
 	return mi
 }

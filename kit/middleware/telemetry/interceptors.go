@@ -53,7 +53,7 @@ func (t *Telemetry) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		if m != nil {
-			m.record(ctx, mm, start, err, nil)
+			m.record(mm, start, err, nil)
 		}
 		if span != nil {
 			tr.end(span, err, localAddr(ctx), false)
@@ -82,7 +82,7 @@ func (t *Telemetry) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		start := time.Now()
 		err := handler(srv, ss)
 		if m != nil {
-			m.record(ctx, mm, start, err, nil)
+			m.record(mm, start, err, nil)
 		}
 		if span != nil {
 			tr.end(span, err, localAddr(ctx), false)
@@ -153,7 +153,7 @@ func (t *Telemetry) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		c := withPeer(opts)
 		start := time.Now()
 		err := invoker(ctx, method, req, reply, cc, c.opts...)
-		m.record(ctx, mm, start, err, c.peer.Addr)
+		m.record(mm, start, err, c.peer.Addr)
 		c.release()
 		return err
 	}
@@ -171,10 +171,10 @@ func (t *Telemetry) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		start := time.Now()
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
-			m.record(ctx, mm, start, err, nil)
+			m.record(mm, start, err, nil)
 			return nil, err
 		}
-		return newEndingStream(ctx, cs, desc, func(err error, addr net.Addr) { m.record(ctx, mm, start, err, addr) }), nil
+		return newEndingStream(ctx, cs, desc, func(err error, addr net.Addr) { m.record(mm, start, err, addr) }), nil
 	}
 }
 

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -31,6 +34,7 @@ type point struct {
 	Name        string
 	Description string
 	Unit        string
+	Temporality string
 	Attributes  string
 	Count       uint64
 	Bounds      []float64
@@ -52,8 +56,16 @@ func points(t *testing.T, r sdkmetric.Reader) []point {
 				continue
 			}
 			for _, dp := range h.DataPoints {
+				var inBuckets uint64
+				for _, n := range dp.BucketCounts {
+					inBuckets += n
+				}
+				if inBuckets != dp.Count || len(dp.BucketCounts) != len(dp.Bounds)+1 || dp.Sum <= 0 {
+					t.Errorf("%s %v: count %d, buckets %v (bounds %d), sum %v", m.Name, dp.Attributes.ToSlice(), dp.Count, dp.BucketCounts, len(dp.Bounds), dp.Sum)
+				}
 				out = append(out, point{
-					Name: m.Name, Description: m.Description, Unit: m.Unit,
+					Temporality: h.Temporality.String(),
+					Name:        m.Name, Description: m.Description, Unit: m.Unit,
 					Attributes: dp.Attributes.Encoded(attribute.DefaultEncoder()),
 					Count:      dp.Count, Bounds: dp.Bounds,
 				})
@@ -74,20 +86,14 @@ func total(ps []point) uint64 {
 	return n
 }
 
-// metricsOnly is a Telemetry recording the RPC metrics into mp, spans off,
-// built around New's internals so that a test can read the metrics back
-// through a ManualReader.
-func metricsOnly(t *testing.T, mp *sdkmetric.MeterProvider) *Telemetry {
+// metricsOnly is a Telemetry recording the RPC metrics, spans off, built
+// around New's internals so that a test can read the metrics back through
+// a ManualReader: it returns the reader.
+func metricsOnly(t *testing.T) (*Telemetry, *sdkmetric.ManualReader) {
 	t.Helper()
 	tel := &Telemetry{propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
-	var err error
-	if tel.serverMetrics, err = newRPCMetrics(mp, false); err != nil {
-		t.Fatal(err)
-	}
-	if tel.clientMetrics, err = newRPCMetrics(mp, true); err != nil {
-		t.Fatal(err)
-	}
-	return tel
+	tel.serverMetrics, tel.clientMetrics = newRPCMetrics(false), newRPCMetrics(true)
+	return tel, sdkmetric.NewManualReader(sdkmetric.WithProducer(&rpcProducer{metrics: []*rpcMetrics{tel.serverMetrics, tel.clientMetrics}}))
 }
 
 // streamServer adds streaming methods to testServer: each answers with the
@@ -145,10 +151,11 @@ func (s *streamServer) FullDuplexCall(ss testgrpc.TestService_FullDuplexCallServ
 // names, descriptions, units, attributes (server.address and server.port
 // included), counts and bucket boundaries.
 func TestMetricsMatchOtelgrpc(t *testing.T) {
-	kitReader, refReader := sdkmetric.NewManualReader(), sdkmetric.NewManualReader()
-	kitMP, refMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(kitReader)), sdkmetric.NewMeterProvider(sdkmetric.WithReader(refReader))
+	tel, kitReader := metricsOnly(t)
+	kitMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(kitReader)) // the reader collects only with a provider
+	refReader := sdkmetric.NewManualReader()
+	refMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(refReader))
 	t.Cleanup(func() { _ = kitMP.Shutdown(context.Background()); _ = refMP.Shutdown(context.Background()) })
-	tel := metricsOnly(t, kitMP)
 	refOpts := []otelgrpc.Option{
 		otelgrpc.WithMeterProvider(refMP),
 		otelgrpc.WithTracerProvider(tracenoop.NewTracerProvider()),
@@ -285,4 +292,69 @@ func servePair(t *testing.T, sopts []grpc.ServerOption, dopts []grpc.DialOption)
 		<-done
 	})
 	return cc
+}
+
+// TestHistogram checks the buckets (a value on a bound falls in that
+// bound's bucket, as in the OTel SDK), the sum, min and max, and counts
+// made concurrently.
+func TestHistogram(t *testing.T) {
+	r := newRPCMetrics(false)
+	h := r.add(attribute.NewSet(attribute.String("k", "v")))
+	for _, v := range []float64{0.005, 0.0051, 0.5, 100} {
+		h.observe(v)
+	}
+	p, ok := h.point(r.start, time.Now())
+	if !ok {
+		t.Fatal("no point")
+	}
+	want := make([]uint64, len(bucketBounds)+1)
+	want[0], want[1], want[7], want[len(bucketBounds)] = 1, 1, 1, 1
+	if diff := gocmp.Diff(want, p.BucketCounts); diff != "" {
+		t.Errorf("buckets (-want +got):\n%s", diff)
+	}
+	if p.Count != 4 || math.Abs(p.Sum-100.5101) > 1e-9 {
+		t.Errorf("count %d, sum %v", p.Count, p.Sum)
+	}
+	if lo, _ := p.Min.Value(); lo != 0.005 {
+		t.Errorf("min %v", lo)
+	}
+	if hi, _ := p.Max.Value(); hi != 100 {
+		t.Errorf("max %v", hi)
+	}
+
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 1000 {
+				h.observe(0.001)
+			}
+		})
+	}
+	wg.Wait()
+	if p, _ := h.point(r.start, time.Now()); p.Count != 8004 || p.BucketCounts[0] != 8001 {
+		t.Errorf("after concurrent observations: count %d, first bucket %d", p.Count, p.BucketCounts[0])
+	}
+}
+
+// TestSeriesOverflow: past maxSeries attribute sets, calls are counted in
+// one series marked otel.metric.overflow, and the same set always gets the
+// same histogram.
+func TestSeriesOverflow(t *testing.T) {
+	r := newRPCMetrics(true)
+	first := r.add(attribute.NewSet(attribute.Int("i", 0)))
+	if again := r.add(attribute.NewSet(attribute.Int("i", 0))); again != first {
+		t.Error("the same attribute set got a second histogram")
+	}
+	for i := 1; i < maxSeries+10; i++ {
+		r.add(attribute.NewSet(attribute.Int("i", i))).observe(0.001)
+	}
+	m, ok := r.collect(time.Now())
+	if !ok {
+		t.Fatal("nothing collected")
+	}
+	points := m.Data.(metricdata.Histogram[float64]).DataPoints
+	last := points[len(points)-1]
+	if len(r.series) != maxSeries+1 || !last.Attributes.HasValue("otel.metric.overflow") || last.Count != 10 {
+		t.Errorf("%d series, last %v with %d calls; want %d, the overflow one with 10", len(r.series), last.Attributes.ToSlice(), last.Count, maxSeries+1)
+	}
 }

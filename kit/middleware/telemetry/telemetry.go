@@ -75,10 +75,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) {
 		return nil, err
 	}
 
-	if err := t.initInterceptors(cfg); err != nil {
-		_ = t.Shutdown(ctx)
-		return nil, err
-	}
+	t.initTracing()
 	o.logger.LogAttrs(ctx, slog.LevelInfo, "telemetry ready",
 		slog.String("service", cfg.ServiceName),
 		slog.String("traces_exporter", t.exporter),
@@ -136,7 +133,9 @@ func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
 		t.meterProvider = metricnoop.NewMeterProvider()
 		return nil
 	}
-	reader, err := otelprom.New(otelprom.WithRegisterer(reg))
+	t.serverMetrics, t.clientMetrics = newRPCMetrics(false), newRPCMetrics(true)
+	reader, err := otelprom.New(otelprom.WithRegisterer(reg),
+		otelprom.WithProducer(&rpcProducer{metrics: []*rpcMetrics{t.serverMetrics, t.clientMetrics}}))
 	if err != nil {
 		return fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
@@ -152,22 +151,11 @@ func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
 	return nil
 }
 
-// initInterceptors builds what the interceptors record with: the span maker
-// when spans are recorded, the RPC metrics when they are on.
-func (t *Telemetry) initInterceptors(cfg Config) error {
+// initTracing builds the span maker when spans are recorded.
+func (t *Telemetry) initTracing() {
 	if t.recording {
 		t.tracing = newTracing(t.tracerProvider)
 	}
-	if cfg.Metrics {
-		var err error
-		if t.serverMetrics, err = newRPCMetrics(t.meterProvider, false); err != nil {
-			return fmt.Errorf("telemetry: server metrics: %w", err)
-		}
-		if t.clientMetrics, err = newRPCMetrics(t.meterProvider, true); err != nil {
-			return fmt.Errorf("telemetry: client metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // newResource describes the service: service.name, the OTel SDK, and

@@ -2,12 +2,9 @@ package telemetry
 
 import (
 	"context"
-	"maps"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -16,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/kit/internal/cowmap"
 	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
@@ -30,7 +28,7 @@ import (
 // every call.
 type tracing struct {
 	tracer  trace.Tracer
-	methods methodCache[*spanMethod]
+	methods cowmap.Map[*spanMethod] // at most maxMethods
 
 	addrs addrCache[[]attribute.KeyValue] // server.address and server.port
 }
@@ -52,14 +50,13 @@ var statusAttrs = func() (a [codes.Unauthenticated + 1][]attribute.KeyValue) {
 
 func newTracing(tp trace.TracerProvider) *tracing {
 	return &tracing{
-		tracer:  tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		methods: newMethodCache[*spanMethod](),
-		addrs:   newAddrCache[[]attribute.KeyValue](),
+		tracer: tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		addrs:  newAddrCache[[]attribute.KeyValue](),
 	}
 }
 
 func (tr *tracing) method(fullMethod string) *spanMethod {
-	return tr.methods.get(fullMethod, func() *spanMethod {
+	return tr.methods.LoadOrBuild(fullMethod, maxMethods, func() *spanMethod {
 		name, ok := strings.CutPrefix(fullMethod, "/")
 		if !ok {
 			name = fullMethod
@@ -123,38 +120,4 @@ func serverAddrAttrs(hostport string) []attribute.KeyValue {
 		return []attribute.KeyValue{semconv.ServerAddress(host)}
 	}
 	return []attribute.KeyValue{semconv.ServerAddress(host), semconv.ServerPort(p)}
-}
-
-// methodCache maps method names to what is built once per method: a map
-// read without a lock once a method has been seen, copied on write, at
-// most maxMethods entries (past the bound, get builds a value per call).
-type methodCache[V any] struct {
-	m  *atomic.Pointer[map[string]V]
-	mu *sync.Mutex // serializes writers
-}
-
-func newMethodCache[V any]() methodCache[V] {
-	c := methodCache[V]{m: new(atomic.Pointer[map[string]V]), mu: new(sync.Mutex)}
-	c.m.Store(&map[string]V{})
-	return c
-}
-
-func (c methodCache[V]) get(method string, build func() V) V {
-	if v, ok := (*c.m.Load())[method]; ok {
-		return v
-	}
-	v := build()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.m.Load()
-	if prev, ok := old[method]; ok {
-		return prev
-	}
-	if len(old) < maxMethods {
-		next := make(map[string]V, len(old)+1)
-		maps.Copy(next, old)
-		next[method] = v
-		c.m.Store(&next)
-	}
-	return v
 }
