@@ -48,8 +48,9 @@ dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev
 
-## bench: one run, ratios to bare grpc-go: raw TCP, bare grpc-go, round_robin / outlier detection /
-## kit_weighted over 5, kit's default chains (and with tracing); then kit's layers one by one.
+## bench: one run (about 15 minutes): the cost rule (kit's default chains, and traced, against bare grpc-go with
+## the same deadline); raw TCP, bare grpc-go, round_robin / outlier detection / kit_weighted over 5, kit's
+## default chains; then kit's layers one by one.
 bench:
 	go run ./internal/cmd/bench
 
