@@ -317,3 +317,45 @@ func TestRequestIDStableAcrossRetries(t *testing.T) {
 		t.Errorf("request ids %q then %q, want one id on both attempts", first, second)
 	}
 }
+
+// TestUnknownMethodsThroughTheChain: a call to a method no service has is
+// answered UNIMPLEMENTED with grpc-go's own messages, and goes through the
+// server's chain, so that it is counted in the server's call metrics.
+func TestUnknownMethodsThroughTheChain(t *testing.T) {
+	srv := newServer(t, kit.WithAdminAddress("127.0.0.1:0"))
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "a"})
+	addr := serve(t, srv)
+	cc := newClient(t, "passthrough:///"+addr)
+	for _, c := range []struct{ method, msg string }{
+		{"/testpb.v1.TestService/Nope", "unknown method Nope for service testpb.v1.TestService"},
+		{"/no.such.Service/Call", "unknown service no.such.Service"},
+		{"/a/b/c", "unknown service a/b"},
+	} {
+		err := cc.Invoke(t.Context(), c.method, &testpbv1.EchoRequest{}, &testpbv1.EchoResponse{})
+		if st := status.Convert(err); st.Code() != codes.Unimplemented || st.Message() != c.msg {
+			t.Errorf("%s: %v, want UNIMPLEMENTED %q", c.method, err, c.msg)
+		}
+	}
+	body := adminBody(t, srv)
+	for _, m := range []string{"testpb.v1.TestService/Nope", "no.such.Service/Call"} {
+		want := `rpc_method="` + m + `",rpc_response_status_code="UNIMPLEMENTED"`
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// adminBody returns srv's /metrics.
+func adminBody(t *testing.T, srv *kit.Server) string {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"strings"
 
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -15,12 +16,53 @@ func (t *Telemetry) inject(ctx context.Context) context.Context {
 	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
 		return ctx
 	}
-	md, ok := metadata.FromOutgoingContext(ctx)
-	if !ok {
-		md = metadata.MD{}
+	var kv pairs
+	t.propagator.Inject(ctx, &kv)
+	for i := 0; i < len(kv); i += 2 {
+		if len(metadata.ValueFromOutgoingContext(ctx, kv[i])) > 0 {
+			// The metadata has a value already (a caller's, or a hop's
+			// forwarded): replace it rather than send two.
+			md, _ := metadata.FromOutgoingContext(ctx)
+			for i := 0; i < len(kv); i += 2 {
+				md.Set(kv[i], kv[i+1])
+			}
+			return metadata.NewOutgoingContext(ctx, md)
+		}
 	}
-	t.propagator.Inject(ctx, metadataCarrier(md))
-	return metadata.NewOutgoingContext(ctx, md)
+	return metadata.AppendToOutgoingContext(ctx, kv...)
+}
+
+// pairs collects what a propagator injects, as key, value, key, value...
+type pairs []string
+
+var _ propagation.TextMapCarrier = (*pairs)(nil)
+
+func (p *pairs) Get(key string) string {
+	for i := 0; i < len(*p); i += 2 {
+		if (*p)[i] == key {
+			return (*p)[i+1]
+		}
+	}
+	return ""
+}
+
+func (p *pairs) Set(key, value string) {
+	key = strings.ToLower(key)
+	for i := 0; i < len(*p); i += 2 {
+		if (*p)[i] == key {
+			(*p)[i+1] = value
+			return
+		}
+	}
+	*p = append(*p, key, value)
+}
+
+func (p *pairs) Keys() []string {
+	keys := make([]string, 0, len(*p)/2)
+	for i := 0; i < len(*p); i += 2 {
+		keys = append(keys, (*p)[i])
+	}
+	return keys
 }
 
 // extract reads the caller's trace context and baggage from the incoming
@@ -49,27 +91,8 @@ func (c incomingCarrier) Set(string, string) {} // read only
 
 func (c incomingCarrier) Keys() []string {
 	md, _ := metadata.FromIncomingContext(c.ctx)
-	return metadataCarrier(md).Keys()
-}
-
-// metadataCarrier adapts metadata.MD (lower-case keys) to
-// propagation.TextMapCarrier.
-type metadataCarrier metadata.MD
-
-var _ propagation.TextMapCarrier = metadataCarrier(nil)
-
-func (c metadataCarrier) Get(key string) string {
-	if v := metadata.MD(c).Get(key); len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
-
-func (c metadataCarrier) Keys() []string {
-	keys := make([]string, 0, len(c))
-	for k := range c {
+	keys := make([]string, 0, len(md))
+	for k := range md {
 		keys = append(keys, k)
 	}
 	return keys

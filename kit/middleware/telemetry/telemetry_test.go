@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/internal/kittest"
@@ -409,5 +410,35 @@ func TestShutdownFlushesOnce(t *testing.T) {
 	defer exp.mu.Unlock()
 	if diff := cmp.Diff([2]int{1, 1}, [2]int{exp.spans, exp.shutdowns}); diff != "" {
 		t.Errorf("[spans, shutdowns] of the batched exporter (-want +got):\n%s", diff)
+	}
+}
+
+// TestInjectReplacesAStaleTraceContext: a call's outgoing metadata gets the
+// trace context of its ctx once, replacing one already there (a caller's or
+// a forwarded one) instead of sending two, and keeping the other keys.
+func TestInjectReplacesAStaleTraceContext(t *testing.T) {
+	tel := newTelemetry(t, testConfig("svc"), fakeEnv(nil))
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled,
+	})
+	ctx := trace.ContextWithSpanContext(t.Context(), sc)
+	const want = "00-01000000000000000000000000000000-0200000000000000-01"
+
+	md, _ := metadata.FromOutgoingContext(tel.inject(ctx))
+	if got := md.Get("traceparent"); len(got) != 1 || got[0] != want {
+		t.Errorf("fresh metadata: traceparent %q, want [%s]", got, want)
+	}
+
+	stale := metadata.AppendToOutgoingContext(ctx, "traceparent", "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01", "x-other", "kept")
+	md, _ = metadata.FromOutgoingContext(tel.inject(stale))
+	if got := md.Get("traceparent"); len(got) != 1 || got[0] != want {
+		t.Errorf("stale traceparent: now %q, want [%s]", got, want)
+	}
+	if got := md.Get("x-other"); len(got) != 1 || got[0] != "kept" {
+		t.Errorf("x-other = %q, want [kept]", got)
+	}
+
+	if got := tel.inject(t.Context()); got != t.Context() {
+		t.Error("a context without trace context or baggage was changed")
 	}
 }
