@@ -149,36 +149,39 @@ func (r *rpcMetrics) addrString(a net.Addr) string {
 }
 
 // addrCache holds what is derived from the string form of peer addresses,
-// by address: a transport keeps one *net.TCPAddr per connection, so a hit
-// spares formatting the address on every call. At most maxAddrStrings
-// entries: it starts over when full.
+// by address: a transport keeps one *net.TCPAddr (or *net.UnixAddr) per
+// connection, so a hit spares formatting the address on every call. At
+// most maxAddrStrings entries: it starts over when full.
 type addrCache[V any] struct {
 	mu *sync.RWMutex
-	m  map[*net.TCPAddr]V // guarded by mu
+	m  map[net.Addr]V // *net.TCPAddr and *net.UnixAddr keys only; guarded by mu
 }
 
 func newAddrCache[V any]() addrCache[V] {
-	return addrCache[V]{mu: new(sync.RWMutex), m: map[*net.TCPAddr]V{}}
+	return addrCache[V]{mu: new(sync.RWMutex), m: map[net.Addr]V{}}
 }
 
-// get returns build(a.String()), cached when a is a *net.TCPAddr.
+// get returns build(a.String()), cached when a is a *net.TCPAddr or a
+// *net.UnixAddr (other types may not be comparable, or not be per
+// connection).
 func (c addrCache[V]) get(a net.Addr, build func(string) V) V {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok {
+	switch a.(type) {
+	case *net.TCPAddr, *net.UnixAddr:
+	default:
 		return build(a.String())
 	}
 	c.mu.RLock()
-	v, ok := c.m[tcp]
+	v, ok := c.m[a]
 	c.mu.RUnlock()
 	if ok {
 		return v
 	}
-	v = build(tcp.String())
+	v = build(a.String())
 	c.mu.Lock()
 	if len(c.m) >= maxAddrStrings {
 		clear(c.m)
 	}
-	c.m[tcp] = v
+	c.m[a] = v
 	c.mu.Unlock()
 	return v
 }

@@ -16,7 +16,7 @@ func (t *Telemetry) inject(ctx context.Context) context.Context {
 	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
 		return ctx
 	}
-	var kv pairs
+	kv := make(pairs, 0, 6) // traceparent, tracestate, baggage
 	t.propagator.Inject(ctx, &kv)
 	for i := 0; i < len(kv); i += 2 {
 		if len(metadata.ValueFromOutgoingContext(ctx, kv[i])) > 0 {

@@ -3,8 +3,10 @@ package telemetry
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	otelcodes "go.opentelemetry.io/otel/codes"
@@ -30,7 +32,28 @@ type tracing struct {
 	tracer  trace.Tracer
 	methods cowmap.Map[*spanMethod] // at most maxMethods
 
-	addrs addrCache[[]attribute.KeyValue] // server.address and server.port
+	addrs addrCache[*addrAttrs] // server.address and server.port, with each status code
+}
+
+// addrAttrs are the attributes a span ends with for a server address:
+// server.address and server.port, then rpc.response.status_code, made once
+// per code.
+type addrAttrs struct {
+	addr   []attribute.KeyValue
+	byCode [codes.Unauthenticated + 1]atomic.Pointer[[]attribute.KeyValue]
+}
+
+// withCode returns a's attributes and code's status attribute.
+func (a *addrAttrs) withCode(code codes.Code) []attribute.KeyValue {
+	if int(code) >= len(a.byCode) {
+		return append(slices.Clip(a.addr), semconv.RPCResponseStatusCode(statuscode.Name(code)))
+	}
+	if p := a.byCode[code].Load(); p != nil {
+		return *p
+	}
+	attrs := append(slices.Clip(a.addr), statusAttrs[code]...)
+	a.byCode[code].Store(&attrs)
+	return attrs
 }
 
 // spanMethod is what the spans of one method start with.
@@ -51,7 +74,7 @@ var statusAttrs = func() (a [codes.Unauthenticated + 1][]attribute.KeyValue) {
 func newTracing(tp trace.TracerProvider) *tracing {
 	return &tracing{
 		tracer: tp.Tracer(scopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		addrs:  newAddrCache[[]attribute.KeyValue](),
+		addrs:  newAddrCache[*addrAttrs](),
 	}
 }
 
@@ -88,13 +111,13 @@ func (tr *tracing) start(ctx context.Context, fullMethod string, client bool) (c
 // remote one on the client, the local one on the server), nil when the
 // call reached none.
 func (tr *tracing) end(span trace.Span, err error, addr net.Addr, client bool) {
-	if addr != nil {
-		span.SetAttributes(tr.addrAttrs(addr)...)
-	}
 	code := codeOf(err)
-	if int(code) < len(statusAttrs) {
+	switch {
+	case addr != nil:
+		span.SetAttributes(tr.addrs.get(addr, newAddrAttrs).withCode(code)...)
+	case int(code) < len(statusAttrs):
 		span.SetAttributes(statusAttrs[code]...)
-	} else {
+	default:
 		span.SetAttributes(semconv.RPCResponseStatusCode(statuscode.Name(code)))
 	}
 	if err != nil && (client || isServerError(code)) {
@@ -103,10 +126,8 @@ func (tr *tracing) end(span trace.Span, err error, addr net.Addr, client bool) {
 	span.End()
 }
 
-// addrAttrs returns server.address and server.port for addr, as otelgrpc
-// derives them from its string form.
-func (tr *tracing) addrAttrs(addr net.Addr) []attribute.KeyValue {
-	return tr.addrs.get(addr, serverAddrAttrs)
+func newAddrAttrs(hostport string) *addrAttrs {
+	return &addrAttrs{addr: serverAddrAttrs(hostport)}
 }
 
 // serverAddrAttrs splits a host:port into server.address and server.port.
