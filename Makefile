@@ -48,7 +48,7 @@ dev: consul
 	go build -o $(TOOLBIN)/grpckit ./cmd/grpckit
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" exec $(TOOLBIN)/grpckit dev
 
-## bench: one run (about 15 minutes): the cost rule (kit's default chains, and traced, against bare grpc-go with
+## bench: one run (about 17 minutes): the cost rule (kit's default chains, and traced, against bare grpc-go with
 ## the same deadline); raw TCP, bare grpc-go, round_robin / outlier detection / kit_weighted over 5, kit's
 ## default chains; then kit's layers one by one.
 bench:

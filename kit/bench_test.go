@@ -21,75 +21,64 @@ import (
 // client sets, client and server in this process (allocations of both).
 // `make bench` prints the full comparison with ratios.
 func BenchmarkUnary(b *testing.B) {
-	b.Run("bare", func(b *testing.B) {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := grpc.NewServer()
-		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
-		go srv.Serve(lis)
-		defer srv.Stop()
-		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cc.Close()
-		run(b, testpbv1.NewTestServiceClient(cc), 0)
-	})
-	b.Run("bare-deadline", func(b *testing.B) {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := grpc.NewServer()
-		testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
-		go srv.Serve(lis)
-		defer srv.Stop()
-		cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cc.Close()
-		run(b, testpbv1.NewTestServiceClient(cc), 5*time.Second) // the deadline kit's client sets
-	})
-	for _, traced := range []bool{false, true} {
-		name := "kit"
-		if traced {
-			name = "kit-traced" // AlwaysSample into a batcher and a no-op exporter
-		}
-		b.Run(name, func(b *testing.B) {
-			sopts := []kit.ServerOption{kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress("")}
-			var copts []kit.ClientOption
-			if traced {
-				cfg := telemetry.DefaultConfig()
-				cfg.ServiceName, cfg.TracesSampler = "bench", "always_on"
-				tel, err := telemetry.New(b.Context(), cfg, telemetry.WithSpanExporter(tracetest.NewNoopExporter()))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer tel.Shutdown(context.Background())
-				sopts, copts = append(sopts, kit.WithTelemetry(tel)), append(copts, kit.WithTelemetry(tel))
-			}
-			srv, err := kit.NewServer(sopts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(lis)
-			defer srv.Shutdown(context.Background())
-			cc, err := kit.NewClient("passthrough:///"+lis.Addr().String(), copts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer cc.Close()
-			run(b, testpbv1.NewTestServiceClient(cc), 0)
-		})
+	b.Run("bare", func(b *testing.B) { run(b, bareClient(b), 0) })
+	b.Run("bare-deadline", func(b *testing.B) { run(b, bareClient(b), 5*time.Second) }) // the deadline kit's client sets
+	b.Run("kit", func(b *testing.B) { run(b, kitClient(b, false), 0) })
+	b.Run("kit-traced", func(b *testing.B) { run(b, kitClient(b, true), 0) })
+}
+
+// bareClient serves the test service from a bare grpc-go server and
+// returns a bare grpc-go client of it; both stop with b.
+func bareClient(b *testing.B) testpbv1.TestServiceClient {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
 	}
+	srv := grpc.NewServer()
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
+	go srv.Serve(lis)
+	b.Cleanup(srv.Stop)
+	cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cc.Close() })
+	return testpbv1.NewTestServiceClient(cc)
+}
+
+// kitClient is bareClient with kit's server and client and their default
+// chains; traced makes both share a telemetry that samples every call
+// into a batcher and a no-op exporter.
+func kitClient(b *testing.B, traced bool) testpbv1.TestServiceClient {
+	sopts := []kit.ServerOption{kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress("")}
+	var copts []kit.ClientOption
+	if traced {
+		cfg := telemetry.DefaultConfig()
+		cfg.ServiceName, cfg.TracesSampler = "bench", "always_on"
+		tel, err := telemetry.New(b.Context(), cfg, telemetry.WithSpanExporter(tracetest.NewNoopExporter()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { tel.Shutdown(context.Background()) })
+		sopts, copts = append(sopts, kit.WithTelemetry(tel)), append(copts, kit.WithTelemetry(tel))
+	}
+	srv, err := kit.NewServer(sopts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(lis)
+	b.Cleanup(func() { srv.Shutdown(context.Background()) })
+	cc, err := kit.NewClient("passthrough:///"+lis.Addr().String(), copts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cc.Close() })
+	return testpbv1.NewTestServiceClient(cc)
 }
 
 // run calls Echo in a loop, each call with deadline when it is not 0.
@@ -124,39 +113,10 @@ func BenchmarkUnaryParallel(b *testing.B) {
 	for _, name := range []string{"bare", "bare-deadline", "kit"} {
 		b.Run(name, func(b *testing.B) {
 			var c testpbv1.TestServiceClient
-			if name != "kit" {
-				lis, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				srv := grpc.NewServer()
-				testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
-				go srv.Serve(lis)
-				defer srv.Stop()
-				cc, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer cc.Close()
-				c = testpbv1.NewTestServiceClient(cc)
+			if name == "kit" {
+				c = kitClient(b, false)
 			} else {
-				srv, err := kit.NewServer(kit.WithDrain(0), kit.WithLogger(quiet), kit.WithAdminAddress(""))
-				if err != nil {
-					b.Fatal(err)
-				}
-				testpbv1.RegisterTestServiceServer(srv, &kittest.Service{Name: "b"})
-				lis, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				go srv.Serve(lis)
-				defer srv.Shutdown(context.Background())
-				cc, err := kit.NewClient("passthrough:///" + lis.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer cc.Close()
-				c = testpbv1.NewTestServiceClient(cc)
+				c = bareClient(b)
 			}
 			req := &testpbv1.EchoRequest{Message: "x"}
 			b.ReportAllocs()

@@ -284,10 +284,9 @@ func (s *Server) notServing() {
 // chain, so that the call is counted in the RPC metrics and logged like any
 // other.
 func (s *Server) unknownMethod(ss grpc.ServerStream) error {
-	full, _ := grpc.MethodFromServerStream(ss) // "/service/method": grpc-go refuses malformed names before
-	i := max(strings.LastIndexByte(full, '/'), 1)
-	service, method := full[1:i], full[i:]
-	method = strings.TrimPrefix(method, "/")
+	// "/service/method": grpc-go refuses a name without two slashes itself.
+	full, _ := grpc.MethodFromServerStream(ss)
+	service, method, _ := cutLast(strings.TrimPrefix(full, "/"), "/")
 	s.servicesOnce.Do(func() {
 		s.services = make(map[string]bool)
 		for name := range s.grpc.GetServiceInfo() { // complete: services are registered before Serve
@@ -298,6 +297,14 @@ func (s *Server) unknownMethod(ss grpc.ServerStream) error {
 		return status.Errorf(codes.Unimplemented, "unknown service %v", service)
 	}
 	return status.Errorf(codes.Unimplemented, "unknown method %v for service %v", method, service)
+}
+
+// cutLast slices s around the last sep, as grpc-go splits a method name.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }
 
 // streamWorkers keeps a pool of goroutines serving incoming streams. grpc-go

@@ -103,13 +103,20 @@ func newRPCMetrics(client bool) *rpcMetrics {
 // method returns the metrics of fullMethod.
 func (r *rpcMetrics) method(fullMethod string) *methodMetrics {
 	return r.methods.LoadOrBuild(fullMethod, maxMethods, func() *methodMetrics {
-		m := &methodMetrics{byAddr: map[addrKey]*histogram{}}
-		if name, ok := strings.CutPrefix(fullMethod, "/"); ok {
-			m.attrs = append(m.attrs, semconv.RPCMethod(name))
-		}
-		m.attrs = append(m.attrs, semconv.RPCSystemNameGRPC)
-		return m
+		_, attrs := methodAttributes(fullMethod)
+		return &methodMetrics{attrs: attrs, byAddr: map[addrKey]*histogram{}}
 	})
+}
+
+// methodAttributes returns the span name of fullMethod and the attributes
+// its metrics and spans start with, as otelgrpc derives them: rpc.method
+// when the name is well formed ("/pkg.Service/Method"), rpc.system.name.
+func methodAttributes(fullMethod string) (string, []attribute.KeyValue) {
+	name, ok := strings.CutPrefix(fullMethod, "/")
+	if !ok {
+		return fullMethod, []attribute.KeyValue{semconv.RPCSystemNameGRPC}
+	}
+	return name, []attribute.KeyValue{semconv.RPCMethod(name), semconv.RPCSystemNameGRPC}
 }
 
 // record records one call of m that began at start and ended with err, on

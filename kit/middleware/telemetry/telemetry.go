@@ -27,7 +27,8 @@ import (
 )
 
 // Telemetry owns a service's tracer and meter providers, its propagator, its
-// Prometheus registry, and the interceptors built over them. Its methods are safe for concurrent use.
+// Prometheus registry, and the interceptors built over them. Its methods
+// are safe for concurrent use.
 type Telemetry struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
@@ -37,7 +38,6 @@ type Telemetry struct {
 	clientMetrics  *rpcMetrics // nil when metrics are off
 	metricsHandler http.Handler
 	exporter       string
-	recording      bool // an SDK tracer provider records spans
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -65,17 +65,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	recording, err := t.initTraces(ctx, cfg, o, res)
-	if err != nil {
+	if err := t.initTraces(ctx, cfg, o, res); err != nil {
 		return nil, err
 	}
-	t.recording = recording
 	if err := t.initMetrics(cfg, res); err != nil {
 		_ = t.Shutdown(ctx)
 		return nil, err
 	}
-
-	t.initTracing()
 	o.logger.LogAttrs(ctx, slog.LevelInfo, "telemetry ready",
 		slog.String("service", cfg.ServiceName),
 		slog.String("traces_exporter", t.exporter),
@@ -83,8 +79,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) {
 	return t, nil
 }
 
-// initTraces sets up the tracer provider and reports whether it records.
-func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *resource.Resource) (bool, error) {
+// initTraces sets up the tracer provider, and the span maker when it
+// records.
+func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *resource.Resource) error {
 	exp := o.exporter
 	t.exporter = ExporterCustom
 	if exp == nil {
@@ -92,13 +89,13 @@ func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *
 		if t.exporter != ExporterNone {
 			var err error
 			if exp, err = newSpanExporter(ctx, t.exporter, o.env); err != nil {
-				return false, err
+				return err
 			}
 		}
 	}
 	if exp == nil {
 		t.tracerProvider = tracenoop.NewTracerProvider()
-		return false, nil
+		return nil
 	}
 
 	samplerName, samplerArg := cfg.TracesSampler, ""
@@ -111,7 +108,7 @@ func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *
 	sampler, err := parseSampler(samplerName, samplerArg)
 	if err != nil {
 		_ = exp.Shutdown(ctx)
-		return false, fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER: %w", err)
+		return fmt.Errorf("telemetry: OTEL_TRACES_SAMPLER: %w", err)
 	}
 	exp = abortableExporter{SpanExporter: exp, done: t.abort}
 	var process sdktrace.TracerProviderOption // WithBatcher starts a goroutine: build only one
@@ -123,7 +120,8 @@ func (t *Telemetry) initTraces(ctx context.Context, cfg Config, o options, res *
 	tp := sdktrace.NewTracerProvider(process, sdktrace.WithResource(res), sdktrace.WithSampler(sampler))
 	t.tracerProvider = tp
 	t.shutdowns = append(t.shutdowns, tp.Shutdown)
-	return true, nil
+	t.tracing = newTracing(tp)
+	return nil
 }
 
 func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
@@ -149,13 +147,6 @@ func (t *Telemetry) initMetrics(cfg Config, res *resource.Resource) error {
 	t.meterProvider = mp
 	t.shutdowns = append(t.shutdowns, mp.Shutdown)
 	return nil
-}
-
-// initTracing builds the span maker when spans are recorded.
-func (t *Telemetry) initTracing() {
-	if t.recording {
-		t.tracing = newTracing(t.tracerProvider)
-	}
 }
 
 // newResource describes the service: service.name, the OTel SDK, and

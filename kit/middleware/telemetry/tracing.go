@@ -5,7 +5,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -80,15 +79,7 @@ func newTracing(tp trace.TracerProvider) *tracing {
 
 func (tr *tracing) method(fullMethod string) *spanMethod {
 	return tr.methods.LoadOrBuild(fullMethod, maxMethods, func() *spanMethod {
-		name, ok := strings.CutPrefix(fullMethod, "/")
-		if !ok {
-			name = fullMethod
-		}
-		var attrs []attribute.KeyValue
-		if ok {
-			attrs = append(attrs, semconv.RPCMethod(name))
-		}
-		attrs = append(attrs, semconv.RPCSystemNameGRPC)
+		name, attrs := methodAttributes(fullMethod)
 		return &spanMethod{
 			name:   name,
 			server: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...)},
