@@ -6,8 +6,8 @@ import (
 	"github.com/grpckit/grpckit/kit/balancer/internal"
 )
 
-// clock is the time source of the control loop; tests use a manual one.
-// Pick and Done never read it.
+// clock is the time source of the control loop, and of Pick and Done when
+// they measure calls; tests use a manual one.
 type clock = internal.Clock
 
 type ticker = internal.Ticker
@@ -24,6 +24,13 @@ func newClock() clock {
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
+
+// epoch is where realClock's Nanos count from.
+var epoch = time.Now()
+
+// Nanos reads the monotonic clock only (time.Since of a time carrying a
+// monotonic reading does not read the wall clock).
+func (realClock) Nanos() int64 { return int64(time.Since(epoch)) + 1 }
 
 func (realClock) NewTicker(d time.Duration) ticker { return realTicker{time.NewTicker(d)} }
 

@@ -106,10 +106,45 @@ type Config struct {
 	// rather than failed. Default 50; range 0..100.
 	PanicThreshold int `json:"panic_threshold" yaml:"panic_threshold"`
 
+	// LoadAware prefers, among the usable endpoints, the one with less work
+	// per unit of weight. Each pick weighs the endpoint the schedule names
+	// against a second one drawn from the schedule (so by weight); the cost
+	// of each is its latency estimate times (1 + its calls in flight x the
+	// mean effective weight / its own), and the second is taken only when
+	// its cost is at most (1 - LoadMargin) of the first's. With equal
+	// latencies and no calls in flight the weighted shares stay exact;
+	// under load they stay close (a pair of endpoints is drawn as often in
+	// either order). An endpoint more than twice as slow as the weighted
+	// median is never drawn twice for one pick. One call in 8 is measured,
+	// and every probe (ProbeInterval). Default true.
+	LoadAware bool `json:"load_aware" yaml:"load_aware"`
+	// LatencyDecay is the time constant of an endpoint's latency estimate:
+	// a sample taken LatencyDecay after the previous one moves the estimate
+	// half way to it, one taken soon after moves it little. A call that
+	// failed, was refused or was cancelled never lowers the estimate (it
+	// counts as at least as slow as the estimate, or as long as it took).
+	// Default 500ms.
+	LatencyDecay duration.Duration `json:"latency_decay" yaml:"latency_decay"`
+	// LoadMargin is how much cheaper the second candidate must be to be
+	// taken instead of the scheduled one: a share in [0, 1). Default 0.5:
+	// the second must cost at most half as much. Lower margins react to
+	// smaller differences and move the weighted shares further from
+	// exact under load.
+	LoadMargin float64 `json:"load_margin" yaml:"load_margin"`
+	// ProbeInterval: an endpoint with no call in flight and no call
+	// measured for this long is picked, and measured, on its next turn in
+	// the schedule, whatever its cost, so that an endpoint that became fast again is measured and
+	// wins its share back. Default 200ms.
+	ProbeInterval duration.Duration `json:"probe_interval" yaml:"probe_interval"`
+
 	failure, demote statuscode.Set // parsed FailureCodes and DemoteCodes
 	// whenSilent: DEADLINE_EXCEEDED is in FailureCodes and DeadlineExceeded
 	// is when_silent, so timeouts are judged against answers.
 	whenSilent bool
+	// decay and probe are LatencyDecay and ProbeInterval in nanoseconds;
+	// keep is 1 - LoadMargin.
+	decay, keep float64
+	probe       int64
 }
 
 // DefaultConfig returns the configuration `{}` stands for.
@@ -131,6 +166,10 @@ func DefaultConfig() *Config {
 		SlowStart:           duration.Duration(10 * time.Second),
 		SlowStartInitial:    0.1,
 		PanicThreshold:      50,
+		LoadAware:           true,
+		LatencyDecay:        duration.Duration(500 * time.Millisecond),
+		LoadMargin:          0.5,
+		ProbeInterval:       duration.Duration(200 * time.Millisecond),
 	}
 	_ = c.validate() // readies the parsed fields
 	return c
@@ -219,6 +258,16 @@ func (c *Config) validate() error {
 	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
 		bad("panic_threshold %d is outside 0..100", c.PanicThreshold)
 	}
+	if c.LatencyDecay <= 0 {
+		bad("latency_decay %v must be positive", time.Duration(c.LatencyDecay))
+	}
+	if !(c.LoadMargin >= 0 && c.LoadMargin < 1) {
+		bad("load_margin %v is outside [0, 1)", c.LoadMargin)
+	}
+	if c.ProbeInterval <= 0 {
+		bad("probe_interval %v must be positive", time.Duration(c.ProbeInterval))
+	}
+	c.decay, c.keep, c.probe = float64(c.LatencyDecay), 1-c.LoadMargin, int64(c.ProbeInterval)
 	return errors.Join(errs...)
 }
 

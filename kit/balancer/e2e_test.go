@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,5 +143,78 @@ func TestEndToEndWeightsEjectionReadmission(t *testing.T) {
 	}
 	if back == 0 {
 		t.Error("the re-admitted endpoint gets no calls")
+	}
+}
+
+// One replica of five answers correctly but 50 ms late: it soon gets
+// almost no call; fast again, it wins its share back within seconds.
+func TestSlowReplicaEndToEnd(t *testing.T) {
+	bs := startBackends(t, 5)
+	r := manual.NewBuilderWithScheme("kwslow")
+	var eps []resolver.Endpoint
+	for _, b := range bs {
+		eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.addr}}})
+	}
+	r.InitialState(SetLogger(resolver.State{Endpoints: eps}, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	cc, err := grpc.NewClient("kwslow:///backends", grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}]}`, Name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := testpbv1.NewTestServiceClient(cc)
+	slow := bs[0]
+	slow.svc.Slow(50*time.Millisecond, 1)
+
+	// 8 callers in a closed loop send the replica that answered each call.
+	served := make(chan string, 64)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}, grpc.WaitForReady(true))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				select {
+				case served <- resp.GetServer():
+				case <-stop:
+					return
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	// share returns the slow replica's share of the next n calls.
+	share := func(n int) float64 {
+		on := 0
+		for range n {
+			if <-served == slow.addr {
+				on++
+			}
+		}
+		return float64(on) / float64(n)
+	}
+	share(2000) // learn
+	if s := share(2000); s > 0.05 {
+		t.Errorf("the slow replica got %.1f%% of 2000 calls, want at most 5%% (round_robin: 20%%)", 100*s)
+	}
+
+	slow.svc.Slow(0, 0)
+	start := time.Now()
+	for {
+		s := share(500)
+		if s >= 0.10 {
+			t.Logf("back to %.1f%% of 500 calls within %v", 100*s, time.Since(start).Round(100*time.Millisecond))
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5s after it became fast, the replica gets %.1f%% of calls, want at least 10%% (half of fair)", 100*s)
+		}
 	}
 }

@@ -17,7 +17,6 @@ type snapshot struct {
 	cfg      *Config
 	entries  []entry // endpoints that can be picked, each with its child picker
 	table    []int32 // schedule over entries; empty when no endpoint is READY
-	slots    []int   // slots of each entry in table, to derive pick counts
 	panic    bool    // routing over every READY endpoint, ejected or not
 	fallback balancer.Picker
 }
@@ -25,6 +24,9 @@ type snapshot struct {
 type entry struct {
 	ep     *endpoint
 	picker balancer.Picker // the endpoint's pick_first picker (READY)
+	// perCall is the mean effective weight over this endpoint's: how much
+	// one call in flight adds to its cost under LoadAware.
+	perCall float64
 }
 
 // picker reads the tracker's current snapshot on every pick, so the control
@@ -41,18 +43,37 @@ func (p picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if n == 0 {
 		return s.fallback.Pick(info)
 	}
-	idx := int(s.table[p.t.next.Add(1)%n])
+	k := p.t.next.Add(1)
+	idx := int(s.table[k%n])
 	e := &s.entries[idx]
 	if !s.panic && e.ep.marked.Load() {
 		e = s.unmarked(idx)
+	}
+	var start int64 // when a measured call started; 0: not measured
+	if s.cfg.LoadAware {
+		// One call in sampleEvery is measured (a clock read costs as
+		// much as the rest of Pick and Done), chosen by a hash of k: a
+		// pattern in the schedule does not make some endpoints unmeasured.
+		h := k * 0x9E3779B97F4A7C15
+		if h>>29%sampleEvery == 0 {
+			start = p.t.clock.Nanos()
+			p.t.now.Store(start)
+		}
+		if len(s.entries) > 1 {
+			var probe bool
+			if e, probe = s.lessLoaded(e, h, p.t.now.Load(), math.Float64frombits(p.t.typical.Load())); probe && start == 0 {
+				start = p.t.clock.Nanos()
+			}
+		}
 	}
 	res, err := e.picker.Pick(info)
 	if err != nil {
 		return res, err
 	}
+	e.ep.load.started.Add(1)
 	record := e.ep.done
-	if s.cfg.whenSilent {
-		record = p.t.newCall(e.ep)
+	if s.cfg.whenSilent || start != 0 {
+		record = p.t.newCall(e.ep, start, s.cfg.whenSilent)
 	}
 	if res.Done == nil {
 		res.Done = record
@@ -77,6 +98,115 @@ func (s *snapshot) unmarked(idx int) *entry {
 	return &s.entries[idx]
 }
 
+// slowFactor: an endpoint whose latency estimate is above slowFactor times
+// the typical one is slow.
+const slowFactor = 2
+
+// sampleEvery: one call in sampleEvery is measured under LoadAware, and
+// every probe.
+const sampleEvery = 8
+
+// lessLoaded weighs a, the entry the schedule named, against a second entry
+// drawn from the schedule by h, a hash of the pick counter (so drawn by
+// weight), and returns the second only when its cost is at most keep times
+// a's. An endpoint not measured yet is never judged. An endpoint due a probe
+// by the recent time now keeps its turn: then probe is true. ref is the
+// typical latency (tracker.typical).
+func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *entry, probe bool) {
+	la, measured := a.ep.load.estimate()
+	if measured == 0 {
+		return a, false
+	}
+	inA := a.ep.load.inFlight()
+	if inA == 0 && now-measured >= s.cfg.probe {
+		return a, true
+	}
+	n := uint64(len(s.table))
+	j := (h >> 32) * n >> 32 // a slot drawn uniformly by the top half of h
+	b := &s.entries[s.table[j]]
+	if b == a && la > slowFactor*ref {
+		// Drawing a again is what keeps the shares exact at equal cost (a
+		// pair of endpoints is then drawn as often in either order), but
+		// a slow endpoint would keep that share of its turns: draw the
+		// slot after.
+		b = &s.entries[s.table[(j+1)%n]]
+	}
+	if b == a || !s.panic && b.ep.marked.Load() {
+		return a, false
+	}
+	lb, measured := b.ep.load.estimate()
+	if measured == 0 {
+		return a, false
+	}
+	if lb*(1+b.perCall*b.ep.load.inFlight()) < s.cfg.keep*la*(1+a.perCall*inA) {
+		return b, false
+	}
+	return a, false
+}
+
+// load is an endpoint's work as Pick and Done see it: calls started and
+// ended, answers, and a latency estimate decaying with time (an
+// exponentially weighted moving average whose weight follows the time
+// between samples).
+type load struct {
+	started atomic.Uint64 // picks; only the low 32 bits are compared with ends
+	// ends counts the calls ended in its low 32 bits and the answers among
+	// them in its high 32 bits: one atomic add per Done. Both wrap; they
+	// are only subtracted and compared.
+	ends atomic.Uint64
+	_    [64 - 2*8]byte
+	// Written by measured calls only (one in sampleEvery): a line of their
+	// own, which the other cores' picks read without missing as often.
+	latency  atomic.Uint64 // math.Float64bits of the estimate, in nanoseconds
+	measured atomic.Int64  // clock.Nanos of the last sample; 0: none yet
+	_        [64 - 2*8]byte
+}
+
+// Units of load.ends.
+const (
+	oneEnd    = 1
+	oneAnswer = 1 << 32
+)
+
+// answers returns the answer count held in ends.
+func answersOf(ends uint64) uint64 { return ends >> 32 }
+
+// inFlight returns the calls picked and not ended.
+func (l *load) inFlight() float64 {
+	ended := uint32(l.ends.Load()) // first: a call ends after it starts
+	return float64(uint32(l.started.Load()) - ended)
+}
+
+// estimate returns the latency estimate in nanoseconds and when its last
+// sample was taken; measured is 0 before the first sample.
+func (l *load) estimate() (latency float64, measured int64) {
+	measured = l.measured.Load()
+	return math.Float64frombits(l.latency.Load()), measured
+}
+
+// observe adds a sample taken at now to the estimate; lowerBound: the call
+// did not complete, so it took at least as long as the sample, and the
+// sample never lowers the estimate.
+func (l *load) observe(now int64, sample float64, lowerBound bool, decay float64) {
+	last := l.measured.Swap(now) // each span of time weighs in once
+	if last == 0 {
+		l.latency.Store(math.Float64bits(sample))
+		return
+	}
+	dt := float64(max(now-last, 0))
+	w := dt / (dt + decay) // 1 - e^(-dt/decay), to first order, and below 1
+	for {
+		old := l.latency.Load()
+		est := math.Float64frombits(old)
+		if lowerBound && sample < est {
+			sample = est
+		}
+		if l.latency.CompareAndSwap(old, math.Float64bits(est+w*(sample-est))) {
+			return
+		}
+	}
+}
+
 // outcomes are an endpoint's running totals of calls that did not succeed,
 // written by Done on those paths only; the control loop takes differences
 // each tick, so nothing is lost around a tick. Successes are not counted: the
@@ -89,57 +219,64 @@ type outcomes struct {
 	_       [64 - 3*8]byte
 }
 
-// call is the record of a call picked under deadline_exceeded when_silent:
-// its endpoint, and how many answers the endpoint had given at the pick.
-// Records are pooled (tracker.calls), so Pick allocates nothing; grpc-go
-// calls Done at most once, and finish puts the record back first thing.
+// call is the record of a call picked under deadline_exceeded when_silent
+// or load_aware: its endpoint, how many answers the endpoint had given at
+// the pick, and when it was picked. Records are pooled (tracker.calls), so
+// Pick allocates nothing; grpc-go calls Done at most once, and finish puts
+// the record back first thing.
 type call struct {
 	ep      *endpoint
 	answers uint64
+	start   int64
 	done    func(balancer.DoneInfo) // c.finish, allocated once per record
 }
 
-// newCall returns the Done of a call picked on ep, which judges a timeout
-// by whether ep answered since this pick.
-func (t *tracker) newCall(ep *endpoint) func(balancer.DoneInfo) {
+// newCall returns the Done of a call picked on ep at now (0: not
+// measured); judged says whether its timeout is judged by answers.
+func (t *tracker) newCall(ep *endpoint, now int64, judged bool) func(balancer.DoneInfo) {
 	c := t.calls.Get().(*call)
-	c.ep, c.answers = ep, ep.answers.Load()
+	c.ep, c.answers, c.start = ep, noRecord, now
+	if judged {
+		c.answers = answersOf(ep.load.ends.Load())
+	}
 	return c.done
 }
 
 func (c *call) finish(di balancer.DoneInfo) {
-	ep, answers := c.ep, c.answers
+	ep, answers, start := c.ep, c.answers, c.start
 	c.ep = nil
 	ep.t.calls.Put(c)
-	ep.record(di, answers)
+	ep.record(di, answers, start)
 }
 
-// noRecord stands for the answer count of a call picked without a record
-// (not under when_silent).
+// noRecord stands for the answer count of a call whose timeout is not
+// judged by answers (not picked under when_silent).
 const noRecord = math.MaxUint64
 
-// record counts the outcome of a call on ep; answers is ep.answers at its
-// pick, or noRecord. A failure that makes ConsecutiveFailures in a row marks
-// the endpoint (Pick skips it from then on) and wakes the control loop,
-// which ejects it if the ejection limit allows. Lock-free, allocation-free,
-// reads no clock; a success adds to the answer count if the call has a
-// record, and otherwise only reads.
-func (ep *endpoint) record(di balancer.DoneInfo, answers uint64) {
+// record counts the outcome of a call on ep; answers is ep's answer count
+// at its pick, or noRecord; start is when it was picked, or 0 when it is not
+// measured. A failure that makes ConsecutiveFailures in a row marks the
+// endpoint (Pick skips it from then on) and wakes the control loop, which
+// ejects it if the ejection limit allows. Lock-free and allocation-free.
+func (ep *endpoint) record(di balancer.DoneInfo, answers uint64, start int64) {
 	if di.Err == nil {
 		if !di.BytesSent && !di.BytesReceived {
 			// grpc-go re-picks when the transport was not ready: no outcome.
 			ep.out.ignored.Add(1)
+			ep.load.ends.Add(oneEnd)
 			return
 		}
-		ep.answered(answers)
+		ep.answered()
+		ep.measure(start, false)
 		return
 	}
 	cfg := ep.t.snap.Load().cfg
 	code := status.Code(di.Err)
+	end := uint64(oneEnd)
 	switch {
 	case code == codes.DeadlineExceeded && cfg.failure.Has(code) && cfg.DeadlineExceeded == statuscode.DeadlineIgnore:
 		ep.out.ignored.Add(1)
-	case code == codes.DeadlineExceeded && cfg.whenSilent && answers != noRecord && ep.answers.Load() != answers:
+	case code == codes.DeadlineExceeded && cfg.whenSilent && answers != noRecord && answersOf(ep.load.ends.Load()) != answers:
 		// It answered since the pick: busy, not down. Shift load away,
 		// never eject, leave the run of failures alone.
 		ep.out.demote.Add(1)
@@ -155,25 +292,45 @@ func (ep *endpoint) record(di balancer.DoneInfo, answers uint64) {
 	case cfg.demote.Has(code):
 		ep.out.demote.Add(1)
 		if statuscode.IsAnswer(code) { // RESOURCE_EXHAUSTED
-			ep.answered(answers)
+			ep.endRun()
+			end += oneAnswer
 		}
 	case statuscode.IsAnswer(code):
-		// An application error: the endpoint answered.
-		ep.answered(answers)
+		// An application error: the endpoint answered, and did the work.
+		ep.answered()
+		ep.measure(start, false)
+		return
 	default:
 		// CANCELLED (the caller gave up), or UNAVAILABLE or
-		// DEADLINE_EXCEEDED in neither list: says nothing.
+		// DEADLINE_EXCEEDED in neither list: says nothing of its health.
 		ep.out.ignored.Add(1)
 	}
+	ep.load.ends.Add(end) // after the outcome: see closeBucketLocked
+	// A call that did not complete, or was refused, took at least this
+	// long: a fast failure must not make the endpoint look fast.
+	ep.measure(start, true)
 }
 
-// answered records an answer: it ends the run of consecutive failures and,
-// for a call with a record, adds one to the count that the records of the
-// calls still out compare with.
-func (ep *endpoint) answered(answers uint64) {
-	if answers != noRecord {
-		ep.answers.Add(1)
+// measure adds the latency of a call picked at start (0: not measured) to
+// the endpoint's estimate; lowerBound: see load.observe.
+func (ep *endpoint) measure(start int64, lowerBound bool) {
+	if start == 0 {
+		return
 	}
+	now := ep.t.clock.Nanos()
+	ep.load.observe(now, float64(now-start), lowerBound, ep.t.snap.Load().cfg.decay)
+}
+
+// answered records an answer: it ends the run of consecutive failures and
+// counts the call's end as an answer, which the records of the calls still
+// out compare with.
+func (ep *endpoint) answered() {
+	ep.endRun()
+	ep.load.ends.Add(oneEnd + oneAnswer) // after the outcome: see closeBucketLocked
+}
+
+// endRun ends the run of consecutive failures.
+func (ep *endpoint) endRun() {
 	if ep.consecutive.Load() != 0 { // avoid writing a shared line on every success
 		ep.consecutive.Store(0)
 	}

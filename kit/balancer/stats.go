@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/grpckit/grpckit/kit/duration"
 )
 
 // Events counts a balancer's state changes. Every field only grows.
@@ -86,6 +88,10 @@ type EndpointStats struct {
 	Demotions    int64         `json:"demotions"`              // demoting outcomes in the window (DemoteCodes, timeouts judged busy), the current tick's included
 	TimesEjected int           `json:"times_ejected"`          // decays by one after each clean window
 	EjectedUntil time.Time     `json:"ejected_until,omitzero"` // zero unless ejected
+	InFlight     int64         `json:"in_flight"`              // calls picked and not ended
+	// Latency is the endpoint's latency estimate under load_aware (zero
+	// before its first measured call): see [Config.LatencyDecay].
+	Latency duration.Duration `json:"latency,omitzero"`
 }
 
 // Monitor collects the statistics of the kit_weighted balancers attached to
@@ -143,6 +149,10 @@ func (t *tracker) stats() TargetStats {
 			Addresses: ep.name, BaseWeight: ep.base, Multiplier: ep.multiplier,
 			Weight: t.effectiveWeightLocked(ep, now), State: ep.state.name(), Ready: ep.ready,
 			TimesEjected: ep.timesEjected,
+		}
+		es.InFlight = int64(ep.load.inFlight())
+		if l, measured := ep.load.estimate(); measured != 0 {
+			es.Latency = duration.Duration(l)
 		}
 		if ep.state == stateEjected {
 			es.EjectedUntil = ep.ejectedUntil

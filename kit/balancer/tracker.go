@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math"
@@ -47,11 +48,10 @@ type endpoint struct {
 	out         outcomes     // running totals, own cache line
 	consecutive atomic.Int32 // failures in a row
 	marked      atomic.Bool  // ejected, or marked for ejection by Done: Pick skips it
-	// answers counts the answers to calls with a record (see call), on a
-	// cache line of its own: under when_silent every answer writes it.
-	_       [64]byte
-	answers atomic.Uint64
-	_       [56]byte
+	// load is written by every Pick and Done that land on the endpoint: on
+	// a cache line of its own.
+	_    [64]byte
+	load load
 
 	// Guarded by tracker.mu.
 	base         uint32          // weight from the resolver attribute
@@ -62,7 +62,8 @@ type endpoint struct {
 	window       []counts // ring of the last windowBuckets ticks
 	pos          int      // next slot of window
 	seen         counts   // outcome totals at the last tick
-	picks        float64  // picks derived and not yet assigned to a tick; negative: a deficit to absorb
+	seenEnded    uint32   // calls ended (load.ends) at the last tick
+	deficit      int64    // outcomes counted before their calls' ends, to absorb in later ticks
 	cleanTicks   int      // ticks in a row without failures, not counting ticks spent ejected
 	timesEjected int
 	atLimit      bool // "not ejected: ejection limit reached" was logged; cleared by a clean tick or an ejection
@@ -91,10 +92,15 @@ type tracker struct {
 	calls   sync.Pool     // of *call, the records of calls picked under when_silent
 
 	// next is the pick counter, written by every Pick: on a cache line of
-	// its own, so that it does not evict snap from the other cores.
-	_    [64]byte
-	next atomic.Uint64
-	_    [56]byte
+	// its own, so that it does not evict snap from the other cores. now is
+	// the clock at the last measured pick: the time probes are judged by.
+	// typical is the weighted median of the latency estimates, as of the
+	// last tick (math.Float64bits).
+	_       [64]byte
+	next    atomic.Uint64
+	now     atomic.Int64
+	typical atomic.Uint64
+	_       [40]byte
 
 	mu       sync.Mutex
 	logger   *slog.Logger                     // guarded by mu
@@ -105,7 +111,6 @@ type tracker struct {
 	panic    bool                             // guarded by mu
 	fallback balancer.Picker                  // endpointsharding's picker; guarded by mu
 	dirty    bool                             // snapshot out of date; guarded by mu
-	counted  uint64                           // next when picks were last assigned; guarded by mu
 	logs     []logEvent                       // written by unlock; guarded by mu
 }
 
@@ -249,7 +254,7 @@ func (t *tracker) newEndpoint(e resolver.Endpoint) *endpoint {
 		names[i] = a.Addr
 	}
 	ep := &endpoint{t: t, name: strings.Join(names, ","), multiplier: 1, window: make([]counts, t.cfg.windowBuckets())}
-	ep.done = func(di balancer.DoneInfo) { ep.record(di, noRecord) }
+	ep.done = func(di balancer.DoneInfo) { ep.record(di, noRecord, 0) }
 	return ep
 }
 
@@ -287,7 +292,6 @@ func (t *tracker) tick() time.Duration {
 	defer t.unlock()
 	now := t.clock.Now()
 	cfg := t.cfg
-	t.countPicksLocked()
 	for e, ep := range t.retired.All() {
 		if !now.Before(ep.forgetAt) {
 			t.retired.Delete(e)
@@ -347,26 +351,52 @@ func (t *tracker) tick() time.Duration {
 		}
 	}
 	t.publishLocked()
+	t.typical.Store(math.Float64bits(t.typicalLatency()))
 	return time.Duration(cfg.Bucket)
 }
 
-// closeBucketLocked turns the outcomes since the last tick and the picks
-// derived for the endpoint into this tick's counts, and stores them in the
-// window.
+// typicalLatency returns the weighted median of the latency estimates of
+// the endpoints in the current snapshot (0 when none is measured): half of
+// the picks go to endpoints at most this slow.
+func (t *tracker) typicalLatency() float64 {
+	s := t.snap.Load()
+	type est struct{ latency, weight float64 }
+	ests := make([]est, 0, len(s.entries))
+	var total float64
+	for _, e := range s.entries {
+		if l, measured := e.ep.load.estimate(); measured != 0 {
+			w := 1 / e.perCall // the weight relative to the mean
+			ests = append(ests, est{l, w})
+			total += w
+		}
+	}
+	slices.SortFunc(ests, func(a, b est) int { return cmp.Compare(a.latency, b.latency) })
+	var sum float64
+	for _, e := range ests {
+		if sum += e.weight; sum >= total/2 {
+			return e.latency
+		}
+	}
+	return 0
+}
+
+// closeBucketLocked turns the calls that ended since the last tick into
+// this tick's counts, and stores them in the window.
 func (t *tracker) closeBucketLocked(ep *endpoint) counts {
+	// Done counts a call's outcome before its end, and ended is read first
+	// here, so every call in ended has its outcome counted; outcomes of
+	// calls ending at this moment may be counted without their end: that
+	// deficit is carried to the next ticks.
+	ended := uint32(ep.load.ends.Load())
 	total := counts{failure: ep.out.failure.Load(), demote: ep.out.demote.Load(), ignored: ep.out.ignored.Load()}
 	c := counts{failure: total.failure - ep.seen.failure, demote: total.demote - ep.seen.demote, ignored: total.ignored - ep.seen.ignored}
 	ep.seen = total
-	picks := math.Floor(ep.picks)
-	ep.picks -= picks
 	// Calls that ended otherwise were successes (application errors
-	// included: the endpoint answered). Picks are derived from the schedule
-	// while outcomes are counted when calls end, so a tick can see more
-	// outcomes than picks: the deficit is carried to the next ticks.
-	c.success = int64(picks) - c.failure - c.demote - c.ignored
+	// included: the endpoint answered).
+	c.success = int64(ended-ep.seenEnded) - c.failure - c.demote - c.ignored - ep.deficit
+	ep.seenEnded, ep.deficit = ended, 0
 	if c.success < 0 {
-		ep.picks += float64(c.success)
-		c.success = 0
+		ep.deficit, c.success = -c.success, 0
 	}
 	ep.window[ep.pos] = c
 	ep.pos = (ep.pos + 1) % len(ep.window)
@@ -497,31 +527,12 @@ func (t *tracker) effectiveWeightLocked(ep *endpoint, now time.Time) float64 {
 	return w
 }
 
-// countPicksLocked attributes the picks made since the last call to the
-// endpoints of the current snapshot, in proportion to their slots in its
-// schedule (exact over whole rounds of the table). Picks racing with a
-// publish may be credited to the new schedule.
-func (t *tracker) countPicksLocked() {
-	next := t.next.Load()
-	delta := next - t.counted
-	t.counted = next
-	s := t.snap.Load()
-	if delta == 0 || len(s.table) == 0 {
-		return
-	}
-	perSlot := float64(delta) / float64(len(s.table))
-	for i, e := range s.entries {
-		e.ep.picks += perSlot * float64(s.slots[i])
-	}
-}
-
 // publishLocked builds and publishes a snapshot when something changed.
 func (t *tracker) publishLocked() {
 	if !t.dirty {
 		return
 	}
 	t.dirty = false
-	t.countPicksLocked() // picks so far belong to the old schedule
 	now := t.clock.Now()
 	var ready, usable []*endpoint
 	for _, ep := range t.order {
@@ -551,16 +562,17 @@ func (t *tracker) publishLocked() {
 	s := &snapshot{cfg: t.cfg, panic: panicking, fallback: t.fallback}
 	if len(pick) > 0 {
 		weights := make([]float64, len(pick))
-		s.entries = make([]entry, len(pick))
+		var sum float64
 		for i, ep := range pick {
 			weights[i] = t.effectiveWeightLocked(ep, now)
-			s.entries[i] = entry{ep: ep, picker: ep.picker}
+			sum += weights[i]
+		}
+		mean := sum / float64(len(pick))
+		s.entries = make([]entry, len(pick))
+		for i, ep := range pick {
+			s.entries[i] = entry{ep: ep, picker: ep.picker, perCall: mean / weights[i]}
 		}
 		s.table = schedule(weights)
-		s.slots = make([]int, len(pick))
-		for _, idx := range s.table {
-			s.slots[idx]++
-		}
 	}
 	t.snap.Store(s)
 }

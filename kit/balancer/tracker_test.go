@@ -563,6 +563,11 @@ func TestParseConfig(t *testing.T) {
 		{`{"consecutive_failures": -1}`, "consecutive_failures"},
 		{`{"min_requests": 0}`, "min_requests"},
 		{`{"deadline_exceeded": "sometimes"}`, "deadline_exceeded"},
+		{`{"latency_decay": "0s"}`, "latency_decay"},
+		{`{"load_margin": 1}`, "load_margin"},
+		{`{"load_margin": -0.1}`, "load_margin"},
+		{`{"probe_interval": "-1s"}`, "probe_interval"},
+		{`{"load_aware": "yes"}`, "load_aware"},
 		{`{"windw": "10s"}`, "windw"},
 		{`{"consecutiveFailures": 3}`, "consecutiveFailures"}, // the keys are snake_case
 		{`{"window": 10}`, "duration"},
@@ -586,7 +591,8 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `{"deadline_exceeded":"ignore"}`, `null`} {
+	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `{"deadline_exceeded":"ignore"}`, `null`,
+		`{"load_aware":false}`, `{"latency_decay":"1ms","load_margin":0.99,"probe_interval":"1h"}`, `{"load_margin":NaN}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, js string) {
@@ -602,6 +608,9 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		if _, err := json.Marshal(c); err != nil {
 			t.Fatalf("accepted config does not marshal: %v", err)
+		}
+		if !(c.keep > 0 && c.keep <= 1) || c.decay <= 0 || c.probe <= 0 {
+			t.Fatalf("accepted load parameters keep %v, decay %v, probe %v", c.keep, c.decay, c.probe)
 		}
 	})
 }

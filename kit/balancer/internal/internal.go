@@ -4,10 +4,12 @@ package internal
 
 import "time"
 
-// Clock is the time source of a balancer's control loop. Pick and Done never
-// read it.
+// Clock is the time source of a balancer: its control loop reads Now and
+// ticks; Pick and Done read Nanos, a monotonic reading in nanoseconds that
+// is never zero, to measure calls.
 type Clock interface {
 	Now() time.Time
+	Nanos() int64
 	NewTicker(d time.Duration) Ticker
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,12 +20,12 @@ const maxCount = 100
 // Service implements the kit's test service, testpb.v1.TestService. It
 // answers as the proto documents, records every call (its count and
 // incoming metadata) and applies the faults the test sets: [Service.Fail],
-// [Service.FailNext], [Service.Block], [Service.PanicNext]. A unary call
+// [Service.FailNext], [Service.Block], [Service.PanicNext], [Service.Slow]. A unary call
 // validates its request, then meets the faults, then answers; a stream
 // validates its request, sends the fault_after messages its request asks
 // for (none by default), then meets the faults, then sends the rest. When
 // several faults are set, a panic comes first, then blocking, then
-// failing.
+// slowness, then failing.
 //
 // The zero value answers Echo and EchoStream (Put and Create need a
 // Store); set the exported fields before the service serves. The methods
@@ -51,6 +52,9 @@ type Service struct {
 	panics   []any         // guarded by mu; the values the next calls panic with
 	metadata []metadata.MD // guarded by mu; of every call, in arrival order
 	blocked  chan string   // guarded by mu; made on first use
+	delay    time.Duration // guarded by mu; see Slow
+	every    int64         // guarded by mu; see Slow
+	slowSeq  int64         // guarded by mu; calls met by Slow's rule
 }
 
 var _ testpbv1.TestServiceServer = (*Service)(nil)
@@ -117,6 +121,15 @@ func (s *Service) blockedLocked() chan string {
 	return s.blocked
 }
 
+// Slow makes every n-th call from now on (every call when n <= 1) wait d
+// before it goes on, or until its context ends (then it fails with the
+// context's status), as a slow replica does; Slow(0, 0) ends it.
+func (s *Service) Slow(d time.Duration, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay, s.every, s.slowSeq = d, int64(max(n, 1)), 0
+}
+
 // PanicNext makes the next call panic with v, in the handler's goroutine,
 // as a handler with a bug does. Calls to PanicNext queue up: each one
 // makes one call panic.
@@ -153,6 +166,20 @@ func (s *Service) fault(ctx context.Context, method string) error {
 		}
 		<-ctx.Done()
 		return status.FromContextError(ctx.Err()).Err()
+	}
+	if s.delay > 0 {
+		s.slowSeq++
+		if d := s.delay; s.slowSeq%s.every == 0 {
+			s.mu.Unlock()
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return status.FromContextError(ctx.Err()).Err()
+			}
+			s.mu.Lock()
+		}
 	}
 	defer s.mu.Unlock()
 	if s.failures == 0 {

@@ -66,6 +66,47 @@ type Config struct {
 	// not (false), whatever their idempotency_level; an exact name wins over
 	// its service, and false wins over dedupe protection. Default: none.
 	Methods map[string]bool `yaml:"methods" json:"methods"`
+	// Hedging sends further attempts of a slow call before the first has
+	// answered; off unless it names methods.
+	Hedging HedgingConfig `yaml:"hedging" json:"hedging"`
+}
+
+// HedgingConfig is the hedging part of [Config]: a call to a hedged method
+// that has not answered after Delay gets a second attempt, then a third
+// after another Delay, up to MaxAttempts in flight; the first answer wins
+// and the other attempts are cancelled (as gRFC A6 describes, which
+// grpc-go does not implement). A hedge spends a token of the target's
+// retry budget like a retry: when the budget is spent, the call goes on
+// with the attempts it has. A hedge is never sent once the caller's
+// deadline is closer than Delay, nor when the call's context forbids
+// retries ([RetriesAllowed]: the server-side chain stop). An attempt that
+// fails with a retried code (see [Config.Codes]) makes the next hedge go at
+// once (after the server's RetryInfo delay, if it gave one); any other
+// error ends the call. Hedges carry [AttemptKey] like retries.
+//
+// Server-streaming calls are hedged until the first response message;
+// client-streaming and bidirectional calls never are.
+type HedgingConfig struct {
+	// Methods are the full method names ("/user.v1.UserService/GetUser")
+	// and whole services ("/user.v1.UserService/*") whose calls are hedged.
+	// A method is hedged only when it may run twice: its proto option
+	// idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT, or [Config.Methods]
+	// says true (dedupe protection is not enough: two attempts may reach
+	// servers at once). Default: none.
+	Methods []string `yaml:"methods" json:"methods"`
+	// MaxAttempts is the most attempts a hedged call makes, the first
+	// included. 2 to 10; 0 means 2.
+	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
+	// Delay is the wait before each hedge. 0 derives it from the method's
+	// latency: the Quantile of its first attempts over the last 10 to 20
+	// seconds, at least MinDelay; until 20 calls are known, the method's
+	// calls are not hedged. Default: 0.
+	Delay duration.Duration `yaml:"delay" json:"delay"`
+	// Quantile is the latency quantile a derived delay waits for, in
+	// (0, 1): 0.95 hedges about one call in 20. 0 means 0.95.
+	Quantile float64 `yaml:"quantile" json:"quantile"`
+	// MinDelay is the least derived delay. At least 0. Default: 0.
+	MinDelay duration.Duration `yaml:"min_delay" json:"min_delay"`
 }
 
 // DefaultConfig returns the defaults documented on [Config].
@@ -94,7 +135,12 @@ type compiled struct {
 	cfg       Config
 	retryable statuscode.Set
 	methods   middleware.MethodTable[bool]
-	attempts  []string // attempts[n] is strconv.Itoa(n)
+	hedged    middleware.MethodTable[bool]
+	// hedgeAttempts and quantile are Hedging's MaxAttempts and Quantile,
+	// defaults applied.
+	hedgeAttempts int
+	quantile      float64
+	attempts      []string // attempts[n] is strconv.Itoa(n), up to the larger MaxAttempts
 }
 
 func compile(c Config) (*compiled, error) {
@@ -113,6 +159,14 @@ func compile(c Config) (*compiled, error) {
 		return nil, fmt.Errorf("retry: budget_ratio: must be a number at least 0, got %v", c.BudgetRatio)
 	case !(c.BudgetMinRetriesPerSecond >= 0) || math.IsInf(c.BudgetMinRetriesPerSecond, 0):
 		return nil, fmt.Errorf("retry: budget_min_retries_per_second: must be a number at least 0, got %v", c.BudgetMinRetriesPerSecond)
+	case c.Hedging.MaxAttempts != 0 && (c.Hedging.MaxAttempts < 2 || c.Hedging.MaxAttempts > maxMaxAttempts):
+		return nil, fmt.Errorf("retry: hedging: max_attempts: must be 0 (2) or between 2 and %d, got %d", maxMaxAttempts, c.Hedging.MaxAttempts)
+	case c.Hedging.Delay < 0:
+		return nil, fmt.Errorf("retry: hedging: delay: must be at least 0, got %v", c.Hedging.Delay)
+	case !(c.Hedging.Quantile >= 0 && c.Hedging.Quantile < 1):
+		return nil, fmt.Errorf("retry: hedging: quantile: must be 0 (0.95) or above 0 and below 1, got %v", c.Hedging.Quantile)
+	case c.Hedging.MinDelay < 0:
+		return nil, fmt.Errorf("retry: hedging: min_delay: must be at least 0, got %v", c.Hedging.MinDelay)
 	}
 	cc := &compiled{}
 	retryable, err := statuscode.ParseSet(c.Codes)
@@ -125,7 +179,21 @@ func compile(c Config) (*compiled, error) {
 		return nil, fmt.Errorf("retry: methods: %w", err)
 	}
 	cc.methods = t
-	cc.attempts = make([]string, c.MaxAttempts+1)
+	hedged := make(map[string]bool, len(c.Hedging.Methods))
+	for _, m := range c.Hedging.Methods {
+		hedged[m] = true
+	}
+	if cc.hedged, err = middleware.NewMethodTable(hedged); err != nil {
+		return nil, fmt.Errorf("retry: hedging: methods: %w", err)
+	}
+	cc.hedgeAttempts, cc.quantile = c.Hedging.MaxAttempts, c.Hedging.Quantile
+	if cc.hedgeAttempts == 0 {
+		cc.hedgeAttempts = 2
+	}
+	if cc.quantile == 0 {
+		cc.quantile = 0.95
+	}
+	cc.attempts = make([]string, max(c.MaxAttempts, cc.hedgeAttempts)+1)
 	for n := range cc.attempts {
 		cc.attempts[n] = strconv.Itoa(n)
 	}
@@ -183,5 +251,6 @@ func retryDelay(err error) (time.Duration, bool) {
 func (c Config) clone() Config {
 	c.Codes = slices.Clone(c.Codes)
 	c.Methods = maps.Clone(c.Methods)
+	c.Hedging.Methods = slices.Clone(c.Hedging.Methods)
 	return c
 }

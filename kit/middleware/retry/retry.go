@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -40,6 +41,8 @@ type Retrier struct {
 	attempts       metric.Int64Counter
 	retries        metric.Int64Counter
 	budgetRefusals metric.Int64Counter
+	hedges         metric.Int64Counter
+	hedgesWon      metric.Int64Counter
 
 	budgets cowmap.Map[*budget]     // by target
 	methods cowmap.Map[*methodInfo] // by full method name
@@ -50,6 +53,17 @@ type Retrier struct {
 type methodInfo struct {
 	idempotent bool               // idempotency_level NO_SIDE_EFFECTS or IDEMPOTENT
 	opts       []metric.AddOption // attributes of the method's attempts and retries
+	lat        atomic.Pointer[latencies]
+}
+
+// latencies returns the method's latency distribution, made on first use
+// (by hedged methods only).
+func (mi *methodInfo) latencies() *latencies {
+	if l := mi.lat.Load(); l != nil {
+		return l
+	}
+	mi.lat.CompareAndSwap(nil, new(latencies))
+	return mi.lat.Load()
 }
 
 // New returns a Retrier for cfg, or an error when cfg is invalid (see
@@ -78,6 +92,16 @@ func New(cfg Config, opts ...Option) (*Retrier, error) {
 	if r.budgetRefusals, err = meter.Int64Counter("grpckit.retry.budget_refusals",
 		metric.WithDescription("Retries not made because the target's retry budget was spent, by target."),
 		metric.WithUnit("{attempt}")); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	if r.hedges, err = meter.Int64Counter("grpckit.retry.hedges",
+		metric.WithDescription("Hedges sent: attempts of client calls started while an earlier attempt was still out, by method."),
+		metric.WithUnit("{attempt}")); err != nil {
+		return nil, fmt.Errorf("retry: %w", err)
+	}
+	if r.hedgesWon, err = meter.Int64Counter("grpckit.retry.hedges_won",
+		metric.WithDescription("Hedged calls whose answer came from a hedge rather than the first attempt, by method."),
+		metric.WithUnit("{call}")); err != nil {
 		return nil, fmt.Errorf("retry: %w", err)
 	}
 	r.cfg.Store(cc)
@@ -242,7 +266,21 @@ func (c *call) retry(n int, err error) (bool, error) {
 func (r *Retrier) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		c := r.start(ctx, cc, method)
+		var start time.Time
+		if c.hedged() {
+			if msg, ok := reply.(proto.Message); ok {
+				if delay, ok := c.hedgeDelay(); ok {
+					return c.hedge(delay, method, req, msg, cc, invoker, opts)
+				}
+				if c.learns() {
+					start = r.now()
+				}
+			}
+		}
 		err := invoker(c.attemptContext(1), method, req, reply, cc, opts...)
+		if !start.IsZero() {
+			c.observeFirst(start)
+		}
 		for n := 2; err != nil; n++ {
 			ok, rerr := c.retry(n, err)
 			if !ok {

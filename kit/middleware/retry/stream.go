@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -20,6 +21,9 @@ func (r *Retrier) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		c := r.start(ctx, cc, method)
 		if desc.ClientStreams || !desc.ServerStreams {
 			return streamer(c.ctx, desc, cc, method, opts...)
+		}
+		if c.hedged() {
+			return c.openHedged(desc, cc, method, streamer, opts)
 		}
 		cs, err := streamer(c.attemptContext(1), desc, cc, method, opts...)
 		n := 1
@@ -49,6 +53,15 @@ type retryStream struct {
 	// Used by the receiving goroutine only.
 	attempt  int
 	received bool // a message has arrived, or the stream has ended
+
+	// Of a hedged call: its hedging delay (0: not hedged this time),
+	// whether the latency of its first attempt's first message is
+	// measured, when that attempt was opened, and the cancel of the current
+	// attempt's context.
+	hedgeDelay time.Duration
+	learnFirst bool
+	opened     time.Time
+	cancel     context.CancelFunc
 
 	mu     sync.Mutex
 	cur    grpc.ClientStream // guarded by mu; written only by the receiving goroutine, which may read it without mu
@@ -85,9 +98,24 @@ func (s *retryStream) CloseSend() error {
 
 func (s *retryStream) RecvMsg(m any) error {
 	if s.received {
-		return s.cur.RecvMsg(m)
+		err := s.cur.RecvMsg(m)
+		if err != nil && s.cancel != nil {
+			s.cancel() // the stream has ended
+		}
+		return err
+	}
+	if s.hedgeDelay > 0 {
+		s.received = true
+		err := s.hedgeFirst(m)
+		if err != nil {
+			s.cancel()
+		}
+		return err
 	}
 	err := s.cur.RecvMsg(m)
+	if s.learnFirst {
+		s.call.observeFirst(s.opened)
+	}
 	for err != nil && err != io.EOF {
 		s.attempt++
 		ok, rerr := s.call.retry(s.attempt, err)
@@ -100,6 +128,9 @@ func (s *retryStream) RecvMsg(m any) error {
 		}
 	}
 	s.received = true
+	if err != nil && s.cancel != nil {
+		s.cancel() // the stream has ended
+	}
 	return err
 }
 

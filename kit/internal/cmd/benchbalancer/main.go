@@ -17,14 +17,15 @@ import (
 	"strings"
 	"time"
 
-	_ "google.golang.org/grpc/balancer/roundrobin" // round_robin
-	_ "google.golang.org/grpc/xds"                 // outlier_detection_experimental
+	_ "google.golang.org/grpc/balancer/leastrequest" // least_request_experimental
+	_ "google.golang.org/grpc/balancer/roundrobin"   // round_robin
+	_ "google.golang.org/grpc/xds"                   // outlier_detection_experimental
 
 	_ "github.com/grpckit/grpckit/kit/balancer" // kit_weighted
 )
 
 func main() {
-	only := flag.String("only", "pick,throughput,scenarios", "sections to run")
+	only := flag.String("only", "pick,throughput,scenarios,latency,hedging", "sections to run: pick, throughput, scenarios, latency (or some of its parts: slow, recovery, graded, weights), hedging")
 	dur := flag.Duration("throughput-duration", 2*time.Second, "length of one throughput run")
 	flag.Parse()
 	// kit_weighted logs every state change; the tables report them instead.
@@ -37,6 +38,18 @@ func main() {
 	if run("throughput") {
 		if err := throughputTable(*dur); err != nil {
 			fmt.Fprintln(os.Stderr, "throughput:", err)
+			os.Exit(1)
+		}
+	}
+	if run("latency") || run("slow") || run("recovery") || run("graded") || run("weights") {
+		if err := latencyTable(func(name string) bool { return run("latency") || run(name) }); err != nil {
+			fmt.Fprintln(os.Stderr, "latency:", err)
+			os.Exit(1)
+		}
+	}
+	if run("hedging") {
+		if err := hedgingTable(); err != nil {
+			fmt.Fprintln(os.Stderr, "hedging:", err)
 			os.Exit(1)
 		}
 	}

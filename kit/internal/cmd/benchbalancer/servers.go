@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -40,6 +41,10 @@ type backend struct {
 	lis   net.Listener
 	fault atomic.Int32
 	calls atomic.Int64
+	// delay holds every call this long before it is answered; slowEvery,
+	// when above 0, holds only every slowEvery-th call.
+	delay     atomic.Int64
+	slowEvery atomic.Int64
 }
 
 func startBackends(n int) ([]*backend, error) {
@@ -67,6 +72,17 @@ func stopBackends(bs []*backend) {
 
 func (b *backend) intercept(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	n := b.calls.Add(1)
+	if d := time.Duration(b.delay.Load()); d > 0 {
+		if every := b.slowEvery.Load(); every <= 0 || n%every == 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil, status.FromContextError(ctx.Err()).Err()
+			}
+		}
+	}
 	switch fault(b.fault.Load()) {
 	case unavailable:
 		return nil, status.Error(codes.Unavailable, injectedMsg)
@@ -107,13 +123,14 @@ func (b *backend) restart() error {
 // serviceConfigs are the policies compared, by display name.
 var serviceConfigs = []struct{ name, config string }{
 	{"round_robin", `{"loadBalancingConfig":[{"round_robin":{}}]}`},
+	{"least_request", `{"loadBalancingConfig":[{"least_request_experimental":{}}]}`},
 	{"outlier_detection", `{"loadBalancingConfig":[{"outlier_detection_experimental":{"successRateEjection":{},"failurePercentageEjection":{},"childPolicy":[{"round_robin":{}}]}}]}`},
 	{"kit_weighted", `{"loadBalancingConfig":[{"kit_weighted":{}}]}`},
 }
 
 // dial returns a client over the backends with the given service config. A
 // kit_weighted balancer reports to mon, unless mon is nil.
-func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.ClientConn, testpbv1.TestServiceClient, error) {
+func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor, opts ...grpc.DialOption) (*grpc.ClientConn, testpbv1.TestServiceClient, error) {
 	r := manual.NewBuilderWithScheme("bench")
 	var eps []resolver.Endpoint
 	for _, b := range bs {
@@ -124,8 +141,9 @@ func dial(bs []*backend, serviceConfig string, mon *kitbalancer.Monitor) (*grpc.
 		state = kitbalancer.SetMonitor(state, mon)
 	}
 	r.InitialState(state)
-	cc, err := grpc.NewClient("bench:///backends", grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(serviceConfig))
+	opts = append([]grpc.DialOption{grpc.WithResolvers(r), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig)}, opts...)
+	cc, err := grpc.NewClient("bench:///backends", opts...)
 	if err != nil {
 		return nil, nil, err
 	}

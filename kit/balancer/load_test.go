@@ -1,0 +1,279 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestLatencyEstimate(t *testing.T) {
+	const decay = float64(500 * time.Millisecond)
+	var l load
+	if _, measured := l.estimate(); measured != 0 {
+		t.Fatal("a new endpoint is measured")
+	}
+	at := int64(1e9)
+	l.observe(at, 4e6, false, decay)
+	if est, measured := l.estimate(); est != 4e6 || measured != at {
+		t.Fatalf("after the first sample: %v at %d, want 4ms at %d", est, measured, at)
+	}
+	// A sample LatencyDecay after the last moves the estimate half way.
+	at += int64(decay)
+	l.observe(at, 2e6, false, decay)
+	if est, _ := l.estimate(); est != 3e6 {
+		t.Errorf("a sample LatencyDecay later: %v, want 3ms", est)
+	}
+	// One at the same moment moves it nothing; one a tenth of LatencyDecay
+	// later moves it by 1/11 of the gap.
+	l.observe(at, 100e6, false, decay)
+	if est, _ := l.estimate(); est != 3e6 {
+		t.Errorf("a sample at the same moment: %v, want 3ms", est)
+	}
+	at += int64(decay / 10)
+	l.observe(at, 14e6, false, decay)
+	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
+		t.Errorf("a sample LatencyDecay/10 later: %v, want 4ms", est)
+	}
+	// A call that did not complete never lowers the estimate, and raises
+	// it when it took longer.
+	at += int64(decay)
+	l.observe(at, 1e6, true, decay)
+	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
+		t.Errorf("a fast failure: %v, want 4ms kept", est)
+	}
+	at += int64(decay)
+	l.observe(at, 8e6, true, decay)
+	if est, _ := l.estimate(); math.Abs(est-6e6) > 1 {
+		t.Errorf("a slow failure: %v, want 6ms", est)
+	}
+}
+
+// inFlight returns the calls in flight on addr, as /debug/kit shows them.
+func (h *harness) inFlight(addr string) int64 {
+	h.t.Helper()
+	for _, es := range h.tr.stats().Endpoints {
+		if es.Addresses == addr {
+			return es.InFlight
+		}
+	}
+	h.t.Fatalf("no endpoint %s", addr)
+	return 0
+}
+
+// Every pick holds a slot until its Done, whatever the outcome; a pick the
+// child picker failed holds none.
+func TestInFlightAccounting(t *testing.T) {
+	h := newHarness(t, `{}`, 1, 1)
+	var dones []func(balancer.DoneInfo)
+	for range 6 {
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dones = append(dones, res.Done)
+	}
+	if a, b := h.inFlight("e0"), h.inFlight("e1"); a != 3 || b != 3 {
+		t.Fatalf("in flight after 6 picks: %d and %d, want 3 and 3", a, b)
+	}
+	for i, di := range []balancer.DoneInfo{
+		doneInfo(nil),
+		doneInfo(status.Error(codes.Unavailable, "down")),
+		doneInfo(status.Error(codes.Canceled, "caller gave up")),
+		doneInfo(status.Error(codes.DeadlineExceeded, "late")),
+		doneInfo(status.Error(codes.NotFound, "application error")),
+		{}, // never sent: grpc-go picks again
+	} {
+		dones[i](di)
+	}
+	if a, b := h.inFlight("e0"), h.inFlight("e1"); a != 0 || b != 0 {
+		t.Errorf("in flight after every Done: %d and %d, want 0", a, b)
+	}
+
+	// The child picker of e1 fails its picks: they hold no slot.
+	h.pickers["e1"] = errPicker{errors.New("child picker failed")}
+	h.pushStates()
+	failed := 0
+	for range 10 {
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			failed++
+			continue
+		}
+		res.Done(doneInfo(nil))
+	}
+	if failed == 0 {
+		t.Fatal("no pick reached e1's failing child picker")
+	}
+	if got := h.inFlight("e1"); got != 0 {
+		t.Errorf("in flight on e1 after %d failed picks: %d, want 0", failed, got)
+	}
+}
+
+// call picks once, lets the call take latency(addr) of the manual clock,
+// and reports success.
+func (h *harness) call(latency func(addr string) time.Duration) string {
+	h.t.Helper()
+	res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+	if err != nil {
+		h.t.Fatalf("Pick: %v", err)
+	}
+	addr := res.SubConn.(*fakeSubConn).addr
+	h.clock.Advance(latency(addr))
+	res.Done(doneInfo(nil))
+	return addr
+}
+
+// run makes n calls one after the other, ticking the control loop once a
+// second of the manual clock, and returns the calls per endpoint.
+func (h *harness) run(n int, latency func(addr string) time.Duration) map[string]int {
+	h.t.Helper()
+	got := map[string]int{}
+	next := h.clock.Now().Add(time.Second)
+	for range n {
+		got[h.call(latency)]++
+		if now := h.clock.Now(); !now.Before(next) {
+			h.tr.tick()
+			next = now.Add(time.Second)
+		}
+	}
+	return got
+}
+
+// A slow endpoint gets almost nothing but its probes; when it is fast
+// again, it wins its share back within seconds.
+func TestSlowEndpointLosesItsShareAndWinsItBack(t *testing.T) {
+	h := newHarness(t, `{}`, 1, 1, 1, 1, 1)
+	slow := true
+	latency := func(addr string) time.Duration {
+		if addr == "e0" && slow {
+			return 40 * time.Millisecond
+		}
+		return time.Millisecond
+	}
+	h.run(1000, latency) // learn
+	got := h.run(2000, latency)
+	// At one call per ms of the manual clock, 2000 calls span about 2 s:
+	// about 10 probes of e0.
+	if share := float64(got["e0"]) / 2000; share > 0.02 {
+		t.Errorf("the slow endpoint got %d of 2000 calls (%.1f%%), want at most 2%%", got["e0"], 100*share)
+	}
+	if got["e0"] == 0 {
+		t.Error("the slow endpoint got no probe")
+	}
+
+	slow = false
+	start := h.clock.Now()
+	for {
+		got := h.run(500, latency)
+		if got["e0"] >= 50 { // half of its fair share of 20%
+			t.Logf("back to %d of 500 calls %v after it became fast", got["e0"], h.clock.Now().Sub(start))
+			break
+		}
+		if h.clock.Now().Sub(start) > 5*time.Second {
+			t.Fatalf("5s after it became fast, the endpoint gets %d of 500 calls, want at least 50", got["e0"])
+		}
+	}
+}
+
+// At equal latencies the weighted shares stay exact, one call at a time
+// or with calls in flight; with calls in flight they stay within a point.
+func TestWeightsAtEqualLatency(t *testing.T) {
+	h := newHarness(t, `{}`, 1, 2, 3)
+	ms := func(string) time.Duration { return time.Millisecond }
+	h.run(600, ms)
+	if got := h.run(6000, ms); got["e0"] != 1000 || got["e1"] != 2000 || got["e2"] != 3000 {
+		t.Errorf("one call at a time: %v, want 1000:2000:3000", got)
+	}
+
+	// 12 calls in flight, each ending after the 12 picks that follow it,
+	// 1 ms of the manual clock apart.
+	const inFlight, n = 12, 60000
+	got := map[string]int{}
+	var out []func(balancer.DoneInfo)
+	for range n {
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[res.SubConn.(*fakeSubConn).addr]++
+		out = append(out, res.Done)
+		h.clock.Advance(time.Millisecond)
+		if len(out) == inFlight {
+			out[0](doneInfo(nil))
+			out = out[1:]
+		}
+	}
+	for i, w := range []float64{1, 2, 3} {
+		addr := fmt.Sprintf("e%d", i)
+		if share := float64(got[addr]) / n; math.Abs(share-w/6) > 0.01 {
+			t.Errorf("with %d calls in flight, %s (weight %v) got %.2f%%, want %.2f%% ± 1", inFlight, addr, w, 100*share, 100*w/6)
+		}
+	}
+}
+
+// An endpoint that holds more calls than its weight allows gets fewer new
+// ones, without any latency difference; with load_aware off it keeps its
+// share.
+func TestCallsInFlightShiftLoad(t *testing.T) {
+	for _, tc := range []struct {
+		config    string
+		wantFewer bool
+	}{{`{}`, true}, {`{"load_aware": false}`, false}} {
+		h := newHarness(t, tc.config, 1, 1)
+		ms := func(string) time.Duration { return time.Millisecond }
+		h.run(100, ms)
+		// e0 holds 10 calls that do not end.
+		for range 10 {
+			h.start("e0")
+		}
+		got := h.run(1000, ms)
+		if fewer := got["e0"] < 400; fewer != tc.wantFewer {
+			t.Errorf("%s: e0, holding 10 calls, got %d of 1000 new calls; fewer than 400: %v, want %v", tc.config, got["e0"], fewer, tc.wantFewer)
+		}
+	}
+}
+
+// A failure as fast as you like does not make an endpoint look fast.
+func TestFastFailuresDoNotAttract(t *testing.T) {
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 1000000, "demote_codes": []}`, 1, 1)
+	// Both take 5 ms; then e0 refuses at once, e1 still takes 5 ms.
+	h.run(800, func(string) time.Duration { return 5 * time.Millisecond })
+	before, _ := h.ep("e0").load.estimate()
+	for range 800 {
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.SubConn.(*fakeSubConn).addr == "e0" {
+			res.Done(doneInfo(status.Error(codes.Unavailable, "refused")))
+			continue
+		}
+		h.clock.Advance(5 * time.Millisecond)
+		res.Done(doneInfo(nil))
+	}
+	if after, _ := h.ep("e0").load.estimate(); after < before {
+		t.Errorf("e0's estimate fell from %v to %v on instant failures", time.Duration(before), time.Duration(after))
+	}
+}
+
+// The live config switches load awareness and its parameters.
+func TestLoadAwareConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(`{"load_aware": false, "latency_decay": "2s", "load_margin": 0.1, "probe_interval": "1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LoadAware || time.Duration(c.LatencyDecay) != 2*time.Second || c.LoadMargin != 0.1 || time.Duration(c.ProbeInterval) != time.Second ||
+		c.decay != float64(2*time.Second) || c.keep != 0.9 || c.probe != int64(time.Second) {
+		t.Errorf("parsed %+v", c)
+	}
+	d := DefaultConfig()
+	if !d.LoadAware || time.Duration(d.LatencyDecay) != 500*time.Millisecond || d.LoadMargin != 0.5 || time.Duration(d.ProbeInterval) != 200*time.Millisecond {
+		t.Errorf("defaults %+v", d)
+	}
+}

@@ -1,0 +1,419 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
+	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
+	"github.com/grpckit/grpckit/kit/middleware/retry"
+)
+
+// attemptServer answers each attempt of a call as its behaviour for that
+// attempt number says (by retry.AttemptKey; 1 when absent), and reports
+// every attempt that ended because its context did.
+type attemptServer struct {
+	testpbv1.UnimplementedTestServiceServer
+	// behave returns the error of attempt n, or nil to answer; hold: wait
+	// until the attempt's context ends first.
+	behave func(n int) (hold bool, err error)
+
+	mu        sync.Mutex
+	attempts  []int
+	cancelled chan int // attempts whose context ended while they waited
+}
+
+func newAttemptServer(behave func(n int) (bool, error)) *attemptServer {
+	return &attemptServer{behave: behave, cancelled: make(chan int, 16)}
+}
+
+func attemptOf(ctx context.Context) int {
+	if v := metadata.ValueFromIncomingContext(ctx, retry.AttemptKey); len(v) > 0 {
+		switch v[0] {
+		case "2":
+			return 2
+		case "3":
+			return 3
+		}
+		return 99
+	}
+	return 1
+}
+
+func (s *attemptServer) serve(ctx context.Context) (int, error) {
+	n := attemptOf(ctx)
+	s.mu.Lock()
+	s.attempts = append(s.attempts, n)
+	s.mu.Unlock()
+	grpc.SetHeader(ctx, metadata.Pairs("attempt", string(rune('0'+n))))
+	hold, err := s.behave(n)
+	if hold {
+		<-ctx.Done()
+		s.cancelled <- n
+		return n, status.FromContextError(ctx.Err()).Err()
+	}
+	return n, err
+}
+
+func (s *attemptServer) Echo(ctx context.Context, req *testpbv1.EchoRequest) (*testpbv1.EchoResponse, error) {
+	n, err := s.serve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &testpbv1.EchoResponse{Message: req.GetMessage(), Server: string(rune('0' + n))}, nil
+}
+
+func (s *attemptServer) Create(ctx context.Context, req *testpbv1.CreateRequest) (*testpbv1.CreateResponse, error) {
+	if _, err := s.serve(ctx); err != nil {
+		return nil, err
+	}
+	return &testpbv1.CreateResponse{Item: &testpbv1.Item{Key: req.GetKey()}}, nil
+}
+
+func (s *attemptServer) EchoStream(req *testpbv1.EchoStreamRequest, stream grpc.ServerStreamingServer[testpbv1.EchoStreamResponse]) error {
+	n, err := s.serve(stream.Context())
+	if err != nil {
+		return err
+	}
+	for i := range 3 {
+		if err := stream.Send(&testpbv1.EchoStreamResponse{Message: req.GetMessage(), Sequence: int32(i), Server: string(rune('0' + n))}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *attemptServer) seen() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.attempts...)
+}
+
+// hedgeConfig hedges methods after a fixed delay.
+func hedgeConfig(delay time.Duration, methods ...string) retry.Config {
+	cfg := fastConfig()
+	cfg.Hedging.Methods = methods
+	cfg.Hedging.Delay = duration.Duration(delay)
+	return cfg
+}
+
+// dialHedged serves srv and returns a client through r, with a metric
+// reader of r's counters.
+func dialHedged(t *testing.T, srv *attemptServer, cfg retry.Config) (testpbv1.TestServiceClient, *sdkmetric.ManualReader) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	r := newRetrier(t, cfg, retry.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+	cc := kittest.Serve(t, func(s grpc.ServiceRegistrar) { testpbv1.RegisterTestServiceServer(s, srv) }, nil,
+		grpc.WithUnaryInterceptor(r.UnaryClientInterceptor()), grpc.WithStreamInterceptor(r.StreamClientInterceptor()))
+	return testpbv1.NewTestServiceClient(cc), reader
+}
+
+// counter returns the sum of the named counter.
+func counter(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == name {
+				for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+					sum += dp.Value
+				}
+			}
+		}
+	}
+	return sum
+}
+
+// A first attempt that does not answer is hedged after the delay; the
+// hedge's answer wins, with its header, and the first attempt is cancelled
+// before the call returns.
+func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
+	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	client, reader := dialHedged(t, srv, hedgeConfig(20*time.Millisecond, echo))
+	var header metadata.MD
+	start := time.Now()
+	resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}, grpc.Header(&header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Errorf("answered in %v, before the hedging delay", took)
+	}
+	if resp.GetServer() != "2" || len(header.Get("attempt")) != 1 || header.Get("attempt")[0] != "2" {
+		t.Errorf("answer from attempt %q with header %v, want the hedge's (2)", resp.GetServer(), header)
+	}
+	select {
+	case n := <-srv.cancelled:
+		if n != 1 {
+			t.Errorf("attempt %d cancelled, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the server never saw the first attempt cancelled")
+	}
+	if sent, won := counter(t, reader, "grpckit.retry.hedges"), counter(t, reader, "grpckit.retry.hedges_won"); sent != 1 || won != 1 {
+		t.Errorf("hedges sent %d, won %d; want 1 and 1", sent, won)
+	}
+}
+
+// A first attempt that answers before the delay is the only one.
+func TestFastCallIsNotHedged(t *testing.T) {
+	srv := newAttemptServer(func(int) (bool, error) { return false, nil })
+	client, reader := dialHedged(t, srv, hedgeConfig(time.Second, echo))
+	for range 10 {
+		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(srv.seen()); got != 10 {
+		t.Errorf("%d attempts for 10 fast calls", got)
+	}
+	if sent := counter(t, reader, "grpckit.retry.hedges"); sent != 0 {
+		t.Errorf("%d hedges sent", sent)
+	}
+}
+
+// Hedging is never applied where it could run a call twice that must not:
+// a method without idempotency_level, a method retry.methods forbids, a
+// call whose context forbids retries, nor past the deadline.
+func TestHedgeOnlyWhereSafe(t *testing.T) {
+	hold := func(n int) (bool, error) { return n == 1, nil }
+	for _, tc := range []struct {
+		name string
+		cfg  func() retry.Config
+		call func(context.Context, testpbv1.TestServiceClient) error
+	}{
+		{"not idempotent", func() retry.Config { return hedgeConfig(10*time.Millisecond, testService) }, func(ctx context.Context, c testpbv1.TestServiceClient) error {
+			_, err := c.Create(ctx, &testpbv1.CreateRequest{Key: "k"})
+			return err
+		}},
+		{"forbidden by retry.methods", func() retry.Config {
+			cfg := hedgeConfig(10*time.Millisecond, echo)
+			cfg.Methods = map[string]bool{echo: false}
+			return cfg
+		}, func(ctx context.Context, c testpbv1.TestServiceClient) error {
+			_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "x"})
+			return err
+		}},
+		{"context without retries", func() retry.Config { return hedgeConfig(10*time.Millisecond, echo) }, func(ctx context.Context, c testpbv1.TestServiceClient) error {
+			_, err := c.Echo(retry.WithoutRetries(ctx), &testpbv1.EchoRequest{Message: "x"})
+			return err
+		}},
+		{"deadline before the delay", func() retry.Config { return hedgeConfig(time.Second, echo) }, func(ctx context.Context, c testpbv1.TestServiceClient) error {
+			_, err := c.Echo(ctx, &testpbv1.EchoRequest{Message: "x"})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newAttemptServer(hold)
+			client, reader := dialHedged(t, srv, tc.cfg())
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			if err := tc.call(ctx, client); status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("call = %v, want DEADLINE_EXCEEDED (the one attempt held)", err)
+			}
+			if got := srv.seen(); len(got) != 1 {
+				t.Errorf("attempts %v, want only the first", got)
+			}
+			if sent := counter(t, reader, "grpckit.retry.hedges"); sent != 0 {
+				t.Errorf("%d hedges sent", sent)
+			}
+		})
+	}
+	// retry.methods true makes a method without idempotency_level safe.
+	cfg := hedgeConfig(10*time.Millisecond, create)
+	cfg.Methods = map[string]bool{create: true}
+	srv := newAttemptServer(hold)
+	client, _ := dialHedged(t, srv, cfg)
+	if _, err := client.Create(t.Context(), &testpbv1.CreateRequest{Key: "k"}); err != nil {
+		t.Errorf("Create with retry.methods true: %v, want the hedge's answer", err)
+	}
+}
+
+// Hedges spend the target's retry budget: with one token, one call is
+// hedged and the next is not.
+func TestHedgesSpendTheBudget(t *testing.T) {
+	cfg := hedgeConfig(10*time.Millisecond, echo)
+	cfg.BudgetRatio, cfg.BudgetMinRetriesPerSecond = 0, 0.001 // one token saved up, none earned
+	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	client, reader := dialHedged(t, srv, cfg)
+	if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
+		t.Fatalf("first call: %v, want the hedge's answer", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := client.Echo(ctx, &testpbv1.EchoRequest{Message: "x"}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("second call: %v, want DEADLINE_EXCEEDED (no token left to hedge)", err)
+	}
+	if sent, refused := counter(t, reader, "grpckit.retry.hedges"), counter(t, reader, "grpckit.retry.budget_refusals"); sent != 1 || refused == 0 {
+		t.Errorf("hedges sent %d, budget refusals %d; want 1 and some", sent, refused)
+	}
+}
+
+// At most MaxAttempts attempts, each a delay apart; a retried failure
+// sends the next at once; an error that is not retried ends the call.
+func TestHedgeAttemptsAndFailures(t *testing.T) {
+	t.Run("three attempts", func(t *testing.T) {
+		cfg := hedgeConfig(10*time.Millisecond, echo)
+		cfg.Hedging.MaxAttempts = 3
+		srv := newAttemptServer(func(n int) (bool, error) { return n < 3, nil })
+		client, _ := dialHedged(t, srv, cfg)
+		resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
+		if err != nil || resp.GetServer() != "3" {
+			t.Fatalf("Echo = %v, %v; want attempt 3's answer", resp, err)
+		}
+		if got := srv.seen(); len(got) != 3 {
+			t.Errorf("attempts %v, want 3", got)
+		}
+		for range 2 {
+			<-srv.cancelled // both losers cancelled
+		}
+	})
+	t.Run("retried failure hedges at once", func(t *testing.T) {
+		srv := newAttemptServer(func(n int) (bool, error) {
+			if n == 1 {
+				return false, errUnavailable
+			}
+			return false, nil
+		})
+		client, _ := dialHedged(t, srv, hedgeConfig(time.Hour, echo))
+		resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
+		if err != nil || resp.GetServer() != "2" {
+			t.Fatalf("Echo = %v, %v; want attempt 2's answer at once", resp, err)
+		}
+	})
+	t.Run("fatal error ends the call", func(t *testing.T) {
+		srv := newAttemptServer(func(n int) (bool, error) {
+			if n == 1 {
+				return true, nil
+			}
+			return false, status.Error(codes.InvalidArgument, "bad")
+		})
+		client, _ := dialHedged(t, srv, hedgeConfig(10*time.Millisecond, echo))
+		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("Echo = %v, want the hedge's INVALID_ARGUMENT", err)
+		}
+		if n := <-srv.cancelled; n != 1 {
+			t.Errorf("attempt %d cancelled, want 1", n)
+		}
+	})
+	t.Run("all retried failures", func(t *testing.T) {
+		srv := newAttemptServer(func(int) (bool, error) { return false, errUnavailable })
+		client, _ := dialHedged(t, srv, hedgeConfig(10*time.Millisecond, echo))
+		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); !errors.Is(err, errUnavailable) && status.Code(err) != codes.Unavailable {
+			t.Fatalf("Echo = %v, want UNAVAILABLE", err)
+		}
+		if got := srv.seen(); len(got) != 2 {
+			t.Errorf("attempts %v, want 2 (MaxAttempts)", got)
+		}
+	})
+}
+
+// Without a fixed delay, the delay is the method's latency quantile: the
+// first calls teach it, then a call slower than that is hedged.
+func TestHedgeDelayFromLatency(t *testing.T) {
+	cfg := hedgeConfig(0, echo)
+	var slow sync.Mutex
+	slowFirst := false
+	srv := newAttemptServer(func(n int) (bool, error) {
+		slow.Lock()
+		defer slow.Unlock()
+		return slowFirst && n == 1, nil
+	})
+	client, reader := dialHedged(t, srv, cfg)
+	for range 40 {
+		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent := counter(t, reader, "grpckit.retry.hedges"); sent != 0 {
+		t.Fatalf("%d hedges while learning fast calls", sent)
+	}
+	slow.Lock()
+	slowFirst = true
+	slow.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	resp, err := client.Echo(ctx, &testpbv1.EchoRequest{Message: "x"})
+	if err != nil || resp.GetServer() != "2" {
+		t.Fatalf("Echo = %v, %v; want the hedge's answer", resp, err)
+	}
+}
+
+// A server-streaming call is hedged until its first message: the hedge's
+// stream is the one read.
+func TestHedgeServerStream(t *testing.T) {
+	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	client, reader := dialHedged(t, srv, hedgeConfig(20*time.Millisecond, testpbv1.TestService_EchoStream_FullMethodName))
+	stream, err := client.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "x", Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int32
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.GetServer() != "2" {
+			t.Errorf("message from attempt %q, want 2", m.GetServer())
+		}
+		got = append(got, m.GetSequence())
+	}
+	if len(got) != 3 || got[0] != 0 || got[2] != 2 {
+		t.Errorf("messages %v, want 0, 1, 2", got)
+	}
+	if n := <-srv.cancelled; n != 1 {
+		t.Errorf("attempt %d cancelled, want 1", n)
+	}
+	if won := counter(t, reader, "grpckit.retry.hedges_won"); won != 1 {
+		t.Errorf("hedges won %d, want 1", won)
+	}
+}
+
+func TestHedgingConfig(t *testing.T) {
+	with := func(f func(*retry.Config)) retry.Config {
+		c := retry.DefaultConfig()
+		f(&c)
+		return c
+	}
+	for _, tc := range []struct {
+		cfg     retry.Config
+		wantErr string
+	}{
+		{with(func(c *retry.Config) { c.Hedging.Methods = []string{echo, testService} }), ""},
+		{with(func(c *retry.Config) {
+			c.Hedging = retry.HedgingConfig{MaxAttempts: 3, Delay: duration.Duration(time.Millisecond), Quantile: 0.5}
+		}), ""},
+		{with(func(c *retry.Config) { c.Hedging.MaxAttempts = 1 }), "retry: hedging: max_attempts:"},
+		{with(func(c *retry.Config) { c.Hedging.MaxAttempts = 11 }), "retry: hedging: max_attempts:"},
+		{with(func(c *retry.Config) { c.Hedging.Delay = -1 }), "retry: hedging: delay:"},
+		{with(func(c *retry.Config) { c.Hedging.Quantile = 1 }), "retry: hedging: quantile:"},
+		{with(func(c *retry.Config) { c.Hedging.Quantile = -0.5 }), "retry: hedging: quantile:"},
+		{with(func(c *retry.Config) { c.Hedging.MinDelay = -1 }), "retry: hedging: min_delay:"},
+		{with(func(c *retry.Config) { c.Hedging.Methods = []string{"Echo"} }), "retry: hedging: methods:"},
+	} {
+		err := tc.cfg.Validate()
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error()[:len(tc.wantErr)] != tc.wantErr) {
+			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg.Hedging, err, tc.wantErr)
+		}
+	}
+}
