@@ -111,29 +111,32 @@ type Config struct {
 	// against a second one drawn from the schedule (so by weight); the cost
 	// of each is its latency estimate times (1 + its calls in flight x the
 	// mean effective weight / its own), and the second is taken only when
-	// its cost is at most (1 - LoadMargin) of the first's. With equal
+	// its cost is below (1 - LoadMargin) of the first's. With equal
 	// latencies and no calls in flight the weighted shares stay exact;
 	// under load they stay close (a pair of endpoints is drawn as often in
-	// either order). An endpoint more than twice as slow as the weighted
-	// median is never drawn twice for one pick. One call in 8 is measured,
-	// and every probe (ProbeInterval). Default true.
+	// either order). When the second draw names the first endpoint again
+	// and that one is over twice the weighted median latency (as of the
+	// last tick), another endpoint is drawn instead. One call in 8 is
+	// measured, and every probe (ProbeInterval). Calls in flight include
+	// streams; a call longer than 10s is no latency sample. Default true.
 	LoadAware bool `json:"load_aware" yaml:"load_aware"`
 	// LatencyDecay is the time constant of an endpoint's latency estimate:
 	// a sample taken LatencyDecay after the previous one moves the estimate
 	// half way to it, one taken soon after moves it little. A call that
-	// failed, was refused or was cancelled never lowers the estimate (it
-	// counts as at least as slow as the estimate, or as long as it took).
-	// Default 500ms.
+	// was cancelled counts as at least as slow as the estimate (or as long
+	// as it took); one that failed or was refused as twice the estimate,
+	// however fast: neither makes an endpoint look fast, and a failure is
+	// no first sample. Default 500ms.
 	LatencyDecay duration.Duration `json:"latency_decay" yaml:"latency_decay"`
 	// LoadMargin is how much cheaper the second candidate must be to be
 	// taken instead of the scheduled one: a share in [0, 1). Default 0.5:
-	// the second must cost at most half as much. Lower margins react to
+	// the second must cost less than half as much. Lower margins react to
 	// smaller differences and move the weighted shares further from
 	// exact under load.
 	LoadMargin float64 `json:"load_margin" yaml:"load_margin"`
-	// ProbeInterval: an endpoint with no call in flight and no call
-	// measured for this long is picked, and measured, on its next turn in
-	// the schedule, whatever its cost, so that an endpoint that became fast again is measured and
+	// ProbeInterval: an endpoint with no call measured for this long (times
+	// one plus its calls in flight) is picked, and measured, on its next
+	// turn in the schedule, whatever its cost, so that an endpoint that became fast again is measured and
 	// wins its share back. Default 200ms.
 	ProbeInterval duration.Duration `json:"probe_interval" yaml:"probe_interval"`
 

@@ -28,11 +28,24 @@
 // run of failures nor ends it. To tell, each call picked under when_silent
 // carries the count of answers its endpoint had given at the pick, in a
 // record that Done puts back in a pool, and each answer adds one to the
-// count: Pick and Done stay lock-free and allocation-free and read no
-// clock. The judgement is exact but for two approximations: an answer that
+// count: Pick and Done stay lock-free and allocation-free. The judgement is exact but for two approximations: an answer that
 // comes at the moment of a pick may count on either side of it, and around
 // a live change to when_silent, the calls picked before it count their
 // timeouts as failures and their answers not at all.
+//
+// Among the usable endpoints, picks prefer the one with less work per unit
+// of weight (Config.LoadAware, on by default): each pick weighs the endpoint
+// the weighted schedule names against a second one drawn from the schedule,
+// the cost of each being its latency estimate times one plus its calls in
+// flight scaled by its weight, and takes the second only when it costs at
+// most half as much (Config.LoadMargin). The estimate is a moving average
+// whose weight follows the time between samples (Config.LatencyDecay),
+// taken on one call in 8 and on probes: an endpoint with nothing in flight
+// and no sample for Config.ProbeInterval keeps its next turn whatever its
+// cost, so an endpoint that became fast again wins its share back within
+// seconds. A call that failed, was refused or was cancelled never lowers an
+// estimate. With equal latencies and no calls in flight the shares are
+// exactly the weights; a slow endpoint gets little more than its probes.
 //
 // The policy depends on no registry: any resolver feeds it, e.g. the
 // consul:/// resolver of package kit/resolver or grpc-go's manual resolver

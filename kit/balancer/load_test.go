@@ -19,38 +19,54 @@ func TestLatencyEstimate(t *testing.T) {
 		t.Fatal("a new endpoint is measured")
 	}
 	at := int64(1e9)
-	l.observe(at, 4e6, false, decay)
+	// A failure is no first sample; a cancelled call is.
+	l.observe(at, 1e3, samplePenalty, decay)
+	if _, measured := l.estimate(); measured != 0 {
+		t.Fatal("a failure measured a new endpoint")
+	}
+	var cancelled load
+	cancelled.observe(at, 2e6, sampleBound, decay)
+	if est, measured := cancelled.estimate(); est != 2e6 || measured != at {
+		t.Errorf("after a cancelled first call: %v at %d, want 2ms", est, measured)
+	}
+	l.observe(at, 4e6, sampleAnswer, decay)
 	if est, measured := l.estimate(); est != 4e6 || measured != at {
 		t.Fatalf("after the first sample: %v at %d, want 4ms at %d", est, measured, at)
 	}
 	// A sample LatencyDecay after the last moves the estimate half way.
 	at += int64(decay)
-	l.observe(at, 2e6, false, decay)
+	l.observe(at, 2e6, sampleAnswer, decay)
 	if est, _ := l.estimate(); est != 3e6 {
 		t.Errorf("a sample LatencyDecay later: %v, want 3ms", est)
 	}
 	// One at the same moment moves it nothing; one a tenth of LatencyDecay
 	// later moves it by 1/11 of the gap.
-	l.observe(at, 100e6, false, decay)
+	l.observe(at, 100e6, sampleAnswer, decay)
 	if est, _ := l.estimate(); est != 3e6 {
 		t.Errorf("a sample at the same moment: %v, want 3ms", est)
 	}
 	at += int64(decay / 10)
-	l.observe(at, 14e6, false, decay)
+	l.observe(at, 14e6, sampleAnswer, decay)
 	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
 		t.Errorf("a sample LatencyDecay/10 later: %v, want 4ms", est)
 	}
-	// A call that did not complete never lowers the estimate, and raises
+	// A call the caller gave up on never lowers the estimate, and raises
 	// it when it took longer.
 	at += int64(decay)
-	l.observe(at, 1e6, true, decay)
+	l.observe(at, 1e6, sampleBound, decay)
 	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
-		t.Errorf("a fast failure: %v, want 4ms kept", est)
+		t.Errorf("a fast cancel: %v, want 4ms kept", est)
 	}
 	at += int64(decay)
-	l.observe(at, 8e6, true, decay)
+	l.observe(at, 8e6, sampleBound, decay)
 	if est, _ := l.estimate(); math.Abs(est-6e6) > 1 {
-		t.Errorf("a slow failure: %v, want 6ms", est)
+		t.Errorf("a slow cancel: %v, want 6ms", est)
+	}
+	// A failure counts as twice the estimate, however fast.
+	at += int64(decay)
+	l.observe(at, 1e3, samplePenalty, decay)
+	if est, _ := l.estimate(); math.Abs(est-9e6) > 1 {
+		t.Errorf("a fast failure: %v, want 9ms (half way to 12ms)", est)
 	}
 }
 
@@ -217,25 +233,70 @@ func TestWeightsAtEqualLatency(t *testing.T) {
 	}
 }
 
-// An endpoint that holds more calls than its weight allows gets fewer new
-// ones, without any latency difference; with load_aware off it keeps its
-// share.
+// An endpoint whose calls do not end gets fewer new ones, without any
+// latency difference; with load_aware off it keeps its share.
 func TestCallsInFlightShiftLoad(t *testing.T) {
 	for _, tc := range []struct {
 		config    string
 		wantFewer bool
 	}{{`{}`, true}, {`{"load_aware": false}`, false}} {
 		h := newHarness(t, tc.config, 1, 1)
-		ms := func(string) time.Duration { return time.Millisecond }
-		h.run(100, ms)
-		// e0 holds 10 calls that do not end.
-		for range 10 {
-			h.start("e0")
+		h.run(100, func(string) time.Duration { return time.Millisecond })
+		// From now on e0's calls do not end; e1's take 1 ms.
+		got := map[string]int{}
+		for range 1000 {
+			res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := res.SubConn.(*fakeSubConn).addr
+			got[addr]++
+			if addr == "e1" {
+				h.clock.Advance(time.Millisecond)
+				res.Done(doneInfo(nil))
+			}
 		}
-		got := h.run(1000, ms)
-		if fewer := got["e0"] < 400; fewer != tc.wantFewer {
-			t.Errorf("%s: e0, holding 10 calls, got %d of 1000 new calls; fewer than 400: %v, want %v", tc.config, got["e0"], fewer, tc.wantFewer)
+		if fewer := got["e0"] < 100; fewer != tc.wantFewer {
+			t.Errorf("%s: e0, whose calls do not end, got %d of 1000 calls; fewer than 100: %v, want %v", tc.config, got["e0"], fewer, tc.wantFewer)
 		}
+	}
+}
+
+// An endpoint that refuses at once while the others have calls in flight
+// loses its share instead of drawing the calls.
+func TestFastRefusalsShedLoad(t *testing.T) {
+	h := newHarness(t, `{"consecutive_failures": 0, "min_requests": 1000000}`, 1, 1, 1)
+	// Each call takes 4 ms and 8 are in flight; then e0 refuses every
+	// call at once with RESOURCE_EXHAUSTED. No tick runs: no demotion,
+	// only the latency estimates.
+	got := map[string]int{}
+	var out []func(balancer.DoneInfo)
+	refusing := false
+	for i := range 20000 {
+		if i == 4000 {
+			refusing = true
+		}
+		res, err := picker{h.tr}.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := res.SubConn.(*fakeSubConn).addr
+		if refusing && addr == "e0" {
+			res.Done(doneInfo(status.Error(codes.ResourceExhausted, "busy")))
+		} else {
+			out = append(out, res.Done)
+		}
+		if i >= 16000 {
+			got[addr]++
+		}
+		h.clock.Advance(500 * time.Microsecond)
+		if len(out) == 8 {
+			out[0](doneInfo(nil))
+			out = out[1:]
+		}
+	}
+	if share := float64(got["e0"]) / 4000; share > 0.2 {
+		t.Errorf("the refusing endpoint got %.1f%% of the last 4000 calls, want well under its third", 100*share)
 	}
 }
 

@@ -3,6 +3,7 @@ package balancer
 import (
 	"math"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -54,8 +55,8 @@ func (p picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		// One call in sampleEvery is measured (a clock read costs as
 		// much as the rest of Pick and Done), chosen by a hash of k: a
 		// pattern in the schedule does not make some endpoints unmeasured.
-		h := k * 0x9E3779B97F4A7C15
-		if h>>29%sampleEvery == 0 {
+		h := mix(k)
+		if h%sampleEvery == 0 {
 			start = p.t.clock.Nanos()
 			p.t.now.Store(start)
 		}
@@ -102,6 +103,15 @@ func (s *snapshot) unmarked(idx int) *entry {
 // the typical one is slow.
 const slowFactor = 2
 
+// mix is splitmix64's finalizer: its bits are independent enough of each
+// other and of k that the sampling, the second candidate and the
+// schedule's own order do not line up.
+func mix(k uint64) uint64 {
+	k = (k ^ k>>30) * 0xBF58476D1CE4E5B9
+	k = (k ^ k>>27) * 0x94D049BB133111EB
+	return k ^ k>>31
+}
+
 // sampleEvery: one call in sampleEvery is measured under LoadAware, and
 // every probe.
 const sampleEvery = 8
@@ -118,7 +128,10 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 		return a, false
 	}
 	inA := a.ep.load.inFlight()
-	if inA == 0 && now-measured >= s.cfg.probe {
+	// A probe is due after ProbeInterval without a sample, longer for
+	// each call in flight (they will give one, unless they are long-lived
+	// streams).
+	if now-measured >= s.cfg.probe*int64(1+inA) {
 		return a, true
 	}
 	n := uint64(len(s.table))
@@ -127,9 +140,12 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 	if b == a && la > slowFactor*ref {
 		// Drawing a again is what keeps the shares exact at equal cost (a
 		// pair of endpoints is then drawn as often in either order), but
-		// a slow endpoint would keep that share of its turns: draw the
-		// slot after.
-		b = &s.entries[s.table[(j+1)%n]]
+		// a slow endpoint would keep that share of its turns: draw another
+		// endpoint, any.
+		i := (h >> 8) % uint64(len(s.entries)-1)
+		if b = &s.entries[i]; b == a {
+			b = &s.entries[len(s.entries)-1]
+		}
 	}
 	if b == a || !s.panic && b.ep.marked.Load() {
 		return a, false
@@ -151,15 +167,12 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 type load struct {
 	started atomic.Uint64 // picks; only the low 32 bits are compared with ends
 	// ends counts the calls ended in its low 32 bits and the answers among
-	// them in its high 32 bits: one atomic add per Done. Both wrap; they
-	// are only subtracted and compared.
-	ends atomic.Uint64
-	_    [64 - 2*8]byte
-	// Written by measured calls only (one in sampleEvery): a line of their
-	// own, which the other cores' picks read without missing as often.
+	// them in its high 32 bits: one atomic add per Done. Both are only
+	// subtracted and compared; the low half's wrap carries one into the
+	// answers every 2^32 calls (which could misjudge one timeout then).
+	ends     atomic.Uint64
 	latency  atomic.Uint64 // math.Float64bits of the estimate, in nanoseconds
 	measured atomic.Int64  // clock.Nanos of the last sample; 0: none yet
-	_        [64 - 2*8]byte
 }
 
 // Units of load.ends.
@@ -184,10 +197,24 @@ func (l *load) estimate() (latency float64, measured int64) {
 	return math.Float64frombits(l.latency.Load()), measured
 }
 
-// observe adds a sample taken at now to the estimate; lowerBound: the call
-// did not complete, so it took at least as long as the sample, and the
-// sample never lowers the estimate.
-func (l *load) observe(now int64, sample float64, lowerBound bool, decay float64) {
+// sampleKind says what a call's duration tells of its endpoint's latency.
+type sampleKind uint8
+
+const (
+	sampleAnswer  sampleKind = iota // an answer: the latency itself
+	sampleBound                     // the caller gave up, or an unjudged code: at least this long
+	samplePenalty                   // a failure or a refusal: as bad as twice the estimate, or this long
+)
+
+// observe adds a sample of the given kind taken at now to the estimate. A
+// bound or a penalty never lowers the estimate, and a penalty is not a
+// first sample: a fast failure must not make an endpoint look fast. A
+// bound is (an endpoint whose calls are all cancelled, hedges' losers,
+// must still be judged).
+func (l *load) observe(now int64, sample float64, kind sampleKind, decay float64) {
+	if kind == samplePenalty && l.measured.Load() == 0 {
+		return // a failure tells no latency: the first sample is another call's
+	}
 	last := l.measured.Swap(now) // each span of time weighs in once
 	if last == 0 {
 		l.latency.Store(math.Float64bits(sample))
@@ -198,8 +225,11 @@ func (l *load) observe(now int64, sample float64, lowerBound bool, decay float64
 	for {
 		old := l.latency.Load()
 		est := math.Float64frombits(old)
-		if lowerBound && sample < est {
-			sample = est
+		switch kind {
+		case sampleBound:
+			sample = max(sample, est)
+		case samplePenalty:
+			sample = max(sample, 2*est)
 		}
 		if l.latency.CompareAndSwap(old, math.Float64bits(est+w*(sample-est))) {
 			return
@@ -267,15 +297,17 @@ func (ep *endpoint) record(di balancer.DoneInfo, answers uint64, start int64) {
 			return
 		}
 		ep.answered()
-		ep.measure(start, false)
+		ep.measure(start, sampleAnswer)
 		return
 	}
 	cfg := ep.t.snap.Load().cfg
 	code := status.Code(di.Err)
 	end := uint64(oneEnd)
+	kind := samplePenalty
 	switch {
 	case code == codes.DeadlineExceeded && cfg.failure.Has(code) && cfg.DeadlineExceeded == statuscode.DeadlineIgnore:
 		ep.out.ignored.Add(1)
+		kind = sampleBound
 	case code == codes.DeadlineExceeded && cfg.whenSilent && answers != noRecord && answersOf(ep.load.ends.Load()) != answers:
 		// It answered since the pick: busy, not down. Shift load away,
 		// never eject, leave the run of failures alone.
@@ -298,28 +330,34 @@ func (ep *endpoint) record(di balancer.DoneInfo, answers uint64, start int64) {
 	case statuscode.IsAnswer(code):
 		// An application error: the endpoint answered, and did the work.
 		ep.answered()
-		ep.measure(start, false)
+		ep.measure(start, sampleAnswer)
 		return
 	default:
 		// CANCELLED (the caller gave up), or UNAVAILABLE or
 		// DEADLINE_EXCEEDED in neither list: says nothing of its health.
 		ep.out.ignored.Add(1)
+		kind = sampleBound
 	}
 	ep.load.ends.Add(end) // after the outcome: see closeBucketLocked
-	// A call that did not complete, or was refused, took at least this
-	// long: a fast failure must not make the endpoint look fast.
-	ep.measure(start, true)
+	ep.measure(start, kind)
 }
 
-// measure adds the latency of a call picked at start (0: not measured) to
-// the endpoint's estimate; lowerBound: see load.observe.
-func (ep *endpoint) measure(start int64, lowerBound bool) {
+// measure adds the duration of a call picked at start (0: not measured) to
+// the endpoint's estimate as a sample of the given kind (load.observe).
+// Durations above maxSample are not latencies (long-lived streams, which
+// also end in Done) and are left out.
+func (ep *endpoint) measure(start int64, kind sampleKind) {
 	if start == 0 {
 		return
 	}
 	now := ep.t.clock.Nanos()
-	ep.load.observe(now, float64(now-start), lowerBound, ep.t.snap.Load().cfg.decay)
+	if d := now - start; d <= maxSample {
+		ep.load.observe(now, float64(d), kind, ep.t.snap.Load().cfg.decay)
+	}
 }
+
+// maxSample is the longest call duration taken as a latency sample.
+const maxSample = int64(10 * time.Second)
 
 // answered records an answer: it ends the run of consecutive failures and
 // counts the call's end as an answer, which the records of the calls still

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/endpointsharding"
@@ -40,18 +41,22 @@ type counts struct{ success, failure, demote, ignored int64 }
 
 // endpoint is the balancer's record of one endpoint. The atomics are the hot
 // path's; the other fields are guarded by tracker.mu.
+//
+// Its first 64 bytes are what Pick reads of a candidate and what every Pick
+// and Done that land on it write, and nothing else: allocated at a multiple
+// of 64 bytes (its size is one, see TestEndpointLayout), they are one cache
+// line.
 type endpoint struct {
+	marked atomic.Bool // ejected, or marked for ejection by Done: Pick skips it
+	load   load
+	_      [64 - 8 - unsafe.Sizeof(load{})]byte
+
 	t    *tracker
 	name string                  // addresses, for logs and stats
 	done func(balancer.DoneInfo) // ep.record of a call without a record, allocated once
 
 	out         outcomes     // running totals, own cache line
 	consecutive atomic.Int32 // failures in a row
-	marked      atomic.Bool  // ejected, or marked for ejection by Done: Pick skips it
-	// load is written by every Pick and Done that land on the endpoint: on
-	// a cache line of its own.
-	_    [64]byte
-	load load
 
 	// Guarded by tracker.mu.
 	base         uint32          // weight from the resolver attribute
@@ -70,7 +75,12 @@ type endpoint struct {
 	ejectedUntil time.Time
 	rampStart    time.Time
 	forgetAt     time.Time // for a removed endpoint: when its state is dropped
+	_            [endpointPad]byte
 }
+
+// endpointPad makes the size of endpoint a multiple of 64 bytes on 64-bit
+// platforms (TestEndpointLayout).
+const endpointPad = 64
 
 // logEvent is a log line recorded under tracker.mu and written after it.
 type logEvent struct {

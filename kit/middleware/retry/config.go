@@ -73,7 +73,7 @@ type Config struct {
 
 // HedgingConfig is the hedging part of [Config]: a call to a hedged method
 // that has not answered after Delay gets a second attempt, then a third
-// after another Delay, up to MaxAttempts in flight; the first answer wins
+// after another Delay, up to MaxAttempts in all; the first answer wins
 // and the other attempts are cancelled (as gRFC A6 describes, which
 // grpc-go does not implement). A hedge spends a token of the target's
 // retry budget like a retry: when the budget is spent, the call goes on
@@ -81,8 +81,14 @@ type Config struct {
 // deadline is closer than Delay, nor when the call's context forbids
 // retries ([RetriesAllowed]: the server-side chain stop). An attempt that
 // fails with a retried code (see [Config.Codes]) makes the next hedge go at
-// once (after the server's RetryInfo delay, if it gave one); any other
-// error ends the call. Hedges carry [AttemptKey] like retries.
+// once (after the server's RetryInfo delay, if it gave one); a hedge that a
+// client-side layer refuses (an open breaker, the throttle) stops the
+// hedging; any other error ends the call. Hedges carry [AttemptKey] like
+// retries and count in grpckit.retry.retries as well as
+// grpckit.retry.hedges. Each attempt has its own reply and its own
+// grpc.Peer, grpc.Header and grpc.Trailer targets, the caller's get the
+// winner's, and grpc.OnFinish is called once, with the call's end. A
+// hedged method's calls run their attempts in goroutines.
 //
 // Server-streaming calls are hedged until the first response message;
 // client-streaming and bidirectional calls never are.
@@ -98,9 +104,11 @@ type HedgingConfig struct {
 	// included. 2 to 10; 0 means 2.
 	MaxAttempts int `yaml:"max_attempts" json:"max_attempts"`
 	// Delay is the wait before each hedge. 0 derives it from the method's
-	// latency: the Quantile of its first attempts over the last 10 to 20
-	// seconds, at least MinDelay; until 20 calls are known, the method's
-	// calls are not hedged. Default: 0.
+	// latency: the Quantile of its first attempts that got an answer (a
+	// first attempt cancelled because a hedge won counts as long as it ran)
+	// over the last 10 to 20 seconds, recomputed every 16 calls, at least
+	// MinDelay; until 20 of them are known, the method's calls are not
+	// hedged. Default: 0.
 	Delay duration.Duration `yaml:"delay" json:"delay"`
 	// Quantile is the latency quantile a derived delay waits for, in
 	// (0, 1): 0.95 hedges about one call in 20. 0 means 0.95.

@@ -40,6 +40,14 @@
 // [Retrier.StreamClientInterceptor] retries server-streaming calls only until
 // the first response message arrives; after that, errors reach the caller.
 //
+// Hedging ([HedgingConfig], off by default) sends another attempt of a call
+// to a named idempotent method that has not answered after a delay (fixed,
+// or a quantile of the method's recent latency), without waiting for it to
+// fail; the first answer wins and the other attempts are cancelled. Hedges
+// spend the same retry budget and follow the same rules (deadline, chain
+// stop, attempt metadata); server-streaming calls are hedged until their
+// first message.
+//
 // In the client chain, install the interceptors inside timeout (so that the
 // deadline covers every attempt) and inside the dedupe client interceptor
 // (so that every attempt carries the same request id), and outside the

@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grpckit/grpckit/kit/middleware"
+	"github.com/grpckit/grpckit/kit/statuscode"
 )
 
 // Latencies of a hedged method's first attempts are kept in buckets that
@@ -74,7 +76,7 @@ func (l *latencies) observe(now time.Time, d time.Duration, q float64) {
 	g := &l.gens[l.cur.Load()]
 	g.counts[bucketOf(d)].Add(1)
 	g.total.Add(1)
-	if l.pending.Add(1)%recomputeEvery == 0 {
+	if n := l.pending.Add(1); n%recomputeEvery == 0 || n == minLatencySamples {
 		l.delay.Store(int64(l.quantile(q)))
 	}
 }
@@ -134,7 +136,8 @@ func (c *call) hedgeDelay() (time.Duration, bool) {
 func (c *call) learns() bool { return c.cfg.cfg.Hedging.Delay == 0 && c.hedged() }
 
 // observeFirst records the latency of the call's first attempt, or, when it
-// was cancelled because another answered, how long it had run.
+// was cancelled because another answered, how long it had run. Only those:
+// a failure's duration (a refusal, a connection refused) is no latency.
 func (c *call) observeFirst(start time.Time) {
 	if c.cfg.cfg.Hedging.Delay > 0 {
 		return
@@ -170,12 +173,18 @@ type hedgeTimer struct {
 	afterFailed bool // it follows a failure rather than a delay
 }
 
-func newHedgeTimer(delay time.Duration) *hedgeTimer {
-	return &hedgeTimer{t: time.NewTimer(delay), delay: delay, armed: true}
+func newHedgeTimer(first, delay time.Duration) *hedgeTimer {
+	return &hedgeTimer{t: time.NewTimer(first), delay: delay, armed: true}
 }
 
 func (h *hedgeTimer) c() <-chan time.Time { return h.t.C }
 func (h *hedgeTimer) stop()               { h.t.Stop() }
+
+// disarm sends no further attempt.
+func (h *hedgeTimer) disarm() {
+	h.t.Stop()
+	h.armed = false
+}
 
 // reset arms the timer for a hedging delay after an attempt was sent.
 func (h *hedgeTimer) reset() {
@@ -190,8 +199,7 @@ func (h *hedgeTimer) failed(err error, maxBackoff time.Duration) {
 	wait := time.Duration(0)
 	if pushback, ok := retryDelay(err); ok {
 		if pushback > maxBackoff {
-			h.t.Stop()
-			h.armed = false
+			h.disarm()
 			return
 		}
 		wait = pushback
@@ -210,108 +218,136 @@ func (h *hedgeTimer) lead() time.Duration {
 	return h.delay
 }
 
-// attempt is one attempt of a hedged call, with its own reply message,
-// context and the call options that write results (peer, header,
-// trailer), so that concurrent attempts do not share them.
-type attempt struct {
-	n       int
-	ctx     context.Context
-	cancel  context.CancelFunc
-	start   time.Time
-	reply   proto.Message
-	opts    []grpc.CallOption
+// answered reports whether err ends an attempt with an answer whose time
+// is a latency: a success (io.EOF: a stream that ended), or an error the
+// server's handler returned, not a refusal.
+func answered(err error) bool {
+	if err == nil || err == io.EOF {
+		return true
+	}
+	code := status.Code(err)
+	return code != codes.ResourceExhausted && statuscode.IsAnswer(code)
+}
+
+// results are what grpc writes into the call options of an attempt when it
+// ends: each attempt of a hedged call has its own, and the caller's options
+// get the winner's.
+type callResults struct {
 	peer    peer.Peer
 	header  metadata.MD
 	trailer metadata.MD
-	err     error
 }
 
-// newAttempt prepares attempt n of a call with options opts, whose reply is
-// of reply's type.
-func (c *call) newAttempt(n int, reply proto.Message, opts []grpc.CallOption) *attempt {
-	a := &attempt{n: n, start: c.r.now(), reply: reply.ProtoReflect().New().Interface()}
-	a.ctx, a.cancel = context.WithCancel(c.attemptContext(n))
-	a.opts = make([]grpc.CallOption, 0, len(opts))
+// attemptOptions returns opts with the options that write results
+// pointed at r, and without OnFinish, which the hedging code calls once
+// for the whole call (finish).
+func attemptOptions(opts []grpc.CallOption, r *callResults) []grpc.CallOption {
+	out := make([]grpc.CallOption, 0, len(opts))
 	for _, o := range opts {
 		switch o.(type) {
 		case grpc.PeerCallOption:
-			o = grpc.Peer(&a.peer)
+			o = grpc.Peer(&r.peer)
 		case grpc.HeaderCallOption:
-			o = grpc.Header(&a.header)
+			o = grpc.Header(&r.header)
 		case grpc.TrailerCallOption:
-			o = grpc.Trailer(&a.trailer)
+			o = grpc.Trailer(&r.trailer)
+		case grpc.OnFinishCallOption:
+			continue
 		}
-		a.opts = append(a.opts, o)
+		out = append(out, o)
 	}
-	return a
+	return out
 }
 
-// deliver gives the caller what attempt a received: its reply into reply,
-// and its peer, header and trailer to the options that ask for them.
-func (a *attempt) deliver(reply proto.Message, opts []grpc.CallOption) {
-	if a.err == nil {
-		proto.Reset(reply)
-		proto.Merge(reply, a.reply)
-	}
+// finish gives the caller's options r's results and calls their OnFinish
+// with the call's error.
+func finish(opts []grpc.CallOption, r *callResults, err error) {
 	for _, o := range opts {
 		switch o := o.(type) {
 		case grpc.PeerCallOption:
-			*o.PeerAddr = a.peer
+			*o.PeerAddr = r.peer
 		case grpc.HeaderCallOption:
-			*o.HeaderAddr = a.header
+			*o.HeaderAddr = r.header
 		case grpc.TrailerCallOption:
-			*o.TrailerAddr = a.trailer
+			*o.TrailerAddr = r.trailer
+		case grpc.OnFinishCallOption:
+			o.OnFinish(err)
 		}
 	}
 }
 
-// hedgeAttempt is what the hedging loop needs of an attempt.
-type hedgeAttempt interface {
-	number() int
-	started() time.Time
-	outcome() error // io.EOF: a stream that ended without a message
+// hedgeAttempt is one attempt of a hedged call as the hedging loop sees it.
+type hedgeAttempt struct {
+	n        int
+	start    time.Time
+	cancel   context.CancelFunc
+	res      callResults
+	err      error // io.EOF: a stream that ended without a message
+	panicked any   // what the attempt's goroutine panicked with
+
+	reply proto.Message     // of a unary call: its own reply
+	cs    grpc.ClientStream // of a stream: nil until opened, or if it failed to open
+	msg   proto.Message     // of a stream: its own first message
 }
 
-func (a *attempt) number() int        { return a.n }
-func (a *attempt) started() time.Time { return a.start }
-func (a *attempt) outcome() error     { return a.err }
+// run runs f as attempt a in a goroutine that sends a on results when f
+// returns or panics.
+func (a *hedgeAttempt) run(results chan<- *hedgeAttempt, f func() error) {
+	go func() {
+		defer func() {
+			a.panicked = recover()
+			results <- a
+		}()
+		a.err = f()
+	}()
+}
 
 // race waits for the attempts of a hedged call, of which the first is
 // running: launch(n) starts attempt n, which sends itself on results when
 // it has an outcome. Another attempt is launched after each delay without
-// a decisive outcome, and at once (after the server's pushback) when one
-// fails with a retried code, while mayHedge allows. race returns the first
-// decisive attempt (success, io.EOF, or an error that is not retried),
-// else the last that failed; how many attempts are still running; and the
-// caller's context error if the caller gave up first.
-func (c *call) race(delay time.Duration, results <-chan hedgeAttempt, launch func(n int)) (winner hedgeAttempt, running int, ctxErr error) {
-	var last hedgeAttempt
-	next := newHedgeTimer(delay)
+// a decisive outcome (the first after first, which is less than delay when
+// the first attempt started earlier), and at once (after the server's
+// pushback) when one fails with a retried code, while mayHedge allows; a
+// hedge refused on this side (an open breaker, a throttle) stops the
+// hedging. race returns the first decisive attempt (success, io.EOF, a
+// panic, an error that is not retried), else the last that failed; the
+// attempts it launched, the first included; and the caller's context
+// error if the caller gave up first. It leaves the cancelling and the
+// draining of the other attempts to its caller (settle).
+func (c *call) race(first, delay time.Duration, results chan *hedgeAttempt, a1 *hedgeAttempt, launch func(n int) *hedgeAttempt) (winner *hedgeAttempt, out []*hedgeAttempt, running int, ctxErr error) {
+	next := newHedgeTimer(first, delay)
 	defer next.stop()
-	launched := 1
+	out = []*hedgeAttempt{a1}
 	running = 1
+	var last *hedgeAttempt
 	for winner == nil && ctxErr == nil && (running > 0 || next.armed) {
 		select {
 		case a := <-results:
 			running--
-			if a.number() == 1 {
-				c.observeFirst(a.started())
+			err := a.err
+			if a.n == 1 && answered(err) {
+				c.observeFirst(a.start)
 			}
-			if err := a.outcome(); err == nil || err == io.EOF || !c.cfg.retries(err) || middleware.IsLocalRejection(err) {
+			switch {
+			case a.panicked != nil || err == nil || err == io.EOF:
 				winner = a
-				break
+			case middleware.IsLocalRejection(err) && a.n > 1:
+				last = a
+				next.disarm()
+			case !c.cfg.retries(err) || middleware.IsLocalRejection(err):
+				winner = a
+			default:
+				last = a
+				next.failed(err, time.Duration(c.cfg.cfg.MaxBackoff))
 			}
-			last = a
-			next.failed(a.outcome(), time.Duration(c.cfg.cfg.MaxBackoff))
 		case <-next.c():
-			if c.mayHedge(launched+1, next.lead()) {
+			if c.mayHedge(len(out)+1, next.lead()) {
 				c.r.hedges.Add(c.ctx, 1, c.info.opts...)
-				launched++
-				launch(launched)
+				out = append(out, launch(len(out)+1))
 				running++
 				next.reset()
 			} else {
-				next.armed = false
+				next.disarm()
 			}
 		case <-c.ctx.Done():
 			ctxErr = status.FromContextError(c.ctx.Err()).Err()
@@ -320,146 +356,140 @@ func (c *call) race(delay time.Duration, results <-chan hedgeAttempt, launch fun
 	if winner == nil {
 		winner = last
 	}
-	return winner, running, ctxErr
+	return winner, out, running, ctxErr
 }
 
-// drain waits for the running attempts that race left, once they have been
-// cancelled.
-func (c *call) drain(results <-chan hedgeAttempt, running int) {
-	for ; running > 0; running-- {
-		if a := <-results; a.number() == 1 {
-			c.observeFirst(a.started())
-		}
-	}
-}
-
-// hedge runs a hedged unary call (see race). The other attempts are
-// cancelled, and hedge returns after each has ended.
-func (c *call) hedge(delay time.Duration, method string, req any, reply proto.Message, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
-	results := make(chan hedgeAttempt, c.cfg.hedgeAttempts)
-	var out []*attempt
-	launch := func(n int) {
-		a := c.newAttempt(n, reply, opts)
-		out = append(out, a)
-		go func() {
-			a.err = invoker(a.ctx, method, req, a.reply, cc, a.opts...)
-			results <- a
-		}()
-	}
-	launch(1)
-	w, running, ctxErr := c.race(delay, results, launch)
+// settle cancels every attempt but the winner (all of them when the caller
+// gave up), waits for the running ones to end, and re-panics in the
+// caller's goroutine if an attempt panicked.
+func (c *call) settle(winner *hedgeAttempt, out []*hedgeAttempt, running int, results <-chan *hedgeAttempt, ctxErr error) {
 	for _, a := range out {
-		if a != w {
+		if a != winner || ctxErr != nil || a.cs == nil && a.reply == nil {
 			a.cancel()
 		}
 	}
-	c.drain(results, running)
+	for ; running > 0; running-- {
+		if a := <-results; a.n == 1 {
+			c.observeFirst(a.start) // cancelled because another won: it took at least this long
+		}
+	}
+	for _, a := range out {
+		if a.panicked != nil {
+			panic(a.panicked)
+		}
+	}
+}
+
+// hedge runs a hedged unary call (see race): each attempt has its own
+// context, reply and result options; the winner's are the caller's once
+// every attempt has ended.
+func (c *call) hedge(delay time.Duration, method string, req any, reply proto.Message, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+	results := make(chan *hedgeAttempt, c.cfg.hedgeAttempts)
+	launch := func(n int) *hedgeAttempt {
+		a := &hedgeAttempt{n: n, start: c.r.now(), reply: reply.ProtoReflect().New().Interface()}
+		ctx, cancel := context.WithCancel(c.attemptContext(n))
+		a.cancel = cancel
+		aopts := attemptOptions(opts, &a.res)
+		a.run(results, func() error { return invoker(ctx, method, req, a.reply, cc, aopts...) })
+		return a
+	}
+	winner, out, running, ctxErr := c.race(delay, delay, results, launch(1), launch)
+	c.settle(winner, out, running, results, ctxErr)
 	for _, a := range out {
 		a.cancel()
 	}
-	if ctxErr != nil {
-		return ctxErr
+	err := ctxErr
+	if err == nil {
+		err = winner.err
+		if err == nil {
+			proto.Reset(reply)
+			proto.Merge(reply, winner.reply)
+			if winner.n > 1 {
+				c.r.hedgesWon.Add(c.ctx, 1, c.info.opts...)
+			}
+		}
 	}
-	winner := w.(*attempt)
-	if winner.n > 1 && winner.err == nil {
-		c.r.hedgesWon.Add(c.ctx, 1, c.info.opts...)
+	var r callResults
+	if winner != nil {
+		r = winner.res
 	}
-	winner.deliver(reply, opts)
-	return winner.err
+	finish(opts, &r, err)
+	return err
 }
 
-// openHedged opens the first attempt of a hedged server-streaming call. The
-// hedging happens in the stream's first RecvMsg, once the request is sent.
-func (c *call) openHedged(desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts []grpc.CallOption) (grpc.ClientStream, error) {
-	s := &retryStream{call: *c, desc: desc, cc: cc, streamer: streamer, opts: opts, attempt: 1}
-	s.hedgeDelay, _ = c.hedgeDelay()
-	s.learnFirst = c.learns()
-	if s.learnFirst {
-		s.opened = c.r.now()
-	}
-	ctx, cancel := context.WithCancel(c.attemptContext(1))
-	cs, err := streamer(ctx, desc, cc, method, opts...)
+// openAttempt opens attempt n of a hedged stream with its own context and
+// result options, which become the current attempt's.
+func (s *retryStream) openAttempt(n int) (grpc.ClientStream, error) {
+	a := s.newStreamAttempt(n)
+	cs, err := s.streamer(a.ctx, s.desc, s.cc, s.call.method, attemptOptions(s.opts, &a.res)...)
 	if err != nil {
-		cancel()
+		a.cancel()
 		return nil, err
 	}
-	s.cur, s.cancel = cs, cancel
-	return s, nil
+	a.cs = cs
+	s.attemptNow = a.hedgeAttempt
+	return cs, nil
 }
 
-// streamAttempt is one attempt of a hedged server-streaming call, waiting
-// for its first message.
+// streamAttempt adds to a hedgeAttempt of a stream the context it opens
+// with.
 type streamAttempt struct {
-	n      int
-	cs     grpc.ClientStream
-	cancel context.CancelFunc
-	start  time.Time
-	msg    proto.Message // its own first message
-	err    error         // of the first RecvMsg; io.EOF: the stream ended without a message
+	*hedgeAttempt
+	ctx context.Context
 }
 
-func (a *streamAttempt) number() int        { return a.n }
-func (a *streamAttempt) started() time.Time { return a.start }
-func (a *streamAttempt) outcome() error     { return a.err }
+func (s *retryStream) newStreamAttempt(n int) streamAttempt {
+	a := &hedgeAttempt{n: n, start: s.call.r.now()}
+	ctx, cancel := context.WithCancel(s.call.attemptContext(n))
+	a.cancel = cancel
+	return streamAttempt{a, ctx}
+}
 
 // hedgeFirst receives the first message of a hedged server-streaming call
-// into m: from the first attempt, or from a hedge opened after each
-// hedging delay without a message (see race). The attempt that delivers a
+// into msg: from the first attempt, or from a hedge opened after each
+// hedging delay without a message (see race), each hedge opened, sent the
+// request and read in a goroutine of its own. The attempt that delivers a
 // message, ends its stream or fails with an error that is not retried
 // becomes the stream read from then on; the others are cancelled, and
 // hedgeFirst returns after each has ended.
-func (s *retryStream) hedgeFirst(m any) error {
+func (s *retryStream) hedgeFirst(msg proto.Message, req any, closed bool) error {
 	c := &s.call
-	msg, ok := m.(proto.Message)
-	s.mu.Lock()
-	req, sent, closed := s.req, s.sent, s.closed
-	s.mu.Unlock()
-	if !ok || !sent {
-		return s.cur.RecvMsg(m)
-	}
-	results := make(chan hedgeAttempt, c.cfg.hedgeAttempts)
-	recv := func(a *streamAttempt) {
-		go func() {
-			a.err = a.cs.RecvMsg(a.msg)
-			results <- a
-		}()
-	}
-	first := &streamAttempt{n: 1, cs: s.cur, cancel: s.cancel, start: s.opened, msg: msg.ProtoReflect().New().Interface()}
-	out := []*streamAttempt{first}
-	recv(first)
-	launch := func(n int) {
-		a := &streamAttempt{n: n, start: c.r.now(), msg: msg.ProtoReflect().New().Interface()}
-		out = append(out, a)
-		var ctx context.Context
-		ctx, a.cancel = context.WithCancel(c.attemptContext(n))
-		if a.cs, a.err = s.streamer(ctx, s.desc, s.cc, c.method, s.opts...); a.err == nil {
-			if a.err = a.cs.SendMsg(req); a.err == nil || a.err == io.EOF {
-				a.err = nil
-				if closed {
-					a.cs.CloseSend()
-				}
-				recv(a)
-				return
+	results := make(chan *hedgeAttempt, c.cfg.hedgeAttempts)
+	first := s.attemptNow
+	first.msg = msg.ProtoReflect().New().Interface()
+	first.run(results, func() error { return first.cs.RecvMsg(first.msg) })
+	launch := func(n int) *hedgeAttempt {
+		sa := s.newStreamAttempt(n)
+		a := sa.hedgeAttempt
+		a.msg = msg.ProtoReflect().New().Interface()
+		a.run(results, func() error {
+			cs, err := s.streamer(sa.ctx, s.desc, s.cc, c.method, attemptOptions(s.opts, &a.res)...)
+			if err != nil {
+				return err
 			}
-		}
-		results <- a
+			if err := cs.SendMsg(req); err != nil && err != io.EOF { // io.EOF: RecvMsg tells how it failed
+				return err
+			}
+			if closed {
+				cs.CloseSend()
+			}
+			a.cs = cs
+			return cs.RecvMsg(a.msg)
+		})
+		return a
 	}
-	w, running, ctxErr := c.race(s.hedgeDelay, results, launch)
-	for _, a := range out {
-		if a != w || ctxErr != nil {
-			a.cancel()
-		}
-	}
-	c.drain(results, running)
+	wait := max(s.hedgeDelay-c.r.now().Sub(s.opened), 0) // the delay counts from the first attempt's opening
+	winner, out, running, ctxErr := c.race(wait, s.hedgeDelay, results, first, launch)
+	c.settle(winner, out, running, results, ctxErr)
 	if ctxErr != nil {
 		return ctxErr
 	}
-	winner := w.(*streamAttempt)
-	if winner.cs != nil { // nil when it failed to open
+	if winner.cs != nil {
 		s.mu.Lock()
-		s.cur, s.cancel = winner.cs, winner.cancel
+		s.cur = winner.cs
 		s.mu.Unlock()
 	}
+	s.attemptNow = winner // failed to open or not, its results are the call's
 	if winner.err != nil {
 		return winner.err
 	}

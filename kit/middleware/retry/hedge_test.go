@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/duration"
@@ -26,16 +27,20 @@ import (
 // every attempt that ended because its context did.
 type attemptServer struct {
 	testpbv1.UnimplementedTestServiceServer
-	// behave returns the error of attempt n, or nil to answer; hold: wait
-	// until the attempt's context ends first.
-	behave func(n int) (hold bool, err error)
+	// behave returns the error of attempt n, or nil to answer, and how
+	// long it waits first: hold (until the attempt's context ends), or a
+	// duration.
+	behave func(n int) (wait time.Duration, err error)
 
 	mu        sync.Mutex
 	attempts  []int
 	cancelled chan int // attempts whose context ended while they waited
 }
 
-func newAttemptServer(behave func(n int) (bool, error)) *attemptServer {
+// hold is a wait that ends only with the attempt's context.
+const hold = time.Duration(-1)
+
+func newAttemptServer(behave func(n int) (time.Duration, error)) *attemptServer {
 	return &attemptServer{behave: behave, cancelled: make(chan int, 16)}
 }
 
@@ -58,11 +63,19 @@ func (s *attemptServer) serve(ctx context.Context) (int, error) {
 	s.attempts = append(s.attempts, n)
 	s.mu.Unlock()
 	grpc.SetHeader(ctx, metadata.Pairs("attempt", string(rune('0'+n))))
-	hold, err := s.behave(n)
-	if hold {
-		<-ctx.Done()
-		s.cancelled <- n
-		return n, status.FromContextError(ctx.Err()).Err()
+	grpc.SetTrailer(ctx, metadata.Pairs("attempt", string(rune('0'+n))))
+	wait, err := s.behave(n)
+	var timeout <-chan time.Time
+	if wait > 0 {
+		timeout = time.After(wait)
+	}
+	if wait != 0 {
+		select {
+		case <-ctx.Done():
+			s.cancelled <- n
+			return n, status.FromContextError(ctx.Err()).Err()
+		case <-timeout:
+		}
 	}
 	return n, err
 }
@@ -99,6 +112,14 @@ func (s *attemptServer) seen() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]int(nil), s.attempts...)
+}
+
+// holdFirst holds the first attempt and answers the others at once.
+func holdFirst(n int) (time.Duration, error) {
+	if n == 1 {
+		return hold, nil
+	}
+	return 0, nil
 }
 
 // hedgeConfig hedges methods after a fixed delay.
@@ -144,13 +165,22 @@ func counter(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
 // hedge's answer wins, with its header, and the first attempt is cancelled
 // before the call returns.
 func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
-	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	srv := newAttemptServer(holdFirst)
 	client, reader := dialHedged(t, srv, hedgeConfig(20*time.Millisecond, echo))
-	var header metadata.MD
+	var header, trailer metadata.MD
+	var p peer.Peer
+	var finished []error
 	start := time.Now()
-	resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}, grpc.Header(&header))
+	resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}, grpc.Header(&header), grpc.Trailer(&trailer), grpc.Peer(&p),
+		grpc.OnFinish(func(err error) { finished = append(finished, err) }))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(trailer.Get("attempt")) != 1 || trailer.Get("attempt")[0] != "2" || p.Addr == nil {
+		t.Errorf("trailer %v, peer %v; want the hedge's", trailer, p.Addr)
+	}
+	if len(finished) != 1 || finished[0] != nil {
+		t.Errorf("OnFinish called with %v, want once with nil", finished)
 	}
 	if took := time.Since(start); took < 20*time.Millisecond {
 		t.Errorf("answered in %v, before the hedging delay", took)
@@ -173,7 +203,7 @@ func TestHedgeWinsAndCancelsTheLoser(t *testing.T) {
 
 // A first attempt that answers before the delay is the only one.
 func TestFastCallIsNotHedged(t *testing.T) {
-	srv := newAttemptServer(func(int) (bool, error) { return false, nil })
+	srv := newAttemptServer(func(int) (time.Duration, error) { return 0, nil })
 	client, reader := dialHedged(t, srv, hedgeConfig(time.Second, echo))
 	for range 10 {
 		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
@@ -192,7 +222,6 @@ func TestFastCallIsNotHedged(t *testing.T) {
 // a method without idempotency_level, a method retry.methods forbids, a
 // call whose context forbids retries, nor past the deadline.
 func TestHedgeOnlyWhereSafe(t *testing.T) {
-	hold := func(n int) (bool, error) { return n == 1, nil }
 	for _, tc := range []struct {
 		name string
 		cfg  func() retry.Config
@@ -220,7 +249,7 @@ func TestHedgeOnlyWhereSafe(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newAttemptServer(hold)
+			srv := newAttemptServer(holdFirst)
 			client, reader := dialHedged(t, srv, tc.cfg())
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			defer cancel()
@@ -238,7 +267,7 @@ func TestHedgeOnlyWhereSafe(t *testing.T) {
 	// retry.methods true makes a method without idempotency_level safe.
 	cfg := hedgeConfig(10*time.Millisecond, create)
 	cfg.Methods = map[string]bool{create: true}
-	srv := newAttemptServer(hold)
+	srv := newAttemptServer(holdFirst)
 	client, _ := dialHedged(t, srv, cfg)
 	if _, err := client.Create(t.Context(), &testpbv1.CreateRequest{Key: "k"}); err != nil {
 		t.Errorf("Create with retry.methods true: %v, want the hedge's answer", err)
@@ -250,7 +279,7 @@ func TestHedgeOnlyWhereSafe(t *testing.T) {
 func TestHedgesSpendTheBudget(t *testing.T) {
 	cfg := hedgeConfig(10*time.Millisecond, echo)
 	cfg.BudgetRatio, cfg.BudgetMinRetriesPerSecond = 0, 0.001 // one token saved up, none earned
-	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	srv := newAttemptServer(holdFirst)
 	client, reader := dialHedged(t, srv, cfg)
 	if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); err != nil {
 		t.Fatalf("first call: %v, want the hedge's answer", err)
@@ -271,7 +300,12 @@ func TestHedgeAttemptsAndFailures(t *testing.T) {
 	t.Run("three attempts", func(t *testing.T) {
 		cfg := hedgeConfig(10*time.Millisecond, echo)
 		cfg.Hedging.MaxAttempts = 3
-		srv := newAttemptServer(func(n int) (bool, error) { return n < 3, nil })
+		srv := newAttemptServer(func(n int) (time.Duration, error) {
+			if n < 3 {
+				return hold, nil
+			}
+			return 0, nil
+		})
 		client, _ := dialHedged(t, srv, cfg)
 		resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
 		if err != nil || resp.GetServer() != "3" {
@@ -285,11 +319,11 @@ func TestHedgeAttemptsAndFailures(t *testing.T) {
 		}
 	})
 	t.Run("retried failure hedges at once", func(t *testing.T) {
-		srv := newAttemptServer(func(n int) (bool, error) {
+		srv := newAttemptServer(func(n int) (time.Duration, error) {
 			if n == 1 {
-				return false, errUnavailable
+				return 0, errUnavailable
 			}
-			return false, nil
+			return 0, nil
 		})
 		client, _ := dialHedged(t, srv, hedgeConfig(time.Hour, echo))
 		resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
@@ -298,11 +332,11 @@ func TestHedgeAttemptsAndFailures(t *testing.T) {
 		}
 	})
 	t.Run("fatal error ends the call", func(t *testing.T) {
-		srv := newAttemptServer(func(n int) (bool, error) {
+		srv := newAttemptServer(func(n int) (time.Duration, error) {
 			if n == 1 {
-				return true, nil
+				return hold, nil
 			}
-			return false, status.Error(codes.InvalidArgument, "bad")
+			return 0, status.Error(codes.InvalidArgument, "bad")
 		})
 		client, _ := dialHedged(t, srv, hedgeConfig(10*time.Millisecond, echo))
 		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); status.Code(err) != codes.InvalidArgument {
@@ -313,7 +347,7 @@ func TestHedgeAttemptsAndFailures(t *testing.T) {
 		}
 	})
 	t.Run("all retried failures", func(t *testing.T) {
-		srv := newAttemptServer(func(int) (bool, error) { return false, errUnavailable })
+		srv := newAttemptServer(func(int) (time.Duration, error) { return 0, errUnavailable })
 		client, _ := dialHedged(t, srv, hedgeConfig(10*time.Millisecond, echo))
 		if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); !errors.Is(err, errUnavailable) && status.Code(err) != codes.Unavailable {
 			t.Fatalf("Echo = %v, want UNAVAILABLE", err)
@@ -328,12 +362,18 @@ func TestHedgeAttemptsAndFailures(t *testing.T) {
 // first calls teach it, then a call slower than that is hedged.
 func TestHedgeDelayFromLatency(t *testing.T) {
 	cfg := hedgeConfig(0, echo)
+	// The floor keeps the fast calls that teach the delay from being
+	// hedged on a busy machine (the delay is their p95: one in 20 passes it).
+	cfg.Hedging.MinDelay = duration.Duration(100 * time.Millisecond)
 	var slow sync.Mutex
 	slowFirst := false
-	srv := newAttemptServer(func(n int) (bool, error) {
+	srv := newAttemptServer(func(n int) (time.Duration, error) {
 		slow.Lock()
 		defer slow.Unlock()
-		return slowFirst && n == 1, nil
+		if slowFirst && n == 1 {
+			return hold, nil
+		}
+		return 0, nil
 	})
 	client, reader := dialHedged(t, srv, cfg)
 	for range 40 {
@@ -358,7 +398,7 @@ func TestHedgeDelayFromLatency(t *testing.T) {
 // A server-streaming call is hedged until its first message: the hedge's
 // stream is the one read.
 func TestHedgeServerStream(t *testing.T) {
-	srv := newAttemptServer(func(n int) (bool, error) { return n == 1, nil })
+	srv := newAttemptServer(holdFirst)
 	client, reader := dialHedged(t, srv, hedgeConfig(20*time.Millisecond, testpbv1.TestService_EchoStream_FullMethodName))
 	stream, err := client.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "x", Count: 3})
 	if err != nil {
@@ -416,4 +456,126 @@ func TestHedgingConfig(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg.Hedging, err, tc.wantErr)
 		}
 	}
+}
+
+// dialWithInner is dialHedged with interceptors inside retry, as kit's
+// throttle, breaker and rate limiter are.
+func dialWithInner(t *testing.T, srv *attemptServer, cfg retry.Config, unary grpc.UnaryClientInterceptor, stream grpc.StreamClientInterceptor) testpbv1.TestServiceClient {
+	t.Helper()
+	r := newRetrier(t, cfg)
+	opts := []grpc.DialOption{grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor()), grpc.WithChainStreamInterceptor(r.StreamClientInterceptor())}
+	if unary != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(unary))
+	}
+	if stream != nil {
+		opts = append(opts, grpc.WithChainStreamInterceptor(stream))
+	}
+	cc := kittest.Serve(t, func(s grpc.ServiceRegistrar) { testpbv1.RegisterTestServiceServer(s, srv) }, nil, opts...)
+	return testpbv1.NewTestServiceClient(cc)
+}
+
+func attemptOut(ctx context.Context) string {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if v := md.Get(retry.AttemptKey); len(v) > 0 {
+		return v[0]
+	}
+	return "1"
+}
+
+// A hedge that a client-side layer refuses stops the hedging; the first
+// attempt goes on and answers.
+func TestLocallyRefusedHedgeLeavesTheFirst(t *testing.T) {
+	srv := newAttemptServer(func(n int) (time.Duration, error) {
+		if n == 1 {
+			return 100 * time.Millisecond, nil
+		}
+		return 0, nil
+	})
+	refuse := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if attemptOut(ctx) != "1" {
+			return localRejection{}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	client := dialWithInner(t, srv, hedgeConfig(10*time.Millisecond, echo), refuse, nil)
+	resp, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
+	if err != nil || resp.GetServer() != "1" {
+		t.Fatalf("Echo = %v, %v; want the first attempt's answer", resp, err)
+	}
+}
+
+// A hedged stream retries a first attempt that fails to open, and a hedge
+// that fails to open leaves the first attempt to answer.
+func TestHedgedStreamOpenFailures(t *testing.T) {
+	stream := testpbv1.TestService_EchoStream_FullMethodName
+	read := func(t *testing.T, client testpbv1.TestServiceClient) string {
+		t.Helper()
+		st, err := client.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "x", Count: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := ""
+		for {
+			m, err := st.Recv()
+			if err == io.EOF {
+				return from
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			from = m.GetServer()
+		}
+	}
+	t.Run("first open fails once", func(t *testing.T) {
+		var failed sync.Once
+		failOpen := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			var err error
+			failed.Do(func() { err = errUnavailable })
+			if err != nil {
+				return nil, err
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		srv := newAttemptServer(func(int) (time.Duration, error) { return 0, nil })
+		client := dialWithInner(t, srv, hedgeConfig(time.Second, stream), nil, failOpen)
+		if from := read(t, client); from != "2" {
+			t.Errorf("messages from attempt %q, want 2 (the retry of a failed open)", from)
+		}
+	})
+	t.Run("hedge fails to open", func(t *testing.T) {
+		failHedge := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			if attemptOut(ctx) != "1" {
+				return nil, errUnavailable
+			}
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		srv := newAttemptServer(func(n int) (time.Duration, error) { return 100 * time.Millisecond, nil })
+		client := dialWithInner(t, srv, hedgeConfig(10*time.Millisecond, stream), nil, failHedge)
+		if from := read(t, client); from != "1" {
+			t.Errorf("messages from attempt %q, want 1", from)
+		}
+	})
+}
+
+// A panic in an attempt reaches the caller's goroutine, after every
+// attempt has ended.
+func TestHedgePanicReachesTheCaller(t *testing.T) {
+	srv := newAttemptServer(holdFirst)
+	boom := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if attemptOut(ctx) != "1" {
+			panic("boom")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	client := dialWithInner(t, srv, hedgeConfig(10*time.Millisecond, echo), boom, nil)
+	defer func() {
+		if p := recover(); p != "boom" {
+			t.Errorf("recovered %v, want the attempt's panic", p)
+		}
+		if n := <-srv.cancelled; n != 1 {
+			t.Errorf("attempt %d cancelled, want 1", n)
+		}
+	}()
+	client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
+	t.Error("the call returned")
 }

@@ -391,6 +391,11 @@ budget_min_retries_per_second: 5
 methods:
   /testpb.v1.TestService/Create: true
   /testpb.v1.TestService/*: false
+hedging:
+  methods: [/testpb.v1.TestService/Echo]
+  max_attempts: 3
+  quantile: 0.9
+  min_delay: 2ms
 `
 	got := retry.DefaultConfig()
 	if err := yaml.Unmarshal([]byte(doc), &got); err != nil {
@@ -401,6 +406,7 @@ methods:
 		InitialBackoff: duration.Duration(20 * time.Millisecond), MaxBackoff: duration.Duration(2 * time.Second), Multiplier: 1.5, Jitter: 0.1,
 		BudgetRatio: 0.2, BudgetMinRetriesPerSecond: 5,
 		Methods: map[string]bool{create: true, testService: false},
+		Hedging: retry.HedgingConfig{Methods: []string{echo}, MaxAttempts: 3, Quantile: 0.9, MinDelay: duration.Duration(2 * time.Millisecond)},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("decoded config (-want +got):\n%s", diff)

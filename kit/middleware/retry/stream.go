@@ -8,24 +8,30 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 )
 
 // StreamClientInterceptor returns an interceptor that retries
 // server-streaming calls that fail before their first response message: a
 // failure to open the stream, or an error from the first RecvMsg. The
 // request message is kept and sent again on the new stream. Once a message
-// has arrived, errors are passed through. Client-streaming and bidirectional
-// calls are not retried.
+// has arrived, errors are passed through. A hedged method's call
+// ([HedgingConfig]) gets hedges until its first message. Client-streaming
+// and bidirectional calls are neither retried nor hedged.
 func (r *Retrier) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		c := r.start(ctx, cc, method)
 		if desc.ClientStreams || !desc.ServerStreams {
 			return streamer(c.ctx, desc, cc, method, opts...)
 		}
+		s := &retryStream{call: c, desc: desc, cc: cc, streamer: streamer, opts: opts}
 		if c.hedged() {
-			return c.openHedged(desc, cc, method, streamer, opts)
+			// Hedged in the first RecvMsg, once the request is sent.
+			s.hedged, s.opened = true, r.now()
+			s.hedgeDelay, _ = c.hedgeDelay()
+			s.learnFirst = s.hedgeDelay == 0 && c.learns()
 		}
-		cs, err := streamer(c.attemptContext(1), desc, cc, method, opts...)
+		cs, err := s.open(1)
 		n := 1
 		for err != nil {
 			n++
@@ -33,10 +39,21 @@ func (r *Retrier) StreamClientInterceptor() grpc.StreamClientInterceptor {
 			if !ok {
 				return nil, rerr
 			}
-			cs, err = streamer(c.attemptContext(n), desc, cc, method, opts...)
+			s.hedgeDelay = 0 // a first attempt that failed to open is not hedged: its latency is unknown
+			cs, err = s.open(n)
 		}
-		return &retryStream{call: c, desc: desc, cc: cc, streamer: streamer, opts: opts, attempt: n, cur: cs}, nil
+		s.attempt, s.cur = n, cs
+		return s, nil
 	}
+}
+
+// open opens attempt n of the stream; of a hedged call, with a context and
+// result options of its own (openAttempt).
+func (s *retryStream) open(n int) (grpc.ClientStream, error) {
+	if s.hedged {
+		return s.openAttempt(n)
+	}
+	return s.streamer(s.call.attemptContext(n), s.desc, s.cc, s.call.method, s.opts...)
 }
 
 // retryStream is a server-streaming ClientStream that opens the stream again
@@ -54,14 +71,17 @@ type retryStream struct {
 	attempt  int
 	received bool // a message has arrived, or the stream has ended
 
-	// Of a hedged call: its hedging delay (0: not hedged this time),
-	// whether the latency of its first attempt's first message is
-	// measured, when that attempt was opened, and the cancel of the current
-	// attempt's context.
+	// Of a hedged call (hedged): its hedging delay (0: not hedged this
+	// time), whether the latency of its first attempt's first message is
+	// measured, when that attempt was opened, and the current attempt,
+	// whose context is cancelled and whose results are the caller's when
+	// the stream ends (done).
+	hedged     bool
 	hedgeDelay time.Duration
 	learnFirst bool
 	opened     time.Time
-	cancel     context.CancelFunc
+	attemptNow *hedgeAttempt
+	done       bool
 
 	mu     sync.Mutex
 	cur    grpc.ClientStream // guarded by mu; written only by the receiving goroutine, which may read it without mu
@@ -99,21 +119,26 @@ func (s *retryStream) CloseSend() error {
 func (s *retryStream) RecvMsg(m any) error {
 	if s.received {
 		err := s.cur.RecvMsg(m)
-		if err != nil && s.cancel != nil {
-			s.cancel() // the stream has ended
+		if err != nil {
+			s.ended(err)
 		}
 		return err
 	}
-	if s.hedgeDelay > 0 {
-		s.received = true
-		err := s.hedgeFirst(m)
-		if err != nil {
-			s.cancel()
+	if msg, ok := m.(proto.Message); ok && s.hedgeDelay > 0 {
+		s.mu.Lock()
+		req, sent, closed := s.req, s.sent, s.closed
+		s.mu.Unlock()
+		if sent {
+			s.received = true
+			err := s.hedgeFirst(msg, req, closed)
+			if err != nil {
+				s.ended(err)
+			}
+			return err
 		}
-		return err
 	}
 	err := s.cur.RecvMsg(m)
-	if s.learnFirst {
+	if s.learnFirst && answered(err) {
 		s.call.observeFirst(s.opened)
 	}
 	for err != nil && err != io.EOF {
@@ -128,15 +153,33 @@ func (s *retryStream) RecvMsg(m any) error {
 		}
 	}
 	s.received = true
-	if err != nil && s.cancel != nil {
-		s.cancel() // the stream has ended
+	if err != nil {
+		s.ended(err)
 	}
 	return err
 }
 
+// ended ends a hedged stream when RecvMsg returned err: the current
+// attempt's context is released, and its results and the call's end given
+// to the caller's call options.
+func (s *retryStream) ended(err error) {
+	if !s.hedged || s.done {
+		return
+	}
+	s.done = true
+	if err == io.EOF {
+		err = nil
+	}
+	s.attemptNow.cancel()
+	finish(s.opts, &s.attemptNow.res, err)
+}
+
 // reopen opens the stream again and sends what was sent on the failed one.
 func (s *retryStream) reopen() error {
-	cs, err := s.streamer(s.call.attemptContext(s.attempt), s.desc, s.cc, s.call.method, s.opts...)
+	if s.hedged {
+		s.attemptNow.cancel() // the failed attempt's
+	}
+	cs, err := s.open(s.attempt)
 	if err != nil {
 		return err
 	}
