@@ -122,7 +122,9 @@ type Config struct {
 	LoadAware bool `json:"load_aware" yaml:"load_aware"`
 	// LatencyDecay is the time constant of an endpoint's latency estimate:
 	// a sample taken LatencyDecay after the previous one moves the estimate
-	// half way to it, one taken soon after moves it little. A call that
+	// half way to it, one taken soon after moves it little. (The estimate
+	// starts as the least of the endpoint's first 8 answers: a first call
+	// slowed by a new connection does not stick.) A call that
 	// was cancelled counts as at least as slow as the estimate (or as long
 	// as it took); one that failed or was refused as twice the estimate,
 	// however fast: neither makes an endpoint look fast, and a failure is
@@ -134,6 +136,12 @@ type Config struct {
 	// smaller differences and move the weighted shares further from
 	// exact under load.
 	LoadMargin float64 `json:"load_margin" yaml:"load_margin"`
+	// LatencyFloor is added to every latency estimate before two are
+	// compared: differences well under it (the noise of calls that take
+	// tens of microseconds) do not move calls, while a backend that takes
+	// milliseconds longer than the others is still told apart. At least
+	// 0. Default 200µs.
+	LatencyFloor duration.Duration `json:"latency_floor" yaml:"latency_floor"`
 	// ProbeInterval: an endpoint with no call measured for this long (times
 	// one plus its calls in flight) is picked, and measured, on its next
 	// turn in the schedule, whatever its cost, so that an endpoint that became fast again is measured and
@@ -144,10 +152,10 @@ type Config struct {
 	// whenSilent: DEADLINE_EXCEEDED is in FailureCodes and DeadlineExceeded
 	// is when_silent, so timeouts are judged against answers.
 	whenSilent bool
-	// decay and probe are LatencyDecay and ProbeInterval in nanoseconds;
-	// keep is 1 - LoadMargin.
-	decay, keep float64
-	probe       int64
+	// decay, floor and probe are LatencyDecay, LatencyFloor and
+	// ProbeInterval in nanoseconds; keep is 1 - LoadMargin.
+	decay, keep, floor float64
+	probe              int64
 }
 
 // DefaultConfig returns the configuration `{}` stands for.
@@ -172,6 +180,7 @@ func DefaultConfig() *Config {
 		LoadAware:           true,
 		LatencyDecay:        duration.Duration(500 * time.Millisecond),
 		LoadMargin:          0.5,
+		LatencyFloor:        duration.Duration(200 * time.Microsecond),
 		ProbeInterval:       duration.Duration(200 * time.Millisecond),
 	}
 	_ = c.validate() // readies the parsed fields
@@ -267,10 +276,13 @@ func (c *Config) validate() error {
 	if !(c.LoadMargin >= 0 && c.LoadMargin < 1) {
 		bad("load_margin %v is outside [0, 1)", c.LoadMargin)
 	}
+	if c.LatencyFloor < 0 {
+		bad("latency_floor %v must not be negative", time.Duration(c.LatencyFloor))
+	}
 	if c.ProbeInterval <= 0 {
 		bad("probe_interval %v must be positive", time.Duration(c.ProbeInterval))
 	}
-	c.decay, c.keep, c.probe = float64(c.LatencyDecay), 1-c.LoadMargin, int64(c.ProbeInterval)
+	c.decay, c.keep, c.floor, c.probe = float64(c.LatencyDecay), 1-c.LoadMargin, float64(c.LatencyFloor), int64(c.ProbeInterval)
 	return errors.Join(errs...)
 }
 

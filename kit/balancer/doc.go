@@ -37,12 +37,12 @@
 // of weight (Config.LoadAware, on by default): each pick weighs the endpoint
 // the weighted schedule names against a second one drawn from the schedule,
 // the cost of each being its latency estimate times one plus its calls in
-// flight scaled by its weight, and takes the second only when it costs at
-// most half as much (Config.LoadMargin). The estimate is a moving average
+// flight scaled by its weight, and takes the second only when it costs less
+// than half as much (Config.LoadMargin). The estimate is a moving average
 // whose weight follows the time between samples (Config.LatencyDecay),
-// taken on one call in 8 and on probes: an endpoint with nothing in flight
-// and no sample for Config.ProbeInterval keeps its next turn whatever its
-// cost, so an endpoint that became fast again wins its share back within
+// taken on one call in 8 and on probes: an endpoint with no sample for
+// Config.ProbeInterval (times one plus its calls in flight) keeps its next
+// turn whatever its cost, so an endpoint that became fast again wins its share back within
 // seconds. A call that failed, was refused or was cancelled never lowers an
 // estimate. With equal latencies and no calls in flight the shares are
 // exactly the weights; a slow endpoint gets little more than its probes.

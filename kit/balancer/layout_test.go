@@ -16,6 +16,9 @@ func TestEndpointLayout(t *testing.T) {
 	if end := unsafe.Offsetof(ep.load) + unsafe.Sizeof(ep.load); end > 64 || unsafe.Offsetof(ep.t) != 64 {
 		t.Errorf("the hot fields end at byte %d and the next field starts at %d, want 64 and 64", end, unsafe.Offsetof(ep.t))
 	}
+	if unsafe.Offsetof(ep.out)%64 != 0 {
+		t.Errorf("the outcome counters start at byte %d, not on a cache line of their own", unsafe.Offsetof(ep.out))
+	}
 	if size := unsafe.Sizeof(ep); size%64 != 0 {
 		t.Errorf("endpoint is %d bytes, not a multiple of 64: change endpointPad by %d", size, 64-size%64)
 	}

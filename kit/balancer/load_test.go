@@ -29,9 +29,18 @@ func TestLatencyEstimate(t *testing.T) {
 	if est, measured := cancelled.estimate(); est != 2e6 || measured != at {
 		t.Errorf("after a cancelled first call: %v at %d, want 2ms", est, measured)
 	}
-	l.observe(at, 4e6, sampleAnswer, decay)
-	if est, measured := l.estimate(); est != 4e6 || measured != at {
-		t.Fatalf("after the first sample: %v at %d, want 4ms at %d", est, measured, at)
+	l.observe(at, 40e6, sampleAnswer, decay)
+	if est, measured := l.estimate(); est != 40e6 || measured != at {
+		t.Fatalf("after the first sample: %v at %d, want 40ms at %d", est, measured, at)
+	}
+	// The first warmSamples answers keep the least: a first call slowed by
+	// a new connection does not stick.
+	for i := range warmSamples - 1 {
+		at += int64(decay)
+		l.observe(at, float64(4e6+i*1e6), sampleAnswer, decay)
+	}
+	if est, _ := l.estimate(); est != 4e6 {
+		t.Fatalf("after %d answers, the least 4ms: %v", warmSamples, est)
 	}
 	// A sample LatencyDecay after the last moves the estimate half way.
 	at += int64(decay)
@@ -67,6 +76,23 @@ func TestLatencyEstimate(t *testing.T) {
 	l.observe(at, 1e3, samplePenalty, decay)
 	if est, _ := l.estimate(); math.Abs(est-9e6) > 1 {
 		t.Errorf("a fast failure: %v, want 9ms (half way to 12ms)", est)
+	}
+	// An endpoint that fails for ever (never ejected: RESOURCE_EXHAUSTED,
+	// the ejection limit) is penalized up to maxSample, never to infinity.
+	for range 10000 {
+		at += int64(decay)
+		l.observe(at, 1e3, samplePenalty, decay)
+	}
+	if est, _ := l.estimate(); !(est > float64(maxSample)/2 && est <= float64(maxSample)) {
+		t.Errorf("after 10000 failures: %v, want near maxSample (%v)", est, float64(maxSample))
+	}
+	// And it recovers from there: answers bring it down.
+	for range 20 {
+		at += int64(decay)
+		l.observe(at, 1e6, sampleAnswer, decay)
+	}
+	if est, _ := l.estimate(); est > 2e6 {
+		t.Errorf("after 20 answers of 1ms a decay apart: %v, want near 1ms", est)
 	}
 }
 
@@ -325,16 +351,17 @@ func TestFastFailuresDoNotAttract(t *testing.T) {
 
 // The live config switches load awareness and its parameters.
 func TestLoadAwareConfig(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"load_aware": false, "latency_decay": "2s", "load_margin": 0.1, "probe_interval": "1s"}`))
+	c, err := ParseConfig([]byte(`{"load_aware": false, "latency_decay": "2s", "load_margin": 0.1, "probe_interval": "1s", "latency_floor": "1ms"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.LoadAware || time.Duration(c.LatencyDecay) != 2*time.Second || c.LoadMargin != 0.1 || time.Duration(c.ProbeInterval) != time.Second ||
-		c.decay != float64(2*time.Second) || c.keep != 0.9 || c.probe != int64(time.Second) {
+		c.decay != float64(2*time.Second) || c.keep != 0.9 || c.probe != int64(time.Second) || c.floor != float64(time.Millisecond) {
 		t.Errorf("parsed %+v", c)
 	}
 	d := DefaultConfig()
-	if !d.LoadAware || time.Duration(d.LatencyDecay) != 500*time.Millisecond || d.LoadMargin != 0.5 || time.Duration(d.ProbeInterval) != 200*time.Millisecond {
+	if !d.LoadAware || time.Duration(d.LatencyDecay) != 500*time.Millisecond || d.LoadMargin != 0.5 || time.Duration(d.ProbeInterval) != 200*time.Millisecond ||
+		time.Duration(d.LatencyFloor) != 200*time.Microsecond {
 		t.Errorf("defaults %+v", d)
 	}
 }

@@ -118,7 +118,7 @@ const sampleEvery = 8
 
 // lessLoaded weighs a, the entry the schedule named, against a second entry
 // drawn from the schedule by h, a hash of the pick counter (so drawn by
-// weight), and returns the second only when its cost is at most keep times
+// weight), and returns the second only when its cost is below keep times
 // a's. An endpoint not measured yet is never judged. An endpoint due a probe
 // by the recent time now keeps its turn: then probe is true. ref is the
 // typical latency (tracker.typical).
@@ -131,13 +131,14 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 	// A probe is due after ProbeInterval without a sample, longer for
 	// each call in flight (they will give one, unless they are long-lived
 	// streams).
-	if now-measured >= s.cfg.probe*int64(1+inA) {
+	if float64(now-measured) >= float64(s.cfg.probe)*(1+inA) {
 		return a, true
 	}
 	n := uint64(len(s.table))
 	j := (h >> 32) * n >> 32 // a slot drawn uniformly by the top half of h
 	b := &s.entries[s.table[j]]
-	if b == a && la > slowFactor*ref {
+	la += s.cfg.floor
+	if b == a && la > slowFactor*(ref+s.cfg.floor) { // ref 0 (before the first tick): an endpoint slower than 2 floors
 		// Drawing a again is what keeps the shares exact at equal cost (a
 		// pair of endpoints is then drawn as often in either order), but
 		// a slow endpoint would keep that share of its turns: draw another
@@ -154,7 +155,7 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 	if measured == 0 {
 		return a, false
 	}
-	if lb*(1+b.perCall*b.ep.load.inFlight()) < s.cfg.keep*la*(1+a.perCall*inA) {
+	if (lb+s.cfg.floor)*(1+b.perCall*b.ep.load.inFlight()) < s.cfg.keep*la*(1+a.perCall*inA) {
 		return b, false
 	}
 	return a, false
@@ -173,7 +174,14 @@ type load struct {
 	ends     atomic.Uint64
 	latency  atomic.Uint64 // math.Float64bits of the estimate, in nanoseconds
 	measured atomic.Int64  // clock.Nanos of the last sample; 0: none yet
+	answers1 atomic.Uint32 // answers sampled, up to warmSamples
 }
+
+// warmSamples: the estimate starts as the least of an endpoint's first
+// warmSamples answers, so that a first call slowed by a new connection (or
+// a pause) does not mark the endpoint slow; from then on it is a moving
+// average.
+const warmSamples = 8
 
 // Units of load.ends.
 const (
@@ -215,6 +223,14 @@ func (l *load) observe(now int64, sample float64, kind sampleKind, decay float64
 	if kind == samplePenalty && l.measured.Load() == 0 {
 		return // a failure tells no latency: the first sample is another call's
 	}
+	if kind == sampleAnswer && l.answers1.Load() < warmSamples {
+		if n := l.answers1.Add(1); n <= warmSamples {
+			if l.measured.Swap(now) == 0 || sample < math.Float64frombits(l.latency.Load()) {
+				l.latency.Store(math.Float64bits(sample))
+			}
+			return
+		}
+	}
 	last := l.measured.Swap(now) // each span of time weighs in once
 	if last == 0 {
 		l.latency.Store(math.Float64bits(sample))
@@ -225,13 +241,14 @@ func (l *load) observe(now int64, sample float64, kind sampleKind, decay float64
 	for {
 		old := l.latency.Load()
 		est := math.Float64frombits(old)
+		x := sample
 		switch kind {
 		case sampleBound:
-			sample = max(sample, est)
+			x = max(sample, est)
 		case samplePenalty:
-			sample = max(sample, 2*est)
+			x = max(sample, min(2*est, float64(maxSample))) // never past maxSample: no runaway to infinity
 		}
-		if l.latency.CompareAndSwap(old, math.Float64bits(est+w*(sample-est))) {
+		if l.latency.CompareAndSwap(old, math.Float64bits(est+w*(x-est))) {
 			return
 		}
 	}
@@ -351,12 +368,18 @@ func (ep *endpoint) measure(start int64, kind sampleKind) {
 		return
 	}
 	now := ep.t.clock.Nanos()
-	if d := now - start; d <= maxSample {
-		ep.load.observe(now, float64(d), kind, ep.t.snap.Load().cfg.decay)
+	d := now - start
+	if d > maxSample {
+		if kind != samplePenalty {
+			return // a long-lived stream, or a call given up after long: no latency
+		}
+		d = maxSample // a failure after long: as bad as a sample gets
 	}
+	ep.load.observe(now, float64(d), kind, ep.t.snap.Load().cfg.decay)
 }
 
-// maxSample is the longest call duration taken as a latency sample.
+// maxSample is the longest call duration taken as a latency sample, and the
+// highest estimate a failure's penalty leads to.
 const maxSample = int64(10 * time.Second)
 
 // answered records an answer: it ends the run of consecutive failures and

@@ -51,11 +51,13 @@ type endpoint struct {
 	load   load
 	_      [64 - 8 - unsafe.Sizeof(load{})]byte
 
+	// Read by every Pick and Done that land on the endpoint.
 	t    *tracker
 	name string                  // addresses, for logs and stats
 	done func(balancer.DoneInfo) // ep.record of a call without a record, allocated once
+	_    [64 - 8 - 16 - 8]byte
 
-	out         outcomes     // running totals, own cache line
+	out         outcomes     // running totals, written by failures and cancels: own cache line
 	consecutive atomic.Int32 // failures in a row
 
 	// Guarded by tracker.mu.
@@ -80,7 +82,7 @@ type endpoint struct {
 
 // endpointPad makes the size of endpoint a multiple of 64 bytes on 64-bit
 // platforms (TestEndpointLayout).
-const endpointPad = 64
+const endpointPad = 32
 
 // logEvent is a log line recorded under tracker.mu and written after it.
 type logEvent struct {

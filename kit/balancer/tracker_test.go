@@ -567,6 +567,7 @@ func TestParseConfig(t *testing.T) {
 		{`{"load_margin": 1}`, "load_margin"},
 		{`{"load_margin": -0.1}`, "load_margin"},
 		{`{"probe_interval": "-1s"}`, "probe_interval"},
+		{`{"latency_floor": "-1ms"}`, "latency_floor"},
 		{`{"load_aware": "yes"}`, "load_aware"},
 		{`{"windw": "10s"}`, "windw"},
 		{`{"consecutiveFailures": 3}`, "consecutiveFailures"}, // the keys are snake_case
@@ -592,7 +593,7 @@ func containsAll(s string, parts ...string) bool {
 
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{`{}`, `{"window":"5s","bucket":"1s"}`, `{"failure_codes":["UNAVAILABLE"]}`, `{"min_multiplier":1e308}`, `{"deadline_exceeded":"ignore"}`, `null`,
-		`{"load_aware":false}`, `{"latency_decay":"1ms","load_margin":0.99,"probe_interval":"1h"}`, `{"load_margin":NaN}`} {
+		`{"load_aware":false}`, `{"latency_decay":"1ms","load_margin":0.99,"probe_interval":"1h","latency_floor":"0s"}`, `{"load_margin":NaN}`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, js string) {

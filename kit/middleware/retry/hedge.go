@@ -171,6 +171,7 @@ type hedgeTimer struct {
 	delay       time.Duration
 	armed       bool // an attempt is due when t fires
 	afterFailed bool // it follows a failure rather than a delay
+	stopped     bool // disarmed for good: a hedge was refused on this side
 }
 
 func newHedgeTimer(first, delay time.Duration) *hedgeTimer {
@@ -180,7 +181,8 @@ func newHedgeTimer(first, delay time.Duration) *hedgeTimer {
 func (h *hedgeTimer) c() <-chan time.Time { return h.t.C }
 func (h *hedgeTimer) stop()               { h.t.Stop() }
 
-// disarm sends no further attempt.
+// disarm sends no further attempt for now (a later retried failure may
+// arm the timer again); for good, stopped is set too.
 func (h *hedgeTimer) disarm() {
 	h.t.Stop()
 	h.armed = false
@@ -188,6 +190,9 @@ func (h *hedgeTimer) disarm() {
 
 // reset arms the timer for a hedging delay after an attempt was sent.
 func (h *hedgeTimer) reset() {
+	if h.stopped {
+		return
+	}
 	h.t.Reset(h.delay)
 	h.armed, h.afterFailed = true, false
 }
@@ -196,6 +201,9 @@ func (h *hedgeTimer) reset() {
 // at once, after the pushback err asks for, or never when it asks for more
 // than maxBackoff.
 func (h *hedgeTimer) failed(err error, maxBackoff time.Duration) {
+	if h.stopped {
+		return
+	}
 	wait := time.Duration(0)
 	if pushback, ok := retryDelay(err); ok {
 		if pushback > maxBackoff {
@@ -305,8 +313,7 @@ func (a *hedgeAttempt) run(results chan<- *hedgeAttempt, f func() error) {
 // race waits for the attempts of a hedged call, of which the first is
 // running: launch(n) starts attempt n, which sends itself on results when
 // it has an outcome. Another attempt is launched after each delay without
-// a decisive outcome (the first after first, which is less than delay when
-// the first attempt started earlier), and at once (after the server's
+// a decisive outcome (the first after first), and at once (after the server's
 // pushback) when one fails with a retried code, while mayHedge allows; a
 // hedge refused on this side (an open breaker, a throttle) stops the
 // hedging. race returns the first decisive attempt (success, io.EOF, a
@@ -334,6 +341,7 @@ func (c *call) race(first, delay time.Duration, results chan *hedgeAttempt, a1 *
 			case middleware.IsLocalRejection(err) && a.n > 1:
 				last = a
 				next.disarm()
+				next.stopped = true
 			case !c.cfg.retries(err) || middleware.IsLocalRejection(err):
 				winner = a
 			default:
@@ -368,13 +376,17 @@ func (c *call) settle(winner *hedgeAttempt, out []*hedgeAttempt, running int, re
 			a.cancel()
 		}
 	}
+	hedgeWon := ctxErr == nil && winner != nil && winner.n > 1 && winner.panicked == nil && (winner.err == nil || winner.err == io.EOF)
 	for ; running > 0; running-- {
-		if a := <-results; a.n == 1 {
-			c.observeFirst(a.start) // cancelled because another won: it took at least this long
+		if a := <-results; a.n == 1 && hedgeWon {
+			c.observeFirst(a.start) // cancelled because a hedge won: it took at least this long
 		}
 	}
 	for _, a := range out {
 		if a.panicked != nil {
+			for _, a := range out {
+				a.cancel()
+			}
 			panic(a.panicked)
 		}
 	}
@@ -422,12 +434,12 @@ func (c *call) hedge(delay time.Duration, method string, req any, reply proto.Me
 func (s *retryStream) openAttempt(n int) (grpc.ClientStream, error) {
 	a := s.newStreamAttempt(n)
 	cs, err := s.streamer(a.ctx, s.desc, s.cc, s.call.method, attemptOptions(s.opts, &a.res)...)
+	a.cs = cs
+	s.attemptNow = a.hedgeAttempt // failed or not: its results are the call's if it is the last
 	if err != nil {
 		a.cancel()
 		return nil, err
 	}
-	a.cs = cs
-	s.attemptNow = a.hedgeAttempt
 	return cs, nil
 }
 
@@ -478,8 +490,9 @@ func (s *retryStream) hedgeFirst(msg proto.Message, req any, closed bool) error 
 		})
 		return a
 	}
-	wait := max(s.hedgeDelay-c.r.now().Sub(s.opened), 0) // the delay counts from the first attempt's opening
-	winner, out, running, ctxErr := c.race(wait, s.hedgeDelay, results, first, launch)
+	// The delay counts from here, not from the opening: a caller that reads
+	// late must not find a hedge sent at once beside a message that waits.
+	winner, out, running, ctxErr := c.race(s.hedgeDelay, s.hedgeDelay, results, first, launch)
 	c.settle(winner, out, running, results, ctxErr)
 	if ctxErr != nil {
 		return ctxErr

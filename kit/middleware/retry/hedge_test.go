@@ -579,3 +579,42 @@ func TestHedgePanicReachesTheCaller(t *testing.T) {
 	client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"})
 	t.Error("the call returned")
 }
+
+// Once a hedge was refused on the client side, no further attempt is sent,
+// not even after another attempt's retried failure.
+func TestLocalRefusalStopsHedgingForGood(t *testing.T) {
+	srv := newAttemptServer(func(n int) (time.Duration, error) { return 50 * time.Millisecond, errUnavailable })
+	refuse := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if attemptOut(ctx) != "1" {
+			return localRejection{}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	cfg := hedgeConfig(10*time.Millisecond, echo)
+	cfg.Hedging.MaxAttempts = 3
+	client := dialWithInner(t, srv, cfg, refuse, nil)
+	if _, err := client.Echo(t.Context(), &testpbv1.EchoRequest{Message: "x"}); status.Code(err) != codes.Unavailable || errors.Is(err, localRejection{}) {
+		t.Errorf("Echo = %v, want the first attempt's UNAVAILABLE", err)
+	}
+	if got := srv.seen(); len(got) != 1 {
+		t.Errorf("attempts that reached the server: %v, want only the first", got)
+	}
+}
+
+// A hedged stream that cannot be opened calls the caller's OnFinish once,
+// with the error.
+func TestHedgedStreamOpenFailureFinishes(t *testing.T) {
+	failOpen := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return nil, status.Error(codes.PermissionDenied, "no")
+	}
+	srv := newAttemptServer(func(int) (time.Duration, error) { return 0, nil })
+	client := dialWithInner(t, srv, hedgeConfig(10*time.Millisecond, testpbv1.TestService_EchoStream_FullMethodName), nil, failOpen)
+	var finished []error
+	_, err := client.EchoStream(t.Context(), &testpbv1.EchoStreamRequest{Message: "x"}, grpc.OnFinish(func(err error) { finished = append(finished, err) }))
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("EchoStream = %v, want PERMISSION_DENIED", err)
+	}
+	if len(finished) != 1 || status.Code(finished[0]) != codes.PermissionDenied {
+		t.Errorf("OnFinish called with %v, want once with PERMISSION_DENIED", finished)
+	}
+}

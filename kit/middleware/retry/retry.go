@@ -278,7 +278,7 @@ func (r *Retrier) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 			}
 		}
 		err := invoker(c.attemptContext(1), method, req, reply, cc, opts...)
-		if !start.IsZero() {
+		if !start.IsZero() && answered(err) {
 			c.observeFirst(start)
 		}
 		for n := 2; err != nil; n++ {

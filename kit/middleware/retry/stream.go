@@ -37,9 +37,12 @@ func (r *Retrier) StreamClientInterceptor() grpc.StreamClientInterceptor {
 			n++
 			ok, rerr := c.retry(n, err)
 			if !ok {
+				s.ended(rerr)
 				return nil, rerr
 			}
-			s.hedgeDelay = 0 // a first attempt that failed to open is not hedged: its latency is unknown
+			// A first attempt that failed to open is not hedged, nor its
+			// time learnt: the time includes the failures and the backoff.
+			s.hedgeDelay, s.learnFirst = 0, false
 			cs, err = s.open(n)
 		}
 		s.attempt, s.cur = n, cs
@@ -159,9 +162,11 @@ func (s *retryStream) RecvMsg(m any) error {
 	return err
 }
 
-// ended ends a hedged stream when RecvMsg returned err: the current
-// attempt's context is released, and its results and the call's end given
-// to the caller's call options.
+// ended ends a hedged stream when RecvMsg returned err, or when it could
+// not be opened: the current attempt's context is released, and its
+// results and the call's end given to the caller's call options (their
+// OnFinish is called then: a hedged stream that the caller cancels and
+// never reads to its end does not call it).
 func (s *retryStream) ended(err error) {
 	if !s.hedged || s.done {
 		return
