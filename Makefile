@@ -73,7 +73,7 @@ bench-overload:
 test-overload:
 	cd kit && go test -count=1 -run TestTargets ./internal/overloadsim -overload.full -v
 
-## bench-balancer: kit_weighted beside round_robin and outlier detection (Pick+Done, throughput, fault scenarios).
+## bench-balancer: kit_weighted beside round_robin, least_request and outlier detection (Pick+Done, throughput, slow instances, hedging, fault scenarios; ~7 min).
 bench-balancer:
 	go run ./kit/internal/cmd/benchbalancer
 
