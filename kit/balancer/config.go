@@ -116,7 +116,7 @@ type Config struct {
 	// under load they stay close (a pair of endpoints is drawn as often in
 	// either order). When the second draw names the first endpoint again
 	// and that one is over twice the weighted median latency (as of the
-	// last tick), another endpoint is drawn instead. One call in 8 is
+	// last tick), another endpoint is drawn instead. One call in 16 is
 	// measured, and every probe (ProbeInterval). Calls in flight include
 	// streams; a call longer than 10s is no latency sample. Default true.
 	LoadAware bool `json:"load_aware" yaml:"load_aware"`

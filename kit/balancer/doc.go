@@ -40,7 +40,7 @@
 // flight scaled by its weight, and takes the second only when it costs less
 // than half as much (Config.LoadMargin). The estimate is a moving average
 // whose weight follows the time between samples (Config.LatencyDecay),
-// taken on one call in 8 and on probes: an endpoint with no sample for
+// taken on one call in 16 and on probes: an endpoint with no sample for
 // Config.ProbeInterval (times one plus its calls in flight) keeps its next
 // turn whatever its cost, so an endpoint that became fast again wins its share back within
 // seconds. A call that failed, was refused or was cancelled never lowers an

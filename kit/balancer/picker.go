@@ -114,7 +114,7 @@ func mix(k uint64) uint64 {
 
 // sampleEvery: one call in sampleEvery is measured under LoadAware, and
 // every probe.
-const sampleEvery = 8
+const sampleEvery = 16
 
 // lessLoaded weighs a, the entry the schedule named, against a second entry
 // drawn from the schedule by h, a hash of the pick counter (so drawn by
@@ -134,10 +134,16 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 	if float64(now-measured) >= float64(s.cfg.probe)*(1+inA) {
 		return a, true
 	}
+	la += s.cfg.floor
+	costA := la * (1 + a.perCall*inA)
+	if s.cfg.keep*costA <= s.cfg.floor {
+		// No endpoint costs less than the floor: none can be cheaper
+		// enough, and the second is not even read.
+		return a, false
+	}
 	n := uint64(len(s.table))
 	j := (h >> 32) * n >> 32 // a slot drawn uniformly by the top half of h
 	b := &s.entries[s.table[j]]
-	la += s.cfg.floor
 	if b == a && la > slowFactor*(ref+s.cfg.floor) { // ref 0 (before the first tick): an endpoint slower than 2 floors
 		// Drawing a again is what keeps the shares exact at equal cost (a
 		// pair of endpoints is then drawn as often in either order), but
@@ -155,7 +161,7 @@ func (s *snapshot) lessLoaded(a *entry, h uint64, now int64, ref float64) (e *en
 	if measured == 0 {
 		return a, false
 	}
-	if (lb+s.cfg.floor)*(1+b.perCall*b.ep.load.inFlight()) < s.cfg.keep*la*(1+a.perCall*inA) {
+	if (lb+s.cfg.floor)*(1+b.perCall*b.ep.load.inFlight()) < s.cfg.keep*costA {
 		return b, false
 	}
 	return a, false
