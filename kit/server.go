@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 )
@@ -281,7 +282,8 @@ func (s *Server) notServing() {
 
 // unknownMethod answers a call to a method no service has, as grpc-go does
 // (UNIMPLEMENTED, with grpc-go's message), but through the server's stream
-// chain, so that the call is counted in the RPC metrics and logged like any
+// chain, so that the call is counted in the RPC metrics (under one
+// rpc.method, "_OTHER": the name is the caller's) and logged like any
 // other.
 func (s *Server) unknownMethod(ss grpc.ServerStream) error {
 	// "/service/method": grpc-go refuses a name without two slashes itself.
@@ -294,9 +296,9 @@ func (s *Server) unknownMethod(ss grpc.ServerStream) error {
 		}
 	})
 	if !s.services[service] {
-		return status.Errorf(codes.Unimplemented, "unknown service %v", service)
+		return middleware.UnknownMethod(status.Errorf(codes.Unimplemented, "unknown service %v", service))
 	}
-	return status.Errorf(codes.Unimplemented, "unknown method %v for service %v", method, service)
+	return middleware.UnknownMethod(status.Errorf(codes.Unimplemented, "unknown method %v for service %v", method, service))
 }
 
 // cutLast slices s around the last sep, as grpc-go splits a method name.

@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"errors"
+	"net/netip"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -37,6 +38,56 @@ func Caller(ctx context.Context) string {
 	}
 	return ""
 }
+
+// CallerKey returns what per-caller limits count a caller by: the identity
+// set by [WithCaller], else the peer's network address — an IPv4 address,
+// or the /64 network of an IPv6 one ([AddrKey]) — else the peer's address
+// as it is (a unix socket), else "".
+func CallerKey(ctx context.Context) string {
+	if id, ok := ctx.Value(callerKey{}).(string); ok && id != "" {
+		return id
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+		return AddrKey(ap.Addr())
+	}
+	return Caller(ctx)
+}
+
+// AddrKey returns the key of a client address for per-client limits: an
+// IPv4 address as it is, or the /64 network of an IPv6 address (one host
+// commonly holds a whole /64, so per-address keys would let it take as
+// many buckets as it likes). IPv4-mapped IPv6 addresses count as IPv4.
+func AddrKey(ip netip.Addr) string {
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	if p, err := ip.WithZone("").Prefix(64); err == nil {
+		return p.String()
+	}
+	return ip.String()
+}
+
+// UnknownMethod marks err, a server's answer to a call of a method it does
+// not have, as such, so that the layers that label calls by method (the
+// RPC metrics) do not take a name chosen by the caller as a label.
+// status.FromError(err) and status.Code(err) see err's status unchanged.
+func UnknownMethod(err error) error { return unknownMethodError{err} }
+
+// IsUnknownMethod reports whether err was marked by [UnknownMethod].
+func IsUnknownMethod(err error) bool {
+	var u unknownMethodError
+	return errors.As(err, &u)
+}
+
+type unknownMethodError struct{ error }
+
+func (e unknownMethodError) GRPCStatus() *status.Status { return status.Convert(e.error) }
+func (e unknownMethodError) Unwrap() error              { return e.error }
 
 // Outcome is what a finished client call says about the health of its
 // target, for the layers that judge it (the circuit breaker; kit_weighted

@@ -26,6 +26,29 @@ func TestCaller(t *testing.T) {
 	}
 }
 
+// Per-caller limits count an IPv6 host by its /64, an IPv4 one by its
+// address, an authenticated caller by its identity.
+func TestCallerKey(t *testing.T) {
+	at := func(a net.Addr) context.Context { return peer.NewContext(context.Background(), &peer.Peer{Addr: a}) }
+	for _, tc := range []struct {
+		ctx  context.Context
+		want string
+	}{
+		{at(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 5555}), "10.0.0.7"},
+		{at(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:aaaa::1"), Port: 443}), "2001:db8:1:2::/64"},
+		{at(&net.TCPAddr{IP: net.ParseIP("2001:db8:1:2:ffff::9"), Port: 80}), "2001:db8:1:2::/64"},
+		{at(&net.TCPAddr{IP: net.ParseIP("::ffff:10.0.0.8"), Port: 80}), "10.0.0.8"},
+		{at(&net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "eth0", Port: 80}), "fe80::/64"},
+		{at(&net.UnixAddr{Name: "/run/kit.sock", Net: "unix"}), "/run/kit.sock"},
+		{WithCaller(at(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}), "alice"), "alice"},
+		{context.Background(), ""},
+	} {
+		if got := CallerKey(tc.ctx); got != tc.want {
+			t.Errorf("CallerKey(%v) = %q, want %q", tc.ctx, got, tc.want)
+		}
+	}
+}
+
 func TestClassifyOutcome(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -115,4 +138,16 @@ func FuzzCheckMethodPattern(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A marked unknown-method answer keeps its status exactly.
+func TestUnknownMethod(t *testing.T) {
+	orig := status.Error(codes.Unimplemented, "unknown service x.Y")
+	err := UnknownMethod(orig)
+	if !IsUnknownMethod(err) || IsUnknownMethod(orig) || IsUnknownMethod(nil) {
+		t.Errorf("IsUnknownMethod: marked %v, unmarked %v", IsUnknownMethod(err), IsUnknownMethod(orig))
+	}
+	if st, ok := status.FromError(err); !ok || st.Code() != codes.Unimplemented || st.Message() != "unknown service x.Y" {
+		t.Errorf("status of the marked error: %v, %v", st, ok)
+	}
 }

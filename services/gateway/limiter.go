@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/grpckit/grpckit/kit/middleware"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 )
 
@@ -170,7 +171,8 @@ func update(b *rate.Limiter, lim ratelimit.Limit, now time.Time) {
 // clientIP returns the client the per-client limit applies to: the peer
 // address of the connection, or with trustForwardedFor the last valid
 // address of the last X-Forwarded-For header (the one the trusted proxy
-// appended; a port after it is ignored). See [clientKey].
+// appended; a port after it is ignored), keyed by [middleware.AddrKey]: an
+// IPv6 client counts by its /64.
 func clientIP(r *http.Request, trustForwardedFor bool) string {
 	if trustForwardedFor {
 		if hs := r.Header.Values("X-Forwarded-For"); len(hs) > 0 {
@@ -180,10 +182,10 @@ func clientIP(r *http.Request, trustForwardedFor bool) string {
 			}
 			last = strings.TrimSpace(last)
 			if ip, err := netip.ParseAddr(last); err == nil {
-				return clientKey(ip)
+				return middleware.AddrKey(ip)
 			}
 			if ap, err := netip.ParseAddrPort(last); err == nil {
-				return clientKey(ap.Addr())
+				return middleware.AddrKey(ap.Addr())
 			}
 		}
 	}
@@ -192,21 +194,7 @@ func clientIP(r *http.Request, trustForwardedFor bool) string {
 		host = r.RemoteAddr
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		return clientKey(ip)
+		return middleware.AddrKey(ip)
 	}
 	return host
-}
-
-// clientKey is the bucket key of a client address: an IPv4 address, or the
-// /64 network of an IPv6 address (one host commonly holds a whole /64, so
-// per-address buckets would let it take as many as it likes).
-func clientKey(ip netip.Addr) string {
-	ip = ip.Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	if p, err := ip.WithZone("").Prefix(64); err == nil {
-		return p.String()
-	}
-	return ip.String()
 }

@@ -64,7 +64,8 @@ type Config struct {
 	// "/package.Service/*" that has no entry of its own; every method has
 	// its own bucket. An entry with rps 0 exempts its methods. Default none.
 	PerMethod map[string]Limit `yaml:"per_method" json:"per_method,omitempty"`
-	// PerCaller limits each caller ([middleware.Caller]) with a bucket of
+	// PerCaller limits each caller ([middleware.CallerKey]: its identity,
+	// else its IPv4 address or the /64 network of its IPv6 one) with a bucket of
 	// its own. Default: no limit.
 	PerCaller Limit `yaml:"per_caller" json:"per_caller"`
 	// MaxCallers is the number of caller buckets kept; beyond it the least

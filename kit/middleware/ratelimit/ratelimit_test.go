@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/internal/kittest"
@@ -448,5 +450,28 @@ func TestServerNeverLimitsHealthChecks(t *testing.T) {
 	}
 	if a, b := call(echo), call(echo); a != codes.OK || b != codes.ResourceExhausted {
 		t.Errorf("other calls under the same limit: %v then %v, want OK then ResourceExhausted", a, b)
+	}
+}
+
+// Anonymous callers over IPv6 share their /64's bucket: a host cannot
+// take a fresh bucket per address of its network.
+func TestServerPerCallerIPv6CountsTheSlash64(t *testing.T) {
+	l, _ := newLimiter(t, Config{MaxCallers: 10, PerCaller: Limit{RPS: 0.5, Burst: 1}})
+	call := func(ip string) error {
+		ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP(ip), Port: 4000}})
+		_, err := l.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: echo}, func(context.Context, any) (any, error) { return "ok", nil })
+		return err
+	}
+	if err := call("2001:db8:0:1::a"); err != nil {
+		t.Fatalf("first caller of 2001:db8:0:1::/64: %v", err)
+	}
+	if err := call("2001:db8:0:1::b"); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("another address of the same /64: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	if err := call("2001:db8:0:2::a"); err != nil {
+		t.Errorf("a caller of another /64: %v, want served", err)
+	}
+	if n := l.callers.len(); n != 2 {
+		t.Errorf("%d caller buckets, want 2", n)
 	}
 }

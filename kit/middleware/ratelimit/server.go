@@ -176,7 +176,7 @@ func (l *Limiter) allow(ctx context.Context, method string) *status.Status {
 		buckets[layerMethod] = perMethod
 	}
 	if perCaller {
-		if b := l.callers.get(middleware.Caller(ctx)); b != nil {
+		if b := l.callers.get(middleware.CallerKey(ctx)); b != nil {
 			buckets[layerCaller] = b
 		}
 	}

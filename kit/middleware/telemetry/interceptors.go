@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/middleware"
+
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -75,14 +77,14 @@ func (t *Telemetry) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if ctx != ss.Context() {
 			ss = &serverStream{ServerStream: ss, ctx: ctx}
 		}
-		var mm *methodMetrics
-		if m != nil {
-			mm = m.method(info.FullMethod)
-		}
 		start := time.Now()
 		err := handler(srv, ss)
 		if m != nil {
-			m.record(mm, start, err, nil)
+			method := info.FullMethod
+			if middleware.IsUnknownMethod(err) {
+				method = otherMethod
+			}
+			m.record(m.method(method), start, err, nil)
 		}
 		if span != nil {
 			tr.end(span, err, localAddr(ctx), false)

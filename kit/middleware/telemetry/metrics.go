@@ -100,8 +100,18 @@ func newRPCMetrics(client bool) *rpcMetrics {
 	return r
 }
 
+// otherMethod is the rpc.method of calls to methods the server does not
+// have (OpenTelemetry's "_OTHER"): their names are the caller's choice and
+// would make a series each.
+const otherMethod = "_OTHER"
+
 // method returns the metrics of fullMethod.
 func (r *rpcMetrics) method(fullMethod string) *methodMetrics {
+	if fullMethod == otherMethod {
+		return r.methods.LoadOrBuild(fullMethod, maxMethods, func() *methodMetrics {
+			return &methodMetrics{attrs: []attribute.KeyValue{semconv.RPCMethod(otherMethod), semconv.RPCSystemNameGRPC}, byAddr: map[addrKey]*histogram{}}
+		})
+	}
 	return r.methods.LoadOrBuild(fullMethod, maxMethods, func() *methodMetrics {
 		_, attrs := methodAttributes(fullMethod)
 		return &methodMetrics{attrs: attrs, byAddr: map[addrKey]*histogram{}}
