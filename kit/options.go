@@ -41,6 +41,7 @@ type serverOptions struct {
 	instance        registry.Instance
 	drain           time.Duration
 	shutdownTimeout time.Duration
+	maxStreams      uint32
 	registerTimeout time.Duration
 	beforeStop      []func(context.Context) error
 	onServing       []func(grpcAddr, adminAddr net.Addr)
@@ -65,6 +66,7 @@ func (o *serverOptions) setServerSection(s config.Server) {
 	o.adminAddress = s.Admin
 	o.drain = time.Duration(s.Drain)
 	o.shutdownTimeout = time.Duration(s.ShutdownTimeout)
+	o.maxStreams = s.MaxConcurrentStreams
 }
 
 type clientOptions struct {
@@ -114,6 +116,13 @@ func WithRegistrar(r registry.Registrar, inst registry.Instance) ServerOption {
 // 0 skips the drain.
 func WithDrain(d time.Duration) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.drain = max(d, 0) })
+}
+
+// WithMaxConcurrentStreams caps the calls one client connection may have
+// open at once (config.Server.MaxConcurrentStreams; default 1000). A
+// grpc.MaxConcurrentStreams passed to [WithGRPCServerOptions] wins.
+func WithMaxConcurrentStreams(n uint32) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.maxStreams = max(n, 1) })
 }
 
 // WithBeforeStop adds f to the shutdown sequence after the drain window and

@@ -127,7 +127,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		chain:        ch,
 		telemetry:    tel,
 		owned:        owned,
-		grpc:         grpc.NewServer(append(append(gopts, streamWorkers()), o.grpcOptions...)...),
+		grpc:         grpc.NewServer(append(append(gopts, streamWorkers(), grpc.MaxConcurrentStreams(o.maxStreams)), o.grpcOptions...)...),
 		health:       health.NewServer(),
 		shutdownDone: make(chan struct{}),
 	}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 	"github.com/grpckit/grpckit/kit/registry"
@@ -347,5 +348,39 @@ func TestBeforeStopHooks(t *testing.T) {
 	want := []string{"first (call: <nil>, health: NOT_SERVING)", "second"}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Errorf("hooks ran as %q, want %q", order, want)
+	}
+}
+
+// A client connection gets at most MaxConcurrentStreams calls open at
+// once: the next waits for one to end.
+func TestMaxConcurrentStreams(t *testing.T) {
+	srv := newServer(t, kit.WithMaxConcurrentStreams(2), kit.WithDrain(0))
+	svc := &kittest.Service{}
+	svc.Register(srv)
+	c := testpbv1.NewTestServiceClient(newClient(t, "passthrough:///"+serve(t, srv)))
+	svc.Block(true)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range 2 {
+		go c.Echo(ctx, &testpbv1.EchoRequest{Message: "held"})
+	}
+	for range 2 {
+		recv(t, svc.Blocked(), "a held call")
+	}
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := c.Echo(short, &testpbv1.EchoRequest{Message: "third"}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("third call: %v, want DEADLINE_EXCEEDED (waiting for a stream)", err)
+	}
+	if n := svc.Calls(); n != 2 {
+		t.Errorf("%d calls reached the service, want 2", n)
+	}
+	if got := config.DefaultStandard().Server.MaxConcurrentStreams; got != 1000 {
+		t.Errorf("default max_concurrent_streams %d, want 1000", got)
+	}
+	bad := config.DefaultStandard().Server
+	bad.MaxConcurrentStreams = 0
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "server.max_concurrent_streams") {
+		t.Errorf("Validate(max_concurrent_streams 0) = %v, want an error naming it", err)
 	}
 }

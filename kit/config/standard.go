@@ -60,6 +60,12 @@ type Server struct {
 	// ShutdownTimeout bounds the whole shutdown under Run (deregistration,
 	// drain, graceful stop). Default 15s.
 	ShutdownTimeout duration.Duration `yaml:"shutdown_timeout" json:"shutdown_timeout"`
+	// MaxConcurrentStreams caps the calls one client connection may have
+	// open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); beyond it a
+	// client's new calls wait for a stream to end. grpc-go's own default is
+	// unlimited, which lets one connection hold as many handler goroutines
+	// as it likes. Read at start. Default 1000.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
@@ -99,10 +105,11 @@ type Log struct {
 func DefaultStandard() Standard {
 	return Standard{
 		Server: Server{
-			Listen:          "127.0.0.1:0",
-			Admin:           "127.0.0.1:0",
-			Drain:           duration.Duration(3 * time.Second),
-			ShutdownTimeout: duration.Duration(15 * time.Second),
+			Listen:               "127.0.0.1:0",
+			Admin:                "127.0.0.1:0",
+			Drain:                duration.Duration(3 * time.Second),
+			ShutdownTimeout:      duration.Duration(15 * time.Second),
+			MaxConcurrentStreams: 1000,
 		},
 		RateLimit: ratelimit.DefaultConfig(),
 		Overload:  overload.DefaultConfig(),
@@ -148,6 +155,9 @@ func (s *Server) Validate() error {
 	}
 	if s.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("server.shutdown_timeout %v must be positive", s.ShutdownTimeout))
+	}
+	if s.MaxConcurrentStreams == 0 {
+		errs = append(errs, errors.New("server.max_concurrent_streams must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
