@@ -335,6 +335,11 @@ func (s *Store[T]) deliver() {
 	}
 }
 
+// MaxDocument is the largest configuration document (the file, the Consul
+// key) a Store reads; a larger one is refused with an error, and the
+// configuration in force stays.
+const MaxDocument = 1 << 20
+
 // build merges ls with koanf and decodes the result strictly into a T:
 // unknown keys and wrongly typed values are errors. Then it validates. It
 // reads only s's immutable fields.
@@ -349,6 +354,14 @@ func (s *Store[T]) build(ls layers) (T, error) {
 	}
 	if err := load("defaults", rawbytes.Provider(ls.defaults), nodeParser{}); err != nil {
 		return zero, err
+	}
+	for _, doc := range []struct {
+		name string
+		b    []byte
+	}{{"file " + s.o.file, ls.file}, {"consul " + s.o.kvKey, ls.kv}} {
+		if len(doc.b) > MaxDocument {
+			return zero, fmt.Errorf("config: %s: %d bytes, over the %d-byte limit of a configuration document", doc.name, len(doc.b), MaxDocument)
+		}
 	}
 	if len(bytes.TrimSpace(ls.file)) > 0 {
 		if err := load("file "+s.o.file, rawbytes.Provider(ls.file), nodeParser{}); err != nil {
