@@ -29,14 +29,7 @@ func FuzzFileDocument(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	defaults := fuzzConfig{Standard: DefaultStandard()}
-	defaults.Telemetry.ServiceName = "fuzz"
-	base, err := yaml.Marshal(defaults)
-	if err != nil {
-		f.Fatal(err)
-	}
-	s := &Store[fuzzConfig]{name: "fuzz", o: defaultOptions("fuzz")}
-	s.o.file = "fuzz.yaml"
+	s, base := fuzzStore(f)
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		v, err := s.build(layers{defaults: base, file: doc})
 		if err != nil {
