@@ -16,7 +16,9 @@ import (
 //	/healthz        200 while the process runs
 //	/readyz         200 while serving and not shutting down, else 503
 //	/metrics        Prometheus text exposition (404 without the telemetry layer)
-//	/debug/pprof/   the runtime profiles of net/http/pprof
+//	/debug/pprof/   the runtime profiles of net/http/pprof, when enabled
+//	                ([WithPprof], server.pprof): its cmdline page shows the
+//	                command line, secrets given as flags included
 //	/debug/kit      HTML page refreshing itself (JSON with ?format=json or
 //	                Accept: application/json); see [DebugKit]
 func (s *Server) adminMux() *http.ServeMux {
@@ -35,11 +37,13 @@ func (s *Server) adminMux() *http.ServeMux {
 		}
 		io.WriteString(w, "ready\n")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.opts.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -338,3 +338,26 @@ func serveDown(t *testing.T) net.Listener {
 	t.Cleanup(down.Stop)
 	return lis
 }
+
+// pprof is mounted on the admin listener only when asked: its cmdline page
+// shows secrets given as flags.
+func TestPprofOptIn(t *testing.T) {
+	status := func(srv *Server, path string) int {
+		rec := httptest.NewRecorder()
+		srv.adminMux().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	off := pageServer(t, "off")
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		if got := status(off, p); got != http.StatusNotFound {
+			t.Errorf("default: GET %s = %d, want 404", p, got)
+		}
+	}
+	on := pageServer(t, "on", WithPprof(true))
+	if got := status(on, "/debug/pprof/cmdline"); got != http.StatusOK {
+		t.Errorf("WithPprof(true): GET /debug/pprof/cmdline = %d, want 200", got)
+	}
+	if config.DefaultStandard().Server.Pprof {
+		t.Error("server.pprof is on by default")
+	}
+}

@@ -3,7 +3,7 @@
 // [NewServer] returns a server with the grpc.health.v1 service, server
 // reflection, kit's server chain (telemetry, recovery, logging, retry chain
 // stop, ratelimit, timeout, auth, dedupe; see [Layer]) and an admin HTTP
-// listener (/healthz, /readyz, /metrics, /debug/pprof/).
+// listener (/healthz, /readyz, /metrics, /debug/kit, and /debug/pprof/ when WithPprof turns it on).
 // Given a registrar ([WithRegistrar]) it registers itself once it serves and
 // deregisters first when it shuts down:
 //

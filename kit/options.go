@@ -42,6 +42,7 @@ type serverOptions struct {
 	drain           time.Duration
 	shutdownTimeout time.Duration
 	maxStreams      uint32
+	pprof           bool
 	registerTimeout time.Duration
 	beforeStop      []func(context.Context) error
 	onServing       []func(grpcAddr, adminAddr net.Addr)
@@ -67,6 +68,7 @@ func (o *serverOptions) setServerSection(s config.Server) {
 	o.drain = time.Duration(s.Drain)
 	o.shutdownTimeout = time.Duration(s.ShutdownTimeout)
 	o.maxStreams = s.MaxConcurrentStreams
+	o.pprof = s.Pprof
 }
 
 type clientOptions struct {
@@ -116,6 +118,14 @@ func WithRegistrar(r registry.Registrar, inst registry.Instance) ServerOption {
 // 0 skips the drain.
 func WithDrain(d time.Duration) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.drain = max(d, 0) })
+}
+
+// WithPprof mounts net/http/pprof's /debug/pprof/ on the admin listener
+// (config.Server.Pprof; default off: its cmdline page shows the command
+// line, secrets given as flags included, to whoever reaches the admin
+// address).
+func WithPprof(on bool) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.pprof = on })
 }
 
 // WithMaxConcurrentStreams caps the calls one client connection may have

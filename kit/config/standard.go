@@ -52,7 +52,8 @@ type Server struct {
 	// on loopback).
 	Listen string `yaml:"listen" json:"listen"`
 	// Admin is the admin HTTP listen address (/healthz, /metrics,
-	// /debug/kit, pprof); "" turns it off. Default "127.0.0.1:0".
+	// /debug/kit, pprof when Pprof is on); "" turns it off. Default
+	// "127.0.0.1:0".
 	Admin string `yaml:"admin" json:"admin"`
 	// Drain is how long a stopping server keeps serving after it left the
 	// registry, so that watchers see it go. Default 3s.
@@ -66,6 +67,10 @@ type Server struct {
 	// unlimited, which lets one connection hold as many handler goroutines
 	// as it likes. Read at start. Default 1000.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
+	// Pprof mounts net/http/pprof's /debug/pprof/ on the admin listener.
+	// Off by default: its cmdline page shows the command line, secrets
+	// given as flags included. Read at start. Default false.
+	Pprof bool `yaml:"pprof" json:"pprof"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
