@@ -42,40 +42,26 @@ func TestLatencyEstimate(t *testing.T) {
 	if est, _ := l.estimate(); est != 4e6 {
 		t.Fatalf("after %d answers, the least 4ms: %v", warmSamples, est)
 	}
-	// A sample LatencyDecay after the last moves the estimate half way.
-	at += int64(decay)
-	l.observe(at, 2e6, sampleAnswer, decay)
-	if est, _ := l.estimate(); est != 3e6 {
-		t.Errorf("a sample LatencyDecay later: %v, want 3ms", est)
-	}
-	// One at the same moment moves it nothing; one a tenth of LatencyDecay
-	// later moves it by 1/11 of the gap.
-	l.observe(at, 100e6, sampleAnswer, decay)
-	if est, _ := l.estimate(); est != 3e6 {
-		t.Errorf("a sample at the same moment: %v, want 3ms", est)
-	}
-	at += int64(decay / 10)
-	l.observe(at, 14e6, sampleAnswer, decay)
-	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
-		t.Errorf("a sample LatencyDecay/10 later: %v, want 4ms", est)
-	}
-	// A call the caller gave up on never lowers the estimate, and raises
-	// it when it took longer.
-	at += int64(decay)
-	l.observe(at, 1e6, sampleBound, decay)
-	if est, _ := l.estimate(); math.Abs(est-4e6) > 1 {
-		t.Errorf("a fast cancel: %v, want 4ms kept", est)
-	}
-	at += int64(decay)
-	l.observe(at, 8e6, sampleBound, decay)
-	if est, _ := l.estimate(); math.Abs(est-6e6) > 1 {
-		t.Errorf("a slow cancel: %v, want 6ms", est)
-	}
-	// A failure counts as twice the estimate, however fast.
-	at += int64(decay)
-	l.observe(at, 1e3, samplePenalty, decay)
-	if est, _ := l.estimate(); math.Abs(est-9e6) > 1 {
-		t.Errorf("a fast failure: %v, want 9ms (half way to 12ms)", est)
+	// Then a moving average: each step is a sample taken dt after the last.
+	for _, step := range []struct {
+		what   string
+		dt     float64
+		sample float64
+		kind   sampleKind
+		want   float64
+	}{
+		{"an answer LatencyDecay later moves it half way", decay, 2e6, sampleAnswer, 3e6},
+		{"an answer at the same moment moves it nothing", 0, 100e6, sampleAnswer, 3e6},
+		{"an answer LatencyDecay/10 later moves it 1/11 of the gap", decay / 10, 14e6, sampleAnswer, 4e6},
+		{"a fast cancel never lowers it", decay, 1e6, sampleBound, 4e6},
+		{"a slow cancel raises it", decay, 8e6, sampleBound, 6e6},
+		{"a failure counts as twice the estimate, however fast", decay, 1e3, samplePenalty, 9e6},
+	} {
+		at += int64(step.dt)
+		l.observe(at, step.sample, step.kind, decay)
+		if est, _ := l.estimate(); math.Abs(est-step.want) > 1 {
+			t.Errorf("%s: %v, want %v", step.what, est, step.want)
+		}
 	}
 	// An endpoint that fails for ever (never ejected: RESOURCE_EXHAUSTED,
 	// the ejection limit) is penalized up to maxSample, never to infinity.

@@ -429,35 +429,6 @@ func TestHedgeServerStream(t *testing.T) {
 	}
 }
 
-func TestHedgingConfig(t *testing.T) {
-	with := func(f func(*retry.Config)) retry.Config {
-		c := retry.DefaultConfig()
-		f(&c)
-		return c
-	}
-	for _, tc := range []struct {
-		cfg     retry.Config
-		wantErr string
-	}{
-		{with(func(c *retry.Config) { c.Hedging.Methods = []string{echo, testService} }), ""},
-		{with(func(c *retry.Config) {
-			c.Hedging = retry.HedgingConfig{MaxAttempts: 3, Delay: duration.Duration(time.Millisecond), Quantile: 0.5}
-		}), ""},
-		{with(func(c *retry.Config) { c.Hedging.MaxAttempts = 1 }), "retry: hedging: max_attempts:"},
-		{with(func(c *retry.Config) { c.Hedging.MaxAttempts = 11 }), "retry: hedging: max_attempts:"},
-		{with(func(c *retry.Config) { c.Hedging.Delay = -1 }), "retry: hedging: delay:"},
-		{with(func(c *retry.Config) { c.Hedging.Quantile = 1 }), "retry: hedging: quantile:"},
-		{with(func(c *retry.Config) { c.Hedging.Quantile = -0.5 }), "retry: hedging: quantile:"},
-		{with(func(c *retry.Config) { c.Hedging.MinDelay = -1 }), "retry: hedging: min_delay:"},
-		{with(func(c *retry.Config) { c.Hedging.Methods = []string{"Echo"} }), "retry: hedging: methods:"},
-	} {
-		err := tc.cfg.Validate()
-		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error()[:len(tc.wantErr)] != tc.wantErr) {
-			t.Errorf("Validate(%+v) = %v, want %q", tc.cfg.Hedging, err, tc.wantErr)
-		}
-	}
-}
-
 // dialWithInner is dialHedged with interceptors inside retry, as kit's
 // throttle, breaker and rate limiter are.
 func dialWithInner(t *testing.T, srv *attemptServer, cfg retry.Config, unary grpc.UnaryClientInterceptor, stream grpc.StreamClientInterceptor) testpbv1.TestServiceClient {

@@ -54,6 +54,17 @@ func TestConfigValidate(t *testing.T) {
 		{"negative ratio", with(func(c *retry.Config) { c.BudgetRatio = -1 }), "retry: budget_ratio:"},
 		{"negative min retries", with(func(c *retry.Config) { c.BudgetMinRetriesPerSecond = -1 }), "retry: budget_min_retries_per_second:"},
 		{"bad method", with(func(c *retry.Config) { c.Methods = map[string]bool{"Create": true} }), "retry: methods:"},
+		{"hedged methods", with(func(c *retry.Config) { c.Hedging.Methods = []string{echo, testService} }), ""},
+		{"hedging set", with(func(c *retry.Config) {
+			c.Hedging = retry.HedgingConfig{MaxAttempts: 3, Delay: duration.Duration(time.Millisecond), Quantile: 0.5}
+		}), ""},
+		{"one hedging attempt", with(func(c *retry.Config) { c.Hedging.MaxAttempts = 1 }), "retry: hedging: max_attempts:"},
+		{"too many hedging attempts", with(func(c *retry.Config) { c.Hedging.MaxAttempts = 11 }), "retry: hedging: max_attempts:"},
+		{"negative hedging delay", with(func(c *retry.Config) { c.Hedging.Delay = -1 }), "retry: hedging: delay:"},
+		{"quantile 1", with(func(c *retry.Config) { c.Hedging.Quantile = 1 }), "retry: hedging: quantile:"},
+		{"negative quantile", with(func(c *retry.Config) { c.Hedging.Quantile = -0.5 }), "retry: hedging: quantile:"},
+		{"negative min delay", with(func(c *retry.Config) { c.Hedging.MinDelay = -1 }), "retry: hedging: min_delay:"},
+		{"bad hedged method", with(func(c *retry.Config) { c.Hedging.Methods = []string{"Echo"} }), "retry: hedging: methods:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -1,9 +1,14 @@
-// Command benchbalancer measures kit_weighted beside grpc-go's round_robin
-// and outlier detection, in one run on one machine (`make bench-balancer`):
+// Command benchbalancer measures kit_weighted beside grpc-go's round_robin,
+// least_request and outlier detection, in one run on one machine (`make
+// bench-balancer`):
 //
-//  1. Pick+Done cost at 5, 100 and 1000 endpoints, from parallel goroutines;
+//  1. Pick+Done cost at 5, 100 and 1000 endpoints, from parallel goroutines,
+//     with and without load awareness;
 //  2. end-to-end throughput over 5 healthy loopback backends;
-//  3. fault scenarios over 5 loopback backends with faults injected by a
+//  3. slow instances (latency): one backend 40 ms late, its recovery, graded
+//     latencies, and weights 1:2:3 at equal latency;
+//  4. hedging, over a backend that answers one call in 10 late;
+//  5. fault scenarios over 5 loopback backends with faults injected by a
 //     server interceptor: client-visible failures, time from the fault to
 //     ejection, and the faulty backend's share of calls afterwards.
 package main

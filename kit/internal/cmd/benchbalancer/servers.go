@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
@@ -106,18 +105,6 @@ type echo struct {
 
 func (e echo) Echo(_ context.Context, req *testpbv1.EchoRequest) (*testpbv1.EchoResponse, error) {
 	return &testpbv1.EchoResponse{Message: req.GetMessage(), Server: e.addr}, nil
-}
-
-// restart serves again on the backend's address after a kill.
-func (b *backend) restart() error {
-	lis, err := net.Listen("tcp", b.addr)
-	if err != nil {
-		return fmt.Errorf("restart %s: %w", b.addr, err)
-	}
-	b.srv = grpc.NewServer(grpc.UnaryInterceptor(b.intercept))
-	testpbv1.RegisterTestServiceServer(b.srv, echo{addr: b.addr})
-	go b.srv.Serve(lis)
-	return nil
 }
 
 // serviceConfigs are the policies compared, by display name.
