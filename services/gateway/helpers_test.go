@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +51,8 @@ func serveGRPC(t testing.TB, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Cleanup(func() {
 		cc.Close()
 		gs.Stop()
-		if err := <-served; err != nil {
+		// Stop before Serve began makes Serve return ErrServerStopped.
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("Serve: %v", err)
 		}
 	})

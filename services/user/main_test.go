@@ -100,7 +100,8 @@ func startServer(t *testing.T, store Store, opts ...Option) userv1.UserServiceCl
 	t.Cleanup(func() {
 		conn.Close()
 		gs.Stop()
-		if err := <-served; err != nil {
+		// Stop before Serve began makes Serve return ErrServerStopped.
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("Serve: %v", err)
 		}
 	})

@@ -2,6 +2,7 @@ package kittest
 
 import (
 	"context"
+	"errors"
 	"net"
 	"testing"
 
@@ -32,7 +33,8 @@ func StartServer(t testing.TB, register func(grpc.ServiceRegistrar), opts ...grp
 	go func() { served <- gs.Serve(lis) }()
 	t.Cleanup(func() {
 		gs.Stop()
-		if err := <-served; err != nil {
+		// Stop before Serve began makes Serve return ErrServerStopped.
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("kittest: Serve: %v", err)
 		}
 	})

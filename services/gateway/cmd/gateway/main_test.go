@@ -60,7 +60,8 @@ func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
 	go func() { served <- gs.Serve(lis) }()
 	t.Cleanup(func() {
 		gs.Stop()
-		if err := <-served; err != nil {
+		// Stop before Serve began makes Serve return ErrServerStopped.
+		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
