@@ -186,6 +186,9 @@ func (s *state) verify(token string, now time.Time) (*verified, error) {
 	if err != nil {
 		return nil, s.reason(t, err)
 	}
+	if err := checkTimeRange(claims); err != nil {
+		return nil, err
+	}
 	sub, err := claims.GetSubject()
 	if err != nil || sub == "" {
 		return nil, ErrMissingClaim

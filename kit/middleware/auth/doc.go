@@ -9,7 +9,8 @@
 // handler then sees the token's subject as [middleware.Caller] and its
 // claims through [Claims]. A rejected call ends with codes.Unauthenticated
 // and a short reason (one of the Err* values of this package); the token is
-// never echoed or logged.
+// never echoed or logged. An exp, nbf or iat claim beyond the year 9999
+// either way is refused ([ErrInvalidToken]).
 //
 // The accepted signing algorithms follow the configured keys: HS256, HS384
 // and HS512 with [Config.HMACSecret]; RS256..RS512 and PS256..PS512 with RSA

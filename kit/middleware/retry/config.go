@@ -241,16 +241,26 @@ func (c *compiled) backoff(n int, err error) (time.Duration, bool) {
 	return wait, true
 }
 
-// retryDelay returns the delay a google.rpc.RetryInfo detail of err asks for.
+// retryDelay returns the delay the first google.rpc.RetryInfo detail of err
+// asks for. A retry_delay that is negative or not a valid
+// google.protobuf.Duration (nanos out of range or of the other sign than
+// seconds, seconds beyond 10,000 years) is ignored, as if the server had
+// sent no RetryInfo: a pushback is never negative.
 func retryDelay(err error) (time.Duration, bool) {
 	st, ok := status.FromError(err)
 	if !ok || len(st.Proto().GetDetails()) == 0 {
 		return 0, false
 	}
 	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
-			return ri.GetRetryDelay().AsDuration(), true
+		ri, ok := d.(*errdetails.RetryInfo)
+		if !ok {
+			continue
 		}
+		rd := ri.GetRetryDelay()
+		if rd == nil || rd.CheckValid() != nil || rd.GetSeconds() < 0 || rd.GetNanos() < 0 {
+			continue
+		}
+		return rd.AsDuration(), true
 	}
 	return 0, false
 }
