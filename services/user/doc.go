@@ -13,4 +13,11 @@
 // Users are identified by UUIDv7 strings assigned by the store, so the order
 // of ids is the order of creation and ListUsers returns users in that order.
 // Emails are unique.
+//
+// Writes are exactly-once across instances for deduplicated calls: a client
+// that stamps a request id on CreateUser, UpdateUser and DeleteUser
+// (kit.WithDedupedMethods) and retries a call whose response was lost gets
+// the first result from whichever instance the retry reaches, because
+// [SQLStore] records each call with its write in one transaction
+// (kit/middleware/dedupe's Journal; see [SQLStore]).
 package user

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 )
 
 // pgSchema creates the users table. The id column compares bytes (collation
@@ -38,7 +40,7 @@ var pgDialect = dialect{
 	name:        "postgres",
 	placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 	schema:      []string{pgSchema},
-	hasSchema:   "SELECT to_regclass('users') IS NOT NULL",
+	hasSchema:   "SELECT to_regclass('users') IS NOT NULL AND to_regclass('" + dedupe.JournalTable + "') IS NOT NULL",
 	// CREATE TABLE IF NOT EXISTS is not safe to run concurrently (the
 	// loser may fail with a unique violation in the catalog), and creating
 	// users one at a time keeps ids in commit order, as on SQLite.
@@ -46,6 +48,7 @@ var pgDialect = dialect{
 	holds:             func(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) },
 	isUniqueViolation: isPgUniqueViolation,
 	isTransient:       isPgTransient,
+	journal:           dedupe.PostgreSQL,
 }
 
 // OpenPostgres opens a store on the PostgreSQL database that dsn names, with
@@ -54,8 +57,9 @@ var pgDialect = dialect{
 // (postgres://user:password@host:5432/db?sslmode=disable) or a key=value
 // string, as [pgx.ParseConfig] reads it; errors mask its password.
 //
-// The role needs SELECT, INSERT, UPDATE and DELETE on the users table, and
-// CREATE on the schema only when the table does not exist yet. A store opens
+// The role needs SELECT, INSERT, UPDATE and DELETE on the users table and
+// on the dedupe journal's table grpckit_dedupe (see [SQLStore]), and CREATE
+// on the schema only when a table does not exist yet. A store opens
 // at most 16 connections.
 //
 // Several processes, on any hosts, may use the database at once: schema

@@ -168,7 +168,7 @@ func TestPostgresLeastPrivilege(t *testing.T) {
 		`CREATE ROLE app LOGIN`,
 		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
 		`GRANT USAGE ON SCHEMA public TO app`,
-		`GRANT SELECT, INSERT, UPDATE, DELETE ON users TO app`,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON users, grpckit_dedupe TO app`,
 	} {
 		if _, err := owner.db.ExecContext(ctx, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)

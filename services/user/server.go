@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
@@ -19,10 +20,12 @@ const (
 
 // Server implements [userv1.UserServiceServer] on a [Store]. It validates
 // requests (InvalidArgument with a google.rpc.BadRequest detail naming the
-// fields), maps [ErrNotFound] to NotFound and [ErrEmailTaken] to
-// AlreadyExists, reports context errors as Canceled or DeadlineExceeded, and
-// logs any other store error, returning Internal without its text. It is safe
-// for concurrent use.
+// fields), maps [ErrNotFound] to NotFound, [ErrEmailTaken] to
+// AlreadyExists and [dedupe.ErrRequestIDReused] to InvalidArgument, reports
+// context errors as Canceled or DeadlineExceeded, and logs any other store
+// error, returning Internal without its text. It is safe for concurrent use.
+// Its writes are exactly-once for deduplicated calls when the store
+// journals them, as [SQLStore] does.
 type Server struct {
 	userv1.UnimplementedUserServiceServer
 	store  Store
@@ -168,6 +171,8 @@ func (s *Server) storeError(ctx context.Context, method, id string, err error) e
 		return status.Errorf(codes.NotFound, "user %q not found", id)
 	case errors.Is(err, ErrEmailTaken):
 		return status.Error(codes.AlreadyExists, "email is already taken")
+	case errors.Is(err, dedupe.ErrRequestIDReused):
+		return status.Error(codes.InvalidArgument, dedupe.ErrRequestIDReused.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	case ctx.Err() != nil:

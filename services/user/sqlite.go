@@ -10,6 +10,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 )
 
 // sqliteBusyTimeout is how long a SQLite connection waits for a lock held by
@@ -32,6 +34,7 @@ var sqliteDialect = dialect{
 	name:              "sqlite",
 	schema:            []string{sqliteSchema},
 	isUniqueViolation: isSQLiteUniqueViolation,
+	journal:           dedupe.SQLite,
 }
 
 // OpenSQLite opens (creating when missing) the SQLite database file at path

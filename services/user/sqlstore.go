@@ -5,10 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
+	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
 // The SQL of every [SQLStore], written once with "?" bind markers that
@@ -54,6 +60,18 @@ type dialect struct {
 	// isTransient reports whether err is a passing failure of the database
 	// (see ErrUnavailable); nil means none is recognised.
 	isTransient func(err error) bool
+	// journal is the database's dialect for the dedupe journal, whose
+	// schema createSchema creates with the users table.
+	journal dedupe.Dialect
+}
+
+// newJournal returns d's dedupe journal.
+func (d dialect) newJournal() *dedupe.Journal {
+	j, err := dedupe.NewJournal(d.journal)
+	if err != nil {
+		panic(fmt.Sprintf("user: %s: %v", d.name, err)) // a dialect without journal dialect is a bug here
+	}
+	return j
 }
 
 // canHold reports whether the database can store s.
@@ -78,17 +96,49 @@ func (d dialect) rebind(query string) string {
 	return b.String()
 }
 
+// JournalRetention is how long a [SQLStore] keeps the record of a
+// deduplicated write: a retry of the call within that time (from its first
+// attempt) gets the first result; after it, the call would run again.
+// Records older than that are pruned at most every [journalPruneEvery] by
+// each process, after one of its writes.
+const JournalRetention = 24 * time.Hour
+
+// journalPruneEvery is how often a process prunes the journal at most.
+const journalPruneEvery = 10 * time.Minute
+
 // SQLStore is a [Store] on a database/sql database. It is safe for concurrent
 // use. Open one with [OpenSQLite] or [OpenPostgres].
+//
+// Create, Update and Delete are exactly-once for deduplicated calls: when
+// their ctx carries the call's [dedupe.Request] ([dedupe.FromContext]: the
+// client stamped a request id and the server's dedupe interceptor read it),
+// the write's transaction also records the call (caller, method, request
+// id, request hash) and its result in the [dedupe.Journal] table
+// grpckit_dedupe of the same database. A repeat of the call, on any
+// instance sharing the database, returns the recorded result — the same
+// user, with the same id and times; nothing for Delete — without writing;
+// a duplicate that arrives while the first is still in its transaction
+// waits for it. A request id recorded for a different request fails with
+// [dedupe.ErrRequestIDReused]. Failed calls are not recorded (their
+// transaction rolls back, so they changed nothing): a retry runs again and
+// may get another answer. Records are kept for [JournalRetention].
 type SQLStore struct {
 	db      *sql.DB
 	dialect dialect
+	journal *dedupe.Journal
 	creates chan struct{} // a token: one Create of this process at a time waits for the database's write lock
 	insert  string
 	get     string
 	list    string
 	update  string
 	delete  string
+
+	// Pruning the journal, in the background after a write.
+	now       func() time.Time // time.Now; tests replace it before use
+	nextPrune atomic.Int64     // Unix nanoseconds; the first write after it prunes
+	closing   context.Context  // canceled by Close
+	close     context.CancelFunc
+	pruning   sync.WaitGroup
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -123,7 +173,7 @@ func createSchema(ctx context.Context, db *sql.DB, d dialect) error {
 			return nil
 		}
 	}
-	for _, stmt := range d.schema {
+	for _, stmt := range append(slices.Clone(d.schema), d.newJournal().Schema()...) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("user: %s: create schema: %w", d.name, err)
 		}
@@ -137,9 +187,14 @@ func createSchema(ctx context.Context, db *sql.DB, d dialect) error {
 // newSQLStore returns a store on db, which has the schema of d and which the
 // store owns from then on.
 func newSQLStore(db *sql.DB, d dialect) *SQLStore {
+	closing, cancel := context.WithCancel(context.Background())
 	return &SQLStore{
 		db:      db,
 		dialect: d,
+		journal: d.newJournal(),
+		now:     time.Now,
+		closing: closing,
+		close:   cancel,
 		creates: make(chan struct{}, 1),
 		insert:  d.rebind(sqlInsert),
 		get:     d.rebind(sqlGet),
@@ -166,6 +221,13 @@ func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error)
 		return User{}, s.wrap("create", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
+	first, done, err := s.claim(ctx, tx)
+	if err != nil {
+		return User{}, s.wrap("create", err)
+	}
+	if done {
+		return first, nil
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return User{}, s.wrap("create", err)
@@ -175,7 +237,7 @@ func (s *SQLStore) Create(ctx context.Context, name, email string) (User, error)
 	if _, err := tx.ExecContext(ctx, s.insert, u.ID, u.Name, u.Email, now.UnixMicro(), now.UnixMicro()); err != nil {
 		return User{}, s.wrap("create", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, &u); err != nil {
 		return User{}, s.wrap("create", err)
 	}
 	return u, nil
@@ -225,9 +287,24 @@ func (s *SQLStore) Update(ctx context.Context, id string, p Patch) (User, error)
 	if !s.dialect.canHold(id) {
 		return User{}, ErrNotFound
 	}
-	now := storeTime(time.Now()).UnixMicro()
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.update, nullString(p.Name), nullString(p.Email), now, id))
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		return User{}, s.wrap("update", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	first, done, err := s.claim(ctx, tx)
+	if err != nil {
+		return User{}, s.wrap("update", err)
+	}
+	if done {
+		return first, nil
+	}
+	now := storeTime(time.Now()).UnixMicro()
+	u, err := scanUser(tx.QueryRowContext(ctx, s.update, nullString(p.Name), nullString(p.Email), now, id))
+	if err != nil {
+		return User{}, s.wrap("update", err)
+	}
+	if err := s.commit(ctx, tx, &u); err != nil {
 		return User{}, s.wrap("update", err)
 	}
 	return u, nil
@@ -238,7 +315,17 @@ func (s *SQLStore) Delete(ctx context.Context, id string) error {
 	if !s.dialect.canHold(id) {
 		return ErrNotFound
 	}
-	res, err := s.db.ExecContext(ctx, s.delete, id)
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap("delete", err)
+	}
+	defer tx.Rollback() // a no-op after Commit
+	if _, done, err := s.claim(ctx, tx); err != nil {
+		return s.wrap("delete", err)
+	} else if done {
+		return nil
+	}
+	res, err := tx.ExecContext(ctx, s.delete, id)
 	if err != nil {
 		return s.wrap("delete", err)
 	}
@@ -249,11 +336,74 @@ func (s *SQLStore) Delete(ctx context.Context, id string) error {
 	if n == 0 {
 		return ErrNotFound
 	}
+	if err := s.commit(ctx, tx, nil); err != nil {
+		return s.wrap("delete", err)
+	}
 	return nil
 }
 
-// Close implements [Store.Close]; it closes the database.
-func (s *SQLStore) Close() error { return s.db.Close() }
+// claim starts the deduplicated call of ctx, if any, in the write
+// transaction tx (see [SQLStore]). done reports that the call was done
+// before: first is its recorded user (zero for Delete), and the caller
+// returns it without writing.
+func (s *SQLStore) claim(ctx context.Context, tx *sql.Tx) (first User, done bool, err error) {
+	r, ok := dedupe.FromContext(ctx)
+	if !ok {
+		return User{}, false, nil
+	}
+	var recorded userv1.User
+	claimed, err := s.journal.Claim(ctx, tx, r, &recorded)
+	if err != nil || claimed {
+		return User{}, false, err
+	}
+	if recorded.GetId() != "" {
+		first = fromProto(&recorded)
+	}
+	return first, true, nil
+}
+
+// commit records u (nil for Delete) as the result of the deduplicated call
+// of ctx, if any, and commits tx; then it prunes the journal when that is
+// due.
+func (s *SQLStore) commit(ctx context.Context, tx *sql.Tx, u *User) error {
+	if r, ok := dedupe.FromContext(ctx); ok {
+		var resp userv1.User
+		if u != nil {
+			resp = *toProto(*u)
+		}
+		if err := s.journal.Record(ctx, tx, r, &resp); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.maybePrune()
+	return nil
+}
+
+// maybePrune starts pruning the journal in the background when this
+// process has not done it for journalPruneEvery.
+func (s *SQLStore) maybePrune() {
+	now := s.now()
+	next := s.nextPrune.Load()
+	if now.UnixNano() < next || !s.nextPrune.CompareAndSwap(next, now.Add(journalPruneEvery).UnixNano()) {
+		return
+	}
+	s.pruning.Go(func() {
+		ctx, cancel := context.WithTimeout(s.closing, time.Minute)
+		defer cancel()
+		s.journal.Prune(ctx, s.db, now.Add(-JournalRetention)) // an error leaves the records to the next run
+	})
+}
+
+// Close implements [Store.Close]; it stops pruning the journal and closes
+// the database.
+func (s *SQLStore) Close() error {
+	s.close()
+	s.pruning.Wait()
+	return s.db.Close()
+}
 
 // wrap turns a database error into [ErrNotFound], [ErrEmailTaken] or an
 // error that names the operation and wraps err.
@@ -283,6 +433,17 @@ func scanUser(r scanner) (User, error) {
 	u.CreateTime = time.UnixMicro(created).UTC()
 	u.UpdateTime = time.UnixMicro(updated).UTC()
 	return u, nil
+}
+
+// fromProto is the inverse of toProto.
+func fromProto(u *userv1.User) User {
+	return User{
+		ID:         u.GetId(),
+		Name:       u.GetName(),
+		Email:      u.GetEmail(),
+		CreateTime: u.GetCreateTime().AsTime(),
+		UpdateTime: u.GetUpdateTime().AsTime(),
+	}
 }
 
 // storeTime is t as the store keeps it: UTC, whole microseconds, no

@@ -7,6 +7,13 @@
 //  1. kill-9: SIGKILL one of the 4 user instances;
 //  2. rolling-restart: SIGTERM every instance in turn, each restarted and
 //     passing in Consul before the next (target: 0 failed calls);
+//
+// and, in these two, under a write workload (internal/writeload): writers
+// create and rename users through consul:///user with request ids
+// (kit.WithDedupedMethods) and retries; afterwards the SQLite file must hold
+// every accepted write exactly once (figures: writes accepted, failed,
+// lost, duplicated; target: none lost or duplicated). Then:
+//
 //  3. consul-restart: restart the Consul agent, which loses its catalog
 //     (target: 0 failed calls; the instances register again by themselves);
 //  4. consul-outage: stop the agent for -consul-outage (30s), then start it

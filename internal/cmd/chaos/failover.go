@@ -31,11 +31,12 @@ func (e *env) restart(ctx context.Context, inst *instance) (time.Time, error) {
 }
 
 // killOne: SIGKILL one of the 4 user instances under load (GetUser, 1s
-// deadline, kit's default chains). The attempts that still reach it are
+// deadline, kit's default chains) and under the write workload (see
+// writes.go: no accepted write may be lost or duplicated). The attempts that still reach it are
 // seen through a per-attempt grpc.Peer in an interceptor inside the retries.
 func killOne(ctx context.Context, e *env) (r result) {
 	r.name = "kill-9"
-	r.target = fmt.Sprintf("failed calls <= %d (the callers) and no attempt on it later than 1 s after the kill", e.opts.callers)
+	r.target = fmt.Sprintf("failed calls <= %d (the callers) and no attempt on it later than 1 s after the kill and no write lost or duplicated", e.opts.callers)
 	victim := e.users[len(e.users)-1]
 	c, err := e.dial(greeterTarget)
 	if err != nil {
@@ -47,6 +48,12 @@ func killOne(ctx context.Context, e *env) (r result) {
 	defer smp.stop()
 	l := e.startLoad(ctx, time.Second, c.getUser)
 	defer l.stop()
+	w, err := e.startWrites(ctx, r.name)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer w.stop()
 	if r.err = e.waitReady(ctx, 10*time.Second, userTarget, addrs(e.users)...); r.err != nil {
 		return r
 	}
@@ -94,6 +101,7 @@ func killOne(ctx context.Context, e *env) (r result) {
 	r.add("dropped by the resolver after", "%s", secs(dropped.Sub(killed)))
 	r.check(r.failed <= int64(e.opts.callers), "%d failed calls > %d", r.failed, e.opts.callers)
 	r.check(last <= time.Second, "an attempt reached it %s after the kill", ms(last))
+	w.check(ctx, e, &r)
 
 	progress("restarting %s", victim.name)
 	if _, err := e.restart(ctx, victim); err != nil {

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/grpckit/grpckit/internal/writeload"
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -258,15 +260,20 @@ type clients struct {
 
 // dial makes a user client (consul:///user) and a greeter client (target)
 // with kit's default chains, changed by opts, and an observer innermost.
+// Both present a bearer token signed with the services' secret.
 func (e *env) dial(greeterTarget string, opts ...kit.ClientOption) (*clients, error) {
 	c := &clients{obs: &observer{}, ids: e.userIDs}
+	tok, err := writeload.Token()
+	if err != nil {
+		return nil, err
+	}
 	all := append([]kit.ClientOption{
+		kit.WithPerRPCCredentials(auth.BearerToken(tok, auth.AllowInsecure())),
 		kit.WithDiscovery(e.reg),
 		kit.WithLogger(e.log),
 		kit.WithBalancerMonitor(&e.balancers),
 		kit.WithDialOptions(grpc.WithChainUnaryInterceptor(c.obs.unary)),
 	}, opts...)
-	var err error
 	if c.userCC, err = kit.NewClient(userTarget, all...); err != nil {
 		return nil, err
 	}

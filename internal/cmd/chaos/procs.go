@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/grpckit/grpckit/internal/loopback"
+	"github.com/grpckit/grpckit/internal/writeload"
 )
 
 // instance is one service instance: its fixed addresses and arguments, and
@@ -92,6 +93,9 @@ func (i *instance) start() error {
 	fmt.Fprintf(f, "---- chaos: starting %s %s\n", i.name, strings.Join(i.args, " "))
 	cmd := exec.Command(filepath.Join(i.sup.bin, i.svc), i.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// The services check bearer tokens signed with this secret (when they
+	// have an auth section); this process's clients present one.
+	cmd.Env = append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+writeload.Secret)
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()

@@ -44,10 +44,11 @@ func dropFigure(dropped []string) string {
 }
 
 // rollingRestart: SIGTERM every instance in turn (4 user, 2 greeter); each
-// is started again on its ports and passing in Consul before the next.
+// is started again on its ports and passing in Consul before the next. The
+// write workload runs meanwhile: no write may be lost or duplicated.
 func rollingRestart(ctx context.Context, e *env) (r result) {
 	r.name = "rolling-restart"
-	r.target = "0 failed calls"
+	r.target = "0 failed calls and no write lost or duplicated"
 	c, l, err := e.mixedLoad(ctx)
 	if err != nil {
 		r.err = err
@@ -55,6 +56,12 @@ func rollingRestart(ctx context.Context, e *env) (r result) {
 	}
 	defer c.close()
 	defer l.stop()
+	w, err := e.startWrites(ctx, r.name)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer w.stop()
 	if r.err = hold(ctx, time.Second); r.err != nil {
 		return r
 	}
@@ -85,6 +92,7 @@ func rollingRestart(ctx context.Context, e *env) (r result) {
 	r.add("longest SIGTERM to passing again", "%s", secs(longest))
 	r.add("whole rollout", "%s", secs(all))
 	r.check(r.failed == 0, "%d failed calls", r.failed)
+	w.check(ctx, e, &r)
 	return r
 }
 

@@ -3,8 +3,9 @@
 // implementation of the kit's test service with faults a test can set
 // ([Service]), an in-memory store that counts its writes ([Store]), a
 // meter provider with a manual reader and the sums read from it
-// ([NewMeterProvider], [MetricSums], [MetricSumsBy]) and polling with a
-// deadline ([WaitFor]). Everything that starts something stops it with
+// ([NewMeterProvider], [MetricSums], [MetricSumsBy]), polling with a
+// deadline ([WaitFor]) and an in-memory SQL database for dedupe.Journal
+// ([NewSQLDB]). Everything that starts something stops it with
 // t.Cleanup.
 //
 // The kit tests itself on its own test proto

@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,10 +11,13 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/middleware"
 )
 
 const method = "/test.v1.Service/Do"
@@ -35,6 +39,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	t.Cleanup(func() { mp.Shutdown(context.Background()) })
 	cfg.Methods = []string{method}
+	if cfg.MaxEntriesPerCaller == 0 { // one caller makes every call: no share of its own
+		cfg.MaxEntriesPerCaller = cfg.MaxEntries
+	}
 	c, err := New(cfg, WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +64,17 @@ func (h *harness) advance(d time.Duration) {
 // call makes a call with request id and reports whether the handler ran.
 func (h *harness) call(id string) bool {
 	h.t.Helper()
+	return h.callAs("", id)
+}
+
+// callAs makes a call from caller with request id and reports whether the
+// handler ran.
+func (h *harness) callAs(caller, id string) bool {
+	h.t.Helper()
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(RequestIDKey, id))
+	if caller != "" {
+		ctx = middleware.WithCaller(ctx, caller)
+	}
 	ran := false
 	resp, err := h.c.UnaryServerInterceptor()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) {
 		ran = true
@@ -200,6 +217,155 @@ func TestReplayIsACopy(t *testing.T) {
 	resp.(*wrapperspb.StringValue).Value = "changed"
 	if h.call("a") {
 		t.Error("handler ran again")
+	}
+}
+
+// TestPerCallerShare checks that one caller filling the cache evicts its
+// own oldest results, not another caller's, and that SetConfig applies a
+// smaller share at once.
+func TestPerCallerShare(t *testing.T) {
+	h := newHarness(t, Config{TTL: duration.Duration(time.Hour), MaxEntries: 10, MaxEntriesPerCaller: 3})
+	for _, id := range []string{"a1", "a2"} {
+		h.callAs("alice", id)
+	}
+	for i := range 20 { // mallory floods the cache
+		h.callAs("mallory", fmt.Sprint("m", i))
+	}
+	if got := h.c.Len(); got != 5 {
+		t.Errorf("Len = %d, want 5 (alice's 2 and mallory's 3)", got)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if h.callAs("alice", id) {
+			t.Errorf("alice's %s was evicted by another caller's calls", id)
+		}
+	}
+	for _, tc := range []struct {
+		id      string
+		wantRan bool
+	}{{"m19", false}, {"m18", false}, {"m17", false}, {"m16", true}, {"m0", true}} {
+		if got := h.callAs("mallory", tc.id); got != tc.wantRan {
+			t.Errorf("mallory's %s: handler ran = %v, want %v", tc.id, got, tc.wantRan)
+		}
+	}
+	if diff := cmp.Diff(map[string]int64{"caller": 19}, h.evictions()); diff != "" {
+		t.Errorf("evictions (-want +got):\n%s", diff)
+	}
+	if err := h.c.SetConfig(Config{TTL: duration.Duration(time.Hour), MaxEntries: 10, MaxEntriesPerCaller: 1, Methods: []string{method}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.c.Len(); got != 2 {
+		t.Errorf("after SetConfig with a share of 1: Len = %d, want 2", got)
+	}
+	if h.callAs("alice", "a2") { // alice's most recent
+		t.Error("alice's most recent result was evicted")
+	}
+	if !h.callAs("alice", "a1") {
+		t.Error("alice's older result survived a share of 1")
+	}
+}
+
+// TestDefaultPerCallerShare checks that the default share is a tenth of
+// MaxEntries.
+func TestDefaultPerCallerShare(t *testing.T) {
+	for _, tc := range []struct {
+		maxEntries, perCaller, want int
+	}{{10000, 0, 1000}, {5, 0, 1}, {100, 500, 100}, {100, 7, 7}} {
+		cc, err := compile(Config{TTL: duration.Duration(time.Minute), MaxEntries: tc.maxEntries, MaxEntriesPerCaller: tc.perCaller})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cc.perCaller != tc.want {
+			t.Errorf("MaxEntries %d, MaxEntriesPerCaller %d: share %d, want %d", tc.maxEntries, tc.perCaller, cc.perCaller, tc.want)
+		}
+	}
+}
+
+// TestReusedIDRefused checks that a request id remembered, or running, for
+// one request refuses another request, and that the remembered result
+// stays.
+func TestReusedIDRefused(t *testing.T) {
+	h := newHarness(t, Config{TTL: duration.Duration(time.Hour), MaxEntries: 10})
+	intercept := h.c.UnaryServerInterceptor()
+	info := &grpc.UnaryServerInfo{FullMethod: method}
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(RequestIDKey, "r1"))
+	runs := 0
+	handler := func(_ context.Context, req any) (any, error) {
+		runs++
+		return req, nil
+	}
+	if _, err := intercept(ctx, wrapperspb.String("pay 10"), info, handler); err != nil {
+		t.Fatal(err)
+	}
+	_, err := intercept(ctx, wrapperspb.String("pay 1000"), info, handler)
+	if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != ErrRequestIDReused.Error() {
+		t.Errorf("another request under the id: %v, want INVALID_ARGUMENT %q", err, ErrRequestIDReused)
+	}
+	resp, err := intercept(ctx, wrapperspb.String("pay 10"), info, handler)
+	if err != nil || resp.(*wrapperspb.StringValue).GetValue() != "pay 10" || runs != 1 {
+		t.Errorf("the same request again: %v, %v after %d runs, want the replay of pay 10 after 1 run", resp, err, runs)
+	}
+
+	// While the first call runs.
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	ctx2 := metadata.NewIncomingContext(context.Background(), metadata.Pairs(RequestIDKey, "r2"))
+	go func() {
+		_, err := intercept(ctx2, wrapperspb.String("a"), info, func(context.Context, any) (any, error) {
+			close(entered)
+			<-release
+			return wrapperspb.String("a"), nil
+		})
+		done <- err
+	}()
+	<-entered
+	if _, err := intercept(ctx2, wrapperspb.String("b"), info, handler); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("another request under a running id: %v, want INVALID_ARGUMENT", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("first call: %v", err)
+	}
+}
+
+// TestFromContext checks the Request the handler gets, for a listed method
+// and for one the cache does not deduplicate, and that a call without id or
+// with an invalid one gets none.
+func TestFromContext(t *testing.T) {
+	h := newHarness(t, Config{TTL: duration.Duration(time.Hour), MaxEntries: 10})
+	req := wrapperspb.String("body")
+	for _, tc := range []struct {
+		name   string
+		method string
+		md     metadata.MD
+		want   *Request
+	}{
+		{"listed", method, metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "alice", Method: method, ID: "r1", Hash: HashRequest(req)}},
+		{"not listed", "/test.v1.Service/Other", metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "alice", Method: "/test.v1.Service/Other", ID: "r1", Hash: HashRequest(req)}},
+		{"no id", method, metadata.MD{}, nil},
+		{"invalid id, not listed", "/test.v1.Service/Other", metadata.Pairs(RequestIDKey, "a b"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := middleware.WithCaller(metadata.NewIncomingContext(context.Background(), tc.md), "alice")
+			var got *Request
+			_, err := h.c.UnaryServerInterceptor()(ctx, req, &grpc.UnaryServerInfo{FullMethod: tc.method}, func(ctx context.Context, req any) (any, error) {
+				if r, ok := FromContext(ctx); ok {
+					got = &r
+				}
+				return req, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("FromContext (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if HashRequest(req) == HashRequest(wrapperspb.String("other")) || HashRequest(req) == ([32]byte{}) {
+		t.Error("HashRequest does not tell requests apart")
+	}
+	if HashRequest("not a message") != ([32]byte{}) {
+		t.Error("HashRequest of a non-message is not the zero hash")
 	}
 }
 

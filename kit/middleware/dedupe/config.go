@@ -19,6 +19,12 @@ type Config struct {
 	// MaxEntries bounds the number of remembered results; the least recently
 	// used is evicted first. Must be positive. Default: 10000.
 	MaxEntries int `yaml:"max_entries" json:"max_entries"`
+	// MaxEntriesPerCaller bounds the remembered results of one caller
+	// identity, so that one caller cannot evict everyone else's: past it,
+	// the caller's own least recently used result is evicted first. 0 means
+	// a tenth of MaxEntries (at least 1); a value above MaxEntries acts as
+	// MaxEntries. Must not be negative. Default: 0.
+	MaxEntriesPerCaller int `yaml:"max_entries_per_caller" json:"max_entries_per_caller"`
 	// Methods lists the deduplicated methods: full method names
 	// ("/user.v1.UserService/CreateUser") or whole services
 	// ("/user.v1.UserService/*"). Default: none.
@@ -38,8 +44,9 @@ func (c Config) Validate() error {
 
 // compiled is a validated Config; it is never modified after compile.
 type compiled struct {
-	cfg     Config
-	methods middleware.MethodTable[struct{}]
+	cfg       Config
+	perCaller int // MaxEntriesPerCaller in force
+	methods   middleware.MethodTable[struct{}]
 }
 
 func compile(c Config) (*compiled, error) {
@@ -49,12 +56,19 @@ func compile(c Config) (*compiled, error) {
 	if c.MaxEntries <= 0 {
 		return nil, fmt.Errorf("dedupe: max_entries: must be positive, got %d", c.MaxEntries)
 	}
+	if c.MaxEntriesPerCaller < 0 {
+		return nil, fmt.Errorf("dedupe: max_entries_per_caller: must not be negative, got %d", c.MaxEntriesPerCaller)
+	}
 	t, err := methodTable(c.Methods)
 	if err != nil {
 		return nil, err
 	}
+	perCaller := c.MaxEntriesPerCaller
+	if perCaller == 0 {
+		perCaller = max(1, c.MaxEntries/10)
+	}
 	c.Methods = slices.Clone(c.Methods)
-	return &compiled{cfg: c, methods: t}, nil
+	return &compiled{cfg: c, perCaller: min(perCaller, c.MaxEntries), methods: t}, nil
 }
 
 // methodTable reads the method patterns of either side's Methods.

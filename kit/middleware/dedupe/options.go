@@ -37,7 +37,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMeterProvider sets the provider of the package's own counters
-// (grpckit.dedupe.replays, grpckit.dedupe.waits,
+// (grpckit.dedupe.replays, grpckit.dedupe.waits, grpckit.dedupe.refusals,
 // grpckit.dedupe.evictions).
 // Default: a no-op provider, never the global one. nil keeps the default.
 func WithMeterProvider(mp metric.MeterProvider) Option {
