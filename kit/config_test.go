@@ -119,6 +119,38 @@ func TestConsulKVRateLimitIsLive(t *testing.T) {
 	if doc.Config == nil || doc.Config.Version != before.Version || doc.Config.Source != "consul "+key || doc.Config.Rejected != before.Rejected+1 {
 		t.Errorf("/debug/kit config = %+v", doc.Config)
 	}
+
+	// A document that sets a local setting (one of the security boundary)
+	// is refused as a whole; /debug/kit says why.
+	put("ratelimit: {rps: 0.001, burst: 1}\nserver: {admin: 0.0.0.0:9100}\n")
+	poll(t, 5*time.Second, "the document with server.admin to be refused", func() bool { return store.Info().Rejected == before.Rejected+2 })
+	const reason = "consul kv grpckit/kvsvc: server.admin cannot be set from Consul KV (it changes the security boundary); set it in the file, environment or flags"
+	if info := store.Info(); info.Version != before.Version || !strings.Contains(info.LastError, reason) {
+		t.Errorf("after a document setting server.admin: %+v", info)
+	}
+	if code := call(); code != codes.OK {
+		t.Errorf("the refused document's rate limit is in force: %v", code)
+	}
+	resp2, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/kit?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp2.Body.Close()
+	doc = kit.DebugKit{}
+	if err := json.NewDecoder(resp2.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Config == nil || !strings.Contains(doc.Config.LastError, reason) {
+		t.Errorf("/debug/kit config = %+v, want the last refusal %q", doc.Config, reason)
+	}
+	page, err := http.Get("http://" + srv.AdminAddr().String() + "/debug/kit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Body.Close()
+	if html, _ := io.ReadAll(page.Body); !strings.Contains(string(html), reason) {
+		t.Errorf("the /debug/kit page does not show %q", reason)
+	}
 }
 
 // TestClientKnobsAreLive: a client's default deadline and its balancer's

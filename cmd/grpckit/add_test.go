@@ -77,8 +77,10 @@ func TestAddComposeService(t *testing.T) {
 		wantNext string // first line after the inserted entry
 		wantPort int
 		wantErr  string
+		acl      bool // the file runs Consul with ACLs: demo gets a consul-acl-demo container
 	}{
 		{file: "anchors.yml", wantNext: "volumes:", wantPort: 9003},
+		{file: "../../../../docker-compose.yml", wantNext: "volumes:", wantPort: 9003, acl: true},
 		{file: "plain.yml", wantNext: "# the volumes of the stack", wantPort: 9005},
 		{file: "plain.yml", crlf: true, wantNext: "# the volumes of the stack", wantPort: 9005},
 		{file: "last.yml", wantNext: "", wantPort: 9001},
@@ -132,6 +134,9 @@ func TestAddComposeService(t *testing.T) {
 			}
 			if !slices.ContainsFunc(block, func(l string) bool { return strings.TrimSpace(l) == "demo:" }) {
 				t.Errorf("inserted block has no demo: key:\n%s", strings.Join(block, ""))
+			}
+			if hasInit := slices.ContainsFunc(block, func(l string) bool { return strings.TrimSpace(l) == "consul-acl-demo:" }); hasInit != tc.acl {
+				t.Errorf("inserted block has a consul-acl-demo service: %v, want %v:\n%s", hasInit, tc.acl, strings.Join(block, ""))
 			}
 			next := ""
 			if i+k < len(outLines) {

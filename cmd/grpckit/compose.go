@@ -15,12 +15,55 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 )
 
+// aclInitScript is the shell script (in compose's escaping: $$ for $) of
+// the one-shot consul-acl-<name> containers of a compose stack with Consul
+// ACLs: run as `sh -ec SCRIPT acl-init NAME TOKEN` with the management
+// token in CONSUL_HTTP_TOKEN, it creates or updates the policy
+// grpckit-NAME with the rules of consul.ServiceRules(NAME), and the token
+// TOKEN with that policy unless it exists. The repository's
+// docker-compose.yml holds the same script (TestComposeACLScript).
+const aclInitScript = `name="$$1" secret="$$2"
+rules="/tmp/grpckit-$$name.hcl"
+cat > "$$rules" <<EOF
+service "$$name" {
+  policy = "write"
+}
+service_prefix "" {
+  policy = "read"
+}
+node_prefix "" {
+  policy = "read"
+}
+key "grpckit/$$name" {
+  policy = "read"
+}
+EOF
+if consul acl policy read -name "grpckit-$$name" >/dev/null 2>&1; then
+  consul acl policy update -name "grpckit-$$name" -rules "@$$rules" >/dev/null
+else
+  consul acl policy create -name "grpckit-$$name" -description "grpckit service $$name" -rules "@$$rules" >/dev/null
+fi
+if CONSUL_HTTP_TOKEN="$$secret" consul acl token read -self >/dev/null 2>&1; then
+  echo "consul token of $$name: present"
+else
+  consul acl token create -secret "$$secret" -policy-name "grpckit-$$name" -description "grpckit service $$name" >/dev/null
+  echo "consul token of $$name: created"
+fi`
+
 // composeData is what templates/compose.yml.tmpl sees.
 type composeData struct {
 	scaffoldData
 	Merge  bool // the file defines the &service and &env anchors the entry can merge
+	Deps   bool // the file defines the &deps anchor (x-service's depends_on)
 	Consul bool // the file has a consul service to depend on
 	Port   int  // host port on 127.0.0.1 published for the gRPC port; 0 for none
+	// ACL is whether the file runs Consul with ACLs: it defines the
+	// &acl-init anchor of the consul-acl-<name> containers. The service
+	// then gets a consul-acl-<name> container and the token Token (the
+	// default of the variable TokenVar) as CONSUL_HTTP_TOKEN.
+	ACL      bool
+	Token    string
+	TokenVar string
 }
 
 var (
@@ -30,6 +73,9 @@ var (
 	// shared service settings (x-service: &service, environment: &env).
 	serviceAnchorRe = regexp.MustCompile(`(?m):[ \t]*&service[ \t]*$`)
 	envAnchorRe     = regexp.MustCompile(`(?m)^[ \t]+environment:[ \t]*&env[ \t]*$`)
+	depsAnchorRe    = regexp.MustCompile(`(?m)^[ \t]+depends_on:[ \t]*&deps[ \t]*$`)
+	// aclInitAnchorRe finds the anchor of the consul-acl-<name> containers.
+	aclInitAnchorRe = regexp.MustCompile(`(?m)^x-acl-init:[ \t]*&acl-init[ \t]*$`)
 )
 
 // First and last host port tried for a new service's published gRPC port.
@@ -58,8 +104,15 @@ func addComposeService(ctx context.Context, root, path string, src []byte, d sca
 	cd := composeData{
 		scaffoldData: d,
 		Merge:        serviceAnchorRe.Match(src) && envAnchorRe.Match(src),
+		Deps:         depsAnchorRe.Match(src),
 		Consul:       consul,
 		Port:         freeHostPort(before),
+		ACL:          consul && aclInitAnchorRe.Match(src),
+		Token:        newUUID(),
+		TokenVar:     d.EnvPrefix + "_CONSUL_TOKEN",
+	}
+	if _, ok := before.Services["consul-acl-"+d.Name]; ok && cd.ACL {
+		return nil, 0, fmt.Errorf("%s already has a service %q", filepath.Base(path), "consul-acl-"+d.Name)
 	}
 	entry, err := render("compose.yml.tmpl", cd)
 	if err != nil {
@@ -123,6 +176,9 @@ func freeHostPort(p *types.Project) int {
 // describes.
 func checkComposeService(before, after *types.Project, cd composeData) error {
 	want := append(before.ServiceNames(), cd.Name)
+	if cd.ACL {
+		want = append(want, "consul-acl-"+cd.Name)
+	}
 	slices.Sort(want)
 	got := after.ServiceNames()
 	slices.Sort(got)
@@ -144,6 +200,18 @@ func checkComposeService(before, after *types.Project, cd composeData) error {
 	}
 	if dep, ok := svc.DependsOn["consul"]; cd.Consul && (!ok || dep.Condition != types.ServiceConditionHealthy) {
 		problems = append(problems, "it does not wait for consul to be healthy")
+	}
+	if cd.ACL {
+		init := "consul-acl-" + cd.Name
+		tok := svc.Environment["CONSUL_HTTP_TOKEN"]
+		if tok == nil || *tok == "" {
+			problems = append(problems, "it gets no CONSUL_HTTP_TOKEN")
+		} else if cmd := after.Services[init].Command; len(cmd) != 2 || cmd[0] != cd.Name || cmd[1] != *tok {
+			problems = append(problems, fmt.Sprintf("%s runs %q, not its name and token", init, cmd))
+		}
+		if dep, ok := svc.DependsOn[init]; !ok || dep.Condition != types.ServiceConditionCompletedSuccessfully {
+			problems = append(problems, "it does not wait for "+init+" to complete")
+		}
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
@@ -198,7 +266,10 @@ scan:
 		b.WriteString(nl)
 	}
 	for _, l := range strings.Split(strings.TrimRight(entry, "\n"), "\n") {
-		b.WriteString(indent + l + nl)
+		if l != "" {
+			b.WriteString(indent + l)
+		}
+		b.WriteString(nl)
 	}
 	for _, l := range lines[last+1:] {
 		b.WriteString(l)

@@ -48,7 +48,16 @@ folder holding grpckit.yaml) in the foreground: Consul (the agent at ADDR
 when one answers there, else a dev agent started on ADDR: consul from
 $CONSUL_BIN or PATH, else Consul ` + consulVersion + ` built once from the Go module
 proxy and cached per user), then every service of grpckit.yaml, in order,
-with its instance count. Every instance listens on 127.0.0.1 ports it picks
+with its instance count.
+
+The agent it starts runs ACLs with the default policy deny and a
+management token made for the run: grpckit dev prints it and saves it in
+DIR/consul.token (mode 0600; log in to the Consul UI with it, or
+consul kv put -token-file .cache/dev/consul.token ...). Every service gets a
+token of its own in CONSUL_HTTP_TOKEN that may register the service, read
+the catalog and read its key grpckit/<name>, nothing else. An agent that
+was running already is used as it is: with ACLs on, CONSUL_HTTP_TOKEN must
+hold a token that may write ACLs. Every instance listens on 127.0.0.1 ports it picks
 itself and reports them. It waits until every instance passes its Consul
 health check, prints where everything runs, and on Ctrl-C stops the
 instances in the reverse order (they deregister and drain first), then the
@@ -117,11 +126,17 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	// 1. Consul: use the agent at the address, else start a dev agent there.
+	// 1. Consul: use the agent at the address, else start a dev agent there,
+	// with ACLs on (default deny) and a management token made for the run.
 	var agent *consultest.Agent
+	var acl *devACL
 	if leader(*consulAddr) {
 		step("using the Consul agent already at %s", *consulAddr)
+		if acl, err = probeACL(ctx, *consulAddr); err != nil {
+			return err
+		}
 	} else {
+		acl = &devACL{operator: newUUID(), enabled: true, tokens: map[string]*api.ACLToken{}}
 		bin, err := ensureConsul(ctx, os.Stdout)
 		if err != nil {
 			return interrupted(err)
@@ -131,14 +146,41 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		defer logFile.Close()
-		step("starting consul agent -dev on %s (%s)", *consulAddr, bin)
-		if agent, err = consultest.StartAgent(ctx, consultest.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile}); err != nil {
+		step("starting consul agent -dev on %s with ACLs on, default deny (%s)", *consulAddr, bin)
+		if agent, err = consultest.StartAgent(ctx, consultest.Config{Binary: bin, HTTPAddr: *consulAddr, Output: logFile,
+			ManagementToken: acl.operator}); err != nil {
 			return interrupted(err)
 		}
 		defer func() {
 			step("stopping Consul")
 			agent.Interrupt(10 * time.Second)
 		}()
+	}
+	// Everything grpckit dev asks Consul goes with the operator token; each
+	// service gets a token of its own (CONSUL_HTTP_TOKEN).
+	oc, closeIdle, err := acl.operatorClient(*consulAddr)
+	if err != nil {
+		return err
+	}
+	defer closeIdle()
+	tokenPath := filepath.Join(*dir, tokenFile)
+	if acl.enabled {
+		if err := acl.saveOperator(tokenPath); err != nil {
+			return err
+		}
+		step("Consul ACLs are on (default deny); operator token %s, saved in %s", acl.operator, tokenPath)
+		var names []string
+		for _, s := range proj.manifest.Services {
+			names = append(names, s.Name)
+		}
+		if err := acl.serviceTokens(ctx, oc, names); err != nil {
+			return interrupted(fmt.Errorf("consul service tokens: %w", err))
+		}
+		if agent == nil { // the agent outlives the run: take the tokens back
+			defer acl.deleteTokens(oc)
+		}
+	} else if err := os.Remove(tokenPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 
 	// 2. Build the services.
@@ -180,6 +222,7 @@ func runDev(ctx context.Context, args []string) error {
 			env = append(env, k+"="+expand(v))
 		}
 		slices.Sort(env)
+		env = append(env, acl.env(s.Name)...) // last: wins over the operator's own CONSUL_HTTP_TOKEN
 		exe := filepath.Join(bin, path.Base(s.mainPath()))
 		for i := 1; i <= s.instances(); i++ {
 			p, err := start(exe, s.Name, fmt.Sprintf("%s-%d", s.Name, i), *consulAddr, logs, extra, env, exits)
@@ -194,15 +237,12 @@ func runDev(ctx context.Context, args []string) error {
 		return interrupted(err)
 	}
 	step("waiting until every instance passes its Consul health check")
-	reg, err := consul.NewFromAddress(*consulAddr)
-	if err != nil {
-		return err
-	}
+	reg := consul.New(oc)
 	defer reg.Close()
 	if err := waitPassing(ctx, reg.Client(), procs, want); err != nil {
 		return interrupted(err)
 	}
-	summary(*consulAddr, procs, *dir)
+	summary(*consulAddr, procs, *dir, acl, tokenPath)
 	if proj.inRepo() {
 		if err := repoDemo(ctx, reg, procs, secret); err != nil {
 			return fmt.Errorf("demo call: %w", err)
@@ -344,9 +384,13 @@ func devSecret() (string, error) {
 }
 
 // summary prints where everything runs.
-func summary(consulAddr string, procs []*proc, dir string) {
+func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPath string) {
 	step("the local stack is up")
 	fmt.Printf("    Consul UI:  http://%s/ui/\n", consulAddr)
+	if acl.enabled {
+		fmt.Printf("    Consul ACLs on, default deny; operator token %s (log in to the UI with it)\n", acl.operator)
+		fmt.Printf("    consul:     CONSUL_HTTP_ADDR=%s consul kv put -token-file %s grpckit/<service> @config.yaml\n", consulAddr, tokenPath)
+	}
 	for _, p := range procs {
 		fmt.Printf("    %-12s  gRPC %-21s  admin http://%s/debug/kit", p.name, p.addr, p.admin)
 		names := slices.Sorted(maps.Keys(p.listeners))

@@ -169,14 +169,15 @@ func checkCopiedCompose(t *testing.T, root, copyDir, bin string) {
 			}
 		}
 		for key := range svc.Environment {
-			// OTEL_* are the OpenTelemetry SDK's own variables.
-			if !slices.Contains(names, key) && !strings.HasPrefix(key, "OTEL_") {
+			// OTEL_* are the OpenTelemetry SDK's own variables,
+			// CONSUL_HTTP_TOKEN Consul's (read by kit's registry and config).
+			if !slices.Contains(names, key) && !strings.HasPrefix(key, "OTEL_") && key != "CONSUL_HTTP_TOKEN" {
 				t.Errorf("demo sets %s, which the binary does not read (it reads %v)", key, names)
 			}
 		}
 		return p.ServiceNames()
 	}
-	want := append(load(root), "demo")
+	want := append(load(root), "demo", "consul-acl-demo")
 	slices.Sort(want)
 	got := load(copyDir)
 	slices.Sort(got)

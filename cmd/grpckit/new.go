@@ -193,6 +193,9 @@ type projectData struct {
 	Checkout string // a grpckit checkout the kit and the tool come from; "" for a release
 	Version  string // the release the kit and the tool come from; "" with Checkout
 	Pins     map[string]string
+	// ManagementToken is the default management token of the compose
+	// stack's Consul, made for the project.
+	ManagementToken string
 }
 
 func newProjectData(modPath, folder, name string, kit kitSource) projectData {
@@ -206,6 +209,8 @@ func newProjectData(modPath, folder, name string, kit kitSource) projectData {
 		Checkout: kit.checkout,
 		Version:  kit.version,
 		Pins:     map[string]string{},
+
+		ManagementToken: newUUID(),
 	}
 	if kit.checkout != "" {
 		d.KitReq = noVersion

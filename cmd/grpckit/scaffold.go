@@ -78,6 +78,20 @@ func serviceDirs(name string) []string {
 var templateFuncs = template.FuncMap{
 	// trimv drops a version's v: v1.20.6 gives 1.20.6.
 	"trimv": func(v string) string { return strings.TrimPrefix(v, "v") },
+	// indent indents every non-empty line of s by n spaces.
+	"indent": func(n int, s string) string {
+		pad := strings.Repeat(" ", n)
+		lines := strings.Split(s, "\n")
+		for i, l := range lines {
+			if l != "" {
+				lines[i] = pad + l
+			}
+		}
+		return strings.Join(lines, "\n")
+	},
+	// aclInitScript is the script of the compose stack's consul-acl-<name>
+	// containers.
+	"aclInitScript": func() string { return aclInitScript },
 	// modpath quotes a go.mod path when it needs quotes (spaces).
 	"modpath": modfile.AutoQuote,
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/grpckit/grpckit/internal/repo"
@@ -25,15 +24,7 @@ func TestComposeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithName("grpckit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	project, err := opts.LoadProject(t.Context())
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
-	}
+	project := loadRepoCompose(t)
 	// The services the code expects: Consul for discovery and configuration,
 	// an OTLP tracing backend, PostgreSQL for the user service, and the example
 	// services (a scaffolded service may add more).
@@ -42,6 +33,8 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("no service %s (services: %v)", want, sorted(project.ServiceNames()))
 		}
 	}
+
+	checkComposeACL(t, project)
 
 	published := map[string]string{}
 	envNames := map[string][]string{} // binary -> env names it reads
@@ -79,8 +72,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		for key, val := range svc.Environment {
 			// The standard OpenTelemetry variables are read by kit's telemetry
-			// layer in every service (kit/middleware/telemetry).
-			if !slices.Contains(envNames[binary], key) && !strings.HasPrefix(key, "OTEL_") {
+			// layer in every service (kit/middleware/telemetry), Consul's own
+			// by its registry and configuration (kit/config).
+			if !slices.Contains(envNames[binary], key) && !strings.HasPrefix(key, "OTEL_") && key != "CONSUL_HTTP_TOKEN" {
 				t.Errorf("%s sets %s, which %s does not read (it reads %v)", name, key, binary, envNames[binary])
 			}
 			if val == nil {

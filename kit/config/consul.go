@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,7 +14,8 @@ import (
 
 // startConsul reads the KV document once, folding it into the start
 // snapshot when it is valid, and starts watching it. An unreachable Consul
-// is logged and the watch keeps trying.
+// is logged and the watch keeps trying; Consul's ACLs refusing the read
+// (a wrong token, or one without key:read) fail the start.
 func (s *Store[T]) startConsul(ctx context.Context) error {
 	c, err := s.consulClient()
 	if err != nil || c == nil {
@@ -23,6 +25,9 @@ func (s *Store[T]) startConsul(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, s.o.answerTimeout)
 	pair, meta, err := c.KV().Get(s.o.kvKey, (&api.QueryOptions{}).WithContext(qctx))
 	cancel()
+	if err = consulq.ACL(err, s.need()); errors.Is(err, consulq.ErrACLRefused) {
+		return fmt.Errorf("config: read consul key %s: %w", s.o.kvKey, err)
+	}
 	w := kvWatch[T]{s: s, bo: consulq.Backoff{Base: s.o.backoffBase, Max: s.o.backoffMax}}
 	if err != nil {
 		w.failed(ctx, err)
@@ -59,6 +64,9 @@ func (s *Store[T]) startKV(doc []byte) {
 	cur := s.cur.Load()
 	s.cur.Store(&Snapshot[T]{Value: v, Version: cur.Version, Source: cur.Source, Time: time.Now()})
 }
+
+// need names the right the KV source takes.
+func (s *Store[T]) need() string { return fmt.Sprintf("key:read on %q", s.o.kvKey) }
 
 // value is the document of pair; nil when the key does not exist.
 func value(pair *api.KVPair) []byte {
@@ -99,6 +107,7 @@ func (w *kvWatch[T]) run(ctx context.Context) {
 		qctx, cancel := context.WithTimeout(ctx, consulq.QueryTimeout(w.index != 0, o.waitTime, o.answerTimeout))
 		pair, meta, err := w.s.kv.KV().Get(o.kvKey, q.WithContext(qctx))
 		cancel()
+		err = consulq.ACL(err, w.s.need())
 		if ctx.Err() != nil {
 			return
 		}
@@ -126,7 +135,10 @@ func (w *kvWatch[T]) failed(ctx context.Context, err error) {
 	w.index = consulq.IndexAfterError
 	if !w.failing {
 		w.failing = true
-		o.logger.LogAttrs(ctx, slog.LevelWarn, "config: Consul KV unreachable; keeping the configuration as it is",
-			slog.String("key", o.kvKey), slog.Any("error", err))
+		level, msg := slog.LevelWarn, "config: Consul KV unreachable; keeping the configuration as it is"
+		if errors.Is(err, consulq.ErrACLRefused) {
+			level, msg = slog.LevelError, "config: Consul refuses the token; keeping the configuration as it is"
+		}
+		o.logger.LogAttrs(ctx, level, msg, slog.String("key", o.kvKey), slog.Any("error", err))
 	}
 }

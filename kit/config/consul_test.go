@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"errors"
 	"flag"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/duration"
 	"github.com/grpckit/grpckit/kit/internal/kittest"
+	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
@@ -132,5 +135,97 @@ func TestRefusedDocumentIsRetried(t *testing.T) {
 	saveAtomically(t, file, "balancer: {bucket: 1s, window: 9s}\nratelimit: {rps: 5}\n")
 	if snap := next(t, ch); snap.Value.RateLimit.RPS != 5 || time.Duration(snap.Value.Balancer.Bucket) != 3*time.Second {
 		t.Errorf("file change with a bad document pending: rps %v bucket %v, want 5 and the 3s in force", snap.Value.RateLimit.RPS, time.Duration(snap.Value.Balancer.Bucket))
+	}
+}
+
+// TestKVWithServiceToken: with ACLs on and the default policy deny, a
+// service's token with exactly its policy reads its key at start and
+// follows it; writing the key takes the operator's token.
+func TestKVWithServiceToken(t *testing.T) {
+	agent := consultest.StartACL(t)
+	mgmt := consultest.Client(t, agent)
+	putKV(t, mgmt, "grpckit/svc", "ratelimit: {rps: 11}\n")
+	tok, err := consul.CreateServiceToken(t.Context(), mgmt, "svc", "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := consultest.TokenClient(t, agent, tok.SecretID)
+	s := load(t, config.WithConsul(c))
+	if rps := s.Current().Value.RateLimit.RPS; rps != 11 {
+		t.Fatalf("rps %v at start, want 11 from the key", rps)
+	}
+	ch := changes(t, s)
+	for name, writer := range map[string]*api.Client{"the service's token": c, "no token": consultest.TokenClient(t, agent, "")} {
+		_, err := writer.KV().Put(&api.KVPair{Key: "grpckit/svc", Value: []byte("ratelimit: {rps: 1}\n")}, nil)
+		var se api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+			t.Errorf("KV put with %s: %v, want 403", name, err)
+		}
+	}
+	putKV(t, mgmt, "grpckit/svc", "ratelimit: {rps: 12}\n")
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 12 {
+		t.Errorf("after the operator's change: rps %v, want 12", snap.Value.RateLimit.RPS)
+	}
+}
+
+// TestKVRefusedTokenFailsStart: a token Consul does not know, or one
+// without key:read on the key, fails Load with an error that says so; it
+// never looks like an empty key.
+func TestKVRefusedTokenFailsStart(t *testing.T) {
+	agent := consultest.StartACL(t)
+	other, err := consul.CreateServiceToken(t.Context(), consultest.Client(t, agent), "other", "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, token string
+		want        []string
+	}{
+		{"wrong token", "0b8c0d6e-1c9d-4c57-9a43-000000000000", []string{"403 ACL not found", "does not know the token"}},
+		{"no token", "", []string{"403 Permission denied", "anonymous", `key:read on "grpckit/svc"`}},
+		{"another service's token", other.SecretID, []string{"403 Permission denied", `key:read on "grpckit/svc"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := config.Load("svc", defaults(), env(), config.WithConsul(consultest.TokenClient(t, agent, tc.token)))
+			if err == nil {
+				s.Close()
+				t.Fatal("Load succeeded")
+			}
+			if !errors.Is(err, consul.ErrACLRefused) {
+				t.Errorf("Load: %v, want ErrACLRefused", err)
+			}
+			for _, want := range append(tc.want, "set registry.token or CONSUL_HTTP_TOKEN") {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestKVLocalSettingRefused: a document that sets a local setting is
+// refused as a whole at start (the service starts without it) and later
+// (the previous configuration stays), with a reason naming the setting; a
+// document without one is applied.
+func TestKVLocalSettingRefused(t *testing.T) {
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	putKV(t, c, "grpckit/svc", "server: {admin: 0.0.0.0:9100}\nratelimit: {rps: 3}\n")
+	s := load(t, config.WithConsul(c))
+	const reason = "consul kv grpckit/svc: server.admin cannot be set from Consul KV (it changes the security boundary); set it in the file, environment or flags"
+	cur := s.Current().Value
+	if info := s.Info(); cur.Server.Admin != "127.0.0.1:0" || cur.RateLimit.RPS != 0 || info.Rejected != 1 || !strings.Contains(info.LastError, reason) {
+		t.Fatalf("at start: admin %q rps %v, info %+v; want the document refused with %q", cur.Server.Admin, cur.RateLimit.RPS, info, reason)
+	}
+	ch := changes(t, s)
+	putKV(t, c, "grpckit/svc", "ratelimit: {rps: 4}\n")
+	if snap := next(t, ch); snap.Value.RateLimit.RPS != 4 || snap.Version != 2 {
+		t.Fatalf("a document without local settings: rps %v version %d, want 4 and 2", snap.Value.RateLimit.RPS, snap.Version)
+	}
+	putKV(t, c, "grpckit/svc", "ratelimit: {rps: 5}\nregistry: {token: stolen}\n")
+	kittest.WaitFor(t, "the document to be refused", func() bool { return s.Info().Rejected == 2 })
+	if info, snap := s.Info(), s.Current(); snap.Version != 2 || snap.Value.RateLimit.RPS != 4 || snap.Value.Registry.Token != "" ||
+		!strings.Contains(info.LastError, "consul kv grpckit/svc: registry.token cannot be set from Consul KV") {
+		t.Errorf("after a document setting registry.token: version %d rps %v, info %+v; want version 2 kept and the reason", snap.Version, snap.Value.RateLimit.RPS, info)
 	}
 }

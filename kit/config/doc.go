@@ -30,6 +30,20 @@
 // files do not; the Consul key is followed with blocking queries under the
 // same index rules as the registry.
 //
+// Settings that change the security boundary carry the struct tag
+// `kit:"local"` (server.admin, server.pprof, the registry section, the auth
+// settings): they come from the defaults, the file, the environment or the
+// flags only. A Consul KV document that sets one is refused as a whole
+// with a [LocalError] naming them, at start as later: whoever may write a
+// service's key may tune it, not open its admin endpoint or swap its keys.
+// A tag on a section applies to every field under it; `kit:"secret"` masks
+// a value in -print-config, and the two combine (`kit:"secret,local"`).
+//
+// With Consul's ACLs on, the KV source reads the key with registry.token
+// (else CONSUL_HTTP_TOKEN), which needs key:read on it; a first read that
+// Consul refuses (403) fails [Load] with an error wrapping
+// consul.ErrACLRefused, never an empty document.
+//
 // The merging of the layers is done by koanf (github.com/knadh/koanf/v2),
 // a maintained library with no global state whose providers and parsers
 // come as separate small modules; kit decodes the merged tree with

@@ -17,6 +17,37 @@ type field struct {
 	path   []string     // YAML keys from the root
 	typ    reflect.Type // Go type of the value
 	secret bool         // masked by Print (tag `kit:"secret"`)
+	local  bool         // refused from Consul KV (tag `kit:"local"`)
+}
+
+// kitTag is what a field's `kit` struct tag says: a comma-separated list
+// of options.
+//
+//   - secret: Print masks the value (-print-config, /debug/kit never shows
+//     it either: such fields carry `json:"-"`).
+//   - local: the value comes from the defaults, the file, the environment
+//     or the flags only: a Consul KV document that sets it is refused as a
+//     whole. For settings that change the security boundary (listen
+//     addresses of the admin endpoint, tokens, keys, who is trusted), which
+//     whoever may write the service's Consul key must not be able to change.
+//
+// A tag on a section (a struct-typed field) applies to every field under
+// it; `kit:"secret,local"` combines both.
+type kitTag struct{ secret, local bool }
+
+// parseKitTag reads the `kit` tag of sf over the options inherited from
+// the sections above it.
+func parseKitTag(sf reflect.StructField, inherited kitTag) kitTag {
+	t := inherited
+	for opt := range strings.SplitSeq(sf.Tag.Get("kit"), ",") {
+		switch strings.TrimSpace(opt) {
+		case "secret":
+			t.secret = true
+		case "local":
+			t.local = true
+		}
+	}
+	return t
 }
 
 // key is the dotted path, which is also the flag name: "ratelimit.rps".
@@ -47,8 +78,8 @@ func fieldsOf(t reflect.Type) ([]field, error) {
 		return nil, fmt.Errorf("config: %v is not a struct", t)
 	}
 	var out []field
-	var walk func(t reflect.Type, prefix []string)
-	walk = func(t reflect.Type, prefix []string) {
+	var walk func(t reflect.Type, prefix []string, tags kitTag)
+	walk = func(t reflect.Type, prefix []string, inherited kitTag) {
 		for i := range t.NumField() {
 			sf := t.Field(i)
 			if !sf.IsExported() {
@@ -56,12 +87,13 @@ func fieldsOf(t reflect.Type) ([]field, error) {
 			}
 			tag := sf.Tag.Get("yaml")
 			name, opts, _ := strings.Cut(tag, ",")
+			tags := parseKitTag(sf, inherited)
 			if name == "-" {
 				continue
 			}
 			if strings.Contains(","+opts+",", ",inline,") {
 				if sf.Type.Kind() == reflect.Struct {
-					walk(sf.Type, prefix)
+					walk(sf.Type, prefix, tags)
 				}
 				continue
 			}
@@ -70,13 +102,13 @@ func fieldsOf(t reflect.Type) ([]field, error) {
 			}
 			path := append(append([]string(nil), prefix...), name)
 			if isSection(sf.Type) {
-				walk(sf.Type, path)
+				walk(sf.Type, path, tags)
 				continue
 			}
-			out = append(out, field{path: path, typ: sf.Type, secret: sf.Tag.Get("kit") == "secret"})
+			out = append(out, field{path: path, typ: sf.Type, secret: tags.secret, local: tags.local})
 		}
 	}
-	walk(t, nil)
+	walk(t, nil, kitTag{})
 	return out, nil
 }
 

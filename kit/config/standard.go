@@ -33,9 +33,15 @@ import (
 // The live sections (ratelimit, overload, timeout, retry, breaker,
 // balancer, log levels) take effect on a running service when a [Store] built with
 // kit.WithConfig changes; server, registry and telemetry are read at start.
+//
+// Settings that change the security boundary carry the struct tag
+// `kit:"local"` and come from the defaults, the file, the environment or
+// the flags only: server.admin, server.pprof and the whole registry section
+// (the Consul agent and token). A Consul KV document that sets one is
+// refused as a whole ([LocalError]).
 type Standard struct {
 	Server    Server           `yaml:"server" json:"server"`
-	Registry  Registry         `yaml:"registry" json:"registry"`
+	Registry  Registry         `yaml:"registry" kit:"local" json:"registry"`
 	RateLimit ratelimit.Config `yaml:"ratelimit" json:"ratelimit"`
 	Overload  overload.Config  `yaml:"overload" json:"overload"`
 	Timeout   timeout.Config   `yaml:"timeout" json:"timeout"`
@@ -52,9 +58,9 @@ type Server struct {
 	// on loopback).
 	Listen string `yaml:"listen" json:"listen"`
 	// Admin is the admin HTTP listen address (/healthz, /metrics,
-	// /debug/kit, pprof when Pprof is on); "" turns it off. Default
-	// "127.0.0.1:0".
-	Admin string `yaml:"admin" json:"admin"`
+	// /debug/kit, pprof when Pprof is on); "" turns it off. Local: never
+	// from Consul KV. Default "127.0.0.1:0".
+	Admin string `yaml:"admin" kit:"local" json:"admin"`
 	// Drain is how long a stopping server keeps serving after it left the
 	// registry, so that watchers see it go. Default 3s.
 	Drain duration.Duration `yaml:"drain" json:"drain"`
@@ -69,20 +75,26 @@ type Server struct {
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams" json:"max_concurrent_streams"`
 	// Pprof mounts net/http/pprof's /debug/pprof/ on the admin listener.
 	// Off by default: its cmdline page shows the command line, secrets
-	// given as flags included. Read at start. Default false.
-	Pprof bool `yaml:"pprof" json:"pprof"`
+	// given as flags included. Read at start. Local: never from Consul KV.
+	// Default false.
+	Pprof bool `yaml:"pprof" kit:"local" json:"pprof"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
-// registers. Read at start.
+// registers. Read at start. Local (`kit:"local"` on the section): every
+// field comes from the defaults, the file, the environment or the flags,
+// never from Consul KV.
 type Registry struct {
 	// Address is the Consul agent's HTTP address; "" means CONSUL_HTTP_ADDR,
 	// else 127.0.0.1:8500; "off" runs without Consul (no registration, no
 	// KV source). Default "".
 	Address string `yaml:"address" json:"address"`
 	// Token is the Consul ACL token; "" means CONSUL_HTTP_TOKEN. Masked by
-	// Print.
-	Token string `yaml:"token" kit:"secret" json:"-"`
+	// Print. With Consul's ACLs on, a token Consul does not know, or one
+	// without the rights the service needs (service:write on its name to
+	// register, key:read on grpckit/<name>), fails the start with an error
+	// wrapping consul.ErrACLRefused (kit/registry/consul).
+	Token string `yaml:"token" kit:"secret,local" json:"-"`
 	// Advertise is the host registered in Consul; "" means the listen host,
 	// or the machine's first IPv4 when the service listens on every
 	// interface. Default "".

@@ -108,10 +108,13 @@ type layers struct {
 // flags, Consul KV.
 //
 // A malformed file, environment variable or flag, or an invalid result, is
-// an error. A Consul KV document that is invalid at start is refused like a
-// later change (logged, visible in [Store.Info]) and the service starts
-// without it; an unreachable Consul does not stop the start either: the
-// watch applies the document once Consul answers.
+// an error. A Consul KV document that is invalid at start, or sets a local
+// setting ([LocalError]), is refused like a later change (logged, visible
+// in [Store.Info]) and the service starts without it; an unreachable Consul
+// does not stop the start either: the watch applies the document once
+// Consul answers. Consul's ACLs refusing the first read of the key is an
+// error wrapping consul.ErrACLRefused (kit/registry/consul): a wrong token,
+// or one without key:read on the key, must not look like an empty key.
 //
 // When T embeds [Standard] inline, the registry section names the Consul
 // agent of the KV source (unless [WithConsul] or [WithoutConsul] says
@@ -379,6 +382,9 @@ func (s *Store[T]) build(ls layers) (T, error) {
 		}
 	}
 	if len(bytes.TrimSpace(ls.kv)) > 0 {
+		if err := s.checkLocal(ls.kv); err != nil {
+			return zero, fmt.Errorf("config: %w", err)
+		}
 		if err := load("consul "+s.o.kvKey, rawbytes.Provider(ls.kv), nodeParser{}); err != nil {
 			return zero, err
 		}

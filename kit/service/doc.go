@@ -7,7 +7,11 @@
 //     GRPCKIT_* environment, flags named by YAML path, the Consul key
 //     grpckit/<name>; -h lists the settings, -print-config prints them;
 //   - makes the logger (its level follows log.level live) and, unless
-//     registry.address is "off", the Consul registry;
+//     registry.address is "off", the Consul registry; with Consul's ACLs
+//     on, a token Consul refuses (registry.token, else CONSUL_HTTP_TOKEN)
+//     fails the start with an error wrapping consul.ErrACLRefused, as does
+//     a token without key:read on grpckit/<name> or service:write on
+//     <name>;
 //   - builds the kit server (standard sections, registration with a gRPC
 //     health check, admin listener) and hands it to setup, with
 //     [Service.Client] for the clients the handlers use (sharing the

@@ -213,6 +213,15 @@ func Run[T any](ctx context.Context, name string, defaults T, setup func(*Servic
 			return fmt.Errorf("service: consul client: %w", err)
 		}
 		s.Registry = consul.New(c, consul.WithLogger(s.Logger))
+		// A token Consul refuses fails the start here, with an error that
+		// says so, rather than as an empty instance set later. An
+		// unreachable Consul is the registration's business.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cerr := s.Registry.CheckToken(cctx)
+		cancel()
+		if errors.Is(cerr, consul.ErrACLRefused) {
+			return fmt.Errorf("service: %w", cerr)
+		}
 	}
 	sopts := []kit.ServerOption{kit.WithServiceName(name), kit.WithConfig(store), kit.WithLogger(s.Logger),
 		kit.WithBeforeStop(s.stopListeners)}

@@ -15,8 +15,10 @@ import (
 // new one to a running gateway. It is plain data with YAML tags, meant to be
 // embedded in a service's configuration section.
 type Config struct {
-	// Auth says how bearer tokens of write requests are verified.
-	Auth Auth `yaml:"auth"`
+	// Auth says how bearer tokens of write requests are verified. Like
+	// every setting of the security boundary it carries `kit:"local"`: set
+	// from the file, the environment or the flags, never from Consul KV.
+	Auth Auth `yaml:"auth" kit:"local"`
 	// Limits are the edge rate limits.
 	Limits Limits `yaml:"limits"`
 	// BackendTimeout is the deadline of each backend call a request makes,
@@ -35,18 +37,18 @@ type Auth struct {
 	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
 	// [auth.MinHMACSecretLen] bytes. A secret: masked by -print-config.
 	// Default "" (no HMAC key).
-	HMACSecret string `yaml:"hmac_secret" kit:"secret"`
+	HMACSecret string `yaml:"hmac_secret" kit:"secret,local"`
 	// PublicKeyFiles are PEM files of RSA, ECDSA or Ed25519 public keys (or
 	// certificates) that may sign tokens; see [auth.Config.PublicKeyFiles].
 	// Default none.
-	PublicKeyFiles []string `yaml:"public_key_files"`
+	PublicKeyFiles []string `yaml:"public_key_files" kit:"local"`
 	// Issuer, when set, must equal the token's iss claim. Default "".
-	Issuer string `yaml:"issuer"`
+	Issuer string `yaml:"issuer" kit:"local"`
 	// Audience, when set, must be one of the token's aud values. Default "".
-	Audience string `yaml:"audience"`
+	Audience string `yaml:"audience" kit:"local"`
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
 	// at most 5m.
-	Leeway duration.Duration `yaml:"leeway"`
+	Leeway duration.Duration `yaml:"leeway" kit:"local"`
 }
 
 // Limits are the gateway's edge rate limits: every request takes a token
@@ -67,9 +69,9 @@ type Limits struct {
 	// TrustForwardedFor takes the client IP from the last address of the
 	// X-Forwarded-For header, as a reverse proxy in front of the gateway
 	// appends it, instead of the connection's peer address. Turn it on only
-	// behind such a proxy: otherwise clients choose their own IP. Default
-	// false.
-	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+	// behind such a proxy: otherwise clients choose their own IP. Local
+	// (`kit:"local"`): never from Consul KV. Default false.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for" kit:"local"`
 }
 
 // DefaultConfig returns the documented defaults of every [Config] field.

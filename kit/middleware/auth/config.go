@@ -18,35 +18,40 @@ const MinHMACSecretLen = 32
 
 // Config is the auth section of a service's configuration. It is plain data;
 // keys are read from their files by [New] and [Authenticator.SetConfig].
+//
+// Every field carries the tag `kit:"local"`: who may call what is the
+// security boundary, so kit/config takes these settings from the defaults,
+// the file, the environment or the flags only, and refuses a Consul KV
+// document that sets one.
 type Config struct {
 	// Issuer, when set, must equal the token's iss claim. Default "" (any
 	// issuer).
-	Issuer string `yaml:"issuer" json:"issuer"`
+	Issuer string `yaml:"issuer" kit:"local" json:"issuer"`
 
 	// Audience, when set, must be one of the token's aud values. Default ""
 	// (any audience).
-	Audience string `yaml:"audience" json:"audience"`
+	Audience string `yaml:"audience" kit:"local" json:"audience"`
 
 	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
 	// MinHMACSecretLen bytes. It is a secret: the field carries the tag
 	// `kit:"secret"` so that kit/config's -print-config masks it, and it is never
 	// logged. Default "" (no HMAC key).
-	HMACSecret string `yaml:"hmac_secret" kit:"secret" json:"-"`
+	HMACSecret string `yaml:"hmac_secret" kit:"secret,local" json:"-"`
 
 	// PublicKeyFiles are PEM files, each holding one or more RSA, ECDSA or
 	// Ed25519 public keys ("PUBLIC KEY" or "RSA PUBLIC KEY" blocks) or
 	// certificates whose keys are used. A token may be signed by any of
 	// them, which allows key rotation. Default none.
-	PublicKeyFiles []string `yaml:"public_key_files" json:"public_key_files"`
+	PublicKeyFiles []string `yaml:"public_key_files" kit:"local" json:"public_key_files"`
 
 	// PublicMethods need no token: full method names "/pkg.Service/Method",
 	// or "/pkg.Service/*" for every method of a service. The gRPC health
 	// service and server reflection are always public. Default none.
-	PublicMethods []string `yaml:"public_methods" json:"public_methods"`
+	PublicMethods []string `yaml:"public_methods" kit:"local" json:"public_methods"`
 
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
 	// at most 5m.
-	Leeway duration.Duration `yaml:"leeway" json:"leeway"`
+	Leeway duration.Duration `yaml:"leeway" kit:"local" json:"leeway"`
 }
 
 // alwaysPublic are the services callable without a token whatever the

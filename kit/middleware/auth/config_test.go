@@ -3,6 +3,8 @@ package auth
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,9 +65,19 @@ func TestConfigEnabled(t *testing.T) {
 	}
 }
 
-func TestSecretTag(t *testing.T) {
+// TestKitTags: kit/config masks the secret (kit:"secret") and takes no
+// auth setting from Consul KV (kit:"local" on every field).
+func TestKitTags(t *testing.T) {
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		opts := strings.Split(f.Tag.Get("kit"), ",")
+		if !slices.Contains(opts, "local") {
+			t.Errorf("Config.%s tag %q lacks kit:\"local\" (the auth settings are the security boundary)", f.Name, f.Tag)
+		}
+	}
 	f, ok := reflectField(Config{}, "HMACSecret")
-	if !ok || f.Tag.Get("kit") != "secret" {
+	if !ok || !slices.Contains(strings.Split(f.Tag.Get("kit"), ","), "secret") {
 		t.Errorf("Config.HMACSecret tag = %q, want kit:\"secret\" (kit/config masks such fields)", f.Tag)
 	}
 }

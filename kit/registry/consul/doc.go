@@ -15,4 +15,12 @@
 // out, warning instances are kept with [registry.HealthWarning]. When Consul
 // cannot be reached the watcher reports the error once and retries with capped,
 // jittered backoff; the caller keeps its last good set.
+//
+// With Consul's ACLs on, a request Consul refuses (403) is an error
+// wrapping [ErrACLRefused] that says whether Consul does not know the token
+// or which right it lacks, on registration and on a watch alike; an empty
+// answer is checked against the token ([Registry.CheckToken]) before it is
+// reported, since Consul answers a token that may read nothing with an
+// empty list. [ServiceRules] are the rights a kit service's token needs,
+// and [CreateServiceToken] makes one.
 package consul

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -30,6 +31,8 @@ type Registry struct {
 
 	mu      sync.Mutex
 	keepers map[string]*keeper // running keepers by instance ID; guarded by mu
+
+	tokenOK atomic.Bool // a CheckToken passed: Consul knows the token, or runs without ACLs
 }
 
 var (
@@ -85,7 +88,7 @@ func (r *Registry) Register(ctx context.Context, inst registry.Instance) error {
 	r.stopKeeper(inst.ID) // an old keeper must not restore the old definition
 	reg := r.registration(inst)
 	if err := r.register(ctx, reg); err != nil {
-		return fmt.Errorf("consul: register %s: %w", inst.ID, err)
+		return fmt.Errorf("consul: register %s: %w", inst.ID, consulq.ACL(err, fmt.Sprintf("service:write on %q", inst.Name)))
 	}
 	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "registered in consul",
 		slog.String("name", inst.Name), slog.String("id", inst.ID), slog.String("address", inst.HostPort()))
@@ -110,7 +113,7 @@ func (r *Registry) Deregister(ctx context.Context, inst registry.Instance) error
 	r.stopKeeper(inst.ID)
 	err := r.client.Agent().ServiceDeregisterOpts(inst.ID, (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil && !isNotFound(err) {
-		return fmt.Errorf("consul: deregister %s: %w", inst.ID, err)
+		return fmt.Errorf("consul: deregister %s: %w", inst.ID, consulq.ACL(err, fmt.Sprintf("service:write on %q", inst.Name)))
 	}
 	r.opts.logger.LogAttrs(ctx, slog.LevelInfo, "deregistered from consul",
 		slog.String("name", inst.Name), slog.String("id", inst.ID))
@@ -213,6 +216,7 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 		_, meta, err := r.client.Agent().Service(reg.ID,
 			(&api.QueryOptions{WaitHash: hash, WaitTime: r.opts.waitTime}).WithContext(qctx))
 		cancel()
+		err = consulq.ACL(err, fmt.Sprintf("service:read on %q", reg.Name))
 		if ctx.Err() != nil {
 			return
 		}
@@ -222,19 +226,23 @@ func (r *Registry) keep(ctx context.Context, reg *api.AgentServiceRegistration) 
 			if agentAway { // the agent restarted and lost its catalog; we did not fail
 				restore = reg
 			}
-			if err = r.register(ctx, restore); err == nil {
+			if err = consulq.ACL(r.register(ctx, restore), fmt.Sprintf("service:write on %q", reg.Name)); err == nil {
 				log.LogAttrs(ctx, slog.LevelWarn, "consul lost the registration; registered again",
 					slog.String("status", restore.Check.Status))
 				hash, pause, failing, agentAway = "", 0, false, false
 				bo.Reset()
 				continue
 			}
-		case err != nil:
+		case err != nil && !errors.Is(err, ErrACLRefused):
 			agentAway = true
 		}
 		if err != nil {
 			if !failing {
-				log.LogAttrs(ctx, slog.LevelWarn, "consul agent unreachable; will register again when it is back", slog.Any("error", err))
+				msg := "consul agent unreachable; will register again when it is back"
+				if errors.Is(err, ErrACLRefused) {
+					msg = "consul refuses the token; will register again when it is accepted"
+				}
+				log.LogAttrs(ctx, slog.LevelWarn, msg, slog.Any("error", err))
 				failing = true
 			}
 			pause = bo.Next()

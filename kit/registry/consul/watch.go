@@ -77,9 +77,18 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		if ctx.Err() != nil {
 			return nil, w.ctxErr(ctx)
 		}
+		err = consulq.ACL(err, fmt.Sprintf("service:read on %q and node:read", w.name))
 		if err == nil && meta.ResultsFilteredByACLs && len(entries) == 0 {
 			// Not "service gone": the token may not read it (expired, rotated).
-			err = errors.New("every instance was filtered out by ACLs; check the Consul token's service:read")
+			err = fmt.Errorf("%w: every instance of %q was filtered out by ACLs; the token lacks service:read on it (or node:read on its nodes)",
+				ErrACLRefused, w.name)
+		}
+		if err == nil && len(entries) == 0 && !w.r.tokenOK.Load() {
+			// An empty answer may be all an unknown token gets to see:
+			// ask Consul about the token once before reporting it.
+			if cerr := w.r.CheckToken(ctx); errors.Is(cerr, ErrACLRefused) {
+				err = cerr
+			}
 		}
 		if err != nil {
 			w.pause = w.bo.Next()

@@ -52,6 +52,10 @@ func newFakeConsul(t *testing.T, script ...answer) *fakeConsul {
 }
 
 func (f *fakeConsul) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/acl/token/self" { // a Consul without ACLs, as Consul answers it
+		http.Error(w, "ACL support disabled", http.StatusUnauthorized)
+		return
+	}
 	q := map[string]string{"path": r.URL.Path, "index": "0"} // the client omits index=0
 	for k := range r.URL.Query() {
 		q[k] = r.URL.Query().Get(k)

@@ -26,6 +26,15 @@ type Config struct {
 	// Output receives the agent's log as it is written; nil keeps only the
 	// tail that [Agent.Log] returns.
 	Output io.Writer
+	// ManagementToken, when set, turns Consul's ACLs on with the default
+	// policy deny: a request without a token may do nothing but what
+	// Consul's anonymous token may (nothing, out of the box), and this token
+	// is the initial management token, which may do everything (it is also
+	// the agent's own token). Empty runs the agent without ACLs.
+	ManagementToken string
+	// Args are more arguments of `consul agent -dev`, after the package's
+	// own (e.g. an -hcl fragment of a configuration under test).
+	Args []string
 }
 
 // Agent is a running `consul agent -dev` on loopback. Its methods are not
@@ -106,6 +115,10 @@ func (a *Agent) start(ctx context.Context) error {
 		"-server-port=" + strconv.Itoa(a.ports[2]),
 		"-log-level=warn",
 	}
+	if t := a.cfg.ManagementToken; t != "" {
+		args = append(args, "-hcl="+aclHCL(t))
+	}
+	args = append(args, a.cfg.Args...)
 	cmd := exec.Command(a.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	setProcAttr(cmd)
@@ -124,21 +137,33 @@ func (a *Agent) start(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls the agent until it reports a leader.
+// aclHCL is the agent configuration that turns ACLs on, default deny,
+// with token as the initial management token and the agent's own.
+func aclHCL(token string) string {
+	return fmt.Sprintf(`acl {
+  enabled = true
+  default_policy = "deny"
+  enable_token_persistence = true
+  tokens {
+    initial_management = %q
+    agent = %q
+  }
+}`, token, token)
+}
+
+// waitReady polls the agent until it reports a leader and, with ACLs on,
+// until its management token works (the leader makes it after its
+// election).
 func (a *Agent) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	url := "http://" + a.cfg.HTTPAddr + "/v1/status/leader"
+	base := "http://" + a.cfg.HTTPAddr
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && len(bytes.Trim(body, "\"\n ")) > 0 {
-				return nil
-			}
+		if a.answers(ctx, base+"/v1/status/leader", "", true) &&
+			(a.cfg.ManagementToken == "" || a.answers(ctx, base+"/v1/acl/token/self", a.cfg.ManagementToken, false)) {
+			return nil
 		}
 		select {
 		case <-a.done:
@@ -149,6 +174,29 @@ func (a *Agent) waitReady(ctx context.Context) error {
 		}
 	}
 }
+
+// answers reports whether a GET of url with token answers 200, with a
+// non-empty body when nonEmpty is set.
+func (a *Agent) answers(ctx context.Context, url, token string, nonEmpty bool) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && (!nonEmpty || len(bytes.Trim(body, "\"\n ")) > 0)
+}
+
+// ManagementToken returns the agent's management token ([Config]); "" when
+// its ACLs are off.
+func (a *Agent) ManagementToken() string { return a.cfg.ManagementToken }
 
 // Stop kills the agent and waits for it to exit. A dev agent keeps nothing,
 // so its catalog is gone afterwards.

@@ -2,6 +2,7 @@ package consultest
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"sync"
 	"testing"
@@ -25,6 +26,20 @@ var findBinary = sync.OnceValues(func() (string, error) {
 // must be called from the test's goroutine.
 func Start(t testing.TB) *Agent {
 	t.Helper()
+	return start(t, Config{})
+}
+
+// StartACL is [Start] for an agent with ACLs on and the default policy
+// deny, whose management token ([Agent.ManagementToken]) is random: a
+// request needs a token with the rights it takes. [Client] uses the
+// management token; [TokenClient] any other.
+func StartACL(t testing.TB) *Agent {
+	t.Helper()
+	return start(t, Config{ManagementToken: rand.Text()})
+}
+
+func start(t testing.TB, cfg Config) *Agent {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real Consul agent; skipped with -short")
 	}
@@ -34,7 +49,8 @@ func Start(t testing.TB) *Agent {
 	}
 	var a *Agent
 	for range 3 { // a port picked as free may be taken meanwhile by another process
-		if a, err = StartAgent(t.Context(), Config{Binary: binary}); err == nil {
+		cfg.Binary = binary
+		if a, err = StartAgent(t.Context(), cfg); err == nil {
 			break
 		}
 	}
@@ -51,11 +67,21 @@ func Start(t testing.TB) *Agent {
 }
 
 // Client returns a Consul API client for a whose idle connections are
-// closed when the test ends, so that leak checks (goleak) pass.
+// closed when the test ends, so that leak checks (goleak) pass. With a's
+// ACLs on it uses the management token.
 func Client(t testing.TB, a *Agent) *api.Client {
+	t.Helper()
+	return TokenClient(t, a, a.ManagementToken())
+}
+
+// TokenClient is [Client] with the ACL token token; "" sends none (Consul
+// takes the request as its anonymous token's), whatever CONSUL_HTTP_TOKEN
+// says.
+func TokenClient(t testing.TB, a *Agent, token string) *api.Client {
 	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Address = a.HTTPAddr()
+	cfg.Token, cfg.TokenFile = token, ""
 	c, err := api.NewClient(cfg)
 	if err != nil {
 		t.Fatalf("consultest: consul client: %v", err)

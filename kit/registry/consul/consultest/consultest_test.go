@@ -3,10 +3,12 @@ package consultest
 import (
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/hashicorp/consul/api"
 	"go.uber.org/goleak"
 )
 
@@ -79,5 +81,28 @@ func TestFind(t *testing.T) {
 func TestStartAgentNeedsBinary(t *testing.T) {
 	if _, err := StartAgent(t.Context(), Config{}); err == nil {
 		t.Fatal("StartAgent without a binary: no error")
+	}
+}
+
+// TestStartACL: the agent denies what a request without a token asks, and
+// its management token may do everything, also after a restart.
+func TestStartACL(t *testing.T) {
+	a := StartACL(t)
+	if a.ManagementToken() == "" {
+		t.Fatal("no management token")
+	}
+	for round := range 2 {
+		pair := &api.KVPair{Key: "grpckit/svc", Value: []byte("log: {level: debug}\n")}
+		_, err := TokenClient(t, a, "").KV().Put(pair, nil)
+		var se api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+			t.Errorf("round %d: KV put without a token: %v, want 403", round, err)
+		}
+		if _, err := Client(t, a).KV().Put(pair, nil); err != nil {
+			t.Errorf("round %d: KV put with the management token: %v", round, err)
+		}
+		if err := a.Restart(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

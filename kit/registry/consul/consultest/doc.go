@@ -16,7 +16,8 @@
 //
 // Every agent is a dev agent: one server that is its own leader, state in
 // memory only (a stop or [Agent.Restart] loses every registration and KV
-// entry), ACLs off, DNS and Consul's own gRPC ports off, its cluster ports
+// entry), ACLs off unless [StartACL] or [Config.ManagementToken] turn them
+// on with the default policy deny, DNS and Consul's own gRPC ports off, its cluster ports
 // on 127.0.0.1 and its HTTP API where [Config.HTTPAddr] says (a 127.0.0.1
 // port by default). Consul cannot listen on port 0 and report what it got,
 // so the ports are picked free a moment before the agent starts; [Start]
