@@ -60,6 +60,9 @@ func NewClient(target string, opts ...ClientOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultServiceConfig(defaultServiceConfig),
 	}, ch.dialOptions(tel)...)
+	if o.perRPC != nil {
+		dial = append(dial, grpc.WithPerRPCCredentials(o.perRPC))
+	}
 	var rb resolver.Builder // the target's resolver, when kit must replace it
 	if o.discovery != nil {
 		var ropts []kitresolver.Option

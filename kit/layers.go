@@ -71,7 +71,13 @@ var layerTable = []layerDef{
 		return overload.NewServer(c, overload.WithLogger(d.logger), overload.WithMeterProvider(d.meter))
 	}),
 	serverLayer(LayerTimeout, live(func(s *config.Standard) timeout.Config { return s.Timeout }), newTimeout),
-	serverLayer[*auth.Authenticator](LayerAuth, none[auth.Config](), nil), // no default: it needs keys
+	// Auth is on when the auth section has a key (or WithAuth gives one).
+	serverLayer(LayerAuth, live(func(s *config.Standard) auth.Config { return s.Auth }), func(c auth.Config, d deps) (*auth.Authenticator, error) {
+		if !c.Enabled() {
+			return nil, nil // kit/service refuses to start without a key unless auth.disabled
+		}
+		return auth.New(c, auth.WithLogger(d.logger))
+	}),
 	serverLayer(LayerDedupe, fixed(dedupe.DefaultConfig), func(c dedupe.Config, d deps) (*dedupe.Cache, error) {
 		return dedupe.New(c, dedupe.WithLogger(d.logger), dedupe.WithMeterProvider(d.meter))
 	}),
@@ -281,7 +287,8 @@ func WithOverload(o *overload.Server) ServerOption { return WithLayer(LayerOverl
 // WithServerTimeouts sets a server's deadline cap (default: timeout.DefaultConfig).
 func WithServerTimeouts(t *timeout.Timeouts) ServerOption { return WithLayer(LayerTimeout, t) }
 
-// WithAuth checks bearer tokens on a server (default: no auth layer).
+// WithAuth checks bearer tokens on a server (default: an Authenticator of
+// the auth section when it has a key, else no auth layer).
 func WithAuth(a *auth.Authenticator) ServerOption { return WithLayer(LayerAuth, a) }
 
 // WithDedupe sets a server's replay cache (default: dedupe.DefaultConfig,
@@ -384,6 +391,9 @@ func buildChain(c layerChoice, s side, std *config.Standard, d deps) (ch chain, 
 			}
 			if obj, err = def.build(std, d); err != nil {
 				return chain{}, nil, fmt.Errorf("kit: %s: %w", def.name, err)
+			}
+			if isNil(obj) {
+				continue // off in this configuration
 			}
 			if def.follow != nil {
 				if f := def.follow(obj, std); f != nil {

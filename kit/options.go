@@ -43,6 +43,7 @@ type serverOptions struct {
 	shutdownTimeout time.Duration
 	maxStreams      uint32
 	pprof           bool
+	reflection      bool
 	registerTimeout time.Duration
 	beforeStop      []func(context.Context) error
 	onServing       []func(grpcAddr, adminAddr net.Addr)
@@ -69,11 +70,13 @@ func (o *serverOptions) setServerSection(s config.Server) {
 	o.shutdownTimeout = time.Duration(s.ShutdownTimeout)
 	o.maxStreams = s.MaxConcurrentStreams
 	o.pprof = s.Pprof
+	o.reflection = s.Reflection
 }
 
 type clientOptions struct {
 	discovery   registry.Discovery
 	creds       credentials.TransportCredentials
+	perRPC      credentials.PerRPCCredentials
 	dialOptions []grpc.DialOption
 	logger      *slog.Logger
 	layers      layerChoice
@@ -126,6 +129,14 @@ func WithDrain(d time.Duration) ServerOption {
 // address).
 func WithPprof(on bool) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.pprof = on })
+}
+
+// WithReflection registers gRPC server reflection (config.Server.Reflection;
+// default off: it lists every method and message of the server to anyone
+// who can connect, which helps an attacker more than a client that has the
+// protos). The local stack (grpckit dev) turns it on for grpcurl.
+func WithReflection(on bool) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.reflection = on })
 }
 
 // WithMaxConcurrentStreams caps the calls one client connection may have
@@ -213,9 +224,8 @@ func WithServerCredentials(creds credentials.TransportCredentials) ServerOption 
 }
 
 // WithPerRPCCredentials attaches credentials to every call of a client, e.g.
-// auth.BearerToken.
+// auth.BearerToken; the last one given wins (a client sends one token), so
+// that it replaces the identity forwarding of kit/service's clients.
 func WithPerRPCCredentials(creds credentials.PerRPCCredentials) ClientOption {
-	return clientOptionFunc(func(o *clientOptions) {
-		o.dialOptions = append(o.dialOptions, grpc.WithPerRPCCredentials(creds))
-	})
+	return clientOptionFunc(func(o *clientOptions) { o.perRPC = creds })
 }

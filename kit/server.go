@@ -38,7 +38,7 @@ var ErrServerClosed = errors.New("kit: server closed")
 // is already serving.
 var ErrServing = errors.New("kit: server already serving")
 
-// Server is a gRPC server with health, reflection, an admin listener and
+// Server is a gRPC server with health, reflection (opt-in), an admin listener and
 // registry lifecycle. It implements grpc.ServiceRegistrar: register services
 // before calling Serve or Run. Its methods are safe for concurrent use.
 type Server struct {
@@ -148,7 +148,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	}
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if o.reflection {
+		reflection.Register(s.grpc)
+	}
 	if o.adminAddress != "" {
 		s.admin = &http.Server{Handler: s.adminMux(), ReadHeaderTimeout: 5 * time.Second}
 	}

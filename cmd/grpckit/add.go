@@ -306,8 +306,8 @@ next steps, from %[1]s:
   go test ./services/%[2]s/...
   # run the project's local stack (Consul and every service of %[4]s)
   make dev
-  # call it at the gRPC address make dev prints for %[2]s-1
-  grpcurl -plaintext -d '{"message":"hi"}' ADDRESS %[2]s.v1.%[3]s/Echo
+  # call it at the gRPC address make dev prints for %[2]s-1, with its dev token
+  grpcurl -plaintext -H "authorization: Bearer $(cat .cache/dev/dev.token)" -d '{"message":"hi"}' ADDRESS %[2]s.v1.%[3]s/Echo
   # make it yours: edit proto/%[2]s/v1/%[2]s.proto, run make generate, and
   # implement the methods in services/%[2]s/server.go
 `, p.proj.root, n, p.data.Service, manifestFile)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	"github.com/grpckit/grpckit/kit/service"
@@ -197,9 +198,10 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	// 3. Start the instances, stopping them (deregistered) on the way out.
-	// A service's variables and flags may name the working folder and a
-	// secret made for this run ({data}, {secret}); the secret goes through
-	// the environment only, so that ps does not show it.
+	// Every service checks tokens with a secret made for this run (through
+	// the environment, which ps does not show) and serves reflection (for
+	// grpcurl). A service's variables and flags may name the working folder
+	// and the secret ({data}, {secret}), and override these.
 	secret, err := devSecret()
 	if err != nil {
 		return err
@@ -214,14 +216,17 @@ func runDev(ctx context.Context, args []string) error {
 	exits := make(chan *proc, total) // every instance sends once, never blocking
 	want := map[string]int{}
 	for _, s := range proj.manifest.Services {
-		var extra, env []string
+		var extra []string
+		env := []string{"GRPCKIT_AUTH_HMAC_SECRET=" + secret, "GRPCKIT_SERVER_REFLECTION=true"}
 		for _, a := range s.Args {
 			extra = append(extra, expand(a))
 		}
+		var own []string
 		for k, v := range s.Env {
-			env = append(env, k+"="+expand(v))
+			own = append(own, k+"="+expand(v))
 		}
-		slices.Sort(env)
+		slices.Sort(own)
+		env = append(env, own...)             // the last value of a variable wins
 		env = append(env, acl.env(s.Name)...) // last: wins over the operator's own CONSUL_HTTP_TOKEN
 		exe := filepath.Join(bin, path.Base(s.mainPath()))
 		for i := 1; i <= s.instances(); i++ {
@@ -242,9 +247,19 @@ func runDev(ctx context.Context, args []string) error {
 	if err := waitPassing(ctx, reg.Client(), procs, want); err != nil {
 		return interrupted(err)
 	}
-	summary(*consulAddr, procs, *dir, acl, tokenPath)
+	// A token every service of the stack accepts, an admin's: for grpcurl,
+	// curl and scripts (also in the data folder).
+	token, err := auth.IssueHS256(secret, "dev", 24*time.Hour, auth.WithClaim(auth.AdminClaim, true))
+	if err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(*dir, "dev.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	summary(*consulAddr, procs, *dir, acl, tokenPath, token, tokenFile)
 	if proj.inRepo() {
-		if err := repoDemo(ctx, reg, procs, secret); err != nil {
+		if err := repoDemo(ctx, reg, procs, token); err != nil {
 			return fmt.Errorf("demo call: %w", err)
 		}
 	}
@@ -383,8 +398,9 @@ func devSecret() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// summary prints where everything runs.
-func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPath string) {
+// summary prints where everything runs, the operator token and the dev
+// token.
+func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPath, token, tokenFile string) {
 	step("the local stack is up")
 	fmt.Printf("    Consul UI:  http://%s/ui/\n", consulAddr)
 	if acl.enabled {
@@ -399,8 +415,11 @@ func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPat
 		}
 		fmt.Printf("  log %s\n", p.log)
 	}
+	fmt.Printf("    dev token:  %s\n", token)
+	fmt.Printf("                (24h, subject dev, admin: every service of the stack accepts it; also in %s)\n", tokenFile)
 	if len(procs) > 0 {
 		fmt.Printf("    try:        grpcurl -plaintext %s list   (server reflection)\n", procs[0].addr)
+		fmt.Printf("                grpcurl -plaintext -H \"authorization: Bearer $(cat %s)\" %s describe\n", tokenFile, procs[0].addr)
 	}
 	fmt.Printf("    data:       %s\n", dir)
 }

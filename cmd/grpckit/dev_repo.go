@@ -16,10 +16,9 @@ import (
 )
 
 // repoDemo is what grpckit dev adds for this repository's example stack:
-// one call through discovery (greeter → user), one through the gateway,
-// and a write token for the gateway, signed with the secret the gateway
-// got through grpckit.yaml ({secret}).
-func repoDemo(ctx context.Context, reg *consul.Registry, procs []*proc, secret string) error {
+// one call through discovery (greeter → user) and one through the gateway,
+// with the dev token, and how to call them.
+func repoDemo(ctx context.Context, reg *consul.Registry, procs []*proc, token string) error {
 	var gatewayAddr string
 	for _, p := range procs {
 		if p.service == "gateway" {
@@ -29,34 +28,30 @@ func repoDemo(ctx context.Context, reg *consul.Registry, procs []*proc, secret s
 	if gatewayAddr == "" {
 		return fmt.Errorf("no gateway instance with an http listener among %d instances", len(procs))
 	}
-	if err := demo(ctx, reg, gatewayAddr); err != nil {
-		return err
-	}
-	token, err := auth.IssueHS256(secret, "dev", 24*time.Hour)
-	if err != nil {
+	if err := demo(ctx, reg, gatewayAddr, token); err != nil {
 		return err
 	}
 	for _, p := range procs {
 		if p.service == "greeter" {
-			fmt.Printf("    try:        grpcurl -plaintext -d '{\"name\":\"world\"}' %s greeter.v1.GreeterService/SayHello\n", p.addr)
+			fmt.Printf("    try:        grpcurl -plaintext -H 'authorization: Bearer %s' -d '{\"name\":\"world\"}' %s greeter.v1.GreeterService/SayHello\n", token, p.addr)
 			break
 		}
 	}
 	fmt.Printf("    gateway:    http://%s/v1/hello/world   API: http://%s/openapi.json\n", gatewayAddr, gatewayAddr)
 	fmt.Printf("    write:      curl -X POST http://%s/v1/users -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"name\":\"Ada\",\"email\":\"ada@example.com\"}'\n", gatewayAddr, token)
-	fmt.Printf("    dev token:  %s  (24h, for the gateway's writes)\n", token)
 	return nil
 }
 
-func demo(ctx context.Context, reg *consul.Registry, gatewayAddr string) error {
+func demo(ctx context.Context, reg *consul.Registry, gatewayAddr, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	uc, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg))
+	creds := kit.WithPerRPCCredentials(auth.BearerToken(token, auth.AllowInsecure()))
+	uc, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg), creds)
 	if err != nil {
 		return err
 	}
 	defer uc.Close()
-	gc, err := kit.NewClient("consul:///greeter", kit.WithDiscovery(reg))
+	gc, err := kit.NewClient("consul:///greeter", kit.WithDiscovery(reg), creds)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/consul/api"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -35,6 +38,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/grpckit/grpckit/internal/repo"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 )
 
@@ -212,8 +216,10 @@ func runDemoAgainstConsul(t *testing.T, bin string) {
 	agent := consultest.Start(t)
 	c := consultest.Client(t, agent)
 	var logs lockedBuffer
+	const secret = "0123456789abcdef0123456789abcdef"
 	cmd := exec.Command(bin, "-registry.address", agent.HTTPAddr(),
 		"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-server.drain", "100ms")
+	cmd.Env = append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+secret)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -275,7 +281,15 @@ func runDemoAgainstConsul(t *testing.T, bin string) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	var reply wrapperspb.StringValue
-	err = cc.Invoke(ctx, "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply)
+	// A scaffolded service refuses calls without a token.
+	if err := cc.Invoke(ctx, "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Echo without a token = %v, want Unauthenticated", err)
+	}
+	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cc.Invoke(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply)
 	cancel()
 	cc.Close()
 	if err != nil || reply.GetValue() != "hello" {
@@ -394,9 +408,18 @@ func TestProjectEndToEnd(t *testing.T) {
 		}
 		return strings.Contains(logs.String(), "the local stack is up")
 	})
+	m := regexp.MustCompile(`dev token:  (\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("make dev printed no dev token")
+	}
+	token := m[1]
 	for svc, addr := range addrs {
 		service := svc + ".v1." + strings.ToUpper(svc[:1]) + svc[1:] + "Service"
-		got, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"hi `+svc+`"}`)
+		// A scaffolded service refuses calls without a token.
+		if _, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"anonymous"}`, ""); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s/Echo without a token = %v, want Unauthenticated", service, err)
+		}
+		got, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"hi `+svc+`"}`, token)
 		if err != nil {
 			t.Errorf("%s/Echo through reflection at %s: %v", service, addr, err)
 			continue
@@ -457,7 +480,7 @@ func waitUntil(t *testing.T, what string, exited <-chan error, cond func() bool)
 // reflectCall calls service/method at addr with a JSON request the way
 // grpcurl does: it learns the method's types through server reflection,
 // with no generated code. It returns the JSON response.
-func reflectCall(ctx context.Context, addr, service, method, request string) (string, error) {
+func reflectCall(ctx context.Context, addr, service, method, request, token string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -507,6 +530,9 @@ func reflectCall(ctx context.Context, addr, service, method, request string) (st
 	in, out := dynamicpb.NewMessage(md.Input()), dynamicpb.NewMessage(md.Output())
 	if err := protojson.Unmarshal([]byte(request), in); err != nil {
 		return "", err
+	}
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
 	if err := cc.Invoke(ctx, "/"+service+"/"+method, in, out); err != nil {
 		return "", err

@@ -3,6 +3,7 @@
 //	grpckit new <module path>   create a standalone project with its first service
 //	grpckit add <name>          add a service to the project
 //	grpckit dev                 run the project's local stack: Consul and every service
+//	grpckit token               print a dev token for the stack's secret
 package main
 
 import (
@@ -23,6 +24,8 @@ commands:
                       and grpckit.yaml entries (grpckit add -h)
   dev                 run the project's local stack in the foreground: Consul and
                       every service of grpckit.yaml; Ctrl-C stops it (grpckit dev -h)
+  token               print a bearer token signed with $GRPCKIT_AUTH_HMAC_SECRET, the
+                      secret a stack's services share (grpckit token -h)
 `
 
 func main() {
@@ -44,6 +47,8 @@ func main() {
 		err = runAdd(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "dev":
 		err = runDev(ctx, os.Args[2:])
+	case "token":
+		err = runToken(os.Args[2:], osLookup, os.Stdout, os.Stderr)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -128,7 +128,8 @@ func TestGreeterCallsUserThroughConsul(t *testing.T) {
 }
 
 // TestGreeterWithoutUsers shows the codes when the downstream service has no
-// instance at all: the greeter answers Unavailable, not a hang.
+// instance at all: the greeter answers promptly with Internal (user's
+// outage, not greeter's: its callers must not eject greeter), not a hang.
 func TestGreeterWithoutUsers(t *testing.T) {
 	s := newStack(t)
 	s.startGreeter(s.userClient())
@@ -137,8 +138,8 @@ func TestGreeterWithoutUsers(t *testing.T) {
 	defer cancel()
 	id := "someone"
 	_, err := s.greeterClient().SayHello(ctx, &greeterv1.SayHelloRequest{UserId: &id})
-	if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
-		t.Errorf("SayHello with no user instance = %v, want a prompt Unavailable", err)
+	if status.Code(err) != codes.Internal || ctx.Err() != nil {
+		t.Errorf("SayHello with no user instance = %v, want a prompt Internal", err)
 	}
 }
 

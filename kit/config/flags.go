@@ -26,8 +26,11 @@ func (s *Store[T]) parseFlags() (map[string]any, error) {
 		if fs.Lookup(name) != nil {
 			return nil, fmt.Errorf("config: flag -%s is already defined", name)
 		}
-		fs.Var(&settingFlag{f: f, set: func(v any) { setPath(set, f.path, v) }},
-			name, fmt.Sprintf("sets %s (env %s)", name, f.envName(s.o.envPrefix)))
+		usage := fmt.Sprintf("sets %s (env %s)", name, f.envName(s.o.envPrefix))
+		if f.secret {
+			usage = fmt.Sprintf("a secret, never a flag: set %s in the file or the environment (env %s)", name, f.envName(s.o.envPrefix))
+		}
+		fs.Var(&settingFlag{f: f, env: f.envName(s.o.envPrefix), set: func(v any) { setPath(set, f.path, v) }}, name, usage)
 	}
 	if err := fs.Parse(s.o.args); err != nil {
 		return nil, err
@@ -39,13 +42,19 @@ func (s *Store[T]) parseFlags() (map[string]any, error) {
 // -telemetry.metrics alone means true.
 type settingFlag struct {
 	f    field
+	env  string // the setting's environment variable
 	set  func(any)
 	text string // the value given last
 }
 
 func (v *settingFlag) String() string { return v.text }
 
+// Set parses s. A secret is refused: the command line of a process is
+// public on its host (ps, /proc/PID/cmdline, pprof's cmdline page).
 func (v *settingFlag) Set(s string) error {
+	if v.f.secret {
+		return fmt.Errorf("%s is a secret and cannot be a flag (ps and /proc show a command line): set %s or the file instead", v.f.key(), v.env)
+	}
 	val, err := parseValue(v.f, s)
 	if err != nil {
 		return err

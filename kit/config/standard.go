@@ -13,6 +13,7 @@ import (
 	"github.com/grpckit/grpckit/kit/duration"
 
 	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/breaker"
 	"github.com/grpckit/grpckit/kit/middleware/logging"
 	"github.com/grpckit/grpckit/kit/middleware/overload"
@@ -31,14 +32,15 @@ import (
 //	}
 //
 // The live sections (ratelimit, overload, timeout, retry, breaker,
-// balancer, log levels) take effect on a running service when a [Store] built with
-// kit.WithConfig changes; server, registry and telemetry are read at start.
+// balancer, log levels, auth keys and public methods) take effect on a
+// running service when a [Store] built with kit.WithConfig changes; server,
+// registry and telemetry are read at start, and so is whether auth is on.
 //
 // Settings that change the security boundary carry the struct tag
 // `kit:"local"` and come from the defaults, the file, the environment or
-// the flags only: server.admin, server.pprof and the whole registry section
-// (the Consul agent and token). A Consul KV document that sets one is
-// refused as a whole ([LocalError]).
+// the flags only: server.admin, server.pprof, server.reflection, the whole
+// registry section (the Consul agent and token) and the whole auth section.
+// A Consul KV document that sets one is refused as a whole ([LocalError]).
 type Standard struct {
 	Server    Server           `yaml:"server" json:"server"`
 	Registry  Registry         `yaml:"registry" kit:"local" json:"registry"`
@@ -50,6 +52,7 @@ type Standard struct {
 	Balancer  balancer.Config  `yaml:"balancer" json:"balancer"`
 	Log       Log              `yaml:"log" json:"log"`
 	Telemetry telemetry.Config `yaml:"telemetry" json:"telemetry"`
+	Auth      auth.Config      `yaml:"auth" kit:"local" json:"auth"`
 }
 
 // Server is the server section: where a service listens. Read at start.
@@ -78,6 +81,11 @@ type Server struct {
 	// given as flags included. Read at start. Local: never from Consul KV.
 	// Default false.
 	Pprof bool `yaml:"pprof" kit:"local" json:"pprof"`
+	// Reflection serves gRPC server reflection, which lists every method
+	// and message of the service to anyone who can connect (grpcurl needs
+	// it without the protos). The local stack turns it on. Read at start.
+	// Local: never from Consul KV. Default false.
+	Reflection bool `yaml:"reflection" kit:"local" json:"reflection"`
 }
 
 // Registry is the registry section: the Consul agent and how the service
@@ -136,6 +144,7 @@ func DefaultStandard() Standard {
 		Balancer:  *balancer.DefaultConfig(),
 		Log:       Log{Level: "info", Format: "text", Access: logging.DefaultConfig()},
 		Telemetry: telemetry.DefaultConfig(),
+		Auth:      auth.DefaultConfig(),
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // consulArgs run a service on loopback against agent, without admin
 // listener or drain.
 func consulArgs(agent *consultest.Agent) []string {
-	return []string{"-registry.address", agent.HTTPAddr(), "-server.admin", "", "-server.drain", "0s"}
+	return []string{"-registry.address", agent.HTTPAddr(), "-server.admin", "", "-server.drain", "0s", "-auth.disabled"}
 }
 
 // TestRunWithServiceToken: against Consul with ACLs on and the default

@@ -12,11 +12,16 @@
 //     fails the start with an error wrapping consul.ErrACLRefused, as does
 //     a token without key:read on grpckit/<name> or service:write on
 //     <name>;
+//   - refuses to start when the auth section has no key (auth.hmac_secret
+//     or auth.public_key_files) unless auth.disabled is true: a service
+//     checks the bearer token of every call to a method that is not in
+//     auth.public_methods (health and reflection are always public);
 //   - builds the kit server (standard sections, registration with a gRPC
 //     health check, admin listener) and hands it to setup, with
 //     [Service.Client] for the clients the handlers use (sharing the
 //     server's telemetry, discovering through the registry, shown on the
-//     server's /debug/kit) and [Service.HTTP] for extra listeners;
+//     server's /debug/kit, forwarding the caller's token or else the
+//     service's own identity) and [Service.HTTP] for extra listeners;
 //   - serves until SIGINT, SIGTERM or the context ends, and shuts down in
 //     order: deregister, drain (HTTP keep-alives off), stop the extra
 //     listeners gracefully, stop gRPC gracefully, flush telemetry, close the

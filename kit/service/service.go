@@ -23,6 +23,7 @@ import (
 
 	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 )
@@ -64,9 +65,19 @@ func (s *Service[T]) Value() T { return s.Config.Current().Value }
 // trace spans the incoming call and the outgoing ones) and shown on the
 // server's /debug/kit. It is closed after the server stopped; opts come
 // after the service's own and win.
+//
+// Its calls propagate identities ([auth.Forward]): a call made with the
+// context of an incoming call carries that call's token, so the service
+// called sees the original caller; any other call (from a public method, or
+// a background job) carries the service's own identity, a token with the
+// subject "service:<name>" signed with auth.hmac_secret, when there is one.
+// Give kit.WithPerRPCCredentials in opts to send another token instead, and
+// use this client only for the services of your own deployment: it hands
+// them your callers' tokens.
 func (s *Service[T]) Client(target string, opts ...kit.ClientOption) (*grpc.ClientConn, error) {
 	o := []kit.ClientOption{kit.WithConfig(s.Config), kit.WithLogger(s.Logger), kit.WithAdminOf(s.Server),
-		kit.WithTelemetry(s.Server.Telemetry())}
+		kit.WithTelemetry(s.Server.Telemetry()),
+		kit.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(s.Config.Standard().Auth, s.Name)))}
 	if s.Registry != nil {
 		o = append(o, kit.WithDiscovery(s.Registry))
 	}
@@ -207,6 +218,9 @@ func Run[T any](ctx context.Context, name string, defaults T, setup func(*Servic
 		return fmt.Errorf("service: logger: %w", err)
 	}
 	std := store.Standard()
+	if err := checkAuth(std.Auth, s.Logger); err != nil {
+		return err
+	}
 	if !std.Registry.ConsulOff() {
 		c, err := config.NewConsulClient(std.Registry)
 		if err != nil {
@@ -242,6 +256,20 @@ func Run[T any](ctx context.Context, name string, defaults T, setup func(*Servic
 	}
 	serving = true
 	return s.serve(ctx)
+}
+
+// checkAuth refuses a service that would accept anonymous calls by
+// accident: its auth section needs a key, or disabled: true.
+func checkAuth(a auth.Config, logger *slog.Logger) error {
+	switch {
+	case a.Disabled:
+		logger.Warn("auth.disabled is true: every method is callable without a token")
+	case !a.Enabled():
+		return errors.New("service: auth: no key to verify tokens with, so every call would be refused: " +
+			"set auth.hmac_secret (env GRPCKIT_AUTH_HMAC_SECRET) or auth.public_key_files, " +
+			"or auth.disabled: true to serve without authentication")
+	}
+	return nil
 }
 
 // serve runs the server and the extra listeners until ctx ends, a signal

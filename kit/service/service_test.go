@@ -43,7 +43,7 @@ func defaults() Config {
 
 // args run a service on loopback without Consul, admin listener or drain.
 func args(extra ...string) []string {
-	return append([]string{"-registry.address", "off", "-server.admin", "", "-server.drain", "0s"}, extra...)
+	return append([]string{"-registry.address", "off", "-server.admin", "", "-server.drain", "0s", "-auth.disabled"}, extra...)
 }
 
 func noEnv(string) (string, bool) { return "", false }

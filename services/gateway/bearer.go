@@ -13,17 +13,25 @@ import (
 // realm is the realm of the gateway's WWW-Authenticate challenges.
 const realm = "grpckit"
 
-// authenticate checks the bearer token of r and returns its subject, or a
+// caller is the verified bearer token of a request.
+type caller struct {
+	token   string
+	subject string
+	admin   bool // the token carries auth.AdminClaim true
+}
+
+// authenticate checks the bearer token of r and returns its caller, or a
 // 401 answer whose WWW-Authenticate challenge follows RFC 6750: no error
 // code for a request without credentials, invalid_request for a malformed
 // Authorization header, invalid_token for a token that fails verification.
-func (g *Gateway) authenticate(r *http.Request) (string, *apiError) {
+func (g *Gateway) authenticate(r *http.Request) (caller, *apiError) {
 	tok, err := bearerToken(r.Header)
 	if err == nil {
 		var claims map[string]any
 		if claims, err = g.auth.Verify(tok); err == nil {
 			sub, _ := claims["sub"].(string) // Verify requires a sub
-			return sub, nil
+			admin, _ := claims[auth.AdminClaim].(bool)
+			return caller{token: tok, subject: sub, admin: admin}, nil
 		}
 	}
 	reason := strings.TrimPrefix(err.Error(), "auth: ")
@@ -37,7 +45,7 @@ func (g *Gateway) authenticate(r *http.Request) (string, *apiError) {
 	}
 	e := newError(http.StatusUnauthorized, codes.Unauthenticated, reason)
 	e.header = http.Header{"Www-Authenticate": {challenge}}
-	return "", e
+	return caller{}, e
 }
 
 // bearerToken returns the token of the request's Authorization header: the

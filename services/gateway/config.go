@@ -15,10 +15,10 @@ import (
 // new one to a running gateway. It is plain data with YAML tags, meant to be
 // embedded in a service's configuration section.
 type Config struct {
-	// Auth says how bearer tokens of write requests are verified. Like
-	// every setting of the security boundary it carries `kit:"local"`: set
-	// from the file, the environment or the flags, never from Consul KV.
-	Auth Auth `yaml:"auth" kit:"local"`
+	// Auth says how the bearer tokens of requests are verified. It is not
+	// part of the gateway section: the gateway service fills it from its
+	// standard auth section (kit/config), as every kit service does.
+	Auth auth.Config `yaml:"-" json:"-"`
 	// Limits are the edge rate limits.
 	Limits Limits `yaml:"limits"`
 	// BackendTimeout is the deadline of each backend call a request makes,
@@ -28,27 +28,6 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; a longer body is answered with 413.
 	// Default 65536.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-}
-
-// Auth configures the verification of the bearer JSON Web Tokens that
-// write requests (POST, PATCH, DELETE) must carry. Reads are public. With
-// no key configured every write is refused with 401.
-type Auth struct {
-	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
-	// [auth.MinHMACSecretLen] bytes. A secret: masked by -print-config.
-	// Default "" (no HMAC key).
-	HMACSecret string `yaml:"hmac_secret" kit:"secret,local"`
-	// PublicKeyFiles are PEM files of RSA, ECDSA or Ed25519 public keys (or
-	// certificates) that may sign tokens; see [auth.Config.PublicKeyFiles].
-	// Default none.
-	PublicKeyFiles []string `yaml:"public_key_files" kit:"local"`
-	// Issuer, when set, must equal the token's iss claim. Default "".
-	Issuer string `yaml:"issuer" kit:"local"`
-	// Audience, when set, must be one of the token's aud values. Default "".
-	Audience string `yaml:"audience" kit:"local"`
-	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s;
-	// at most 5m.
-	Leeway duration.Duration `yaml:"leeway" kit:"local"`
 }
 
 // Limits are the gateway's edge rate limits: every request takes a token
@@ -77,7 +56,7 @@ type Limits struct {
 // DefaultConfig returns the documented defaults of every [Config] field.
 func DefaultConfig() Config {
 	return Config{
-		Auth: Auth{Leeway: duration.Duration(30 * time.Second)},
+		Auth: auth.DefaultConfig(),
 		Limits: Limits{
 			Global:     ratelimit.Limit{RPS: 1000, Burst: 2000},
 			PerClient:  ratelimit.Limit{RPS: 50, Burst: 100},
@@ -95,8 +74,8 @@ const maxBackendTimeout = 10 * time.Minute
 // gateway section. It does not read the key files.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Auth.config().Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("gateway.auth: %w", err))
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, l := range []struct {
 		name  string
@@ -118,18 +97,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// config returns the kit/middleware/auth configuration of a.
-func (a Auth) config() auth.Config {
-	return auth.Config{
-		Issuer:         a.Issuer,
-		Audience:       a.Audience,
-		HMACSecret:     a.HMACSecret,
-		PublicKeyFiles: a.PublicKeyFiles,
-		Leeway:         a.Leeway,
-	}
-}
-
-// Enabled reports whether a configures a verification key; without one
-// every write request is refused.
-func (a Auth) Enabled() bool { return a.config().Enabled() }

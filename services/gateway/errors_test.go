@@ -67,7 +67,7 @@ func (f *fakeGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloReque
 func newFakeGateway(t *testing.T, cfg Config) (*Gateway, *fakeGreeter) {
 	t.Helper()
 	f := &fakeGreeter{blocked: make(chan struct{}, 1)}
-	cc := serveGRPC(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, f) })
+	cc := serveGRPC(t, "gateway", func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, f) })
 	g, err := New(greeterv1.NewGreeterServiceClient(cc), userv1.NewUserServiceClient(cc), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -51,9 +51,9 @@ func New(greeter greeterv1.GreeterServiceClient, users userv1.UserServiceClient,
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	a, err := auth.New(cfg.Auth.config(), auth.WithLogger(o.logger))
+	a, err := auth.New(cfg.Auth, auth.WithLogger(o.logger))
 	if err != nil {
-		return nil, fmt.Errorf("gateway.auth: %w", err)
+		return nil, err
 	}
 	obs, err := newObserver(o.telemetry)
 	if err != nil {
@@ -85,8 +85,8 @@ func (g *Gateway) SetConfig(cfg Config) error {
 	}
 	g.setMu.Lock()
 	defer g.setMu.Unlock()
-	if err := g.auth.SetConfig(cfg.Auth.config()); err != nil {
-		return fmt.Errorf("gateway.auth: %w", err)
+	if err := g.auth.SetConfig(cfg.Auth); err != nil {
+		return err
 	}
 	g.limiter.set(cfg.Limits, g.now())
 	g.cfg.Store(&cfg)
@@ -94,7 +94,7 @@ func (g *Gateway) SetConfig(cfg Config) error {
 }
 
 // ServeHTTP serves one request: edge rate limits first, then the route
-// (auth for writes, the backend call), all observed in the access log,
+// (auth and ownership, the backend call), all observed in the access log,
 // metrics and a server span.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()

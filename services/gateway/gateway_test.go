@@ -143,8 +143,8 @@ func TestConfigValidate(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"short secret", func(c *Config) { c.Auth.HMACSecret = "short" }, "gateway.auth: auth: hmac_secret"},
-		{"leeway", func(c *Config) { c.Auth.Leeway = duration.Duration(time.Hour) }, "gateway.auth: auth: leeway"},
+		{"short secret", func(c *Config) { c.Auth.HMACSecret = "short" }, "auth: hmac_secret"},
+		{"leeway", func(c *Config) { c.Auth.Leeway = duration.Duration(time.Hour) }, "auth: leeway"},
 		{"global rps", func(c *Config) { c.Limits.Global.RPS = -1 }, "gateway.limits.global: ratelimit: rps"},
 		{"per-client burst", func(c *Config) { c.Limits.PerClient.Burst = -1 }, "gateway.limits.per_client: ratelimit: burst"},
 		{"max clients", func(c *Config) { c.Limits.MaxClients = 0 }, "gateway.limits.max_clients"},
@@ -174,7 +174,8 @@ func TestConfigValidate(t *testing.T) {
 	gc, uc := backends(t)
 	cfg := DefaultConfig()
 	cfg.Auth.PublicKeyFiles = []string{"/nonexistent/key.pem"}
-	if _, err := New(gc, uc, cfg); err == nil || !strings.Contains(err.Error(), "gateway.auth") {
+	cfg.Auth.Issuer, cfg.Auth.Audience = "https://idp.example", "gateway"
+	if _, err := New(gc, uc, cfg); err == nil || !strings.Contains(err.Error(), "/nonexistent/key.pem") {
 		t.Errorf("New with a missing key file: %v", err)
 	}
 	if _, err := New(nil, uc, DefaultConfig()); err == nil {
@@ -247,7 +248,7 @@ func TestTracing(t *testing.T) {
 	}
 	t.Cleanup(func() { tel.Shutdown(context.Background()) })
 	g := newGateway(t, testConfig(), WithTelemetry(tel))
-	a := do(t, g, request{method: http.MethodGet, target: "/v1/users/nobody", header: http.Header{
+	a := do(t, g, request{method: http.MethodGet, target: "/v1/users/nobody", token: token(t), header: http.Header{
 		"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}})
 	if a.status != http.StatusNotFound {
 		t.Fatalf("%d %s", a.status, a.body)

@@ -34,17 +34,25 @@ const (
 )
 
 // serveGRPC serves register's services over bufconn and returns a client
-// connection; both stop on cleanup.
-func serveGRPC(t testing.TB, register func(*grpc.Server)) *grpc.ClientConn {
+// connection; both stop on cleanup. Like every kit service, the server
+// checks the tokens of the test secret, and the connection's calls carry
+// the token of the incoming call they are made for, else the identity of
+// the service from (as kit/service's clients do).
+func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
+	a, err := auth.New(auth.Config{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.UnaryInterceptor(a.UnaryServerInterceptor()), grpc.StreamInterceptor(a.StreamServerInterceptor()))
 	register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	cc, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(auth.Config{HMACSecret: secret}, from))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +68,8 @@ func serveGRPC(t testing.TB, register func(*grpc.Server)) *grpc.ClientConn {
 }
 
 // backends starts the real user service on a SQLite file in t.TempDir and
-// the real greeter service calling it, and returns their clients.
+// the real greeter service calling it, and returns their clients (the
+// greeter's user client serves the gateway too).
 func backends(t testing.TB) (greeterv1.GreeterServiceClient, userv1.UserServiceClient) {
 	t.Helper()
 	store, err := user.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "users.db"))
@@ -68,10 +77,10 @@ func backends(t testing.TB) (greeterv1.GreeterServiceClient, userv1.UserServiceC
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	users := userv1.NewUserServiceClient(serveGRPC(t, func(s *grpc.Server) {
+	users := userv1.NewUserServiceClient(serveGRPC(t, "greeter", func(s *grpc.Server) {
 		userv1.RegisterUserServiceServer(s, user.NewServer(store))
 	}))
-	greeterConn := serveGRPC(t, func(s *grpc.Server) {
+	greeterConn := serveGRPC(t, "gateway", func(s *grpc.Server) {
 		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(users, greeter.WithInstance("greeter-1")))
 	})
 	return greeterv1.NewGreeterServiceClient(greeterConn), users
@@ -98,10 +107,11 @@ func newGateway(t testing.TB, cfg Config, opts ...Option) *Gateway {
 	return g
 }
 
-// token returns a valid token of the test secret.
+// token returns a valid token of the test secret, an admin's (it may change
+// every user, as the dev token of the local stack).
 func token(t testing.TB) string {
 	t.Helper()
-	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
+	tok, err := auth.IssueHS256(secret, "tester", time.Hour, auth.WithClaim(auth.AdminClaim, true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,8 +148,12 @@ func checkOperation(t *testing.T, key string, rt route, op operation, params []p
 	}
 	secured := slices.ContainsFunc(op.Security, func(s map[string]any) bool { _, ok := s["bearerAuth"]; return ok })
 	_, has401 := op.Responses["401"]
-	if secured != rt.write || has401 != rt.write {
-		t.Errorf("%s: security %v, 401 documented %v; route needs a token: %v", key, secured, has401, rt.write)
+	needsToken := rt.access != accessPublic
+	if secured != needsToken || has401 != needsToken {
+		t.Errorf("%s: security %v, 401 documented %v; route needs a token: %v", key, secured, has401, needsToken)
+	}
+	if _, has403 := op.Responses["403"]; has403 != (rt.access == accessOwner) {
+		t.Errorf("%s: 403 documented %v; only the routes that check ownership answer it", key, has403)
 	}
 	hasBody := rt.method == http.MethodPost || rt.method == http.MethodPatch
 	if (len(op.RequestBody) > 0) != hasBody {

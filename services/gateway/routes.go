@@ -20,6 +20,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -33,19 +34,34 @@ import (
 type route struct {
 	method string // GET routes also answer HEAD
 	path   string // http.ServeMux path template
-	write  bool   // needs a bearer token
+	access access
 	serve  func(g *Gateway, w http.ResponseWriter, r *http.Request)
 }
 
+// access says who may use a route.
+type access uint8
+
+const (
+	// accessPublic: anyone. The backend calls carry the gateway's own
+	// identity.
+	accessPublic access = iota
+	// accessToken: a request with a valid bearer token, which the backend calls
+	// carry on (the services check it again).
+	accessToken
+	// accessOwner: a valid token whose subject is the {id} of the path (a user
+	// changes only itself), or an admin's (auth.AdminClaim); else 403.
+	accessOwner
+)
+
 // routes are the gateway's routes; openapi.json documents each of them.
 var routes = []route{
-	{http.MethodGet, "/v1/hello/{name}", false, (*Gateway).sayHello},
-	{http.MethodPost, "/v1/users", true, (*Gateway).createUser},
-	{http.MethodGet, "/v1/users", false, (*Gateway).listUsers},
-	{http.MethodGet, "/v1/users/{id}", false, (*Gateway).getUser},
-	{http.MethodPatch, "/v1/users/{id}", true, (*Gateway).updateUser},
-	{http.MethodDelete, "/v1/users/{id}", true, (*Gateway).deleteUser},
-	{http.MethodGet, "/openapi.json", false, (*Gateway).openAPI},
+	{http.MethodGet, "/v1/hello/{name}", accessPublic, (*Gateway).sayHello},
+	{http.MethodPost, "/v1/users", accessToken, (*Gateway).createUser},
+	{http.MethodGet, "/v1/users", accessToken, (*Gateway).listUsers},
+	{http.MethodGet, "/v1/users/{id}", accessToken, (*Gateway).getUser},
+	{http.MethodPatch, "/v1/users/{id}", accessOwner, (*Gateway).updateUser},
+	{http.MethodDelete, "/v1/users/{id}", accessOwner, (*Gateway).deleteUser},
+	{http.MethodGet, "/openapi.json", accessPublic, (*Gateway).openAPI},
 }
 
 // Names of the backends, in messages and logs.
@@ -87,18 +103,26 @@ func (g *Gateway) newMux() *http.ServeMux {
 	return mux
 }
 
-// handler checks the bearer token of a write route, then serves it.
+// handler checks the bearer token (and ownership) a route asks for, then
+// serves it with the token in the outgoing metadata of r's context, so
+// that the backend calls carry the caller's identity.
 func (g *Gateway) handler(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.write {
-			sub, e := g.authenticate(r)
+		if rt.access != accessPublic {
+			c, e := g.authenticate(r)
 			if e != nil {
 				writeError(w, e)
 				return
 			}
 			if rec, ok := w.(*recorder); ok {
-				rec.subject = sub
+				rec.subject = c.subject
 			}
+			if id := r.PathValue("id"); rt.access == accessOwner && c.subject != id && !c.admin {
+				writeError(w, newError(http.StatusForbidden, codes.PermissionDenied,
+					fmt.Sprintf("%q may not change user %q: only that user or an admin may", c.subject, id)))
+				return
+			}
+			r = r.WithContext(metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+c.token))
 		}
 		rt.serve(g, w, r)
 	})

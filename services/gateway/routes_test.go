@@ -50,7 +50,7 @@ func TestUserLifecycle(t *testing.T) {
 		t.Errorf("Location %q, want /v1/users/%s", loc, id)
 	}
 
-	got := do(t, g, request{method: http.MethodGet, target: "/v1/users/" + id})
+	got := do(t, g, request{method: http.MethodGet, target: "/v1/users/" + id, token: tok})
 	if got.status != http.StatusOK {
 		t.Fatalf("GET status %d: %s", got.status, got.body)
 	}
@@ -63,7 +63,7 @@ func TestUserLifecycle(t *testing.T) {
 		body: `{"name": "Bob", "email": "bob@example.com"}`}); a.status != http.StatusCreated {
 		t.Fatalf("POST status %d: %s", a.status, a.body)
 	}
-	page1 := do(t, g, request{method: http.MethodGet, target: "/v1/users?page_size=1"})
+	page1 := do(t, g, request{method: http.MethodGet, target: "/v1/users?page_size=1", token: tok})
 	if page1.status != http.StatusOK {
 		t.Fatalf("list status %d: %s", page1.status, page1.body)
 	}
@@ -72,7 +72,7 @@ func TestUserLifecycle(t *testing.T) {
 	if users := p1["users"].([]any); len(users) != 1 || users[0].(map[string]any)["id"] != id || next == "" {
 		t.Fatalf("page 1: %s", page1.body)
 	}
-	page2 := do(t, g, request{method: http.MethodGet, target: "/v1/users?page_size=1&page_token=" + url.QueryEscape(next)})
+	page2 := do(t, g, request{method: http.MethodGet, target: "/v1/users?page_size=1&page_token=" + url.QueryEscape(next), token: tok})
 	p2 := page2.decode(t)
 	if users := p2["users"].([]any); page2.status != http.StatusOK || len(users) != 1 || users[0].(map[string]any)["name"] != "Bob" {
 		t.Fatalf("page 2: %d %s", page2.status, page2.body)
@@ -80,7 +80,7 @@ func TestUserLifecycle(t *testing.T) {
 	if p2["next_page_token"] != "" {
 		t.Errorf("last page's next_page_token %q, want \"\" (present and empty)", p2["next_page_token"])
 	}
-	all := do(t, g, request{method: http.MethodGet, target: "/v1/users"})
+	all := do(t, g, request{method: http.MethodGet, target: "/v1/users", token: tok})
 	if users := all.decode(t)["users"].([]any); len(users) != 2 {
 		t.Errorf("list without paging: %s", all.body)
 	}
@@ -104,7 +104,7 @@ func TestUserLifecycle(t *testing.T) {
 	if deleted.status != http.StatusOK || string(deleted.body) != "{}\n" {
 		t.Fatalf("DELETE: %d %q", deleted.status, deleted.body)
 	}
-	gone := do(t, g, request{method: http.MethodGet, target: "/v1/users/" + id})
+	gone := do(t, g, request{method: http.MethodGet, target: "/v1/users/" + id, token: tok})
 	if e := gone.decodeError(t); gone.status != http.StatusNotFound || e.Error.Code != "NOT_FOUND" {
 		t.Errorf("GET deleted user: %d %s", gone.status, gone.body)
 	}
@@ -130,14 +130,14 @@ func TestUserErrors(t *testing.T) {
 			body: `{"name": "Other", "email": "ada@example.com"}`}, http.StatusConflict, "ALREADY_EXISTS", nil},
 		{"invalid fields", request{method: http.MethodPost, target: "/v1/users", token: tok,
 			body: `{"name": "", "email": "not-an-email"}`}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"name", "email"}},
-		{"unknown user", request{method: http.MethodGet, target: "/v1/users/nobody"}, http.StatusNotFound, "NOT_FOUND", nil},
+		{"unknown user", request{method: http.MethodGet, target: "/v1/users/nobody", token: tok}, http.StatusNotFound, "NOT_FOUND", nil},
 		{"update unknown user", request{method: http.MethodPatch, target: "/v1/users/nobody", token: tok,
 			body: `{"name": "X"}`}, http.StatusNotFound, "NOT_FOUND", nil},
 		{"empty update", request{method: http.MethodPatch, target: "/v1/users/nobody", token: tok,
 			body: `{}`}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"name", "email"}},
 		{"delete unknown user", request{method: http.MethodDelete, target: "/v1/users/nobody", token: tok}, http.StatusNotFound, "NOT_FOUND", nil},
-		{"negative page size", request{method: http.MethodGet, target: "/v1/users?page_size=-1"}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"page_size"}},
-		{"bad page token", request{method: http.MethodGet, target: "/v1/users?page_token=garbage"}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"page_token"}},
+		{"negative page size", request{method: http.MethodGet, target: "/v1/users?page_size=-1", token: tok}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"page_size"}},
+		{"bad page token", request{method: http.MethodGet, target: "/v1/users?page_token=garbage", token: tok}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"page_token"}},
 		{"name too long", request{method: http.MethodGet, target: "/v1/hello/" + strings.Repeat("x", 201)}, http.StatusBadRequest, "INVALID_ARGUMENT", []string{"name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package greeter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,7 +91,16 @@ func (s *Server) StreamHellos(req *greeterv1.StreamHellosRequest, stream grpc.Se
 	return nil
 }
 
-// userName fetches the user's name, keeping the codes a caller can act on.
+// userName fetches the user's name. user's answers that say something about
+// the request pass through (NotFound, InvalidArgument, Unauthenticated,
+// PermissionDenied, ResourceExhausted with its pushback), and so does the end
+// of the caller's own deadline or cancellation. Every other failure of user
+// (its outage: Unavailable, its own timeouts, Internal, ...) becomes Internal
+// with an ErrorInfo naming the dependency, never Unavailable or
+// DeadlineExceeded: those codes make greeter's callers retry the call on
+// another greeter, demote and eject healthy greeters for user's outage, and
+// open their breakers on greeter. The user client has already retried within
+// its budget.
 func (s *Server) userName(ctx context.Context, id string) (string, error) {
 	if s.users == nil {
 		return "", status.Error(codes.FailedPrecondition, "greeter: this instance has no user service configured")
@@ -101,16 +109,30 @@ func (s *Server) userName(ctx context.Context, id string) (string, error) {
 	if err == nil {
 		return resp.GetUser().GetName(), nil
 	}
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.NotFound, codes.InvalidArgument, codes.DeadlineExceeded, codes.Canceled:
-		return "", st.Err()
-	}
-	if errors.Is(ctx.Err(), context.Canceled) {
+	if ctx.Err() != nil { // the caller's deadline or cancellation, not user's
 		return "", status.FromContextError(ctx.Err()).Err()
 	}
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.NotFound, codes.InvalidArgument, codes.Unauthenticated, codes.PermissionDenied, codes.ResourceExhausted:
+		return "", st.Err()
+	}
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "user service call failed", slog.String("user_id", id), slog.Any("error", err))
-	return "", status.Errorf(codes.Unavailable, "greeter: user service: %s", st.Message())
+	return "", dependencyError("user", st)
+}
+
+// dependencyError is the Internal error that reports a failure of the
+// dependency dep, whose status was st.
+func dependencyError(dep string, st *status.Status) error {
+	out := status.New(codes.Internal, fmt.Sprintf("greeter: %s service failed: %s: %s", dep, st.Code(), st.Message()))
+	if d, err := out.WithDetails(&errdetails.ErrorInfo{
+		Reason:   "DEPENDENCY_FAILED",
+		Domain:   "greeter.grpckit.dev",
+		Metadata: map[string]string{"dependency": dep, "code": st.Code().String()},
+	}); err == nil {
+		out = d
+	}
+	return out.Err()
 }
 
 func (s *Server) instanceName(ctx context.Context) string {

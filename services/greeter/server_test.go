@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -106,11 +107,17 @@ func TestSayHelloUserServiceFailures(t *testing.T) {
 		err  error
 		want codes.Code
 	}{
-		{status.Error(codes.Unavailable, "no children to pick from"), codes.Unavailable},
-		{status.Error(codes.Internal, "database on fire"), codes.Unavailable},
-		{status.Error(codes.DeadlineExceeded, "slow"), codes.DeadlineExceeded},
+		// user's outage is not greeter's: never a code that makes greeter's
+		// callers retry, demote or eject greeter.
+		{status.Error(codes.Unavailable, "no children to pick from"), codes.Internal},
+		{status.Error(codes.Internal, "database on fire"), codes.Internal},
+		{status.Error(codes.DeadlineExceeded, "user's own timeout"), codes.Internal},
+		{errors.New("not a status"), codes.Internal},
+		// Answers about the request pass through.
 		{status.Error(codes.InvalidArgument, "bad id"), codes.InvalidArgument},
-		{errors.New("not a status"), codes.Unavailable},
+		{status.Error(codes.NotFound, "no such user"), codes.NotFound},
+		{status.Error(codes.PermissionDenied, "not yours"), codes.PermissionDenied},
+		{status.Error(codes.ResourceExhausted, "shed"), codes.ResourceExhausted},
 	} {
 		users := &fakeUsers{err: tc.err, calls: make(chan string, 1)}
 		c := serve(t, NewServer(users))
@@ -118,6 +125,26 @@ func TestSayHelloUserServiceFailures(t *testing.T) {
 		if got := status.Code(err); got != tc.want {
 			t.Errorf("user service answering %v: greeter answered %v, want %v", tc.err, err, tc.want)
 		}
+		if tc.want == codes.Internal {
+			var info *errdetails.ErrorInfo
+			for _, d := range status.Convert(err).Details() {
+				if i, ok := d.(*errdetails.ErrorInfo); ok {
+					info = i
+				}
+			}
+			if info.GetReason() != "DEPENDENCY_FAILED" || info.GetMetadata()["dependency"] != "user" {
+				t.Errorf("user service answering %v: greeter's error details %v, want an ErrorInfo naming user", tc.err, info)
+			}
+		}
+	}
+	// The caller's own deadline ends the call with DeadlineExceeded.
+	// (called directly: over gRPC the client ends the call itself).
+	users := &fakeUsers{err: status.Error(codes.DeadlineExceeded, "late"), calls: make(chan string, 1)}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	if _, err := NewServer(users).SayHello(ctx, &greeterv1.SayHelloRequest{UserId: ptr("u1")}); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("SayHello past the caller's deadline = %v, want DeadlineExceeded", err)
 	}
 	c := serve(t, NewServer(nil))
 	if _, err := c.SayHello(t.Context(), &greeterv1.SayHelloRequest{UserId: ptr("u1")}); status.Code(err) != codes.FailedPrecondition {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -136,6 +137,9 @@ func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if err := mayChange(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	u, err := s.store.Update(ctx, req.GetId(), p)
 	if err != nil {
 		return nil, s.storeError(ctx, "UpdateUser", req.GetId(), err)
@@ -148,10 +152,26 @@ func (s *Server) DeleteUser(ctx context.Context, req *userv1.DeleteUserRequest) 
 	if err := checkID(req.GetId()); err != nil {
 		return nil, err
 	}
+	if err := mayChange(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
 	if err := s.store.Delete(ctx, req.GetId()); err != nil {
 		return nil, s.storeError(ctx, "DeleteUser", req.GetId(), err)
 	}
 	return &userv1.DeleteUserResponse{}, nil
+}
+
+// mayChange returns PermissionDenied unless the call may change user id: a
+// user may change only itself (the token's subject is its id), an admin
+// (a token with the claim admin: true) anyone. A call that no token
+// authenticated is let through: it comes from a server without auth
+// (auth.disabled), which trusts its callers.
+func mayChange(ctx context.Context, id string) error {
+	sub, ok := auth.Subject(ctx)
+	if !ok || auth.MayActFor(ctx, id) {
+		return nil
+	}
+	return status.Errorf(codes.PermissionDenied, "user: %q may not change user %q: only that user or an admin may", sub, id)
 }
 
 // checkID returns InvalidArgument for an empty id.

@@ -141,6 +141,7 @@ func TestVerify(t *testing.T) {
 	hmacOnly.Issuer, hmacOnly.Audience = "https://idp.test", "greeter"
 	keysOnly := DefaultConfig()
 	keysOnly.PublicKeyFiles = []string{rsaFile, ecFile, edFile}
+	keysOnly.Issuer, keysOnly.Audience = "https://idp.test", "user"
 
 	now := time.Now()
 	good := func() jwt.MapClaims {
@@ -451,6 +452,7 @@ func TestSetConfig(t *testing.T) {
 	}
 	missing := hmacConfig()
 	missing.PublicKeyFiles = []string{filepath.Join(t.TempDir(), "absent.pem")}
+	missing.Issuer, missing.Audience = "https://idp.test", "user"
 	if err := a.SetConfig(missing); err == nil {
 		t.Fatal("SetConfig accepted a missing key file")
 	}

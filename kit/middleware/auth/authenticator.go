@@ -257,17 +257,6 @@ func parseBearer(h string) (string, error) {
 	return tok, nil
 }
 
-type claimsKey struct{}
-
-// Claims returns the claims of the token that authenticated the incoming
-// call whose ctx this is, and false for calls that were not authenticated
-// (public methods, or no Authenticator). The map must not be modified: it
-// is shared by every call made with the same token.
-func Claims(ctx context.Context) (jwt.MapClaims, bool) {
-	c, ok := ctx.Value(claimsKey{}).(jwt.MapClaims)
-	return c, ok
-}
-
 // authenticate returns ctx carrying the caller and claims of the call's
 // token, or a codes.Unauthenticated error.
 func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
@@ -288,7 +277,7 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	ctx = middleware.WithCaller(ctx, v.subject)
-	return context.WithValue(ctx, claimsKey{}, v.claims), nil
+	return context.WithValue(ctx, identityKey{}, &identity{token: tok, v: v}), nil
 }
 
 // UnaryServerInterceptor returns the interceptor that authenticates unary

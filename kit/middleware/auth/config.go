@@ -24,12 +24,21 @@ const MinHMACSecretLen = 32
 // the file, the environment or the flags only, and refuses a Consul KV
 // document that sets one.
 type Config struct {
-	// Issuer, when set, must equal the token's iss claim. Default "" (any
-	// issuer).
+	// Disabled serves every method without a token. The service runtime
+	// (kit/service) refuses to start a service whose auth section has
+	// neither a key nor disabled: true, so that a service without
+	// authentication is a choice, never an accident. It cannot be set
+	// together with a key. Read at start. Default false.
+	Disabled bool `yaml:"disabled" kit:"local" json:"disabled"`
+
+	// Issuer, when set, must equal the token's iss claim. Required with
+	// PublicKeyFiles (keys that are not the service's own: any token their
+	// owner signs for another service would be accepted otherwise). Default
+	// "" (any issuer).
 	Issuer string `yaml:"issuer" kit:"local" json:"issuer"`
 
-	// Audience, when set, must be one of the token's aud values. Default ""
-	// (any audience).
+	// Audience, when set, must be one of the token's aud values. Required
+	// with PublicKeyFiles, like Issuer. Default "" (any audience).
 	Audience string `yaml:"audience" kit:"local" json:"audience"`
 
 	// HMACSecret is the shared secret of HS256/HS384/HS512 tokens, at least
@@ -90,6 +99,19 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(f) == "" {
 			errs = append(errs, fmt.Errorf("auth: public_key_files[%d] is empty", i))
 		}
+	}
+	if len(c.PublicKeyFiles) > 0 {
+		// A third party's keys sign tokens for other services too: only iss
+		// and aud say that a token was meant for this one.
+		if c.Issuer == "" {
+			errs = append(errs, errors.New("auth: issuer is required with public_key_files (the keys of an identity provider sign tokens for other services too)"))
+		}
+		if c.Audience == "" {
+			errs = append(errs, errors.New("auth: audience is required with public_key_files (the keys of an identity provider sign tokens for other services too)"))
+		}
+	}
+	if c.Disabled && c.Enabled() {
+		errs = append(errs, errors.New("auth: disabled is true but a key is configured (hmac_secret or public_key_files): remove one of them"))
 	}
 	for i, m := range c.PublicMethods {
 		if err := middleware.CheckMethodPattern(m); err != nil {

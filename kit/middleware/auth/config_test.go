@@ -29,6 +29,15 @@ func TestConfigValidate(t *testing.T) {
 		},
 			[]string{"public_methods[0]", "public_methods[1]", "public_methods[2]", "public_methods[3]", "public_methods[4]", "public_methods[5]"}},
 		{"empty key file", func(c *Config) { c.PublicKeyFiles = []string{""} }, []string{"auth: public_key_files[0] is empty"}},
+		{"provider keys with issuer and audience", func(c *Config) {
+			c.PublicKeyFiles, c.Issuer, c.Audience = []string{"idp.pem"}, "https://idp.example", "user"
+		}, nil},
+		{"provider keys without issuer and audience", func(c *Config) { c.PublicKeyFiles = []string{"idp.pem"} },
+			[]string{"auth: issuer is required with public_key_files", "auth: audience is required with public_key_files"}},
+		{"provider keys without audience", func(c *Config) { c.PublicKeyFiles, c.Issuer = []string{"idp.pem"}, "https://idp.example" },
+			[]string{"auth: audience is required"}},
+		{"disabled", func(c *Config) { c.Disabled = true }, nil},
+		{"disabled with a key", func(c *Config) { c.Disabled, c.HMACSecret = true, secret }, []string{"auth: disabled is true but a key is configured"}},
 		{"negative leeway", func(c *Config) { c.Leeway = duration.Duration(-time.Second) }, []string{"auth: leeway"}},
 		{"huge leeway", func(c *Config) { c.Leeway = duration.Duration(time.Hour) }, []string{"auth: leeway"}},
 	} {
@@ -128,6 +137,7 @@ func TestKeyFiles(t *testing.T) {
 	} {
 		cfg := DefaultConfig()
 		cfg.PublicKeyFiles = []string{write(tc.name+".pem", tc.content)}
+		cfg.Issuer, cfg.Audience = "https://idp.test", "user"
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New accepted the key file", tc.name)
 		}

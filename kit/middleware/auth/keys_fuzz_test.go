@@ -88,7 +88,9 @@ func FuzzPublicKeyFile(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tok, err := IssueHS256(secret, "alice", time.Hour)
+	// Valid whether or not the issuer and audience that provider keys need
+	// are checked.
+	tok, err := IssueHS256(secret, "alice", time.Hour, WithIssuer("https://idp.test"), WithAudience("user"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -129,6 +131,7 @@ func FuzzPublicKeyFile(f *testing.F) {
 
 		withFile := hmacConfig()
 		withFile.PublicKeyFiles = []string{path}
+		withFile.Issuer, withFile.Audience = "https://idp.test", "user"
 		before := a.Config()
 		setErr := a.SetConfig(withFile)
 		if (setErr == nil) != (err == nil) {

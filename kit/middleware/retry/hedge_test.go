@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -534,6 +535,8 @@ func TestHedgePanicReachesTheCaller(t *testing.T) {
 	srv := newAttemptServer(holdFirst)
 	boom := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if attemptOut(ctx) != "1" {
+			// Only an attempt the server holds can be seen cancelled.
+			kittest.WaitFor(t, "the server to hold attempt 1", func() bool { return slices.Contains(srv.seen(), 1) })
 			panic("boom")
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/grpckit/grpckit/kit"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/registry"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
@@ -91,7 +92,11 @@ func TestConsul(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if st, b := call(t, hc, http.MethodGet, base+"/v1/users", "", ""); st != http.StatusOK {
+	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, b := call(t, hc, http.MethodGet, base+"/v1/users", tok, ""); st != http.StatusOK {
 		t.Errorf("GET /v1/users: %d %s", st, b)
 	}
 

@@ -7,7 +7,7 @@
 // GRPCKIT_* variables, flags and the Consul key grpckit/gateway (-h lists
 // them, -print-config shows the result).
 //
-//	GRPCKIT_GATEWAY_AUTH_HMAC_SECRET="$SECRET" gateway -registry.address 127.0.0.1:8500
+//	GRPCKIT_AUTH_HMAC_SECRET="$SECRET" gateway -registry.address 127.0.0.1:8500
 //
 // (the secret through the environment rather than a flag, which ps shows)
 //
@@ -82,16 +82,16 @@ func newHTTPServer(svc *service.Service[Config], cfg Config) (_ *http.Server, cl
 		return nil, nil, fmt.Errorf("user client: %w", err)
 	}
 	gw, err := gateway.New(greeterv1.NewGreeterServiceClient(greeterConn), userv1.NewUserServiceClient(userConn),
-		cfg.Gateway.Config, gateway.WithLogger(svc.Logger), gateway.WithTelemetry(tel))
+		gatewayConfig(cfg), gateway.WithLogger(svc.Logger), gateway.WithTelemetry(tel))
 	if err != nil {
 		return nil, nil, err
 	}
-	if !cfg.Gateway.Auth.Enabled() {
-		svc.Logger.Warn("gateway.auth has no key (hmac_secret or public_key_files): every write request is refused with 401")
+	if !cfg.Auth.Enabled() {
+		svc.Logger.Warn("auth has no key (auth.disabled): every request that needs a token is refused with 401")
 	}
 	h := cfg.Gateway.HTTP // read at start only
 	closers = append(closers, svc.Config.Subscribe(func(s *config.Snapshot[Config]) {
-		next := s.Value.Gateway.Config
+		next := gatewayConfig(s.Value)
 		if h.WriteTimeout > 0 && next.BackendTimeout >= h.WriteTimeout {
 			// The HTTP server keeps the write timeout it started with: a longer
 			// backend timeout would drop connections instead of answering 504.
@@ -112,4 +112,13 @@ func newHTTPServer(svc *service.Service[Config], cfg Config) (_ *http.Server, cl
 		MaxHeaderBytes:    h.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(svc.Logger.Handler(), slog.LevelWarn),
 	}, closeAll, nil
+}
+
+// gatewayConfig returns the gateway's settings in cfg: its section, and the
+// standard auth section that verifies the tokens of requests (the same keys
+// the services check the forwarded tokens with).
+func gatewayConfig(cfg Config) gateway.Config {
+	g := cfg.Gateway.Config
+	g.Auth = cfg.Auth
+	return g
 }

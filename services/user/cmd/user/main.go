@@ -19,18 +19,19 @@ import (
 	"github.com/grpckit/grpckit/services/user"
 )
 
-func main() {
-	service.Main("user", DefaultConfig(), func(s *service.Service[Config]) error {
-		ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
-		defer cancel()
-		store, err := openStore(ctx, s.Value().User)
-		if err != nil {
-			return err
-		}
-		s.OnStop(func(context.Context) error { return store.Close() })
-		userv1.RegisterUserServiceServer(s.Server, user.NewServer(store, user.WithLogger(s.Logger)))
-		return nil
-	})
+func main() { service.Main("user", DefaultConfig(), setup) }
+
+// setup opens the store and registers the user service on s.
+func setup(s *service.Service[Config]) error {
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	store, err := openStore(ctx, s.Value().User)
+	if err != nil {
+		return err
+	}
+	s.OnStop(func(context.Context) error { return store.Close() })
+	userv1.RegisterUserServiceServer(s.Server, user.NewServer(store, user.WithLogger(s.Logger)))
+	return nil
 }
 
 // openTimeout bounds opening the store: connecting to PostgreSQL, or waiting
