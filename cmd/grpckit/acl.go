@@ -88,7 +88,7 @@ func (a *devACL) saveOperator(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return os.WriteFile(path, []byte(a.operator+"\n"), 0o600)
+	return writeSecretFile(path, a.operator)
 }
 
 // serviceTokens makes a token for every service, with the rules of
@@ -135,4 +135,13 @@ func (a *devACL) deleteTokens(c *api.Client) {
 			step("could not delete the Consul token of %s: %v", name, err)
 		}
 	}
+}
+
+// writeSecretFile writes secret and a newline to path, readable by its
+// owner only, also when path already existed with wider permissions.
+func writeSecretFile(path, secret string) error {
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }

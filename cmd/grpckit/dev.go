@@ -254,7 +254,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	tokenFile := filepath.Join(*dir, "dev.token")
-	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+	if err := writeSecretFile(tokenFile, token); err != nil {
 		return err
 	}
 	summary(*consulAddr, procs, *dir, acl, tokenPath, token, tokenFile)

@@ -24,12 +24,15 @@ type field struct {
 // of options.
 //
 //   - secret: Print masks the value (-print-config, /debug/kit never shows
-//     it either: such fields carry `json:"-"`).
+//     it either: such fields carry `json:"-"`), it cannot be a flag, and it
+//     is local too.
 //   - local: the value comes from the defaults, the file, the environment
 //     or the flags only: a Consul KV document that sets it is refused as a
 //     whole. For settings that change the security boundary (listen
 //     addresses of the admin endpoint, tokens, keys, who is trusted), which
-//     whoever may write the service's Consul key must not be able to change.
+//     whoever may write the service's Consul key must not be able to change;
+//     and the targets a service's clients call, since they carry the
+//     callers' tokens.
 //
 // A tag on a section (a struct-typed field) applies to every field under
 // it; `kit:"secret,local"` combines both.
@@ -42,7 +45,10 @@ func parseKitTag(sf reflect.StructField, inherited kitTag) kitTag {
 	for opt := range strings.SplitSeq(sf.Tag.Get("kit"), ",") {
 		switch strings.TrimSpace(opt) {
 		case "secret":
-			t.secret = true
+			// A secret is local too: a KV key is readable by every token
+			// with key:read on it, and whoever sets a secret (a DSN, a
+			// token) chooses where the service connects.
+			t.secret, t.local = true, true
 		case "local":
 			t.local = true
 		}

@@ -19,6 +19,7 @@ type localConfig struct {
 type edgeSection struct {
 	Trust bool   `yaml:"trust" kit:"local"`
 	Name  string `yaml:"name"`
+	Token string `yaml:"token" kit:"secret"` // a secret is local too
 }
 
 type guardSection struct {
@@ -42,11 +43,12 @@ func TestFieldsOfTags(t *testing.T) {
 	for key, want := range map[string][2]bool{ // {secret, local}
 		"edge.trust":               {false, true},
 		"edge.name":                {false, false},
+		"edge.token":               {true, true},
 		"guard.key":                {true, true}, // the section's local, the field's secret
 		"guard.inner.level":        {false, true},
 		"server.admin":             {false, true},
 		"server.pprof":             {false, true},
-		"server.listen":            {false, false},
+		"server.listen":            {false, true},
 		"registry.address":         {false, true},
 		"registry.token":           {true, true},
 		"registry.weights.passing": {false, true},

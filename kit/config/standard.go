@@ -38,7 +38,7 @@ import (
 //
 // Settings that change the security boundary carry the struct tag
 // `kit:"local"` and come from the defaults, the file, the environment or
-// the flags only: server.admin, server.pprof, server.reflection, the whole
+// the flags only: server.listen, server.admin, server.pprof, server.reflection, the whole
 // registry section (the Consul agent and token) and the whole auth section.
 // A Consul KV document that sets one is refused as a whole ([LocalError]).
 type Standard struct {
@@ -59,7 +59,7 @@ type Standard struct {
 type Server struct {
 	// Listen is the gRPC listen address. Default "127.0.0.1:0" (a free port
 	// on loopback).
-	Listen string `yaml:"listen" json:"listen"`
+	Listen string `yaml:"listen" kit:"local" json:"listen"`
 	// Admin is the admin HTTP listen address (/healthz, /metrics,
 	// /debug/kit, pprof when Pprof is on); "" turns it off. Local: never
 	// from Consul KV. Default "127.0.0.1:0".

@@ -39,13 +39,15 @@ func Caller(ctx context.Context) string {
 	return ""
 }
 
-// CallerKey returns what per-caller limits count a caller by: the identity
-// set by [WithCaller], else the peer's network address — an IPv4 address,
-// or the /64 network of an IPv6 one ([AddrKey]) — else the peer's address
-// as it is (a unix socket), else "".
+// CallerKey returns what per-caller state (limits, replay records) is kept
+// by: "id:" and the identity set by [WithCaller], else the peer's network
+// address — an IPv4 address, or the /64 network of an IPv6 one ([AddrKey])
+// — else the peer's address as it is (a unix socket), else "". The prefix
+// keeps identities and addresses apart: a token whose subject is
+// "10.0.0.7" is not the host 10.0.0.7.
 func CallerKey(ctx context.Context) string {
 	if id, ok := ctx.Value(callerKey{}).(string); ok && id != "" {
-		return id
+		return "id:" + id
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok || p.Addr == nil {

@@ -40,7 +40,8 @@ func TestCallerKey(t *testing.T) {
 		{at(&net.TCPAddr{IP: net.ParseIP("::ffff:10.0.0.8"), Port: 80}), "10.0.0.8"},
 		{at(&net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "eth0", Port: 80}), "fe80::/64"},
 		{at(&net.UnixAddr{Name: "/run/kit.sock", Net: "unix"}), "/run/kit.sock"},
-		{WithCaller(at(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}), "alice"), "alice"},
+		{WithCaller(at(&net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}), "alice"), "id:alice"},
+		{WithCaller(at(&net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 1}), "10.0.0.7"), "id:10.0.0.7"}, // not the host
 		{context.Background(), ""},
 	} {
 		if got := CallerKey(tc.ctx); got != tc.want {

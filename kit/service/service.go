@@ -67,17 +67,19 @@ func (s *Service[T]) Value() T { return s.Config.Current().Value }
 // after the service's own and win.
 //
 // Its calls propagate identities ([auth.Forward]): a call made with the
-// context of an incoming call carries that call's token, so the service
-// called sees the original caller; any other call (from a public method, or
-// a background job) carries the service's own identity, a token with the
-// subject "service:<name>" signed with auth.hmac_secret, when there is one.
+// context of an incoming call carries that call's verified token, so the
+// service called sees the original caller; a call made for an anonymous
+// call (of a public method) carries none; a call outside any incoming call
+// (a background job) carries the service's own identity, a token with the
+// subject "service:<name>" signed with the current auth.hmac_secret, when
+// there is one.
 // Give kit.WithPerRPCCredentials in opts to send another token instead, and
 // use this client only for the services of your own deployment: it hands
 // them your callers' tokens.
 func (s *Service[T]) Client(target string, opts ...kit.ClientOption) (*grpc.ClientConn, error) {
 	o := []kit.ClientOption{kit.WithConfig(s.Config), kit.WithLogger(s.Logger), kit.WithAdminOf(s.Server),
 		kit.WithTelemetry(s.Server.Telemetry()),
-		kit.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(s.Config.Standard().Auth, s.Name)))}
+		kit.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(func() auth.Config { return s.Config.Standard().Auth }, s.Name)))}
 	if s.Registry != nil {
 		o = append(o, kit.WithDiscovery(s.Registry))
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/greeter"
@@ -45,14 +46,21 @@ func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.UnaryInterceptor(a.UnaryServerInterceptor()), grpc.StreamInterceptor(a.StreamServerInterceptor()))
+	d, err := dedupe.New(dedupe.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// auth, then dedupe (which hands the handler the call's request id), as
+	// in kit's server chain.
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryServerInterceptor(), d.UnaryServerInterceptor()),
+		grpc.StreamInterceptor(a.StreamServerInterceptor()))
 	register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	cc, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(auth.Config{HMACSecret: secret}, from))))
+		grpc.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(func() auth.Config { return auth.Config{HMACSecret: secret} }, from))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
@@ -123,6 +124,16 @@ func (g *Gateway) handler(rt route) http.Handler {
 				return
 			}
 			r = r.WithContext(metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+c.token))
+		}
+		if key := r.Header.Values("Idempotency-Key"); len(key) > 0 && r.Method != http.MethodGet {
+			if len(key) > 1 || !dedupe.ValidRequestID(key[0]) {
+				writeError(w, newError(http.StatusBadRequest, codes.InvalidArgument,
+					"Idempotency-Key must be one header of 1 to 128 printable ASCII characters without spaces"))
+				return
+			}
+			// The backend's request id: a repeated request with the same key
+			// (and caller) gets the first result instead of running again.
+			r = r.WithContext(metadata.AppendToOutgoingContext(r.Context(), dedupe.RequestIDKey, key[0]))
 		}
 		rt.serve(g, w, r)
 	})

@@ -188,3 +188,39 @@ func TestNonCanonicalPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotencyKey: a write repeated with the same Idempotency-Key (a
+// client retrying after a lost answer) gets the first result instead of
+// running again; another key is another write; a malformed key is refused.
+func TestIdempotencyKey(t *testing.T) {
+	g := newGateway(t, testConfig())
+	tok := token(t)
+	post := func(key, email string) answer {
+		t.Helper()
+		return do(t, g, request{method: http.MethodPost, target: "/v1/users", token: tok,
+			header: http.Header{"Idempotency-Key": {key}}, body: `{"name": "Ada", "email": "` + email + `"}`})
+	}
+	first := post("k-1", "ada@example.com")
+	if first.status != http.StatusCreated {
+		t.Fatalf("first POST: %d %s", first.status, first.body)
+	}
+	again := post("k-1", "ada@example.com")
+	if again.status != http.StatusCreated || string(again.body) != string(first.body) {
+		t.Errorf("POST repeated with its key: %d %s, want the first answer %s", again.status, again.body, first.body)
+	}
+	if other := post("k-2", "ada@example.com"); other.status != http.StatusConflict {
+		t.Errorf("another key, same email: %d %s, want 409 (a second write)", other.status, other.body)
+	}
+	if reused := post("k-1", "bob@example.com"); reused.status != http.StatusBadRequest {
+		t.Errorf("the key reused for another body: %d %s, want 400", reused.status, reused.body)
+	}
+	for _, key := range []string{"has space", strings.Repeat("x", 129)} {
+		if a := post(key, "carol@example.com"); a.status != http.StatusBadRequest {
+			t.Errorf("Idempotency-Key %q: %d %s, want 400", key, a.status, a.body)
+		}
+	}
+	list := do(t, g, request{method: http.MethodGet, target: "/v1/users", token: tok})
+	if n := strings.Count(string(list.body), `"email"`); n != 1 {
+		t.Errorf("%d users stored, want 1: %s", n, list.body)
+	}
+}

@@ -10,7 +10,8 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	logger *slog.Logger
+	logger          *slog.Logger
+	requireIdentity bool
 }
 
 var defaultOptions = options{
@@ -25,4 +26,14 @@ func WithLogger(l *slog.Logger) Option {
 			o.logger = l
 		}
 	})
+}
+
+// RequireIdentity makes UpdateUser and DeleteUser refuse (PERMISSION_DENIED)
+// a call that no token authenticated, as well as one whose token may not act
+// for the user. Without it such a call is let through: the server then
+// trusts its callers (a server without an auth layer). The user command sets
+// it unless auth.disabled is true, so that listing the methods in
+// auth.public_methods does not open them to everyone.
+func RequireIdentity() Option {
+	return optionFunc(func(o *options) { o.requireIdentity = true })
 }

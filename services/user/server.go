@@ -29,8 +29,9 @@ const (
 // journals them, as [SQLStore] does.
 type Server struct {
 	userv1.UnimplementedUserServiceServer
-	store  Store
-	logger *slog.Logger
+	store           Store
+	logger          *slog.Logger
+	requireIdentity bool // see RequireIdentity
 }
 
 var _ userv1.UserServiceServer = (*Server)(nil)
@@ -42,7 +43,7 @@ func NewServer(store Store, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
-	return &Server{store: store, logger: o.logger}
+	return &Server{store: store, logger: o.logger, requireIdentity: o.requireIdentity}
 }
 
 // CreateUser implements [userv1.UserServiceServer.CreateUser]. The email is
@@ -137,7 +138,7 @@ func (s *Server) UpdateUser(ctx context.Context, req *userv1.UpdateUserRequest) 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := mayChange(ctx, req.GetId()); err != nil {
+	if err := s.mayChange(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
 	u, err := s.store.Update(ctx, req.GetId(), p)
@@ -152,7 +153,7 @@ func (s *Server) DeleteUser(ctx context.Context, req *userv1.DeleteUserRequest) 
 	if err := checkID(req.GetId()); err != nil {
 		return nil, err
 	}
-	if err := mayChange(ctx, req.GetId()); err != nil {
+	if err := s.mayChange(ctx, req.GetId()); err != nil {
 		return nil, err
 	}
 	if err := s.store.Delete(ctx, req.GetId()); err != nil {
@@ -164,11 +165,14 @@ func (s *Server) DeleteUser(ctx context.Context, req *userv1.DeleteUserRequest) 
 // mayChange returns PermissionDenied unless the call may change user id: a
 // user may change only itself (the token's subject is its id), an admin
 // (a token with the claim admin: true) anyone. A call that no token
-// authenticated is let through: it comes from a server without auth
-// (auth.disabled), which trusts its callers.
-func mayChange(ctx context.Context, id string) error {
+// authenticated is refused under [RequireIdentity], else let through (a
+// server without auth trusts its callers).
+func (s *Server) mayChange(ctx context.Context, id string) error {
 	sub, ok := auth.Subject(ctx)
-	if !ok || auth.MayActFor(ctx, id) {
+	switch {
+	case !ok && s.requireIdentity:
+		return status.Errorf(codes.PermissionDenied, "user: only that user or an admin may change user %q, and the call has no token", id)
+	case !ok || auth.MayActFor(ctx, id):
 		return nil
 	}
 	return status.Errorf(codes.PermissionDenied, "user: %q may not change user %q: only that user or an admin may", sub, id)

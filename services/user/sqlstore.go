@@ -138,6 +138,7 @@ type SQLStore struct {
 	nextPrune atomic.Int64     // Unix nanoseconds; the first write after it prunes
 	closing   context.Context  // canceled by Close
 	close     context.CancelFunc
+	pruneMu   sync.Mutex // orders starting a prune against Close's Wait
 	pruning   sync.WaitGroup
 }
 
@@ -390,6 +391,11 @@ func (s *SQLStore) maybePrune() {
 	if now.UnixNano() < next || !s.nextPrune.CompareAndSwap(next, now.Add(journalPruneEvery).UnixNano()) {
 		return
 	}
+	s.pruneMu.Lock()
+	defer s.pruneMu.Unlock()
+	if s.closing.Err() != nil {
+		return // closed: a write that outlived the server prunes nothing
+	}
 	s.pruning.Go(func() {
 		ctx, cancel := context.WithTimeout(s.closing, time.Minute)
 		defer cancel()
@@ -400,7 +406,9 @@ func (s *SQLStore) maybePrune() {
 // Close implements [Store.Close]; it stops pruning the journal and closes
 // the database.
 func (s *SQLStore) Close() error {
+	s.pruneMu.Lock()
 	s.close()
+	s.pruneMu.Unlock()
 	s.pruning.Wait()
 	return s.db.Close()
 }

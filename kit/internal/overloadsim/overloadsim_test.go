@@ -22,43 +22,64 @@ var full = flag.Bool("overload.full", false, "run the overload scenarios at full
 // TestThreeTimesCapacityShort is the fast form of the 3x scenario for make
 // test (which runs with -race, several times slower): bounds loose enough
 // for a loaded machine, tight enough that a kit that lets calls queue into
-// their deadlines, or cuts the server off, fails them.
+// their deadlines, or cuts the server off, fails them. Like the healthy
+// scenario below, it gets up to three runs and passes on the first that
+// meets the bounds: a process starved of CPU by the packages beside it
+// misses its deadlines whatever its limiter does, while a kit that queues
+// or cuts the server off fails all three.
 func TestThreeTimesCapacityShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for several seconds")
 	}
 	ctx := context.Background()
-	capacity := MeasureCapacity(Slots, Hold, 300*time.Millisecond)
-	bare, err := Level(ctx, Bare, 3, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	var problems []string
+	for run := 1; run <= 3; run++ {
+		capacity := MeasureCapacity(Slots, Hold, 300*time.Millisecond)
+		bare, err := Level(ctx, Bare, 3, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now, err := Level(ctx, New, 3, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("run %d: capacity %.0f/s; bare grpc-go: goodput %.0f/s, %.1f%% DEADLINE_EXCEEDED; kit now: goodput %.0f/s, p50/p99 %v/%v, %.1f%% DEADLINE_EXCEEDED, failed p50/p99 %v/%v, least/most client %.2f (%s)",
+			run, capacity, bare.Goodput, 100*bare.DeadlineShare(), now.Goodput, now.P50, now.P99, 100*now.DeadlineShare(), now.FailP50, now.FailP99, now.Share, now.CodesString())
+		problems = threeTimesProblems(capacity, bare, now)
+		if len(problems) == 0 {
+			return
+		}
 	}
-	now, err := Level(ctx, New, 3, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, p := range problems {
+		t.Error(p)
 	}
-	t.Logf("capacity %.0f/s; bare grpc-go: goodput %.0f/s, %.1f%% DEADLINE_EXCEEDED; kit now: goodput %.0f/s, p50/p99 %v/%v, %.1f%% DEADLINE_EXCEEDED, failed p50/p99 %v/%v, least/most client %.2f (%s)",
-		capacity, bare.Goodput, 100*bare.DeadlineShare(), now.Goodput, now.P50, now.P99, 100*now.DeadlineShare(), now.FailP50, now.FailP99, now.Share, now.CodesString())
+}
+
+// threeTimesProblems says how kit now at 3x missed the short scenario's
+// bounds, against the capacity and bare grpc-go's run.
+func threeTimesProblems(capacity float64, bare, now Summary) []string {
+	var problems []string
 	if now.Goodput < 0.5*capacity {
-		t.Errorf("kit now at 3x: goodput %.0f/s, want at least half the capacity (%.0f/s)", now.Goodput, capacity)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: goodput %.0f/s, want at least half the capacity (%.0f/s)", now.Goodput, capacity))
 	}
 	if now.Goodput < 2*bare.Goodput {
-		t.Errorf("kit now at 3x: goodput %.0f/s, want at least twice bare grpc-go's %.0f/s (congestion collapse)", now.Goodput, bare.Goodput)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: goodput %.0f/s, want at least twice bare grpc-go's %.0f/s (congestion collapse)", now.Goodput, bare.Goodput))
 	}
 	if share := now.DeadlineShare(); share > 0.05 {
-		t.Errorf("kit now at 3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%: the excess must be refused, not queued", 100*share)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: %.1f%% of calls DEADLINE_EXCEEDED, want at most 5%%: the excess must be refused, not queued", 100*share))
 	}
 	if now.Share < 0.5 {
-		t.Errorf("kit now at 3x: the least served client got %.2f of the most served one's goodput, want every caller a share (at least 0.5)", now.Share)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: the least served client got %.2f of the most served one's goodput, want every caller a share (at least 0.5)", now.Share))
 	}
 	// Medians, not tails: make test runs packages side by side under
 	// -race, and a starved scheduler delays a few calls of any setup.
 	if now.FailP50 > Deadline/4 {
-		t.Errorf("kit now at 3x: median failed call took %v, want refusals well before the %v deadline", now.FailP50, Deadline)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: median failed call took %v, want refusals well before the %v deadline", now.FailP50, Deadline))
 	}
 	if now.P50 > Deadline/4 {
-		t.Errorf("kit now at 3x: median OK call took %v, want it well under the %v deadline", now.P50, Deadline)
+		problems = append(problems, fmt.Sprintf("kit now at 3x: median OK call took %v, want it well under the %v deadline", now.P50, Deadline))
 	}
+	return problems
 }
 
 // TestHealthyVariedServerNotRefused: a server with room for everything,

@@ -186,6 +186,8 @@ func TestVerify(t *testing.T) {
 		{"ps384", keysOnly, sign(t, jwt.SigningMethodPS384, rsaKey, good()), "ok"},
 		{"es256", keysOnly, sign(t, jwt.SigningMethodES256, ecKey, good()), "ok"},
 		{"eddsa", keysOnly, sign(t, jwt.SigningMethodEdDSA, edKey, good()), "ok"},
+		// A provider's key cannot make a service identity.
+		{"eddsa service subject", keysOnly, sign(t, jwt.SigningMethodEdDSA, edKey, with(func(c jwt.MapClaims) { c["sub"] = ServicePrefix + "gateway" })), ErrInvalidToken.Error()},
 		{"rs256 other key", keysOnly, sign(t, jwt.SigningMethodRS256, otherRSA, good()), ErrBadSignature.Error()},
 		{"es384 without P-384 key", keysOnly, sign(t, jwt.SigningMethodES384, ec384, good()), ErrAlgorithm.Error()},
 		// Algorithm confusion: HS256 keyed with the RSA public key's PEM.

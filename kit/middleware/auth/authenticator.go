@@ -193,6 +193,11 @@ func (s *state) verify(token string, now time.Time) (*verified, error) {
 	if err != nil || sub == "" {
 		return nil, ErrMissingClaim
 	}
+	if _, hmac := t.Method.(*jwt.SigningMethodHMAC); strings.HasPrefix(sub, ServicePrefix) && !hmac {
+		// Service identities are signed with the deployment's own secret
+		// (ServiceToken); an identity provider's key does not make one.
+		return nil, ErrInvalidToken
+	}
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
 		return nil, ErrMissingClaim
@@ -262,6 +267,13 @@ func parseBearer(h string) (string, error) {
 func (a *Authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	s := a.state.Load()
 	if s.isPublic(method) {
+		// A valid token on a public call still names the caller (and is
+		// forwarded); anything else leaves the call anonymous.
+		if tok, err := bearerToken(ctx); err == nil {
+			if v, err := s.verify(tok, a.now()); err == nil {
+				return withIdentity(ctx, tok, v), nil
+			}
+		}
 		return ctx, nil
 	}
 	tok, err := bearerToken(ctx)
@@ -276,8 +288,13 @@ func (a *Authenticator) authenticate(ctx context.Context, method string) (contex
 			slog.String("reason", err.Error()))
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
+	return withIdentity(ctx, tok, v), nil
+}
+
+// withIdentity returns ctx carrying the caller and token of v.
+func withIdentity(ctx context.Context, tok string, v *verified) context.Context {
 	ctx = middleware.WithCaller(ctx, v.subject)
-	return context.WithValue(ctx, identityKey{}, &identity{token: tok, v: v}), nil
+	return context.WithValue(ctx, identityKey{}, &identity{token: tok, v: v})
 }
 
 // UnaryServerInterceptor returns the interceptor that authenticates unary

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,6 +123,9 @@ func audienceHas(aud any, want string) bool {
 func clearlyValid(c map[string]any, cfg Config) bool {
 	if claimsProblem(c, cfg) != "" {
 		return false
+	}
+	if sub, _ := c["sub"].(string); strings.HasPrefix(sub, ServicePrefix) {
+		return false // a service identity only under the HMAC secret
 	}
 	now := float64(fuzzNow.Unix())
 	leeway := time.Duration(cfg.Leeway).Seconds()

@@ -20,9 +20,10 @@
 // "signed" with HS256 using an RSA public key as the secret is refused.
 //
 // Methods named in [Config.PublicMethods] ("/pkg.Service/Method", or
-// "/pkg.Service/*" for a whole service) need no token and are not checked
-// at all. The gRPC health service (grpc.health.v1.Health) and server
-// reflection (grpc.reflection.v1 and v1alpha) are always public.
+// "/pkg.Service/*" for a whole service) need no token; a valid token sent
+// to one still names the caller, an invalid one is ignored. The gRPC health
+// service (grpc.health.v1.Health) and server reflection (grpc.reflection.v1
+// and v1alpha) are always public.
 //
 // Client side, [BearerToken] and [TokenSource] attach a token to every call
 // (grpc.WithPerRPCCredentials); they refuse to send it over a connection

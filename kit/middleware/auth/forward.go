@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 )
@@ -13,9 +14,12 @@ import (
 // Forward returns per-RPC credentials for the outgoing calls of a service
 // that propagate identities: a call made with the context of an incoming
 // call that a token authenticated carries that same token, so the service
-// it calls sees the original caller (and checks it again); any other call
-// carries the token of fallback, the service's own identity (nil: no token).
-// A call whose outgoing metadata already has "authorization" keeps it.
+// it calls sees the original caller (and checks it again); a call made for
+// an incoming call without one (a public method called anonymously) carries
+// no token; a call made outside any incoming gRPC call (a background job,
+// an HTTP handler) carries the token of fallback, the service's own
+// identity (nil: no token). A call whose outgoing metadata already has
+// "authorization" keeps it.
 //
 // Unlike [BearerToken], Forward does not require transport security: it
 // passes on, to the services of the same deployment, a token that reached
@@ -37,10 +41,17 @@ func (f *forward) GetRequestMetadata(ctx context.Context, _ ...string) (map[stri
 	if tok, ok := incomingToken(ctx); ok {
 		return map[string]string{"authorization": "Bearer " + tok}, nil
 	}
-	if f.fallback == nil {
+	if f.fallback == nil || grpc.ServerTransportStreamFromContext(ctx) != nil {
+		// An incoming call without a verified token (a public method)
+		// stays anonymous downstream: the service's own identity would
+		// lend its rights to anyone who can call a public method.
 		return nil, nil
 	}
-	return (&bearer{source: f.fallback}).GetRequestMetadata(ctx)
+	tok, err := f.fallback(ctx)
+	if err == nil && tok == "" {
+		return nil, nil // the service has no identity of its own
+	}
+	return (&bearer{source: func(context.Context) (string, error) { return tok, err }}).GetRequestMetadata(ctx)
 }
 
 func (f *forward) RequireTransportSecurity() bool { return false }
@@ -54,39 +65,48 @@ const serviceTokenTTL = time.Hour
 const ServicePrefix = "service:"
 
 // ServiceToken returns a token source for the service name's own identity,
-// for [Forward]: HS256 tokens signed with cfg's HMAC secret, with the
-// subject [ServicePrefix]+name, cfg's issuer and audience, valid for an
-// hour and renewed before they expire. It returns nil when cfg has no HMAC
-// secret: a service whose tokens come from an identity provider gets its
-// own tokens from there.
-func ServiceToken(cfg Config, name string) func(ctx context.Context) (string, error) {
-	if cfg.HMACSecret == "" || name == "" {
+// for [Forward]: HS256 tokens signed with the HMAC secret of the config
+// current returns (called for each token; the service's live auth
+// section), with the subject [ServicePrefix]+name and that config's issuer
+// and audience, valid for an hour and renewed before they expire or when
+// the secret, issuer or audience change (key rotation). It returns nil when
+// name is empty, and no token ("") while the config has no HMAC secret: a
+// service whose tokens come from an identity provider gets its own tokens
+// from there. [Forward] sends no token when its fallback gives "".
+func ServiceToken(current func() Config, name string) func(ctx context.Context) (string, error) {
+	if current == nil || name == "" {
 		return nil
-	}
-	var opts []IssueOption
-	if cfg.Issuer != "" {
-		opts = append(opts, WithIssuer(cfg.Issuer))
-	}
-	if cfg.Audience != "" {
-		opts = append(opts, WithAudience(cfg.Audience))
 	}
 	var (
 		mu      sync.Mutex
 		token   string
+		signer  Config // the settings token was made with
 		renewAt time.Time
 	)
 	return func(context.Context) (string, error) {
+		cfg := current()
+		if cfg.HMACSecret == "" {
+			return "", nil
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		now := time.Now()
-		if token != "" && now.Before(renewAt) {
+		same := cfg.HMACSecret == signer.HMACSecret && cfg.Issuer == signer.Issuer && cfg.Audience == signer.Audience
+		if token != "" && same && now.Before(renewAt) {
 			return token, nil
 		}
-		tok, err := IssueHS256(cfg.HMACSecret, ServicePrefix+name, serviceTokenTTL, append(opts, WithIssuedAt(now))...)
+		opts := []IssueOption{WithIssuedAt(now)}
+		if cfg.Issuer != "" {
+			opts = append(opts, WithIssuer(cfg.Issuer))
+		}
+		if cfg.Audience != "" {
+			opts = append(opts, WithAudience(cfg.Audience))
+		}
+		tok, err := IssueHS256(cfg.HMACSecret, ServicePrefix+name, serviceTokenTTL, opts...)
 		if err != nil {
 			return "", errors.Join(errors.New("auth: service token"), err)
 		}
-		token, renewAt = tok, now.Add(serviceTokenTTL*3/4)
+		token, signer, renewAt = tok, cfg, now.Add(serviceTokenTTL*3/4)
 		return token, nil
 	}
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func TestForwardPropagatesIdentity(t *testing.T) {
 	who := &whoami{subjects: make(chan string, 1)}
 	back := kittest.Serve(t, func(s grpc.ServiceRegistrar) { testgrpc.RegisterTestServiceServer(s, who) },
 		[]grpc.ServerOption{grpc.UnaryInterceptor(backAuth.UnaryServerInterceptor())},
-		grpc.WithPerRPCCredentials(Forward(ServiceToken(cfg, "front"))))
+		grpc.WithPerRPCCredentials(Forward(ServiceToken(func() Config { return cfg }, "front"))))
 
 	frontCfg := cfg
 	frontCfg.PublicMethods = []string{"/grpc.testing.TestService/EmptyCall"}
@@ -84,11 +85,27 @@ func TestForwardPropagatesIdentity(t *testing.T) {
 		t.Errorf("back service saw %q for alice's call, want alice", got)
 	}
 
-	if _, err := front.EmptyCall(t.Context(), &testgrpc.Empty{}); err != nil {
-		t.Fatalf("anonymous EmptyCall (public on front): %v", err)
+	// A public method called with a valid token passes the caller on;
+	// called anonymously, its calls stay anonymous (the front's own
+	// identity would lend its rights to anyone).
+	if _, err := front.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
+		t.Fatalf("EmptyCall (public on front) as alice: %v", err)
 	}
-	if got := <-who.subjects; got != ServicePrefix+"front" {
-		t.Errorf("back service saw %q for an anonymous call, want the front's own identity", got)
+	if got := <-who.subjects; got != "alice" {
+		t.Errorf("back service saw %q for alice's call of a public method, want alice", got)
+	}
+	if _, err := front.EmptyCall(t.Context(), &testgrpc.Empty{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("anonymous EmptyCall (public on front) = %v, want the back service's Unauthenticated", err)
+	}
+	// Outside any incoming call (a background job), the service's own
+	// identity.
+	own, err := Forward(ServiceToken(func() Config { return cfg }, "front")).GetRequestMetadata(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := backAuth.Verify(strings.TrimPrefix(own["authorization"], "Bearer "))
+	if err != nil || claims["sub"] != ServicePrefix+"front" {
+		t.Errorf("a call outside any incoming call carries %v (%v), want the front's own identity", claims, err)
 	}
 
 	// An explicit token wins; without fallback nothing is added.
@@ -134,18 +151,40 @@ func TestForwardedTokenIsCheckedAgain(t *testing.T) {
 }
 
 func TestServiceToken(t *testing.T) {
-	if ServiceToken(DefaultConfig(), "greeter") != nil {
-		t.Error("ServiceToken without an HMAC secret is not nil")
+	if ServiceToken(func() Config { return hmacConfig() }, "") != nil {
+		t.Error("ServiceToken without a name is not nil")
+	}
+	var cur atomic.Pointer[Config]
+	cur.Store(&Config{})
+	src := ServiceToken(func() Config { return *cur.Load() }, "greeter")
+	if tok, err := src(t.Context()); tok != "" || err != nil {
+		t.Errorf("without an HMAC secret: %q, %v; want no token", tok, err)
+	}
+	if md, err := Forward(src).GetRequestMetadata(t.Context()); len(md) != 0 || err != nil {
+		t.Errorf("Forward without an identity = %v, %v; want nothing", md, err)
 	}
 	cfg := hmacConfig()
 	cfg.Issuer, cfg.Audience = "grpckit-dev", "grpckit"
-	src := ServiceToken(cfg, "greeter")
+	cur.Store(&cfg)
 	tok, err := src(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := src(t.Context()); again != tok {
 		t.Error("ServiceToken made a new token for the second call")
+	}
+	// Key rotation: the next token is signed with the new secret.
+	rotated := cfg
+	rotated.HMACSecret = otherSecret
+	cur.Store(&rotated)
+	next, err := src(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := New(rotated); err != nil {
+		t.Fatal(err)
+	} else if _, err := b.Verify(next); err != nil {
+		t.Errorf("after the secret changed, the service token does not verify with the new one: %v", err)
 	}
 	a, err := New(cfg)
 	if err != nil {

@@ -177,13 +177,13 @@ func (c *Cache) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		_, listed := c.cfg.Load().methods.Lookup(info.FullMethod)
 		id := ids[0]
-		if !validRequestID(id) {
+		if !ValidRequestID(id) {
 			if !listed {
 				return handler(ctx, req)
 			}
 			return nil, status.Errorf(codes.InvalidArgument, "dedupe: metadata %s must be 1 to %d bytes of printable ASCII", RequestIDKey, maxIDLen)
 		}
-		r := Request{Caller: middleware.Caller(ctx), Method: info.FullMethod, ID: id, Hash: HashRequest(req)}
+		r := Request{Caller: middleware.CallerKey(ctx), Method: info.FullMethod, ID: id, Hash: HashRequest(req)}
 		ctx = NewContext(ctx, r)
 		if !listed {
 			return handler(ctx, req)

@@ -339,8 +339,8 @@ func TestFromContext(t *testing.T) {
 		md     metadata.MD
 		want   *Request
 	}{
-		{"listed", method, metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "alice", Method: method, ID: "r1", Hash: HashRequest(req)}},
-		{"not listed", "/test.v1.Service/Other", metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "alice", Method: "/test.v1.Service/Other", ID: "r1", Hash: HashRequest(req)}},
+		{"listed", method, metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "id:alice", Method: method, ID: "r1", Hash: HashRequest(req)}},
+		{"not listed", "/test.v1.Service/Other", metadata.Pairs(RequestIDKey, "r1"), &Request{Caller: "id:alice", Method: "/test.v1.Service/Other", ID: "r1", Hash: HashRequest(req)}},
 		{"no id", method, metadata.MD{}, nil},
 		{"invalid id, not listed", "/test.v1.Service/Other", metadata.Pairs(RequestIDKey, "a b"), nil},
 	} {
@@ -374,7 +374,7 @@ func FuzzValidRequestID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if !validRequestID(id) {
+		if !ValidRequestID(id) {
 			return
 		}
 		if len(id) == 0 || len(id) > maxIDLen {

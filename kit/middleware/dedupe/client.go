@@ -134,9 +134,10 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// validRequestID reports whether id is a request id the server accepts: 1 to
-// maxIDLen bytes of printable ASCII without spaces.
-func validRequestID(id string) bool {
+// ValidRequestID reports whether id is a request id the server accepts: 1
+// to 128 bytes of printable ASCII without spaces (for an id that comes from
+// outside, such as an HTTP Idempotency-Key).
+func ValidRequestID(id string) bool {
 	if id == "" || len(id) > maxIDLen {
 		return false
 	}

@@ -380,7 +380,7 @@ func TestKey(t *testing.T) {
 	}
 }
 
-func TestInvalidRequestID(t *testing.T) {
+func TestInValidRequestID(t *testing.T) {
 	cache := newCache(t, dedupe.Config{TTL: duration.Duration(time.Minute), MaxEntries: 100, Methods: []string{echo}})
 	conn := kittest.Serve(t, (&kittest.Service{}).Register, []grpc.ServerOption{grpc.UnaryInterceptor(cache.UnaryServerInterceptor())})
 	c := testpbv1.NewTestServiceClient(conn)

@@ -13,7 +13,8 @@
 //
 // Server side, [Cache.UnaryServerInterceptor] handles the methods listed in
 // [Config.Methods]. A call with a request id is keyed by method, request id
-// and caller ([middleware.Caller]), so it must run inside the auth layer: two
+// and caller ([middleware.CallerKey]: "id:" and the token's subject, else
+// the peer's IPv4 address or IPv6 /64), so it must run inside the auth layer: two
 // callers never share a result, whatever ids they pick. The entry also
 // keeps [HashRequest] of the request (SHA-256 of its deterministic proto
 // encoding). For a key it has seen:

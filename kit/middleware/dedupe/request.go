@@ -19,10 +19,10 @@ var ErrRequestIDReused = errors.New("dedupe: request id reused with a different 
 // the method and the request id make its key; Hash tells a repeat of the
 // same request from another request under a reused id.
 type Request struct {
-	// Caller is the identity of the caller
-	// ([github.com/grpckit/grpckit/kit/middleware.Caller]): the
-	// token's subject when the auth layer runs first, else the peer's
-	// address without its port.
+	// Caller is the key of the caller
+	// ([github.com/grpckit/grpckit/kit/middleware.CallerKey]): "id:" and
+	// the token's subject when the auth layer runs first, else the peer's
+	// IPv4 address or IPv6 /64 network.
 	Caller string
 	// Method is the full method name, "/user.v1.UserService/CreateUser".
 	Method string

@@ -27,11 +27,12 @@ type Section struct {
 	// "127.0.0.1:8080".
 	Listen string `yaml:"listen"`
 	// GreeterTarget is the target of the greeter service. Default
-	// "consul:///greeter".
-	GreeterTarget string `yaml:"greeter_target"`
+	// "consul:///greeter". Local, like UserTarget: never from Consul KV,
+	// since the calls to it carry the callers' tokens.
+	GreeterTarget string `yaml:"greeter_target" kit:"local"`
 	// UserTarget is the target of the user service. Default
 	// "consul:///user".
-	UserTarget string `yaml:"user_target"`
+	UserTarget string `yaml:"user_target" kit:"local"`
 	// HTTP holds the HTTP server's timeouts and limits.
 	HTTP HTTP `yaml:"http"`
 

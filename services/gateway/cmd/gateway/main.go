@@ -25,6 +25,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/service"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
@@ -77,7 +78,13 @@ func newHTTPServer(svc *service.Service[Config], cfg Config) (_ *http.Server, cl
 	if err != nil {
 		return nil, nil, fmt.Errorf("greeter client: %w", err)
 	}
-	userConn, err := svc.Client(cfg.Gateway.UserTarget)
+	// The writes carry a request id (the client's Idempotency-Key, else a
+	// new one) kept across retries: user records it with the write, so a
+	// retry that lands on another instance gets the first result.
+	userConn, err := svc.Client(cfg.Gateway.UserTarget, kit.WithDedupedMethods(
+		userv1.UserService_CreateUser_FullMethodName,
+		userv1.UserService_UpdateUser_FullMethodName,
+		userv1.UserService_DeleteUser_FullMethodName))
 	if err != nil {
 		return nil, nil, fmt.Errorf("user client: %w", err)
 	}

@@ -16,8 +16,9 @@ type Config struct {
 // Section is the greeter section of [Config].
 type Section struct {
 	// UserTarget is the target of the user service. Default
-	// "consul:///user". Read at start.
-	UserTarget string `yaml:"user_target"`
+	// "consul:///user". Read at start. Local (never from Consul KV): the
+	// calls to it carry the callers' tokens.
+	UserTarget string `yaml:"user_target" kit:"local"`
 }
 
 // DefaultConfig returns the defaults of every setting.

@@ -28,12 +28,15 @@ const (
 // startUser runs the user service's own setup on loopback, without Consul,
 // with auth from its environment (the secret, an issuer and an audience),
 // and returns a client connection that sends no token by itself.
-func startUser(t *testing.T) userv1.UserServiceClient {
+func startUser(t *testing.T, extraEnv ...string) userv1.UserServiceClient {
 	t.Helper()
 	env := map[string]string{
 		"GRPCKIT_AUTH_HMAC_SECRET": secret,
 		"GRPCKIT_AUTH_ISSUER":      issuer,
 		"GRPCKIT_AUTH_AUDIENCE":    audience,
+	}
+	for i := 0; i+1 < len(extraEnv); i += 2 {
+		env[extraEnv[i]] = extraEnv[i+1]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
@@ -166,5 +169,25 @@ func TestCallsStraightToTheService(t *testing.T) {
 	}
 	if _, err := users.DeleteUser(ctx, &userv1.DeleteUserRequest{Id: bob}, admin); err != nil {
 		t.Errorf("an admin deletes bob: %v", err)
+	}
+}
+
+// TestPublicWriteStaysOwned: listing the write methods in
+// auth.public_methods lets anonymous calls past the auth layer, but the
+// service still refuses to change a user for a caller without a token.
+func TestPublicWriteStaysOwned(t *testing.T) {
+	users := startUser(t, "GRPCKIT_AUTH_PUBLIC_METHODS", "[/user.v1.UserService/UpdateUser, /user.v1.UserService/DeleteUser]")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	created, err := users.CreateUser(ctx, &userv1.CreateUserRequest{Name: "Bob", Email: "bob@example.com"}, as(t, "ops", auth.WithClaim(auth.AdminClaim, true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "Mallory"
+	if _, err := users.UpdateUser(ctx, &userv1.UpdateUserRequest{Id: created.GetUser().GetId(), Name: &name}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("anonymous UpdateUser of a public method = %v, want PermissionDenied", err)
+	}
+	if _, err := users.DeleteUser(ctx, &userv1.DeleteUserRequest{Id: created.GetUser().GetId()}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("anonymous DeleteUser of a public method = %v, want PermissionDenied", err)
 	}
 }

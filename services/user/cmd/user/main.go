@@ -30,7 +30,11 @@ func setup(s *service.Service[Config]) error {
 		return err
 	}
 	s.OnStop(func(context.Context) error { return store.Close() })
-	userv1.RegisterUserServiceServer(s.Server, user.NewServer(store, user.WithLogger(s.Logger)))
+	opts := []user.Option{user.WithLogger(s.Logger)}
+	if !s.Value().Auth.Disabled {
+		opts = append(opts, user.RequireIdentity())
+	}
+	userv1.RegisterUserServiceServer(s.Server, user.NewServer(store, opts...))
 	return nil
 }
 
