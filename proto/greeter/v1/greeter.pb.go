@@ -7,6 +7,7 @@
 package greeterv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -240,7 +241,7 @@ var File_greeter_v1_greeter_proto protoreflect.FileDescriptor
 const file_greeter_v1_greeter_proto_rawDesc = "" +
 	"\n" +
 	"\x18greeter/v1/greeter.proto\x12\n" +
-	"greeter.v1\"O\n" +
+	"greeter.v1\x1a\x1cgoogle/api/annotations.proto\"O\n" +
 	"\x0fSayHelloRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\auser_id\x18\x02 \x01(\tH\x00R\x06userId\x88\x01\x01B\n" +
@@ -254,9 +255,9 @@ const file_greeter_v1_greeter_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\"L\n" +
 	"\x14StreamHellosResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1a\n" +
-	"\bsequence\x18\x02 \x01(\x05R\bsequence2\xb6\x01\n" +
-	"\x0eGreeterService\x12J\n" +
-	"\bSayHello\x12\x1b.greeter.v1.SayHelloRequest\x1a\x1c.greeter.v1.SayHelloResponse\"\x03\x90\x02\x01\x12X\n" +
+	"\bsequence\x18\x02 \x01(\x05R\bsequence2\xce\x01\n" +
+	"\x0eGreeterService\x12b\n" +
+	"\bSayHello\x12\x1b.greeter.v1.SayHelloRequest\x1a\x1c.greeter.v1.SayHelloResponse\"\x1b\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/hello/{name}\x90\x02\x01\x12X\n" +
 	"\fStreamHellos\x12\x1f.greeter.v1.StreamHellosRequest\x1a .greeter.v1.StreamHellosResponse\"\x03\x90\x02\x010\x01B7Z5github.com/grpckit/grpckit/proto/greeter/v1;greeterv1b\x06proto3"
 
 var (
