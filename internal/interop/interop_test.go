@@ -142,16 +142,24 @@ func TestInteropThroughKit(t *testing.T) {
 				}},
 			} {
 				t.Run(c.name, func(t *testing.T) {
-					defer func() {
-						if r := recover(); r != nil {
-							f, ok := r.(fatal)
-							if !ok {
-								panic(r)
-							}
-							t.Fatalf("%s: %s", c.name, f.msg)
+					// cancel_after_begin races in grpc-go itself: after
+					// cancel(), CloseAndRecv's END_STREAM can reach the server
+					// before the cancellation's RST_STREAM, and the server's
+					// answer then races the cancellation in RecvMsg (both
+					// ready: either wins). Over loopback under -race it is
+					// seen about once in 150 runs; it gets three tries, the
+					// other cases one.
+					tries := 1
+					if c.name == "cancel_after_begin" {
+						tries = 3
+					}
+					var msg string
+					for range tries {
+						if msg = runCase(t.Context(), c.run); msg == "" {
+							return
 						}
-					}()
-					c.run(t.Context())
+					}
+					t.Fatalf("%s: %s", c.name, msg)
 				})
 			}
 			if traced && len(spans.GetSpans()) == 0 {
@@ -159,4 +167,20 @@ func TestInteropThroughKit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runCase runs an interop case and returns its fatal message, "" when it
+// passed.
+func runCase(ctx context.Context, run func(ctx context.Context)) (msg string) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatal)
+			if !ok {
+				panic(r)
+			}
+			msg = f.msg
+		}
+	}()
+	run(ctx)
+	return ""
 }
