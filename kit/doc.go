@@ -1,8 +1,10 @@
 // Package kit wires gRPC servers and clients for grpckit services.
 //
 // [NewServer] returns a server with the grpc.health.v1 service, server
-// reflection, kit's server chain (telemetry, recovery, logging, retry chain
-// stop, ratelimit, timeout, auth, dedupe; see [Layer]) and an admin HTTP
+// reflection when [WithReflection] turns it on, kit's server chain
+// (telemetry, recovery, logging, retry chain stop, ratelimit, overload,
+// timeout, auth when the auth section has a key, dedupe; see [Layer]) and
+// an admin HTTP
 // listener (/healthz, /readyz, /metrics, /debug/kit, and /debug/pprof/ when WithPprof turns it on).
 // Given a registrar ([WithRegistrar]) it registers itself once it serves and
 // deregisters first when it shuts down:
