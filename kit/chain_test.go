@@ -95,7 +95,9 @@ func TestOneTraceAcrossKitHops(t *testing.T) {
 		t.Fatalf("Echo through front = %v, %v; want back's answer", resp, err)
 	}
 
-	// A server span ends after its response went out: wait for both.
+	// A server span ends after its response went out: wait for both. (A
+	// hop retried on a loaded machine, its first attempt refused while the
+	// endpoint was not yet ready, has a span per attempt: at least two.)
 	var all []sdktrace.ReadOnlySpan
 	count := func(kind trace.SpanKind) int {
 		n := 0
@@ -108,7 +110,7 @@ func TestOneTraceAcrossKitHops(t *testing.T) {
 	}
 	kittest.WaitFor(t, "the client and server spans of both hops", func() bool {
 		all = spans.GetSpans().Snapshots()
-		return count(trace.SpanKindServer) == 2 && count(trace.SpanKindClient) == 2
+		return count(trace.SpanKindServer) >= 2 && count(trace.SpanKindClient) >= 2
 	})
 	bySpanID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
 	for _, s := range all {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/http"
@@ -10,9 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 
@@ -29,46 +26,18 @@ func devStack(t *testing.T, args, env []string) (logs *lockedBuffer, stop func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile(filepath.Join(root, manifestFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	manifest := filepath.Join(t.TempDir(), manifestFile)
-	if err := os.WriteFile(manifest, bytes.ReplaceAll(src, []byte(`"127.0.0.1:8080"`), []byte(`"127.0.0.1:0"`)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs = &lockedBuffer{}
-	dev := exec.Command(buildGrpckit(t), append([]string{"dev", "-project", root, "-manifest", manifest}, args...)...)
-	dev.Env = append(os.Environ(), env...)
-	dev.Stdout, dev.Stderr = logs, logs
-	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- dev.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("grpckit dev:\n%s", logs.String())
-		}
-	})
-	waitUntil(t, "the stack is up", exited, func() bool { return strings.Contains(logs.String(), "Ctrl-C stops everything") })
-	return logs, func() {
+	cmd := exec.Command(buildGrpckit(t), append([]string{"dev", "-project", root, "-manifest", portZeroManifest(t, root)}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	dev := startGroup(t, "grpckit dev", cmd)
+	dev.waitUntil(t, "the stack is up", func() bool { return strings.Contains(dev.logs.String(), "Ctrl-C stops everything") })
+	return dev.logs, func() {
 		t.Helper()
-		syscall.Kill(-dev.Process.Pid, syscall.SIGINT)
-		select {
-		case err := <-exited:
-			stopped = true
-			if err != nil {
-				t.Errorf("grpckit dev exited with %v after Ctrl-C", err)
-			}
-		case <-time.After(60 * time.Second):
+		exited, err := dev.interrupt()
+		switch {
+		case !exited:
 			t.Fatal("grpckit dev did not stop within 60s of Ctrl-C")
+		case err != nil:
+			t.Errorf("grpckit dev exited with %v after Ctrl-C", err)
 		}
 	}
 }

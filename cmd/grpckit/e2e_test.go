@@ -378,27 +378,12 @@ func TestProjectEndToEnd(t *testing.T) {
 
 	agent := consultest.Start(t)
 	c := consultest.Client(t, agent)
-	var logs lockedBuffer
-	dev := exec.Command("make", "dev", "DEV_FLAGS=-consul "+agent.HTTPAddr())
-	dev.Dir, dev.Stdout, dev.Stderr = proj, &logs, &logs
-	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's process group
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- dev.Wait() }()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("make dev:\n%s", logs.String())
-		}
-	})
+	cmd := exec.Command("make", "dev", "DEV_FLAGS=-consul "+agent.HTTPAddr())
+	cmd.Dir = proj
+	dev := startGroup(t, "make dev", cmd)
+	logs := dev.logs
 	addrs := map[string]string{}
-	waitUntil(t, "shop and orders pass in Consul", exited, func() bool {
+	dev.waitUntil(t, "shop and orders pass in Consul", func() bool {
 		for _, svc := range []string{"shop", "orders"} {
 			entries, _, err := c.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(t.Context()))
 			if err != nil || len(entries) != 1 {
@@ -431,25 +416,20 @@ func TestProjectEndToEnd(t *testing.T) {
 	}
 
 	// Ctrl-C, as a terminal sends it: to the whole foreground process group.
-	if err := syscall.Kill(-dev.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		// make dies of the SIGINT it got, as in a terminal, once grpckit
-		// dev (which handles it) has stopped everything.
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
-			t.Errorf("make dev exited with %v after Ctrl-C, want status 0 or make's own SIGINT", err)
-		}
-		for _, want := range []string{"shutting down", "orders-1 stopped", "shop-1 stopped"} {
-			if !strings.Contains(logs.String(), want) {
-				t.Errorf("make dev did not say %q on Ctrl-C", want)
-			}
-		}
-	case <-time.After(60 * time.Second):
+	exitedOK, err := dev.interrupt()
+	if !exitedOK {
 		t.Fatal("make dev did not stop within 60s of Ctrl-C")
+	}
+	// make dies of the SIGINT it got, as in a terminal, once grpckit dev
+	// (which handles it) has stopped everything.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+		t.Errorf("make dev exited with %v after Ctrl-C, want status 0 or make's own SIGINT", err)
+	}
+	for _, want := range []string{"shutting down", "orders-1 stopped", "shop-1 stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("make dev did not say %q on Ctrl-C", want)
+		}
 	}
 	for _, svc := range []string{"shop", "orders"} {
 		entries, _, err := c.Health().Service(svc, "", false, (&api.QueryOptions{}).WithContext(t.Context()))
@@ -460,16 +440,16 @@ func TestProjectEndToEnd(t *testing.T) {
 }
 
 // waitUntil polls cond every 50ms until it holds; it fails the test when
-// exited delivers (the process under test exited) or after 3 minutes.
-func waitUntil(t *testing.T, what string, exited <-chan error, cond func() bool) {
+// the group's command exits first or after 3 minutes.
+func (g *group) waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.After(3 * time.Minute)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		select {
-		case err := <-exited:
-			t.Fatalf("exited (%v) while waiting until %s", err, what)
+		case <-g.end:
+			t.Fatalf("exited (%v) while waiting until %s", g.err, what)
 		case <-deadline:
 			t.Fatalf("timed out waiting until %s", what)
 		case <-tick.C:
@@ -555,6 +535,94 @@ func TestDevStartsEveryTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	grpckit := buildGrpckit(t)
+	manifest := portZeroManifest(t, root)
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	work := t.TempDir()
+	for i := 1; i <= 10; i++ {
+		start := time.Now()
+		dev := startGroup(t, fmt.Sprintf("start %d", i),
+			exec.Command(grpckit, "dev", "-project", root, "-manifest", manifest, "-consul", agent.HTTPAddr(), "-dir", work))
+		logs := dev.logs
+		dev.waitUntil(t, fmt.Sprintf("start %d is up", i), func() bool {
+			return strings.Contains(logs.String(), "Ctrl-C stops everything")
+		})
+		for _, want := range []string{"demo call through consul:///greeter", "demo call through the gateway", "user-2", "greeter-2", "gateway-1"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("start %d does not show %q:\n%s", i, want, logs.String())
+			}
+		}
+		exitedOK, err := dev.interrupt()
+		switch {
+		case !exitedOK:
+			t.Fatalf("start %d: grpckit dev did not stop within 60s of Ctrl-C", i)
+		case err != nil:
+			t.Fatalf("start %d: grpckit dev exited with %v after Ctrl-C", i, err)
+		}
+		for _, svc := range []string{"user", "greeter", "gateway"} {
+			if entries, _, err := c.Health().Service(svc, "", false, nil); err != nil || len(entries) != 0 {
+				t.Errorf("start %d: after Ctrl-C Consul still has %d %s instances (%v)", i, len(entries), svc, err)
+			}
+		}
+		t.Logf("start %d: up and down in %v", i, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// group is a command run in a process group of its own, as a terminal runs
+// a foreground job, with its output in logs.
+type group struct {
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	end  chan struct{} // closed when the command has ended
+	err  error         // how it ended; read after end is closed
+}
+
+// startGroup starts cmd in a process group of its own with its output in
+// the group's logs. When the test ends the group is killed unless it
+// exited, and its output is logged under name if the test failed.
+func startGroup(t *testing.T, name string, cmd *exec.Cmd) *group {
+	t.Helper()
+	g := &group{cmd: cmd, logs: &lockedBuffer{}, end: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = g.logs, g.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		g.err = cmd.Wait()
+		close(g.end)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-g.end:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-g.end
+		}
+		if t.Failed() {
+			t.Logf("%s:\n%s", name, g.logs.String())
+		}
+	})
+	return g
+}
+
+// interrupt sends Ctrl-C to the whole group, as a terminal does, and
+// returns whether the command exited within 60s and how.
+func (g *group) interrupt() (exited bool, err error) {
+	syscall.Kill(-g.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-g.end:
+		return true, g.err
+	case <-time.After(60 * time.Second):
+		return false, nil
+	}
+}
+
+// portZeroManifest writes the repository's grpckit.yaml with the gateway
+// on a port of its own choosing instead of 127.0.0.1:8080 (another stack may
+// hold it) and returns its path.
+func portZeroManifest(t *testing.T, root string) string {
+	t.Helper()
 	src, err := os.ReadFile(filepath.Join(root, manifestFile))
 	if err != nil {
 		t.Fatal(err)
@@ -566,54 +634,5 @@ func TestDevStartsEveryTime(t *testing.T) {
 	if err := os.WriteFile(manifest, bytes.ReplaceAll(src, []byte(`"127.0.0.1:8080"`), []byte(`"127.0.0.1:0"`)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	agent := consultest.Start(t)
-	c := consultest.Client(t, agent)
-	work := t.TempDir()
-	for i := 1; i <= 10; i++ {
-		start := time.Now()
-		var logs lockedBuffer
-		dev := exec.Command(grpckit, "dev", "-project", root, "-manifest", manifest, "-consul", agent.HTTPAddr(), "-dir", work)
-		dev.Stdout, dev.Stderr = &logs, &logs
-		dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := dev.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- dev.Wait() }()
-		up := false
-		func() {
-			defer func() {
-				if !up {
-					syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
-					<-exited
-					t.Logf("start %d:\n%s", i, logs.String())
-				}
-			}()
-			waitUntil(t, fmt.Sprintf("start %d is up", i), exited, func() bool {
-				return strings.Contains(logs.String(), "Ctrl-C stops everything")
-			})
-			up = true
-		}()
-		for _, want := range []string{"demo call through consul:///greeter", "demo call through the gateway", "user-2", "greeter-2", "gateway-1"} {
-			if !strings.Contains(logs.String(), want) {
-				t.Errorf("start %d does not show %q:\n%s", i, want, logs.String())
-			}
-		}
-		syscall.Kill(-dev.Process.Pid, syscall.SIGINT)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("start %d: grpckit dev exited with %v after Ctrl-C:\n%s", i, err, logs.String())
-			}
-		case <-time.After(60 * time.Second):
-			syscall.Kill(-dev.Process.Pid, syscall.SIGKILL)
-			t.Fatalf("start %d: grpckit dev did not stop within 60s of Ctrl-C", i)
-		}
-		for _, svc := range []string{"user", "greeter", "gateway"} {
-			if entries, _, err := c.Health().Service(svc, "", false, nil); err != nil || len(entries) != 0 {
-				t.Errorf("start %d: after Ctrl-C Consul still has %d %s instances (%v)", i, len(entries), svc, err)
-			}
-		}
-		t.Logf("start %d: up and down in %v", i, time.Since(start).Round(time.Millisecond))
-	}
+	return manifest
 }

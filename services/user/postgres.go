@@ -37,10 +37,9 @@ const pgMaxConns = 16
 const pgWriteLockKey = 0x75736572
 
 var pgDialect = dialect{
-	name:        "postgres",
-	placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
-	schema:      []string{pgSchema},
-	hasSchema:   "SELECT to_regclass('users') IS NOT NULL AND to_regclass('" + dedupe.JournalTable + "') IS NOT NULL",
+	name:      "postgres",
+	schema:    []string{pgSchema},
+	hasSchema: "SELECT to_regclass('users') IS NOT NULL AND to_regclass('" + dedupe.JournalTable + "') IS NOT NULL",
 	// CREATE TABLE IF NOT EXISTS is not safe to run concurrently (the
 	// loser may fail with a unique violation in the catalog), and creating
 	// users one at a time keeps ids in commit order, as on SQLite.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +34,6 @@ const (
 type dialect struct {
 	// name prefixes errors, e.g. "sqlite".
 	name string
-	// placeholder returns the n-th (1-based) bind parameter: "?" for SQLite,
-	// "$1", "$2"... for Postgres.
-	placeholder func(n int) string
 	// schema holds statements that create the schema when it is missing.
 	// They run in one write transaction (see lockWrites) and must be
 	// idempotent.
@@ -61,7 +57,8 @@ type dialect struct {
 	// (see ErrUnavailable); nil means none is recognised.
 	isTransient func(err error) bool
 	// journal is the database's dialect for the dedupe journal, whose
-	// schema createSchema creates with the users table.
+	// schema createSchema creates with the users table; its bind
+	// parameters are the store's too (rebind).
 	journal dedupe.Dialect
 }
 
@@ -77,24 +74,9 @@ func (d dialect) newJournal() *dedupe.Journal {
 // canHold reports whether the database can store s.
 func (d dialect) canHold(s string) bool { return d.holds == nil || d.holds(s) }
 
-// rebind replaces the "?" markers of query with d's placeholders. The
-// package's SQL has no "?" inside literals.
-func (d dialect) rebind(query string) string {
-	if d.placeholder == nil {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r != '?' {
-			b.WriteRune(r)
-			continue
-		}
-		n++
-		b.WriteString(d.placeholder(n))
-	}
-	return b.String()
-}
+// rebind replaces the "?" markers of query with d's placeholders (those of
+// its journal's dialect). The package's SQL has no "?" inside literals.
+func (d dialect) rebind(query string) string { return d.journal.Rebind(query) }
 
 // JournalRetention is how long a [SQLStore] keeps the record of a
 // deduplicated write: a retry of the call within that time (from its first

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/grpckit/grpckit/kit/middleware/dedupe"
 )
 
 // The tests of the [Store] behaviour that every [SQLStore] backend shares.
@@ -265,7 +266,6 @@ func openStores(t *testing.T, open opener, n int) []*SQLStore {
 func compareTimes(a, b User) int { return a.CreateTime.Compare(b.CreateTime) }
 
 func TestDialectRebind(t *testing.T) {
-	dollar := func(n int) string { return "$" + strconv.Itoa(n) }
 	tests := []struct {
 		name  string
 		d     dialect
@@ -275,12 +275,12 @@ func TestDialectRebind(t *testing.T) {
 		{name: "sqlite", d: sqliteDialect, query: sqlUpdate, want: sqlUpdate},
 		{
 			name:  "dollar",
-			d:     dialect{placeholder: dollar},
+			d:     dialect{journal: dedupe.PostgreSQL},
 			query: sqlUpdate,
 			want: "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), update_time = $3" +
 				" WHERE id = $4 RETURNING id, name, email, create_time, update_time",
 		},
-		{name: "dollar list", d: dialect{placeholder: dollar}, query: sqlList, want: "SELECT id, name, email, create_time, update_time FROM users WHERE id > $1 ORDER BY id LIMIT $2"},
+		{name: "dollar list", d: dialect{journal: dedupe.PostgreSQL}, query: sqlList, want: "SELECT id, name, email, create_time, update_time FROM users WHERE id > $1 ORDER BY id LIMIT $2"},
 		{name: "postgres", d: pgDialect, query: sqlInsert, want: "INSERT INTO users (id, name, email, create_time, update_time) VALUES ($1, $2, $3, $4, $5)"},
 	}
 	for _, tt := range tests {

@@ -95,11 +95,11 @@ func NewJournal(d Dialect) (*Journal, error) {
 )` + strict,
 			`CREATE INDEX IF NOT EXISTS ` + JournalTable + `_create_time ON ` + JournalTable + ` (create_time)`,
 		},
-		claim: d.rebind(`INSERT INTO ` + JournalTable + ` (caller, method, request_id, request_hash, create_time)` +
+		claim: d.Rebind(`INSERT INTO ` + JournalTable + ` (caller, method, request_id, request_hash, create_time)` +
 			` VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
-		lookup: d.rebind(`SELECT request_hash, response IS NOT NULL, response FROM ` + JournalTable + key),
-		record: d.rebind(`UPDATE ` + JournalTable + ` SET response = ?` + key),
-		prune:  d.rebind(`DELETE FROM ` + JournalTable + ` WHERE create_time < ?`),
+		lookup: d.Rebind(`SELECT request_hash, response IS NOT NULL, response FROM ` + JournalTable + key),
+		record: d.Rebind(`UPDATE ` + JournalTable + ` SET response = ?` + key),
+		prune:  d.Rebind(`DELETE FROM ` + JournalTable + ` WHERE create_time < ?`),
 	}, nil
 }
 
@@ -188,8 +188,10 @@ func (j *Journal) Prune(ctx context.Context, db *sql.DB, before time.Time) (int6
 	return n, nil
 }
 
-// rebind replaces the "?" markers of query with d's bind parameters.
-func (d Dialect) rebind(query string) string {
+// Rebind replaces the "?" markers of query with d's bind parameters ("$1",
+// "$2", ... for PostgreSQL; SQLite keeps "?"), for a store that writes its
+// SQL once for both. query must have no "?" inside literals.
+func (d Dialect) Rebind(query string) string {
 	if d != PostgreSQL {
 		return query
 	}
