@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grpckit/grpckit/kit/middleware"
+	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/telemetry"
 	"github.com/grpckit/grpckit/kit/registry"
 )
@@ -375,6 +377,18 @@ func (s *Server) instance(addr net.Addr) (registry.Instance, error) {
 	if inst.ID == "" {
 		inst.ID = inst.Name + "-" + inst.Address + "-" + strconv.Itoa(inst.Port)
 	}
+	// The API for the callers that learn it at run time: the fingerprint
+	// of the protos served and the methods callable without a token.
+	a, _ := LayerOf[*auth.Authenticator](s, LayerAuth)
+	api, err := apiMeta(s.grpc, a)
+	if err != nil {
+		return inst, err
+	}
+	inst.Meta = maps.Clone(inst.Meta)
+	if inst.Meta == nil {
+		inst.Meta = map[string]string{}
+	}
+	maps.Copy(inst.Meta, api)
 	return inst, nil
 }
 

@@ -70,20 +70,44 @@ func demo(ctx context.Context, reg *consul.Registry, gatewayAddr, token string) 
 	step("demo call through consul:///greeter (greeter → consul:///user):")
 	fmt.Printf("    SayHello{user_id: %q} = %q  (answered by %s)\n", id, resp.GetMessage(), resp.GetInstance())
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gatewayAddr+"/v1/hello/world", nil)
-	if err != nil {
-		return err
-	}
-	hr, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	defer hr.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(hr.Body, 4096))
-	if hr.StatusCode != http.StatusOK {
-		return fmt.Errorf("gateway GET /v1/hello/world: %s %s", hr.Status, body)
+	// The gateway learns greeter's routes from Consul and reflection
+	// moments after the greeters pass their checks: 404 until then.
+	var body []byte
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		status, b, err := get(ctx, "http://"+gatewayAddr+"/v1/hello/world")
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		if status == http.StatusOK {
+			body = b
+			break
+		}
+		if status != http.StatusNotFound || time.Now().After(deadline) {
+			return fmt.Errorf("gateway GET /v1/hello/world: %d %s", status, b)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	step("demo call through the gateway:")
 	fmt.Printf("    GET http://%s/v1/hello/world = %s\n", gatewayAddr, strings.TrimSpace(string(body)))
 	return nil
+}
+
+// get GETs url and returns the status and the first 4 KiB of the body.
+func get(ctx context.Context, url string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, body, nil
 }

@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/grpckit/grpckit/kit"
 	"github.com/grpckit/grpckit/kit/config"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 	"github.com/grpckit/grpckit/kit/registry/consul"
 	"github.com/grpckit/grpckit/kit/registry/consul/consultest"
 	"github.com/grpckit/grpckit/kit/service"
@@ -52,6 +55,7 @@ func TestRunWithServiceToken(t *testing.T) {
 			go func() {
 				done <- service.Run(ctx, "svc", defaults(), func(s *service.Service[Config]) error {
 					name = s.Value().App.Name
+					(&kittest.Service{}).Register(s.Server)
 					return nil
 				}, service.WithArgs(consulArgs(agent)), service.WithOutput(io.Discard),
 					service.WithConfigOptions(config.WithEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })))
@@ -60,6 +64,16 @@ func TestRunWithServiceToken(t *testing.T) {
 			for {
 				entries, _, err := mgmt.Health().Service("svc", "", true, nil)
 				if err == nil && len(entries) == 1 {
+					// The registration publishes the API for the gateway:
+					// a fingerprint of its protos, and its public methods
+					// (every one, since auth is disabled).
+					meta := entries[0].Service.Meta
+					if fp := meta[kit.MetaAPI]; len(fp) != 16 {
+						t.Errorf("meta %s = %q, want a 16-digit fingerprint", kit.MetaAPI, fp)
+					}
+					if got := kit.PublicMethods(meta); !slices.Equal(got, []string{"*"}) {
+						t.Errorf("public methods in meta %q, want [*] (auth.disabled)", got)
+					}
 					break
 				}
 				select {

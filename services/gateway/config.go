@@ -3,9 +3,14 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/middleware"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
@@ -28,6 +33,54 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; a longer body is answered with 413.
 	// Default 65536.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Routes are the policies of routes, keyed by the gRPC method they call:
+	// "/pkg.Service/Method", or "/pkg.Service/*" for every method of a
+	// service (an exact entry wins). Routes without an entry follow the
+	// service's declaration and the gateway-wide settings. Default none.
+	Routes map[string]RoutePolicy `yaml:"routes"`
+	// CORS lets web pages of other origins call the gateway. Default off.
+	CORS CORS `yaml:"cors"`
+}
+
+// RoutePolicy is the policy of the routes of one method (or service).
+type RoutePolicy struct {
+	// Access is "" (as the service declares: a method it lists in its
+	// auth.public_methods is public, every other needs a bearer token) or
+	// "bearer" (a valid token even for a method the service declares
+	// public). Which methods are public is declared once, by the service;
+	// the gateway can only ask for more.
+	Access string `yaml:"access"`
+	// Limit bounds the requests of the route from all clients together;
+	// rps 0 is off (the default).
+	Limit ratelimit.Limit `yaml:"limit"`
+	// PerClient bounds the requests of the route from each client (IPv4
+	// address or IPv6 /64); rps 0 is off (the default). At most
+	// limits.max_clients clients are tracked per route.
+	PerClient ratelimit.Limit `yaml:"per_client"`
+	// Timeout replaces backend_timeout for the route's backend calls; 0
+	// keeps backend_timeout.
+	Timeout duration.Duration `yaml:"timeout"`
+}
+
+// AccessBearer is the [RoutePolicy.Access] that asks for a bearer token.
+const AccessBearer = "bearer"
+
+// CORS is the gateway's answer to cross-origin requests (the Fetch
+// standard's CORS protocol): preflight OPTIONS requests are answered 204
+// for an allowed origin, and the answers to allowed origins carry
+// Access-Control-Allow-Origin. Credentials are bearer tokens in the
+// Authorization header, never cookies, so Access-Control-Allow-Credentials
+// is not sent.
+type CORS struct {
+	// AllowedOrigins are the origins allowed, each "scheme://host[:port]",
+	// or "*" for every origin. Default none: CORS off.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHeaders are the request headers a page may send. Default
+	// Authorization, Content-Type, Idempotency-Key and traceparent.
+	AllowedHeaders []string `yaml:"allowed_headers"`
+	// MaxAge is how long a browser may cache a preflight answer. Default
+	// 10m.
+	MaxAge duration.Duration `yaml:"max_age"`
 }
 
 // Limits are the gateway's edge rate limits: every request takes a token
@@ -64,6 +117,10 @@ func DefaultConfig() Config {
 		},
 		BackendTimeout: duration.Duration(5 * time.Second),
 		MaxBodyBytes:   64 << 10,
+		CORS: CORS{
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key", "Traceparent"},
+			MaxAge:         duration.Duration(10 * time.Minute),
+		},
 	}
 }
 
@@ -94,6 +151,57 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("gateway.max_body_bytes %d must be positive", c.MaxBodyBytes))
+	}
+	for _, m := range slices.Sorted(maps.Keys(c.Routes)) {
+		errs = append(errs, c.Routes[m].validate("gateway.routes."+m))
+		if err := middleware.CheckMethodPattern(m); err != nil {
+			errs = append(errs, fmt.Errorf("gateway.routes: %q: %w", m, err))
+		}
+	}
+	errs = append(errs, c.CORS.validate())
+	return errors.Join(errs...)
+}
+
+// validate reports every invalid field of p, named under name.
+func (p RoutePolicy) validate(name string) error {
+	var errs []error
+	if p.Access != "" && p.Access != AccessBearer {
+		errs = append(errs, fmt.Errorf("%s.access %q: want \"\" (as the service declares) or %q", name, p.Access, AccessBearer))
+	}
+	for _, l := range []struct {
+		name  string
+		limit ratelimit.Limit
+	}{{"limit", p.Limit}, {"per_client", p.PerClient}} {
+		if err := (ratelimit.Config{RPS: l.limit.RPS, Burst: l.limit.Burst}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%s: %w", name, l.name, err))
+		}
+	}
+	if p.Timeout < 0 || time.Duration(p.Timeout) > maxBackendTimeout {
+		errs = append(errs, fmt.Errorf("%s.timeout %v is outside [0, %v]", name, p.Timeout, maxBackendTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// validate reports every invalid field of c.
+func (c CORS) validate() error {
+	var errs []error
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ToLower(o) != o {
+			errs = append(errs, fmt.Errorf("gateway.cors.allowed_origins: %q: want \"*\" or scheme://host[:port] in lower case, as browsers send it", o))
+		}
+	}
+	for _, h := range c.AllowedHeaders {
+		if !validToken(h) {
+			errs = append(errs, fmt.Errorf("gateway.cors.allowed_headers: %q is not a header name", h))
+		}
+	}
+	if c.MaxAge < 0 || time.Duration(c.MaxAge) > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("gateway.cors.max_age %v is outside [0, 24h]", c.MaxAge))
 	}
 	return errors.Join(errs...)
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/grpckit/grpckit/kit/duration"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 )
 
 // backendSecret is in the message of every error the fake greeter returns;
@@ -62,14 +61,16 @@ func (f *fakeGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloReque
 	return &greeterv1.SayHelloResponse{Message: "Hello, " + name + "!"}, nil
 }
 
-// newFakeGateway returns a gateway on the fake greeter (over gRPC) and a
-// user client with no server behind it.
+// newFakeGateway returns a gateway on the fake greeter (over gRPC).
 func newFakeGateway(t *testing.T, cfg Config) (*Gateway, *fakeGreeter) {
 	t.Helper()
 	f := &fakeGreeter{blocked: make(chan struct{}, 1)}
 	cc := serveGRPC(t, "gateway", func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, f) })
-	g, err := New(greeterv1.NewGreeterServiceClient(cc), userv1.NewUserServiceClient(cc), cfg)
+	g, err := New(cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetAPI(API{Name: "greeter", Services: services(greeterv1.File_greeter_v1_greeter_proto), Public: publicMethods, Conn: cc}); err != nil {
 		t.Fatal(err)
 	}
 	return g, f

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
@@ -21,8 +22,8 @@ import (
 	"github.com/grpckit/grpckit/services/greeter"
 )
 
-// The gateway in front of an in-process greeter: a public read, then a
-// write without a token.
+// The gateway in front of an in-process greeter: its routes, a public read,
+// then a write without a token and with one.
 func Example() {
 	lis := bufconn.Listen(1 << 20)
 	gs := grpc.NewServer()
@@ -39,9 +40,24 @@ func Example() {
 
 	cfg := gateway.DefaultConfig()
 	cfg.Auth.HMACSecret = "0123456789abcdef0123456789abcdef"
-	gw, err := gateway.New(greeterv1.NewGreeterServiceClient(cc), userv1.NewUserServiceClient(cc), cfg)
+	gw, err := gateway.New(cfg)
 	if err != nil {
 		panic(err)
+	}
+	// What a Learner finds in Consul and through reflection, given by hand:
+	// greeter (SayHello public) and user, both on cc (no user service
+	// behind it).
+	for _, api := range []gateway.API{
+		{Name: "greeter", Services: []protoreflect.ServiceDescriptor{greeterv1.File_greeter_v1_greeter_proto.Services().Get(0)},
+			Public: []string{greeterv1.GreeterService_SayHello_FullMethodName}, Conn: cc},
+		{Name: "user", Services: []protoreflect.ServiceDescriptor{userv1.File_user_v1_user_proto.Services().Get(0)}, Conn: cc},
+	} {
+		if err := gw.SetAPI(api); err != nil {
+			panic(err)
+		}
+	}
+	for _, r := range gw.Routes() {
+		fmt.Println(r.Method, r.Path, r.RPC, r.Public)
 	}
 	srv := httptest.NewServer(gw)
 	defer srv.Close()
@@ -75,6 +91,12 @@ func Example() {
 	req.Header.Set("Authorization", "Bearer "+tok)
 	show(client.Do(req))
 	// Output:
+	// GET /v1/hello/{name} /greeter.v1.GreeterService/SayHello true
+	// POST /v1/users /user.v1.UserService/CreateUser false
+	// GET /v1/users/{id} /user.v1.UserService/GetUser false
+	// GET /v1/users /user.v1.UserService/ListUsers false
+	// PATCH /v1/users/{id} /user.v1.UserService/UpdateUser false
+	// DELETE /v1/users/{id} /user.v1.UserService/DeleteUser false
 	// 200 {"message":"Hello, world!","instance":"greeter-1"}
 	// 401 {"error":{"code":"UNAUTHENTICATED","status":401,"message":"missing bearer token","details":[]}}
 	// WWW-Authenticate: Bearer realm="grpckit"

@@ -40,13 +40,22 @@ func FuzzClientIP(f *testing.F) {
 	})
 }
 
-// FuzzServeHTTP sends arbitrary requests through the gateway to the real
-// backends: every answer is JSON, every error has the documented shape,
-// and none is a 500.
+// FuzzServeHTTP sends arbitrary requests through the gateway's dynamic
+// router to the real backends and the shop backend (every mapping of the
+// annotation rules): every answer is JSON (a stream, JSON lines), every
+// error has the documented shape, and none is a 500.
 func FuzzServeHTTP(f *testing.F) {
 	cfg := testConfig()
 	cfg.MaxBodyBytes = 1 << 10
 	g := newGateway(f, cfg)
+	_, cc := serveShop(f)
+	services, types, err := Reflect(f.Context(), cc)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := g.SetAPI(API{Name: "shop", Services: services, Types: types, Public: []string{shopAll}, Conn: cc}); err != nil {
+		f.Fatal(err)
+	}
 	tok := token(f)
 	for _, s := range []struct{ method, target, ctype, body string }{
 		{"GET", "/v1/hello/world", "", ""},
@@ -57,6 +66,13 @@ func FuzzServeHTTP(f *testing.F) {
 		{"PUT", "/openapi.json", "text/plain", "x"},
 		{"GET", "/v1/hello/%ff", "", ""},
 		{"OPTIONS", "*", "", ""},
+		{"GET", "/v1/shelves/1/books/2", "", ""},
+		{"GET", "/v1/books/a%2Fb/c", "", ""},
+		{"POST", "/v1/shelves/7/books?note=x", "application/json", `{"title":"t","pages":3,"kind":"NOVEL"}`},
+		{"PATCH", "/v1/shelves/1/books/2", "application/json", `{"name":"shelves/1/books/2"}`},
+		{"GET", "/v1/search?kinds=1&author.name=a&min_pages=3&since=2025-01-01T00:00:00Z", "", ""},
+		{"POST", "/v1/shelves/3:publish", "application/json", `{"message":"m"}`},
+		{"GET", "/v1/shelves/s/watch?count=2&fail=true", "", ""},
 	} {
 		f.Add(s.method, s.target, s.ctype, s.body, true)
 	}
@@ -86,6 +102,14 @@ func FuzzServeHTTP(f *testing.F) {
 			t.Fatalf("%s %s: status %d: %s", method, target, w.Code, w.Body)
 		}
 		if method == http.MethodHead {
+			return
+		}
+		if w.Header().Get("Content-Type") == "application/x-ndjson" {
+			for line := range strings.Lines(w.Body.String()) {
+				if !json.Valid([]byte(line)) {
+					t.Fatalf("%s %s: a line of the stream is not JSON: %q", method, target, line)
+				}
+			}
 			return
 		}
 		if !json.Valid(w.Body.Bytes()) {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,36 +16,34 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
+	"github.com/grpckit/grpckit/services/gateway/internal/httprule"
 )
 
-// Gateway is the REST/JSON edge of the example services: an http.Handler
-// that serves the routes of the package documentation by calling the
-// greeter and user services. Its methods are safe for concurrent use;
-// [Gateway.SetConfig] changes the limits, auth and timeouts of a gateway
+// Gateway is a generic REST/JSON edge: an http.Handler that serves the
+// routes of the google.api.http annotations of its backends' APIs
+// ([Gateway.SetAPI]; [Learner] learns them from Consul), transcoding JSON
+// to gRPC calls and their answers back. Its methods are safe for
+// concurrent use; [Gateway.SetConfig] changes the policies of a gateway
 // that is serving.
 type Gateway struct {
-	greeter greeterv1.GreeterServiceClient
-	users   userv1.UserServiceClient
 	auth    *auth.Authenticator
 	limiter *edgeLimiter
 	logger  *slog.Logger
 	now     func() time.Time
 	obs     *observer
-	mux     *http.ServeMux
 
-	cfg   atomic.Pointer[Config]
-	setMu sync.Mutex // serializes SetConfig
+	cfg     atomic.Pointer[liveConfig]
+	table   atomic.Pointer[table]
+	setMu   sync.Mutex // serializes SetConfig
+	apiMu   sync.Mutex // guards apis, seq and refused, serializes rebuilds
+	apis    map[string]*apiEntry
+	seq     uint64
+	refused map[string]bool // routes refused at the last rebuild, logged once
 }
 
-// New returns a gateway calling greeter and users, configured by cfg. The
-// clients should carry the caller's deadline and cancellation, as the
-// stubs of kit clients do; the gateway does not close them.
-func New(greeter greeterv1.GreeterServiceClient, users userv1.UserServiceClient, cfg Config, opts ...Option) (*Gateway, error) {
-	if greeter == nil || users == nil {
-		return nil, fmt.Errorf("gateway: nil greeter or user client")
-	}
+// New returns a gateway configured by cfg, serving no route until
+// [Gateway.SetAPI] gives it backends.
+func New(cfg Config, opts ...Option) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -60,21 +60,22 @@ func New(greeter greeterv1.GreeterServiceClient, users userv1.UserServiceClient,
 		return nil, err
 	}
 	g := &Gateway{
-		greeter: greeter,
-		users:   users,
 		auth:    a,
 		limiter: newEdgeLimiter(cfg.Limits, o.now()),
 		logger:  o.logger,
 		now:     o.now,
 		obs:     obs,
+		apis:    map[string]*apiEntry{},
 	}
-	g.cfg.Store(&cfg)
-	g.mux = g.newMux()
+	g.cfg.Store(compile(cfg, nil, o.now()))
+	g.apiMu.Lock()
+	g.rebuildLocked()
+	g.apiMu.Unlock()
 	return g, nil
 }
 
 // Config returns the current configuration.
-func (g *Gateway) Config() Config { return *g.cfg.Load() }
+func (g *Gateway) Config() Config { return g.cfg.Load().Config }
 
 // SetConfig validates cfg, reads its key files and makes it current for the
 // requests that start from then on. Rate-limit buckets keep their tokens.
@@ -88,13 +89,17 @@ func (g *Gateway) SetConfig(cfg Config) error {
 	if err := g.auth.SetConfig(cfg.Auth); err != nil {
 		return err
 	}
-	g.limiter.set(cfg.Limits, g.now())
-	g.cfg.Store(&cfg)
+	now := g.now()
+	g.limiter.set(cfg.Limits, now)
+	g.cfg.Store(compile(cfg, g.cfg.Load(), now))
+	g.apiMu.Lock()
+	g.rebuildLocked() // the document names the routes that need a token
+	g.apiMu.Unlock()
 	return nil
 }
 
 // ServeHTTP serves one request: edge rate limits first, then the route
-// (auth and ownership, the backend call), all observed in the access log,
+// (its policy, auth, the backend call), all observed in the access log,
 // metrics and a server span.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
@@ -104,25 +109,73 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r, end := g.obs.start(r)
 	defer func() { g.finish(r, rec, ip, start, end) }()
 
+	t := g.table.Load()
+	b, vars, allowed, found := g.lookup(t, r)
+	if found {
+		r.Pattern = b.pattern // the route, for the access log and metrics
+	}
 	if ok, scope, d := g.limiter.allow(ip, start); !ok {
 		rec.limited = scope
-		_, r.Pattern = g.mux.Handler(r) // the route, for the access log and metrics
-		writeError(rec, newError(http.StatusTooManyRequests, codes.ResourceExhausted,
-			fmt.Sprintf("rate limit exceeded (%s); retry after %v", scope, d.Round(time.Millisecond)),
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}))
+		writeError(rec, rateLimited(scope, d))
 		return
 	}
-	if r.RequestURI == "*" { // http.ServeMux would answer 400 without a body
+	if cfg.cors.preflight(rec, r, allowed) {
+		return
+	}
+	cfg.cors.allow(rec, r)
+	switch {
+	case r.RequestURI == "*": // http.ServeMux would answer 400 without a body
 		writeError(rec, newError(http.StatusBadRequest, codes.InvalidArgument, "the request target * is not supported"))
-		return
-	}
-	if p := r.URL.Path; p == "" || p != path.Clean(p) && p != "/" {
-		// http.ServeMux would redirect (307, HTML body) to the clean path;
-		// the API has no such paths.
+	case r.URL.Path == "" || r.URL.Path != path.Clean(r.URL.Path) && r.URL.Path != "/":
+		// The API has no such paths (http.ServeMux would redirect).
 		writeError(rec, newError(http.StatusNotFound, codes.NotFound, "no route for a path that is not in canonical form"))
-		return
+	case r.URL.Path == openAPIPath && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		r.Pattern = "GET " + openAPIPath
+		if _, e := checkQuery(r); e != nil {
+			writeError(rec, e)
+			return
+		}
+		writeJSON(rec, http.StatusOK, t.openapi)
+	case found:
+		g.serve(rec, r, cfg, b, vars, ip, start)
+	case len(allowed) > 0:
+		allow := strings.Join(allowed, ", ")
+		e := newError(http.StatusMethodNotAllowed, codes.Unimplemented,
+			fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow))
+		e.header = http.Header{"Allow": {allow}}
+		writeError(rec, e)
+	default:
+		writeError(rec, newError(http.StatusNotFound, codes.NotFound, "no route for "+r.URL.Path))
 	}
-	g.mux.ServeHTTP(rec, r)
+}
+
+// openAPIPath is where the gateway serves the OpenAPI document of its
+// routes.
+const openAPIPath = "/openapi.json"
+
+// lookup finds the route of r in t (a HEAD request takes a GET route), or
+// the methods allowed on its path.
+func (g *Gateway) lookup(t *table, r *http.Request) (b *binding, vars []httprule.Binding, allowed []string, ok bool) {
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	b, vars, allowed, ok = t.router.Lookup(method, r.URL.EscapedPath())
+	if !ok && r.URL.Path == openAPIPath {
+		allowed = append(allowed, http.MethodGet)
+	}
+	if slices.Contains(allowed, http.MethodGet) && !slices.Contains(allowed, http.MethodHead) {
+		allowed = append(allowed, http.MethodHead)
+		slices.Sort(allowed)
+	}
+	return b, vars, allowed, ok
+}
+
+// rateLimited is the 429 answer of a refusing bucket.
+func rateLimited(scope string, d time.Duration) *apiError {
+	return newError(http.StatusTooManyRequests, codes.ResourceExhausted,
+		fmt.Sprintf("rate limit exceeded (%s); retry after %v", scope, d.Round(time.Millisecond)),
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
 }
 
 // finish logs and counts a served request.

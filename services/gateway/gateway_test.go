@@ -150,6 +150,13 @@ func TestConfigValidate(t *testing.T) {
 		{"max clients", func(c *Config) { c.Limits.MaxClients = 0 }, "gateway.limits.max_clients"},
 		{"backend timeout", func(c *Config) { c.BackendTimeout = 0 }, "gateway.backend_timeout"},
 		{"max body", func(c *Config) { c.MaxBodyBytes = 0 }, "gateway.max_body_bytes"},
+		{"route pattern", func(c *Config) { c.Routes = map[string]RoutePolicy{"user.v1.UserService": {}} }, "gateway.routes"},
+		{"route access", func(c *Config) { c.Routes = map[string]RoutePolicy{"/a.B/*": {Access: "public"}} }, "gateway.routes./a.B/*.access"},
+		{"route limit", func(c *Config) { c.Routes = map[string]RoutePolicy{"/a.B/C": {Limit: ratelimit.Limit{RPS: -1}}} }, "gateway.routes./a.B/C.limit"},
+		{"route timeout", func(c *Config) { c.Routes = map[string]RoutePolicy{"/a.B/C": {Timeout: -1}} }, "gateway.routes./a.B/C.timeout"},
+		{"cors origin", func(c *Config) { c.CORS.AllowedOrigins = []string{"example.com"} }, "gateway.cors.allowed_origins"},
+		{"cors header", func(c *Config) { c.CORS.AllowedHeaders = []string{"X Bad"} }, "gateway.cors.allowed_headers"},
+		{"cors max age", func(c *Config) { c.CORS.MaxAge = -1 }, "gateway.cors.max_age"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -158,11 +165,10 @@ func TestConfigValidate(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Validate() = %v, want an error containing %q", err, tc.want)
 			}
-			gc, uc := backends(t)
-			if _, err := New(gc, uc, cfg); err == nil {
+			if _, err := New(cfg); err == nil {
 				t.Error("New accepted the config")
 			}
-			g, err := New(gc, uc, DefaultConfig())
+			g, err := New(DefaultConfig())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,15 +177,18 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	gc, uc := backends(t)
 	cfg := DefaultConfig()
 	cfg.Auth.PublicKeyFiles = []string{"/nonexistent/key.pem"}
 	cfg.Auth.Issuer, cfg.Auth.Audience = "https://idp.example", "gateway"
-	if _, err := New(gc, uc, cfg); err == nil || !strings.Contains(err.Error(), "/nonexistent/key.pem") {
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "/nonexistent/key.pem") {
 		t.Errorf("New with a missing key file: %v", err)
 	}
-	if _, err := New(nil, uc, DefaultConfig()); err == nil {
-		t.Error("New accepted a nil greeter client")
+	g, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetAPI(API{Name: "x"}); err == nil {
+		t.Error("SetAPI accepted an API without a connection")
 	}
 }
 

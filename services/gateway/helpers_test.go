@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/middleware/dedupe"
@@ -42,7 +43,7 @@ const (
 func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	a, err := auth.New(auth.Config{HMACSecret: secret})
+	a, err := auth.New(auth.Config{HMACSecret: secret, PublicMethods: publicMethods})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,23 +76,37 @@ func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.Cli
 	return cc
 }
 
+// publicMethods are the methods the test backends serve without a token,
+// as greeter's default configuration declares.
+var publicMethods = []string{greeterv1.GreeterService_SayHello_FullMethodName}
+
 // backends starts the real user service on a SQLite file in t.TempDir and
-// the real greeter service calling it, and returns their clients (the
-// greeter's user client serves the gateway too).
-func backends(t testing.TB) (greeterv1.GreeterServiceClient, userv1.UserServiceClient) {
+// the real greeter service calling it, and returns their APIs as the
+// gateway learns them: their services, public methods and connections.
+func backends(t testing.TB) (greeterAPI, userAPI API) {
 	t.Helper()
 	store, err := user.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "users.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	users := userv1.NewUserServiceClient(serveGRPC(t, "greeter", func(s *grpc.Server) {
+	userConn := serveGRPC(t, "greeter", func(s *grpc.Server) {
 		userv1.RegisterUserServiceServer(s, user.NewServer(store))
-	}))
-	greeterConn := serveGRPC(t, "gateway", func(s *grpc.Server) {
-		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(users, greeter.WithInstance("greeter-1")))
 	})
-	return greeterv1.NewGreeterServiceClient(greeterConn), users
+	greeterConn := serveGRPC(t, "gateway", func(s *grpc.Server) {
+		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(userv1.NewUserServiceClient(userConn), greeter.WithInstance("greeter-1")))
+	})
+	return API{Name: "greeter", Services: services(greeterv1.File_greeter_v1_greeter_proto), Public: publicMethods, Conn: greeterConn},
+		API{Name: "user", Services: services(userv1.File_user_v1_user_proto), Conn: userConn}
+}
+
+// services returns the services of a proto file.
+func services(f protoreflect.FileDescriptor) []protoreflect.ServiceDescriptor {
+	var out []protoreflect.ServiceDescriptor
+	for i := range f.Services().Len() {
+		out = append(out, f.Services().Get(i))
+	}
+	return out
 }
 
 // testConfig is the default configuration with the test secret and no rate
@@ -107,10 +122,15 @@ func testConfig() Config {
 // newGateway returns a gateway with cfg on the real backends.
 func newGateway(t testing.TB, cfg Config, opts ...Option) *Gateway {
 	t.Helper()
-	gc, uc := backends(t)
-	g, err := New(gc, uc, cfg, opts...)
+	g, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	gapi, uapi := backends(t)
+	for _, api := range []API{gapi, uapi} {
+		if err := g.SetAPI(api); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return g
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/url"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -59,6 +62,8 @@ func (s *Server) CreateUser(ctx context.Context, req *userv1.CreateUserRequest) 
 	if err != nil {
 		return nil, s.storeError(ctx, "CreateUser", "", err)
 	}
+	// Through the gateway: 201 Created, with the new user's route.
+	_ = grpc.SetHeader(ctx, metadata.Pairs("x-http-code", "201", "location", "/v1/users/"+url.PathEscape(u.ID)))
 	return &userv1.CreateUserResponse{User: toProto(u)}, nil
 }
 

@@ -41,7 +41,7 @@ func (f *forward) GetRequestMetadata(ctx context.Context, _ ...string) (map[stri
 	if tok, ok := incomingToken(ctx); ok {
 		return map[string]string{"authorization": "Bearer " + tok}, nil
 	}
-	if f.fallback == nil || grpc.ServerTransportStreamFromContext(ctx) != nil {
+	if f.fallback == nil || grpc.ServerTransportStreamFromContext(ctx) != nil || ctx.Value(anonymousKey{}) != nil {
 		// An incoming call without a verified token (a public method)
 		// stays anonymous downstream: the service's own identity would
 		// lend its rights to anyone who can call a public method.
@@ -55,6 +55,18 @@ func (f *forward) GetRequestMetadata(ctx context.Context, _ ...string) (map[stri
 }
 
 func (f *forward) RequireTransportSecurity() bool { return false }
+
+// anonymousKey marks the context of a call made for an anonymous caller.
+type anonymousKey struct{}
+
+// Anonymous returns a context whose outgoing calls carry no token through
+// [Forward], not even the service's own identity: for the calls an HTTP
+// handler makes for a caller without credentials (the gateway serving a
+// public route), which the service's identity must not be lent to. A token
+// the caller puts in the outgoing metadata is still sent.
+func Anonymous(ctx context.Context) context.Context {
+	return context.WithValue(ctx, anonymousKey{}, true)
+}
 
 // serviceTokenTTL is how long a service's own tokens live; they are
 // renewed when less than a quarter of it is left.

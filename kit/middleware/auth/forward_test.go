@@ -108,6 +108,13 @@ func TestForwardPropagatesIdentity(t *testing.T) {
 		t.Errorf("a call outside any incoming call carries %v (%v), want the front's own identity", claims, err)
 	}
 
+	// Outside any incoming call but marked Anonymous (an HTTP handler
+	// serving a caller without credentials): nothing, the own identity is
+	// not lent; an explicit token is still sent.
+	if md, err := Forward(ServiceToken(func() Config { return cfg }, "front")).GetRequestMetadata(Anonymous(context.Background())); err != nil || len(md) != 0 {
+		t.Errorf("Forward on an Anonymous context = %v, %v; want nothing", md, err)
+	}
+
 	// An explicit token wins; without fallback nothing is added.
 	bob := issue(t, secret, "bob", WithIssuer("grpckit-dev"), WithAudience("grpckit"))
 	creds := Forward(nil)

@@ -127,6 +127,20 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// WithRequestID returns a context whose outgoing calls carry the request id
+// id (a new random one when id is ""), as a [Stamper] gives them: in the
+// metadata under [RequestIDKey], and [Protected], so that kit's retries may
+// repeat a call that is not idempotent. For a caller that chooses which
+// calls to protect at run time, such as the gateway (the client's
+// Idempotency-Key, else a new id). An invalid id (see [ValidRequestID]) is
+// replaced by a new one.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	if !ValidRequestID(id) {
+		id = newRequestID()
+	}
+	return context.WithValue(metadata.AppendToOutgoingContext(ctx, RequestIDKey, id), requestIDKey{}, id)
+}
+
 // newRequestID returns 128 random bits in hex.
 func newRequestID() string {
 	var b [16]byte

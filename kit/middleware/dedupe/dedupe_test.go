@@ -94,6 +94,7 @@ func TestClientStampsRequestID(t *testing.T) {
 		methods       []string
 		twice         bool     // two dedupe interceptors in the chain
 		md            []string // outgoing metadata set by the caller
+		withID        *string  // the caller stamps with WithRequestID(ctx, *withID)
 		wantID        string   // "hex": a fresh id; "": none; else this id
 		wantProtected bool
 	}{
@@ -103,6 +104,10 @@ func TestClientStampsRequestID(t *testing.T) {
 		{name: "no methods", wantID: "", wantProtected: false},
 		{name: "caller's id kept", methods: []string{echo}, md: []string{dedupe.RequestIDKey, "my-key-1"}, wantID: "my-key-1", wantProtected: true},
 		{name: "nested interceptors keep one id", methods: []string{echo}, twice: true, wantID: "hex", wantProtected: true},
+		{name: "caller stamps its id", withID: ptr("my-key-2"), wantID: "my-key-2", wantProtected: true},
+		{name: "caller stamps a new id", withID: ptr(""), wantID: "hex", wantProtected: true},
+		{name: "caller's invalid id replaced", withID: ptr("bad key"), wantID: "hex", wantProtected: true},
+		{name: "stamped by the caller, kept by the stamper", methods: []string{echo}, withID: ptr("my-key-3"), wantID: "my-key-3", wantProtected: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := &kittest.Service{}
@@ -117,6 +122,9 @@ func TestClientStampsRequestID(t *testing.T) {
 			}
 			conn := kittest.Serve(t, svc.Register, nil, grpc.WithChainUnaryInterceptor(chain...))
 			ctx := metadata.AppendToOutgoingContext(t.Context(), tc.md...)
+			if tc.withID != nil {
+				ctx = dedupe.WithRequestID(ctx, *tc.withID)
+			}
 			if _, err := testpbv1.NewTestServiceClient(conn).Echo(ctx, &testpbv1.EchoRequest{Message: "a"}); err != nil {
 				t.Fatalf("Echo: %v", err)
 			}
@@ -449,3 +457,5 @@ methods: [/testpb.v1.TestService/Create, /orders.v1.OrderService/*]
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

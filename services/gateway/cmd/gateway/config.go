@@ -19,20 +19,13 @@ type Config struct {
 	Gateway         Section `yaml:"gateway"`
 }
 
-// Section is the gateway section of [Config]. Listen, the targets and the
-// http settings are read at start; the settings of [gateway.Config] (auth,
-// limits, backend_timeout, max_body_bytes) are live.
+// Section is the gateway section of [Config]. Listen and the http settings
+// are read at start; the settings of [gateway.Config] (auth, limits,
+// backend_timeout, max_body_bytes, routes, cors) are live.
 type Section struct {
 	// Listen is the HTTP listen address of the REST/JSON API. Default
 	// "127.0.0.1:8080".
 	Listen string `yaml:"listen"`
-	// GreeterTarget is the target of the greeter service. Default
-	// "consul:///greeter". Local, like UserTarget: never from Consul KV,
-	// since the calls to it carry the callers' tokens.
-	GreeterTarget string `yaml:"greeter_target" kit:"local"`
-	// UserTarget is the target of the user service. Default
-	// "consul:///user".
-	UserTarget string `yaml:"user_target" kit:"local"`
 	// HTTP holds the HTTP server's timeouts and limits.
 	HTTP HTTP `yaml:"http"`
 
@@ -62,9 +55,7 @@ func DefaultConfig() Config {
 	return Config{
 		Standard: config.DefaultStandard(),
 		Gateway: Section{
-			Listen:        "127.0.0.1:8080",
-			GreeterTarget: "consul:///greeter",
-			UserTarget:    "consul:///user",
+			Listen: "127.0.0.1:8080",
 			HTTP: HTTP{
 				ReadHeaderTimeout: duration.Duration(5 * time.Second),
 				ReadTimeout:       duration.Duration(30 * time.Second),
@@ -87,12 +78,6 @@ func (s *Section) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("gateway.listen %q: want host:port", s.Listen))
-	}
-	if s.GreeterTarget == "" {
-		errs = append(errs, errors.New("gateway.greeter_target must not be empty"))
-	}
-	if s.UserTarget == "" {
-		errs = append(errs, errors.New("gateway.user_target must not be empty"))
 	}
 	for _, d := range []struct {
 		name string

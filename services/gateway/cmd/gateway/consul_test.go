@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,11 +25,18 @@ import (
 	"github.com/grpckit/grpckit/services/user"
 )
 
-// serveKit serves a kit server registered in reg as name until cleanup.
-func serveKit(t *testing.T, reg *consul.Registry, name string, register func(*kit.Server)) {
+// serveKit serves a kit server registered in reg as name, with server
+// reflection and auth by the test secret (public methods as given), until
+// cleanup or the stop it returns.
+func serveKit(t *testing.T, reg *consul.Registry, name string, public []string, register func(*kit.Server)) (stop func()) {
 	t.Helper()
+	a, err := auth.New(auth.Config{HMACSecret: secret, PublicMethods: public})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := kit.NewServer(kit.WithRegistrar(reg, registry.Instance{Name: name}), kit.WithDrain(0),
-		kit.WithAdminAddress(""), kit.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		kit.WithAdminAddress(""), kit.WithReflection(true), kit.WithAuth(a),
+		kit.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,65 +47,122 @@ func serveKit(t *testing.T, reg *consul.Registry, name string, register func(*ki
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown %s: %v", name, err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve %s: %v", name, err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown %s: %v", name, err)
+			}
+			if err := <-served; err != nil {
+				t.Errorf("serve %s: %v", name, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
-// TestConsul runs the whole stack on a real Consul agent: user and greeter
-// register, the gateway finds them through consul:///user and
-// consul:///greeter (the defaults), registers itself as "gateway" with a
-// passing gRPC check and its HTTP address in Meta, and leaves on shutdown.
-func TestConsul(t *testing.T) {
-	agent := consultest.Start(t)
-	c := consultest.Client(t, agent)
-	reg := consul.New(c)
-	t.Cleanup(reg.Close)
+// slowGreeter answers SayHello at once, except for "slow": it reports on
+// blocked and answers once release is closed.
+type slowGreeter struct {
+	greeterv1.UnimplementedGreeterServiceServer
+	blocked chan struct{}
+	release chan struct{}
+}
 
+func (s *slowGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
+	if req.GetName() == "slow" {
+		s.blocked <- struct{}{}
+		<-s.release
+	}
+	return &greeterv1.SayHelloResponse{Message: "Hello, " + req.GetName() + "!"}, nil
+}
+
+// stack starts a Consul agent with the real user service and a slow
+// greeter registered (SayHello public), both serving reflection.
+func stack(t *testing.T) (*consultest.Agent, *slowGreeter) {
+	t.Helper()
+	agent := consultest.Start(t)
+	reg := consul.New(consultest.Client(t, agent))
+	t.Cleanup(reg.Close)
+	serveUser(t, reg)
+	g := &slowGreeter{blocked: make(chan struct{}, 1), release: make(chan struct{})}
+	serveKit(t, reg, "greeter", []string{greeterv1.GreeterService_SayHello_FullMethodName},
+		func(s *kit.Server) { greeterv1.RegisterGreeterServiceServer(s, g) })
+	return agent, g
+}
+
+// serveUser serves the real user service on a SQLite file, registered in
+// reg.
+func serveUser(t *testing.T, reg *consul.Registry) {
+	t.Helper()
 	store, err := user.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "users.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	serveKit(t, reg, "user", func(s *kit.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) })
+	serveKit(t, reg, "user", nil, func(s *kit.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) })
+}
+
+// TestConsul runs the whole stack on a real Consul agent: the gateway
+// registers itself as "gateway" with a passing gRPC check and its HTTP
+// address in Meta; a service that starts after it is served at its
+// annotated routes within 15 s and listed in /openapi.json, and its routes
+// go when it stops; the gateway leaves Consul on shutdown.
+func TestConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	c := consultest.Client(t, agent)
+	reg := consul.New(c)
+	t.Cleanup(reg.Close)
+	serveUser(t, reg)
+
+	_, base, stop := serveGateway(t, "-registry.address", agent.HTTPAddr())
+	httpAddr := strings.TrimPrefix(base, "http://")
+	hc := newClient(t)
+	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, b := call(t, hc, http.MethodGet, base+"/v1/users", tok, "")
+		if st == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v1/users: %d %s", st, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, b := call(t, hc, http.MethodGet, base+"/v1/hello/consul", "", ""); st != http.StatusNotFound {
+		t.Fatalf("hello before the greeter started: %d %s, want 404", st, b)
+	}
+
+	// The greeter starts after the gateway: served within 15 s, documented.
 	users, err := kit.NewClient("consul:///user", kit.WithDiscovery(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { users.Close() })
-	serveKit(t, reg, "greeter", func(s *kit.Server) {
+	stopGreeter := serveKit(t, reg, "greeter", []string{greeterv1.GreeterService_SayHello_FullMethodName}, func(s *kit.Server) {
 		greeterv1.RegisterGreeterServiceServer(s, greeter.NewServer(userv1.NewUserServiceClient(users)))
 	})
-
-	_, base, stop := serveGateway(t, "-registry.address", agent.HTTPAddr())
-	httpAddr := strings.TrimPrefix(base, "http://")
-	hc := newClient(t)
-
-	// The gateway answers once discovery found the greeter.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, b := call(t, hc, http.MethodGet, base+"/v1/hello/consul", "", "")
-		if st == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /v1/hello/consul: %d %s", st, b)
-		}
-		time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if b := waitStatus(t, hc, base+"/v1/hello/consul", http.StatusOK); !strings.Contains(string(b), "Hello, consul!") {
+		t.Errorf("hello: %s", b)
 	}
-	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	t.Logf("the greeter's route was served %v after it started", time.Since(start).Round(time.Millisecond))
+	if doc := waitStatus(t, hc, base+"/openapi.json", http.StatusOK); !strings.Contains(string(doc), `"/v1/hello/{name}"`) {
+		t.Errorf("/openapi.json does not list the greeter's route: %s", doc)
 	}
-	if st, b := call(t, hc, http.MethodGet, base+"/v1/users", tok, ""); st != http.StatusOK {
-		t.Errorf("GET /v1/users: %d %s", st, b)
+
+	// Stopped, its routes go.
+	stopGreeter()
+	waitStatus(t, hc, base+"/v1/hello/consul", http.StatusNotFound)
+	if doc := waitStatus(t, hc, base+"/openapi.json", http.StatusOK); strings.Contains(string(doc), `"/v1/hello/{name}"`) {
+		t.Errorf("/openapi.json still lists the route of a stopped service")
 	}
 
 	entries := waitGateway(t, c, true)

@@ -1,9 +1,10 @@
-// Command gateway runs the REST/JSON gateway of the example services. It
-// serves the HTTP API on gateway.listen (default 127.0.0.1:8080), reaches
-// the greeter and user services through consul:///greeter and
-// consul:///user, and runs a kit server (gRPC health, admin endpoints) that
-// registers in Consul as "gateway", with the HTTP address in the Meta key
-// "http". Every setting comes from kit/config: defaults, -config FILE,
+// Command gateway runs the generic REST/JSON gateway. It serves HTTP on
+// gateway.listen (default 127.0.0.1:8080) the routes of the services it
+// discovers in Consul, learnt from the google.api.http annotations of their
+// protos through gRPC server reflection, and calls them through
+// consul:///<name>. It runs a kit server (gRPC health, admin endpoints)
+// that registers in Consul as "gateway", with the HTTP address in the Meta
+// key "http". Every setting comes from kit/config: defaults, -config FILE,
 // GRPCKIT_* variables, flags and the Consul key grpckit/gateway (-h lists
 // them, -print-config shows the result).
 //
@@ -25,11 +26,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/grpckit/grpckit/kit"
+	"google.golang.org/grpc"
+
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/service"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
 	"github.com/grpckit/grpckit/services/gateway"
 )
 
@@ -73,25 +73,25 @@ func newHTTPServer(svc *service.Service[Config], cfg Config) (_ *http.Server, cl
 			closeAll()
 		}
 	}()
-	tel := svc.Server.Telemetry()
-	greeterConn, err := svc.Client(cfg.Gateway.GreeterTarget)
-	if err != nil {
-		return nil, nil, fmt.Errorf("greeter client: %w", err)
-	}
-	// The writes carry a request id (the client's Idempotency-Key, else a
-	// new one) kept across retries: user records it with the write, so a
-	// retry that lands on another instance gets the first result.
-	userConn, err := svc.Client(cfg.Gateway.UserTarget, kit.WithDedupedMethods(
-		userv1.UserService_CreateUser_FullMethodName,
-		userv1.UserService_UpdateUser_FullMethodName,
-		userv1.UserService_DeleteUser_FullMethodName))
-	if err != nil {
-		return nil, nil, fmt.Errorf("user client: %w", err)
-	}
-	gw, err := gateway.New(greeterv1.NewGreeterServiceClient(greeterConn), userv1.NewUserServiceClient(userConn),
-		gatewayConfig(cfg), gateway.WithLogger(svc.Logger), gateway.WithTelemetry(tel))
+	gw, err := gateway.New(gatewayConfig(cfg), gateway.WithLogger(svc.Logger), gateway.WithTelemetry(svc.Server.Telemetry()))
 	if err != nil {
 		return nil, nil, err
+	}
+	if svc.Registry == nil {
+		svc.Logger.Warn("registry.address is off: no service is discovered, so the gateway serves no route")
+	} else {
+		// The backends' clients share the server's telemetry: one trace
+		// spans the HTTP request and the backend calls.
+		learner := gateway.NewLearner(gw, gateway.ConsulCatalog(svc.Registry.Client()), svc.Registry,
+			func(name string) (grpc.ClientConnInterface, error) { return svc.Client("consul:///" + name) },
+			svc.Name, "consul")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			learner.Run(ctx)
+		}()
+		closers = append(closers, func() { cancel(); <-done })
 	}
 	if !cfg.Auth.Enabled() {
 		svc.Logger.Warn("auth has no key (auth.disabled): every request that needs a token is refused with 401")

@@ -16,72 +16,15 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/grpc"
 
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/service"
-	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
-	userv1 "github.com/grpckit/grpckit/proto/user/v1"
-	"github.com/grpckit/grpckit/services/user"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// slowGreeter answers SayHello at once, except for "slow": it reports on
-// blocked and answers once release is closed.
-type slowGreeter struct {
-	greeterv1.UnimplementedGreeterServiceServer
-	blocked chan struct{}
-	release chan struct{}
-}
-
-func (s *slowGreeter) SayHello(ctx context.Context, req *greeterv1.SayHelloRequest) (*greeterv1.SayHelloResponse, error) {
-	if req.GetName() == "slow" {
-		s.blocked <- struct{}{}
-		<-s.release
-	}
-	return &greeterv1.SayHelloResponse{Message: "Hello, " + req.GetName() + "!"}, nil
-}
-
-// serveGRPC serves register's services on a loopback port until cleanup
-// and returns the address.
-func serveGRPC(t *testing.T, register func(*grpc.Server)) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	register(gs)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		// Stop before Serve began makes Serve return ErrServerStopped.
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return lis.Addr().String()
-}
-
-// backends starts a slow greeter and the real user service and returns
-// their addresses.
-func backends(t *testing.T) (g *slowGreeter, greeterAddr, userAddr string) {
-	t.Helper()
-	g = &slowGreeter{blocked: make(chan struct{}, 1), release: make(chan struct{})}
-	greeterAddr = serveGRPC(t, func(s *grpc.Server) { greeterv1.RegisterGreeterServiceServer(s, g) })
-	store, err := user.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "users.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	userAddr = serveGRPC(t, func(s *grpc.Server) { userv1.RegisterUserServiceServer(s, user.NewServer(store)) })
-	return g, greeterAddr, userAddr
-}
 
 // running is a gateway run by serveGateway.
 type running struct {
@@ -194,17 +137,15 @@ func newClient(t *testing.T) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-// TestServe runs the gateway process's serving logic against real backends
-// and stops it while a request is in flight: the request completes.
+// TestServe runs the gateway process's serving logic against backends it
+// learns from Consul and stops it while a request is in flight: the
+// request completes.
 func TestServe(t *testing.T) {
-	g, greeterAddr, userAddr := backends(t)
-	_, base, stop := serveGateway(t, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
-		"-gateway.user_target", "passthrough:///"+userAddr)
+	agent, g := stack(t)
+	_, base, stop := serveGateway(t, "-registry.address", agent.HTTPAddr())
 	c := newClient(t)
 
-	if st, b := call(t, c, http.MethodGet, base+"/v1/hello/world", "", ""); st != http.StatusOK || !strings.Contains(string(b), "Hello, world!") {
-		t.Fatalf("hello: %d %s", st, b)
-	}
+	waitStatus(t, c, base+"/v1/hello/world", http.StatusOK)
 	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +160,9 @@ func TestServe(t *testing.T) {
 	}
 	if st, b := call(t, c, http.MethodGet, base+"/v1/users/"+created.User.ID, tok, ""); st != http.StatusOK {
 		t.Fatalf("get: %d %s", st, b)
+	}
+	if st, b := call(t, c, http.MethodGet, base+"/v1/users/"+created.User.ID, "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("get without a token: %d %s", st, b)
 	}
 	if st, _ := call(t, c, http.MethodGet, base+"/openapi.json", "", ""); st != http.StatusOK {
 		t.Fatalf("openapi: %d", st)
@@ -247,6 +191,22 @@ func TestServe(t *testing.T) {
 	}
 }
 
+// waitStatus polls url until it answers want, for 15 s.
+func waitStatus(t *testing.T, c *http.Client, url string, want int) []byte {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, b := call(t, c, http.MethodGet, url, "", "")
+		if st == want {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %d %s, want %d within 15s", url, st, b, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitRefused polls until addr refuses connections: the HTTP server has
 // stopped listening.
 func waitRefused(t *testing.T, addr string) {
@@ -268,7 +228,7 @@ func waitRefused(t *testing.T, addr string) {
 // TestLiveConfig: a change of the configuration file changes the edge
 // limits of the serving gateway.
 func TestLiveConfig(t *testing.T) {
-	_, greeterAddr, userAddr := backends(t)
+	agent, _ := stack(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "gateway.yaml")
 	write := func(doc string) {
@@ -282,9 +242,9 @@ func TestLiveConfig(t *testing.T) {
 		}
 	}
 	write("gateway:\n  limits:\n    per_client: {rps: 0}\n")
-	svc, base, _ := serveGateway(t, "-config", file, "-gateway.greeter_target", "passthrough:///"+greeterAddr,
-		"-gateway.user_target", "passthrough:///"+userAddr)
+	svc, base, _ := serveGateway(t, "-config", file, "-registry.address", agent.HTTPAddr())
 	c := newClient(t)
+	waitStatus(t, c, base+"/v1/hello/x", http.StatusOK)
 	for range 5 {
 		if st, b := call(t, c, http.MethodGet, base+"/v1/hello/x", "", ""); st != http.StatusOK {
 			t.Fatalf("without a limit: %d %s", st, b)
@@ -319,14 +279,6 @@ func TestLiveConfig(t *testing.T) {
 	}
 }
 
-// TestServeFailure: a setup failure after the kit server was built
-// releases everything (goleak checks) and is reported.
-func TestServeFailure(t *testing.T) {
-	if err := runGateway(t, "-gateway.greeter_target", "consul:///"); err == nil || !strings.Contains(err.Error(), "greeter client") {
-		t.Errorf("Run = %v, want a greeter client error", err)
-	}
-}
-
 func TestRunListenError(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -349,8 +301,6 @@ func TestConfig(t *testing.T) {
 		want string
 	}{
 		{"listen", func(s *Section) { s.Listen = "8080" }, "gateway.listen"},
-		{"greeter target", func(s *Section) { s.GreeterTarget = "" }, "gateway.greeter_target"},
-		{"user target", func(s *Section) { s.UserTarget = "" }, "gateway.user_target"},
 		{"read header timeout", func(s *Section) { s.HTTP.ReadHeaderTimeout = 0 }, "gateway.http.read_header_timeout"},
 		{"write timeout", func(s *Section) { s.HTTP.WriteTimeout = s.BackendTimeout }, "gateway.http.write_timeout"},
 		{"max header bytes", func(s *Section) { s.HTTP.MaxHeaderBytes = 0 }, "gateway.http.max_header_bytes"},

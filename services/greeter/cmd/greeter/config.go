@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/grpckit/grpckit/kit/config"
+	greeterv1 "github.com/grpckit/grpckit/proto/greeter/v1"
 )
 
 // Config is the greeter service's configuration: kit's standard sections
@@ -21,9 +22,14 @@ type Section struct {
 	UserTarget string `yaml:"user_target" kit:"local"`
 }
 
-// DefaultConfig returns the defaults of every setting.
+// DefaultConfig returns the defaults of every setting. SayHello is public
+// (auth.public_methods): callable without a token, here and through the
+// gateway, which learns the list from the service's registration. A
+// greeting by user_id still needs a token, since user.GetUser does.
 func DefaultConfig() Config {
-	return Config{Standard: config.DefaultStandard(), Greeter: Section{UserTarget: "consul:///user"}}
+	std := config.DefaultStandard()
+	std.Auth.PublicMethods = []string{greeterv1.GreeterService_SayHello_FullMethodName}
+	return Config{Standard: std, Greeter: Section{UserTarget: "consul:///user"}}
 }
 
 // Validate checks the greeter section (kit/config checks the standard ones).
