@@ -34,6 +34,13 @@ grpckit.yaml and go.mod):
   services/<name>/cmd/<name>/           main.go (on kit/service) and config.go (a <name> section)
   docker-compose.yml                    a service <name> appended
   grpckit.yaml                          the service appended: grpckit dev runs it
+                                        (one that runs already starts it)
+
+The proto carries google.api.http annotations (the routes of the gateway).
+A project made before grpckit vendored them also gets
+proto/google/api/{annotations,http}.proto, buf.yaml and buf.gen.yaml that
+leave proto/google alone (when they are as grpckit wrote them), and a
+requirement of ` + googleAPIModule + ` in go.mod.
 
 <name> is 2 to 30 lowercase letters and digits starting with a letter, not a
 Go keyword and not a name the generated code or the project already uses.
@@ -62,7 +69,7 @@ func runAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stderr, "==> writing the %s service into %s\n", p.data.Name, proj.root)
-	if err := p.apply(); err != nil {
+	if err := p.apply(ctx); err != nil {
 		return err
 	}
 	p.summary(stdout)
@@ -115,7 +122,10 @@ type servicePlan struct {
 	data     scaffoldData
 	files    []scaffoldFile
 	contents map[string][]byte // by path
-	edits    []fileEdit        // docker-compose.yml and grpckit.yaml
+	vendored []string          // the google/api protos the project lacks, written after files
+	edits    []fileEdit        // docker-compose.yml, grpckit.yaml, and buf.yaml and buf.gen.yaml of an older project
+	goGet    bool              // go.mod does not require googleAPIModule: go get it
+	notes    []string          // what the developer has to change by hand
 	port     int               // host port the compose service publishes; 0 for none
 	compose  bool              // docker-compose.yml gets the service
 }
@@ -128,8 +138,9 @@ type fileEdit struct {
 
 // planService checks that the service name can join proj, that none of
 // the service's files exists, renders them (with the generated code), and
-// prepares the docker-compose.yml and grpckit.yaml changes. It writes
-// nothing.
+// prepares the docker-compose.yml and grpckit.yaml changes, and what a
+// project made before the google.api.http annotations needs (see
+// [servicePlan.planGoogleAPIs]). It writes nothing.
 func planService(ctx context.Context, proj *project, name string) (*servicePlan, error) {
 	if err := validateName(name); err != nil {
 		return nil, err
@@ -163,7 +174,11 @@ func planService(ctx context.Context, proj *project, name string) (*servicePlan,
 		}
 		p.contents[f.path] = c
 	}
-	if err := p.generate(); err != nil {
+	src := map[string][]byte{}
+	if err := p.planGoogleAPIs(src); err != nil {
+		return nil, err
+	}
+	if err := p.generate(src); err != nil {
 		return nil, err
 	}
 
@@ -195,11 +210,15 @@ func planService(ctx context.Context, proj *project, name string) (*servicePlan,
 	return p, nil
 }
 
-// generate compiles the service's rendered .proto file and adds the Go
-// code protoc-gen-go and protoc-gen-go-grpc write for it.
-func (p *servicePlan) generate() error {
+// generate compiles the service's rendered .proto file, with the protos it
+// imports in imports (by path relative to proto/), and adds the Go code
+// protoc-gen-go and protoc-gen-go-grpc write for it.
+func (p *servicePlan) generate(imports map[string][]byte) error {
 	protoPath := path.Join(p.data.Name, "v1", p.data.Name+".proto") // relative to proto/
 	src := fstest.MapFS{protoPath: {Data: p.contents[path.Join("proto", protoPath)]}}
+	for name, b := range imports {
+		src[name] = &fstest.MapFile{Data: b}
+	}
 	out, err := codegen.Generate(src, []string{protoPath}, p.proj.module)
 	if err != nil {
 		return fmt.Errorf("generate the code of %s: %w", protoPath, err)
@@ -252,9 +271,12 @@ func (p *servicePlan) checkTargets() error {
 		p.data.Name, strings.Join(exist, " and "), p.proj.root)
 }
 
-// apply writes the service's files, then the edits of existing files. On
-// error it removes what it wrote and restores what it edited.
-func (p *servicePlan) apply() (err error) {
+// apply writes the service's files and the vendored protos, makes go.mod
+// require googleAPIModule when it has to, then edits the existing files,
+// grpckit.yaml among them: a running grpckit dev starts the service once it
+// is listed, so it is listed last. On error it removes what it wrote and
+// restores what it edited.
+func (p *servicePlan) apply(ctx context.Context) (err error) {
 	w := &undoWriter{root: p.proj.root}
 	defer func() {
 		if err != nil {
@@ -268,6 +290,21 @@ func (p *servicePlan) apply() (err error) {
 	for _, f := range p.files {
 		if err := w.create(f.path, p.contents[f.path]); err != nil {
 			return err
+		}
+	}
+	for _, rel := range p.vendored {
+		if err := w.create(rel, p.contents[rel]); err != nil {
+			return err
+		}
+	}
+	if p.goGet {
+		for _, f := range []string{"go.mod", "go.sum"} {
+			if err := w.keep(f); err != nil {
+				return err
+			}
+		}
+		if err := requireGoogleAPIs(ctx, p.proj.root); err != nil {
+			return fmt.Errorf("go.mod must require %s, which the generated code imports: %w", googleAPIModule, err)
 		}
 	}
 	for _, e := range p.edits {
@@ -292,7 +329,18 @@ func (p *servicePlan) summary(w io.Writer) {
 			fmt.Fprintf(w, "  %s\n", f.path)
 		}
 	}
-	fmt.Fprintf(w, "  %-*s  service %s added: grpckit dev runs it\n", width, manifestFile, n)
+	for _, rel := range p.vendored {
+		fmt.Fprintf(w, "  %-*s  vendored: the google.api.http annotations the proto imports\n", width, rel)
+	}
+	for _, e := range p.edits {
+		if e.path != manifestFile && e.path != "docker-compose.yml" {
+			fmt.Fprintf(w, "  %-*s  leaves proto/google alone (its Go code is genproto's)\n", width, e.path)
+		}
+	}
+	if p.goGet {
+		fmt.Fprintf(w, "  %-*s  requires %s (the generated code imports its annotations)\n", width, "go.mod", googleAPIModule)
+	}
+	fmt.Fprintf(w, "  %-*s  service %s added: grpckit dev runs it (a running one starts it now)\n", width, manifestFile, n)
 	if p.compose {
 		fmt.Fprintf(w, "  %-*s  service %s added", width, "docker-compose.yml", n)
 		if p.port != 0 {
@@ -306,11 +354,17 @@ next steps, from %[1]s:
   go test ./services/%[2]s/...
   # run the project's local stack (Consul and every service of %[4]s)
   make dev
-  # call it at the gRPC address make dev prints for %[2]s-1, with its dev token
-  grpcurl -plaintext -H "authorization: Bearer $(cat .cache/dev/dev.token)" -d '{"message":"hi"}' ADDRESS %[2]s.v1.%[3]s/Echo
+  # call it at the gRPC address make dev prints for %[2]s-1: Echo is public
+  # (auth.public_methods in services/%[2]s/cmd/%[2]s/config.go), StreamEcho
+  # needs the dev token
+  grpcurl -plaintext -d '{"message":"hi"}' ADDRESS %[2]s.v1.%[3]s/Echo
+  grpcurl -plaintext -H "authorization: Bearer $(cat .cache/dev/dev.token)" -d '{"message":"hi"}' ADDRESS %[2]s.v1.%[3]s/StreamEcho
   # make it yours: edit proto/%[2]s/v1/%[2]s.proto, run make generate, and
   # implement the methods in services/%[2]s/server.go
 `, p.proj.root, n, p.data.Service, manifestFile)
+	for _, note := range p.notes {
+		fmt.Fprintf(w, "\nto do by hand, %s", note)
+	}
 }
 
 // readModule returns the module path of root/go.mod.
@@ -378,6 +432,22 @@ func (w *undoWriter) create(slashPath string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// keep records the file at slashPath as it is now (or its absence), for
+// rollback to restore, before something else changes it.
+func (w *undoWriter) keep(slashPath string) error {
+	p := filepath.Join(w.root, filepath.FromSlash(slashPath))
+	cur, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		w.files = append(w.files, filepath.FromSlash(slashPath))
+		return nil
+	case err != nil:
+		return err
+	}
+	w.replaced = append(w.replaced, fileEdit{path: slashPath, old: cur})
+	return nil
 }
 
 // replace replaces the file at slashPath, which must still hold old, with

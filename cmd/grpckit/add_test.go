@@ -180,8 +180,8 @@ func tree(t *testing.T, root string) map[string]string {
 }
 
 // fakeProject returns a folder that is a grpckit project to grpckit add:
-// go.mod of module, grpckit.yaml listing other, and the anchors.yml
-// compose file.
+// go.mod of module (requiring googleAPIModule, as grpckit new writes it),
+// grpckit.yaml listing other, and the anchors.yml compose file.
 func fakeProject(t *testing.T, module string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -190,7 +190,7 @@ func fakeProject(t *testing.T, module string) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"go.mod":                "module " + module + " // the module\n\ngo 1.26\n",
+		"go.mod":                "module " + module + " // the module\n\ngo 1.26\n\nrequire " + googleAPIModule + " v0.0.0-20261110000943-09e21b237f2c\n",
 		"grpckit.yaml":          "# the services\nservices:\n  - name: other\n",
 		"docker-compose.yml":    string(compose),
 		"services/other/doc.go": "package other\n",
@@ -208,15 +208,16 @@ func fakeProject(t *testing.T, module string) string {
 }
 
 // checkChanges checks that after is before with the demo service added
-// (newDirs are the folders the service's own ones were created in) and
-// docker-compose.yml and grpckit.yaml changed.
-func checkChanges(t *testing.T, before, after map[string]string, newDirs ...string) {
+// (added are the other files and folders expected, such as the folders
+// the service's own ones were created in) and docker-compose.yml and
+// grpckit.yaml changed.
+func checkChanges(t *testing.T, before, after map[string]string, added ...string) {
 	t.Helper()
-	var added, changed, removed []string
+	var got, changed, removed []string
 	for p, c := range after {
 		switch old, ok := before[p]; {
 		case !ok:
-			added = append(added, p)
+			got = append(got, p)
 		case old != c:
 			changed = append(changed, p)
 		}
@@ -226,14 +227,14 @@ func checkChanges(t *testing.T, before, after map[string]string, newDirs ...stri
 			removed = append(removed, p)
 		}
 	}
-	slices.Sort(added)
+	slices.Sort(got)
 	slices.Sort(changed)
-	want := append(newDirs, "proto/demo", "proto/demo/v1", "services/demo", "services/demo/cmd", "services/demo/cmd/demo")
+	want := append(added, "proto/demo", "proto/demo/v1", "services/demo", "services/demo/cmd", "services/demo/cmd/demo")
 	for _, f := range serviceFiles("demo") {
 		want = append(want, f.path)
 	}
 	slices.Sort(want)
-	if diff := cmp.Diff(want, added); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("added (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"docker-compose.yml", "grpckit.yaml"}, changed); diff != "" {
@@ -258,7 +259,13 @@ func TestAdd(t *testing.T) {
 				t.Fatalf("add: %v\n%s", err, stderr.String())
 			}
 			after := tree(t, root)
-			checkChanges(t, before, after, "proto")
+			checkChanges(t, before, after, "proto", "proto/google", "proto/google/api",
+				"proto/google/api/annotations.proto", "proto/google/api/http.proto")
+			for name, b := range googleAPIFiles() {
+				if after["proto/"+name] != string(b) {
+					t.Errorf("proto/%s is not the vendored copy", name)
+				}
+			}
 			if !strings.Contains(after["docker-compose.yml"], "\n  demo:\n    <<: *service\n") {
 				t.Errorf("docker-compose.yml has no demo service merging *service:\n%s", after["docker-compose.yml"])
 			}
@@ -274,6 +281,17 @@ func TestAdd(t *testing.T) {
 			}
 			if gen := after["proto/demo/v1/demo_grpc.pb.go"]; !strings.Contains(gen, "func RegisterDemoServiceServer(") {
 				t.Errorf("demo_grpc.pb.go has no RegisterDemoServiceServer:\n%s", gen)
+			}
+			if gen := after["proto/demo/v1/demo.pb.go"]; !strings.Contains(gen, `_ "google.golang.org/genproto/googleapis/api/annotations"`) {
+				t.Errorf("demo.pb.go does not import the annotations:\n%s", gen)
+			}
+			for _, s := range []string{`post: "/v1/demo/echo"`, `post: "/v1/demo/echo:stream"`, `import "google/api/annotations.proto";`} {
+				if !strings.Contains(after["proto/demo/v1/demo.proto"], s) {
+					t.Errorf("demo.proto has no %s", s)
+				}
+			}
+			if !strings.Contains(after["services/demo/cmd/demo/config.go"], "c.Auth.PublicMethods = []string{demov1.DemoService_Echo_FullMethodName}") {
+				t.Errorf("config.go does not make Echo public:\n%s", after["services/demo/cmd/demo/config.go"])
 			}
 			// The Dockerfile copies the kit module only in this repository.
 			if got := strings.Contains(after["services/demo/Dockerfile"], "COPY kit/go.mod"); got != (module == grpckitModule) {
@@ -418,7 +436,7 @@ func TestAddRollsBack(t *testing.T) {
 			}
 			f.Close()
 			want := tree(t, root)
-			err = p.apply()
+			err = p.apply(t.Context())
 			if err == nil || !strings.Contains(err.Error(), file+" changed while grpckit ran") || !strings.Contains(err.Error(), "nothing was left behind") {
 				t.Fatalf("error %v, want one saying %s changed and nothing was left behind", err, file)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -63,6 +65,12 @@ itself and reports them. It waits until every instance passes its Consul
 health check, prints where everything runs, and on Ctrl-C stops the
 instances in the reverse order (they deregister and drain first), then the
 Consul agent it started.
+
+While it runs it reads grpckit.yaml (or FILE) every second: a service
+added to it (grpckit add does that) gets its token, is built and started
+like the first ones and is waited for; a service removed from it is
+stopped. A file that does not parse is reported and ignored; a change to a
+running service applies when grpckit dev starts again.
 
 flags:
 `
@@ -170,13 +178,7 @@ func runDev(ctx context.Context, args []string) error {
 			return err
 		}
 		step("Consul ACLs are on (default deny); operator token %s, saved in %s", acl.operator, tokenPath)
-		var names []string
-		for _, s := range proj.manifest.Services {
-			names = append(names, s.Name)
-		}
-		if err := acl.serviceTokens(ctx, oc, names); err != nil {
-			return interrupted(fmt.Errorf("consul service tokens: %w", err))
-		}
+		// The services' tokens are made as they start (stack.launch).
 		if agent == nil { // the agent outlives the run: take the tokens back
 			defer acl.deleteTokens(oc)
 		}
@@ -184,67 +186,24 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 
-	// 2. Build the services.
-	bin := filepath.Join(*dir, "bin")
-	step("compiling %d services into %s", len(proj.manifest.Services), bin)
-	buildArgs := []string{"build", "-o", bin + string(filepath.Separator)}
-	for _, s := range proj.manifest.Services {
-		buildArgs = append(buildArgs, s.mainPath())
-	}
-	build := exec.CommandContext(ctx, "go", buildArgs...)
-	build.Dir, build.Stdout, build.Stderr = proj.root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return interrupted(fmt.Errorf("go build: %w", err))
-	}
-
-	// 3. Start the instances, stopping them (deregistered) on the way out.
-	// Every service checks tokens with a secret made for this run (through
-	// the environment, which ps does not show) and serves reflection (for
-	// grpcurl). A service's variables and flags may name the working folder
-	// and the secret ({data}, {secret}), and override these.
+	// 2. Build and start the services, and stop them (deregistered) on
+	// the way out. Every service checks tokens with a secret made for this
+	// run (through the environment, which ps does not show) and serves
+	// reflection (for grpcurl).
 	secret, err := devSecret()
 	if err != nil {
 		return err
 	}
-	expand := strings.NewReplacer("{data}", *dir, "{secret}", secret).Replace
-	var procs []*proc
-	defer func() { stopAll(procs) }()
-	total := 0
-	for _, s := range proj.manifest.Services {
-		total += s.instances()
-	}
-	exits := make(chan *proc, total) // every instance sends once, never blocking
-	want := map[string]int{}
-	for _, s := range proj.manifest.Services {
-		var extra []string
-		env := []string{"GRPCKIT_AUTH_HMAC_SECRET=" + secret, "GRPCKIT_SERVER_REFLECTION=true"}
-		for _, a := range s.Args {
-			extra = append(extra, expand(a))
-		}
-		var own []string
-		for k, v := range s.Env {
-			own = append(own, k+"="+expand(v))
-		}
-		slices.Sort(own)
-		env = append(env, own...)             // the last value of a variable wins
-		env = append(env, acl.env(s.Name)...) // last: wins over the operator's own CONSUL_HTTP_TOKEN
-		exe := filepath.Join(bin, path.Base(s.mainPath()))
-		for i := 1; i <= s.instances(); i++ {
-			p, err := start(exe, s.Name, fmt.Sprintf("%s-%d", s.Name, i), *consulAddr, logs, extra, env, exits)
-			if err != nil {
-				return err
-			}
-			procs = append(procs, p)
-		}
-		want[s.Name] = s.instances()
-	}
-	if err := awaitReady(ctx, procs); err != nil {
-		return interrupted(err)
-	}
-	step("waiting until every instance passes its Consul health check")
 	reg := consul.New(oc)
 	defer reg.Close()
-	if err := waitPassing(ctx, reg.Client(), procs, want); err != nil {
+	st := &stack{
+		root: proj.root, consulAddr: *consulAddr, dir: *dir, logs: logs, bin: filepath.Join(*dir, "bin"),
+		secret: secret, acl: acl, oc: oc, reg: reg,
+		running: map[string]manifestService{}, exits: make(chan *proc), done: make(chan struct{}),
+	}
+	defer close(st.done) // after stopAll, below: the instances' exit reports stop waiting
+	defer func() { stopAll(st.procs) }()
+	if _, err := st.launch(ctx, proj.manifest.Services); err != nil {
 		return interrupted(err)
 	}
 	// A token every service of the stack accepts, an admin's: for grpcurl,
@@ -257,26 +216,206 @@ func runDev(ctx context.Context, args []string) error {
 	if err := writeSecretFile(tokenFile, token); err != nil {
 		return err
 	}
-	summary(*consulAddr, procs, *dir, acl, tokenPath, token, tokenFile)
+	summary(*consulAddr, st.procs, *dir, acl, tokenPath, token, tokenFile)
 	if proj.inRepo() {
-		if err := repoDemo(ctx, reg, procs, token); err != nil {
+		if err := repoDemo(ctx, reg, st.procs, token); err != nil {
 			return fmt.Errorf("demo call: %w", err)
 		}
 	}
+	fmt.Printf("    %s is watched: services added to it (e.g. with grpckit add) start while this runs, removed ones stop.\n", listing)
 	fmt.Println("    Ctrl-C stops everything; instances deregister from Consul first.")
 
-	// 4. Stay in the foreground; report instances that exit.
+	// 3. Stay in the foreground: report instances that exit, and follow
+	// the services the manifest lists.
+	w := &manifestWatch{path: listing}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Println()
 			step("shutting down: instances deregister, drain and stop (Ctrl-C again to kill)")
 			return nil
-		case p := <-exits:
-			step("%s exited (%v); log: %s", p.name, p.err, p.log)
-			procs = remove(procs, p)
+		case p := <-st.exits:
+			if slices.Contains(st.procs, p) { // not one stopped on purpose
+				step("%s exited (%v); log: %s", p.name, p.err, p.log)
+				st.procs = remove(st.procs, p)
+			}
+		case <-tick.C:
+			st.follow(ctx, w)
 		}
 	}
+}
+
+// stack is the local stack of one grpckit dev run: the instances it runs
+// and what starting more takes. Only the run's goroutine uses it.
+type stack struct {
+	root       string // the project root, where the services are built
+	consulAddr string
+	dir        string // the working folder: {data}
+	logs       string // the folder of the instances' logs and ready reports
+	bin        string // the folder of the binaries
+	secret     string // the HMAC secret of the run: {secret}
+	acl        *devACL
+	oc         *api.Client // the operator's
+	reg        *consul.Registry
+
+	procs   []*proc                    // the running instances, in the order they started
+	running map[string]manifestService // the services started, by name, as the manifest listed them
+	exits   chan *proc                 // every instance that exits, unless done is closed first
+	done    chan struct{}              // closed when the run ends
+}
+
+// launch makes the Consul tokens of services, builds them, starts their
+// instances and waits until every one passes its Consul health check. The
+// instances it started are in s.procs, also when it fails.
+func (s *stack) launch(ctx context.Context, services []manifestService) ([]*proc, error) {
+	var names []string
+	for _, svc := range services {
+		names = append(names, svc.Name)
+	}
+	if err := s.acl.serviceTokens(ctx, s.oc, names); err != nil {
+		return nil, fmt.Errorf("consul service tokens: %w", err)
+	}
+	step("compiling %s into %s", strings.Join(names, ", "), s.bin)
+	buildArgs := []string{"build", "-o", s.bin + string(filepath.Separator)}
+	for _, svc := range services {
+		buildArgs = append(buildArgs, svc.mainPath())
+	}
+	build := exec.CommandContext(ctx, "go", buildArgs...)
+	build.Dir, build.Stdout, build.Stderr = s.root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("go build: %w", err)
+	}
+
+	// A service's variables and flags may name the working folder and the
+	// secret ({data}, {secret}), and override the stack's own.
+	expand := strings.NewReplacer("{data}", s.dir, "{secret}", s.secret).Replace
+	var started []*proc
+	want := map[string]int{}
+	for _, svc := range services {
+		var extra []string
+		env := []string{"GRPCKIT_AUTH_HMAC_SECRET=" + s.secret, "GRPCKIT_SERVER_REFLECTION=true"}
+		for _, a := range svc.Args {
+			extra = append(extra, expand(a))
+		}
+		var own []string
+		for k, v := range svc.Env {
+			own = append(own, k+"="+expand(v))
+		}
+		slices.Sort(own)
+		env = append(env, own...)                 // the last value of a variable wins
+		env = append(env, s.acl.env(svc.Name)...) // last: wins over the operator's own CONSUL_HTTP_TOKEN
+		exe := filepath.Join(s.bin, path.Base(svc.mainPath()))
+		s.running[svc.Name] = svc
+		for i := 1; i <= svc.instances(); i++ {
+			p, err := s.start(exe, svc.Name, fmt.Sprintf("%s-%d", svc.Name, i), extra, env)
+			if err != nil {
+				return started, err
+			}
+			s.procs = append(s.procs, p)
+			started = append(started, p)
+		}
+		want[svc.Name] = svc.instances()
+	}
+	if err := awaitReady(ctx, started); err != nil {
+		return started, err
+	}
+	step("waiting until every instance passes its Consul health check")
+	if err := waitPassing(ctx, s.reg.Client(), started, want); err != nil {
+		return started, err
+	}
+	return started, nil
+}
+
+// stopServices stops the instances of the named services (see [stopAll]) and
+// forgets the services.
+func (s *stack) stopServices(names []string) {
+	var stopping []*proc
+	s.procs = slices.DeleteFunc(s.procs, func(p *proc) bool {
+		if slices.Contains(names, p.service) {
+			stopping = append(stopping, p)
+			return true
+		}
+		return false
+	})
+	for _, n := range names {
+		delete(s.running, n)
+	}
+	stopAll(stopping)
+}
+
+// manifestWatch is what [stack.follow] remembers of the manifest between
+// two looks.
+type manifestWatch struct {
+	path     string
+	last     []byte // the content last read
+	reported string // the error last reported, to report it once
+}
+
+// follow reads the manifest and, when its content changed, stops the
+// services it no longer lists and starts the ones it newly lists the way
+// the first ones started (token, build, instances, wait until passing). A manifest that cannot be read or parsed is
+// reported (once) and ignored: the stack runs on as it is. A service that
+// fails to start is stopped and reported; the stack runs on without it.
+func (s *stack) follow(ctx context.Context, w *manifestWatch) {
+	b, err := os.ReadFile(w.path)
+	if err == nil && bytes.Equal(b, w.last) {
+		return
+	}
+	var m *manifest
+	if err == nil {
+		w.last = b
+		m, err = parseManifest(b)
+	}
+	if err != nil {
+		if err.Error() != w.reported {
+			step("%s: %v; ignored: the stack runs on as it is", w.path, err)
+			w.reported = err.Error()
+		}
+		return
+	}
+	w.reported = ""
+	listed := map[string]bool{}
+	var added []manifestService
+	var addedNames []string
+	for _, svc := range m.Services {
+		listed[svc.Name] = true
+		old, ok := s.running[svc.Name]
+		switch {
+		case !ok:
+			added = append(added, svc)
+			addedNames = append(addedNames, svc.Name)
+		case !reflect.DeepEqual(old, svc):
+			step("%s changed in %s: grpckit dev applies that when it starts again", svc.Name, w.path)
+		}
+	}
+	var removed []string
+	for name := range s.running {
+		if !listed[name] {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	if len(removed) > 0 {
+		step("%s no longer lists %s: stopping it", w.path, strings.Join(removed, ", "))
+		s.stopServices(removed)
+	}
+	if len(added) == 0 {
+		return
+	}
+	step("%s lists %s: starting it", w.path, strings.Join(addedNames, ", "))
+	started, err := s.launch(ctx, added)
+	if err != nil {
+		s.stopServices(addedNames)
+		if ctx.Err() == nil {
+			step("could not start %s: %v\n    grpckit dev runs on without it; to try again, remove it from %s and list it again (or restart grpckit dev)",
+				strings.Join(addedNames, ", "), err, w.path)
+		}
+		return
+	}
+	step("%s up", strings.Join(addedNames, ", "))
+	printInstances(started)
 }
 
 func step(format string, args ...any) {
@@ -296,11 +435,11 @@ func leader(addr string) bool {
 	return resp.StatusCode == http.StatusOK && len(strings.Trim(string(b[:n]), "\"\n ")) > 0
 }
 
-// start runs one instance; it is sent on exits when it exits.
-func start(binary, service, name, consulAddr, logs string, extra, env []string, exits chan<- *proc) (*proc, error) {
+// start runs one instance; it is sent on s.exits when it exits.
+func (s *stack) start(binary, service, name string, extra, env []string) (*proc, error) {
 	// The instance listens on port 0 itself and reports the addresses it
 	// got: no port is picked here and bound later by someone else.
-	p := &proc{service: service, name: name, log: filepath.Join(logs, name+".log"), ready: filepath.Join(logs, name+".ready.json"),
+	p := &proc{service: service, name: name, log: filepath.Join(s.logs, name+".log"), ready: filepath.Join(s.logs, name+".ready.json"),
 		exited: make(chan struct{})}
 	if err := os.Remove(p.ready); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -309,7 +448,7 @@ func start(binary, service, name, consulAddr, logs string, extra, env []string, 
 	if err != nil {
 		return nil, err
 	}
-	args := append([]string{"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-registry.address", consulAddr, "-server.drain", "2s"}, extra...)
+	args := append([]string{"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-registry.address", s.consulAddr, "-server.drain", "2s"}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(append(os.Environ(), env...), "GRPCKIT_READY_FILE="+p.ready)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
@@ -322,7 +461,10 @@ func start(binary, service, name, consulAddr, logs string, extra, env []string, 
 		p.err = p.cmd.Wait()
 		f.Close()
 		close(p.exited)
-		exits <- p
+		select {
+		case s.exits <- p:
+		case <-s.done:
+		}
 	}()
 	step("started %s (pid %d)", name, p.cmd.Process.Pid)
 	return p, nil
@@ -407,6 +549,18 @@ func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPat
 		fmt.Printf("    Consul ACLs on, default deny; operator token %s (log in to the UI with it)\n", acl.operator)
 		fmt.Printf("    consul:     CONSUL_HTTP_ADDR=%s consul kv put -token-file %s grpckit/<service> @config.yaml\n", consulAddr, tokenPath)
 	}
+	printInstances(procs)
+	fmt.Printf("    dev token:  %s\n", token)
+	fmt.Printf("                (24h, subject dev, admin: every service of the stack accepts it; also in %s)\n", tokenFile)
+	if len(procs) > 0 {
+		fmt.Printf("    try:        grpcurl -plaintext %s list   (server reflection)\n", procs[0].addr)
+		fmt.Printf("                grpcurl -plaintext -H \"authorization: Bearer $(cat %s)\" %s describe\n", tokenFile, procs[0].addr)
+	}
+	fmt.Printf("    data:       %s\n", dir)
+}
+
+// printInstances prints where each instance runs and its log.
+func printInstances(procs []*proc) {
 	for _, p := range procs {
 		fmt.Printf("    %-12s  gRPC %-21s  admin http://%s/debug/kit", p.name, p.addr, p.admin)
 		names := slices.Sorted(maps.Keys(p.listeners))
@@ -415,13 +569,6 @@ func summary(consulAddr string, procs []*proc, dir string, acl *devACL, tokenPat
 		}
 		fmt.Printf("  log %s\n", p.log)
 	}
-	fmt.Printf("    dev token:  %s\n", token)
-	fmt.Printf("                (24h, subject dev, admin: every service of the stack accepts it; also in %s)\n", tokenFile)
-	if len(procs) > 0 {
-		fmt.Printf("    try:        grpcurl -plaintext %s list   (server reflection)\n", procs[0].addr)
-		fmt.Printf("                grpcurl -plaintext -H \"authorization: Bearer $(cat %s)\" %s describe\n", tokenFile, procs[0].addr)
-	}
-	fmt.Printf("    data:       %s\n", dir)
 }
 
 func remove(procs []*proc, p *proc) []*proc {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,13 +117,18 @@ func TestDevRunsConsulWithACLs(t *testing.T) {
 	stop()
 }
 
-// checkServiceTokens checks that each service has one token, with its
-// policy only.
+// checkServiceTokens checks that grpckit dev made one token for each
+// service, with its policy only, and none for another service.
 func checkServiceTokens(t *testing.T, op *api.Client, services []string) {
 	t.Helper()
 	list, _, err := op.ACL().TokenList(nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tok := range list {
+		if svc, ok := strings.CutPrefix(tok.Description, "grpckit dev: service "); ok && !slices.Contains(services, strings.Fields(svc)[0]) {
+			t.Errorf("a token for a service grpckit dev does not run: %q", tok.Description)
+		}
 	}
 	for _, svc := range services {
 		n := 0

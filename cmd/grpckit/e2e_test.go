@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -35,7 +37,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/grpckit/grpckit/internal/repo"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
@@ -219,7 +220,7 @@ func runDemoAgainstConsul(t *testing.T, bin string) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	cmd := exec.Command(bin, "-registry.address", agent.HTTPAddr(),
 		"-server.listen", "127.0.0.1:0", "-server.admin", "127.0.0.1:0", "-server.drain", "100ms")
-	cmd.Env = append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+secret)
+	cmd.Env = append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+secret, "GRPCKIT_SERVER_REFLECTION=true")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
@@ -273,28 +274,11 @@ func runDemoAgainstConsul(t *testing.T, bin string) {
 	addr := net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port))
 	t.Logf("demo registered as %s at %s", entries[0].Service.ID, addr)
 
-	// Echo's request and response start with the message as field 1, as
-	// StringValue does: the call needs no generated code here.
-	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	var reply wrapperspb.StringValue
-	// A scaffolded service refuses calls without a token.
-	if err := cc.Invoke(ctx, "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("Echo without a token = %v, want Unauthenticated", err)
-	}
 	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = cc.Invoke(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok), "/demo.v1.DemoService/Echo", wrapperspb.String("hello"), &reply)
-	cancel()
-	cc.Close()
-	if err != nil || reply.GetValue() != "hello" {
-		t.Errorf("Echo(hello) = %q, %v; want hello", reply.GetValue(), err)
-	}
+	checkScaffoldedAuth(t, addr, "demo", tok)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -345,24 +329,144 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) st
 }
 
 // TestProjectEndToEnd is what a new user does, outside this repository:
-// grpckit new of a dotted module path in an empty folder, make add of a
-// second service, build, vet and make test, then make dev against a real
-// Consul: both services pass there and answer Echo through server
-// reflection, and Ctrl-C deregisters them.
+// grpckit new of a dotted module path in an empty folder, make dev against
+// a real Consul with ACLs (default deny), make add of a second service
+// while it runs, which gets a Consul token of its own (in a project
+// whose buf files and vendored protos are as an earlier grpckit made
+// them), which make dev then starts; both services pass in Consul and
+// answer through server reflection (Echo without a token, StreamEcho only
+// with one). A malformed grpckit.yaml changes nothing; a service removed
+// from it leaves Consul, and comes back when listed again; Ctrl-C
+// deregisters everything. Then build, vet, make test, and make generate
+// (buf lint and buf generate with no remote dependency) changes nothing.
 func TestProjectEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates a project, builds and tests it, and runs its local stack against Consul; skipped with -short")
 	}
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
 	grpckit := buildGrpckit(t)
 	work := t.TempDir() // outside the repository (and any module)
-	if root, err := repo.Root(); err == nil && strings.HasPrefix(work, root+string(filepath.Separator)) {
+	if strings.HasPrefix(work, root+string(filepath.Separator)) {
 		t.Fatalf("temporary folder %s is inside the repository %s", work, root)
 	}
 	out := run(t, work, nil, grpckit, "new", "example.com/acme/shop")
 	t.Logf("grpckit new:\n%s", out)
 	proj := filepath.Join(work, "shop")
+	made := tree(t, proj)
+	makeOlder(t, proj)
+
+	agent := consultest.StartACL(t)
+	c := consultest.Client(t, agent)
+	// passing returns the address of svc's one passing instance, or "".
+	passing := func(svc string) string {
+		entries, _, err := c.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(t.Context()))
+		if err != nil || len(entries) != 1 {
+			return ""
+		}
+		return net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port))
+	}
+	registered := func(svc string) int {
+		entries, _, err := c.Health().Service(svc, "", false, (&api.QueryOptions{}).WithContext(t.Context()))
+		if err != nil {
+			return -1
+		}
+		return len(entries)
+	}
+	cmd := exec.Command("make", "dev", "DEV_FLAGS=-consul "+agent.HTTPAddr())
+	cmd.Dir = proj
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN="+agent.ManagementToken())
+	dev := startGroup(t, "make dev", cmd)
+	logs := dev.logs
+	dev.waitUntil(t, "shop passes in Consul", func() bool {
+		return passing("shop") != "" && strings.Contains(logs.String(), "Ctrl-C stops everything")
+	})
+	if !strings.Contains(logs.String(), "grpckit.yaml is watched: services added to it (e.g. with grpckit add) start while this runs") {
+		t.Errorf("make dev does not say that it starts the services added to grpckit.yaml")
+	}
+	m := regexp.MustCompile(`dev token:  (\S+)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("make dev printed no dev token")
+	}
+	token := m[1]
+
+	manifest := filepath.Join(proj, manifestFile)
+	withoutOrders, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out = run(t, proj, nil, "make", "add", "NAME=orders")
 	t.Logf("make add NAME=orders:\n%s", out)
+	for _, f := range []string{"buf.yaml", "buf.gen.yaml", "proto/google/api/annotations.proto", "proto/google/api/http.proto"} {
+		if b, err := os.ReadFile(filepath.Join(proj, f)); err != nil || string(b) != made[f] {
+			t.Errorf("after make add, %s is not what grpckit new writes (%v)", f, err)
+		}
+	}
+	withOrders, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.waitUntil(t, "make dev starts orders", func() bool { return passing("orders") != "" })
+	for _, svc := range []string{"shop", "orders"} {
+		checkScaffoldedAuth(t, passing(svc), svc, token)
+	}
+
+	// A malformed grpckit.yaml is reported and changes nothing.
+	if err := os.WriteFile(manifest, []byte("services: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev.waitUntil(t, "make dev reports the malformed grpckit.yaml", func() bool {
+		return strings.Contains(logs.String(), "ignored: the stack runs on as it is")
+	})
+	if passing("shop") == "" || passing("orders") == "" || strings.Contains(logs.String(), "stopping it") {
+		t.Errorf("a malformed grpckit.yaml changed the stack: shop at %q, orders at %q", passing("shop"), passing("orders"))
+	}
+	// A service removed from it stops and leaves Consul; listed again, it
+	// starts again.
+	if err := os.WriteFile(manifest, withoutOrders, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev.waitUntil(t, "orders leaves Consul and stops", func() bool {
+		return registered("orders") == 0 && strings.Contains(logs.String(), "orders-1 stopped")
+	})
+	if passing("shop") == "" {
+		t.Errorf("removing orders stopped shop too")
+	}
+	if err := os.WriteFile(manifest, withOrders, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dev.waitUntil(t, "make dev starts orders again", func() bool { return passing("orders") != "" })
+	checkServiceTokens(t, c, []string{"shop", "orders"})
+
+	// Ctrl-C, as a terminal sends it: to the whole foreground process group.
+	stopped := strings.Count(logs.String(), "orders-1 stopped")
+	exitedOK, err := dev.interrupt()
+	if !exitedOK {
+		t.Fatal("make dev did not stop within 60s of Ctrl-C")
+	}
+	// make dies of the SIGINT it got, as in a terminal, once grpckit dev
+	// (which handles it) has stopped everything.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+		t.Errorf("make dev exited with %v after Ctrl-C, want status 0 or make's own SIGINT", err)
+	}
+	for _, want := range []string{"shutting down", "shop-1 stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("make dev did not say %q on Ctrl-C", want)
+		}
+	}
+	if strings.Count(logs.String(), "orders-1 stopped") != stopped+1 {
+		t.Errorf("make dev did not stop the orders it started again on Ctrl-C")
+	}
+	for _, svc := range []string{"shop", "orders"} {
+		if n := registered(svc); n != 0 {
+			t.Errorf("after Ctrl-C Consul still has %d %s instances", n, svc)
+		}
+	}
+	checkServiceTokens(t, c, nil)
+
 	// The module cache is shared with this test's build; GOFLAGS=-mod=mod
 	// is not needed: go mod tidy ran in new, and add needs no new module.
 	run(t, proj, []string{"GOWORK=off"}, "go", "build", "./...")
@@ -376,65 +480,47 @@ func TestProjectEndToEnd(t *testing.T) {
 	n := strings.Count(run(t, proj, []string{"GOWORK=off"}, "go", "list", "-m", "all"), "\n")
 	t.Logf("the project's module graph: %d modules (go list -m all | wc -l)", n)
 
-	agent := consultest.Start(t)
-	c := consultest.Client(t, agent)
-	cmd := exec.Command("make", "dev", "DEV_FLAGS=-consul "+agent.HTTPAddr())
-	cmd.Dir = proj
-	dev := startGroup(t, "make dev", cmd)
-	logs := dev.logs
-	addrs := map[string]string{}
-	dev.waitUntil(t, "shop and orders pass in Consul", func() bool {
-		for _, svc := range []string{"shop", "orders"} {
-			entries, _, err := c.Health().Service(svc, "", true, (&api.QueryOptions{}).WithContext(t.Context()))
-			if err != nil || len(entries) != 1 {
-				return false
-			}
-			addrs[svc] = net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port))
+	// make generate with the pinned tools of this repository: buf lint
+	// passes and buf generate writes what grpckit wrote.
+	for _, tool := range []string{"buf", "protoc-gen-go", "protoc-gen-go-grpc"} {
+		bin := filepath.Join(root, ".cache", "bin", tool)
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("%s is missing: run make tools in %s", bin, root)
 		}
-		return strings.Contains(logs.String(), "the local stack is up")
-	})
-	m := regexp.MustCompile(`dev token:  (\S+)`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("make dev printed no dev token")
-	}
-	token := m[1]
-	for svc, addr := range addrs {
-		service := svc + ".v1." + strings.ToUpper(svc[:1]) + svc[1:] + "Service"
-		// A scaffolded service refuses calls without a token.
-		if _, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"anonymous"}`, ""); status.Code(err) != codes.Unauthenticated {
-			t.Errorf("%s/Echo without a token = %v, want Unauthenticated", service, err)
+		if err := os.MkdirAll(filepath.Join(proj, ".cache", "bin"), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		got, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"hi `+svc+`"}`, token)
-		if err != nil {
-			t.Errorf("%s/Echo through reflection at %s: %v", service, addr, err)
-			continue
-		}
-		var reply struct{ Message, Instance string }
-		if err := json.Unmarshal([]byte(got), &reply); err != nil || reply.Message != "hi "+svc || !strings.HasPrefix(reply.Instance, svc+"@") {
-			t.Errorf("%s/Echo = %s (%v), want the message back from a %s instance", service, got, err, svc)
+		if err := os.Symlink(bin, filepath.Join(proj, ".cache", "bin", tool)); err != nil {
+			t.Fatal(err)
 		}
 	}
+	generated := tree(t, proj)
+	run(t, proj, nil, "make", "generate")
+	if diff := cmp.Diff(generated, tree(t, proj)); diff != "" {
+		t.Errorf("make generate changed the project (-grpckit +buf):\n%s", diff)
+	}
+}
 
-	// Ctrl-C, as a terminal sends it: to the whole foreground process group.
-	exitedOK, err := dev.interrupt()
-	if !exitedOK {
-		t.Fatal("make dev did not stop within 60s of Ctrl-C")
+// makeOlder turns the project at root into one an earlier grpckit made,
+// as far as grpckit add can tell: no proto/google, buf files as it wrote
+// them. (go.mod keeps requiring googleAPIModule: the first service's
+// generated code imports it; TestAddToAnOlderProject covers that.)
+func makeOlder(t *testing.T, root string) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(root, "proto", "google")); err != nil {
+		t.Fatal(err)
 	}
-	// make dies of the SIGINT it got, as in a terminal, once grpckit dev
-	// (which handles it) has stopped everything.
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
-		t.Errorf("make dev exited with %v after Ctrl-C, want status 0 or make's own SIGINT", err)
+	module, err := readModule(root)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"shutting down", "orders-1 stopped", "shop-1 stopped"} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("make dev did not say %q on Ctrl-C", want)
+	for _, f := range bufConfigs {
+		b, err := render(path.Join("project", "pre-annotations", f.tmpl), projectData{Module: module})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for _, svc := range []string{"shop", "orders"} {
-		entries, _, err := c.Health().Service(svc, "", false, (&api.QueryOptions{}).WithContext(t.Context()))
-		if err != nil || len(entries) != 0 {
-			t.Errorf("after Ctrl-C Consul still has %d %s instances (%v)", len(entries), svc, err)
+		if err := os.WriteFile(filepath.Join(root, f.path), b, 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -459,7 +545,8 @@ func (g *group) waitUntil(t *testing.T, what string, cond func() bool) {
 
 // reflectCall calls service/method at addr with a JSON request the way
 // grpcurl does: it learns the method's types through server reflection,
-// with no generated code. It returns the JSON response.
+// with no generated code. It returns the JSON response; of a server
+// streaming method, the responses, one a line.
 func reflectCall(ctx context.Context, addr, service, method, request, token string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -514,11 +601,67 @@ func reflectCall(ctx context.Context, addr, service, method, request, token stri
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
-	if err := cc.Invoke(ctx, "/"+service+"/"+method, in, out); err != nil {
+	fullMethod := "/" + service + "/" + method
+	if !md.IsStreamingServer() {
+		if err := cc.Invoke(ctx, fullMethod, in, out); err != nil {
+			return "", err
+		}
+		b, err := protojson.Marshal(out)
+		return string(b), err
+	}
+	cs, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, fullMethod)
+	if err != nil {
 		return "", err
 	}
-	b, err := protojson.Marshal(out)
-	return string(b), err
+	if err := cs.SendMsg(in); err != nil {
+		return "", err
+	}
+	if err := cs.CloseSend(); err != nil {
+		return "", err
+	}
+	var lines []string
+	for {
+		err := cs.RecvMsg(out)
+		if errors.Is(err, io.EOF) {
+			return strings.Join(lines, "\n"), nil
+		}
+		if err != nil {
+			return "", err
+		}
+		b, err := protojson.Marshal(out)
+		if err != nil {
+			return "", err
+		}
+		lines = append(lines, string(b))
+	}
+}
+
+// checkScaffoldedAuth checks, through server reflection, how a service
+// that grpckit scaffolded as name answers at addr: Echo is public (its
+// auth.public_methods) and answers with or without a token; StreamEcho
+// refuses a call without a token and streams with token.
+func checkScaffoldedAuth(t *testing.T, addr, name, token string) {
+	t.Helper()
+	service := name + ".v1." + strings.ToUpper(name[:1]) + name[1:] + "Service"
+	for _, tok := range []string{"", token} {
+		got, err := reflectCall(t.Context(), addr, service, "Echo", `{"message":"hi `+name+`"}`, tok)
+		if err != nil {
+			t.Errorf("%s/Echo at %s (token %v): %v", service, addr, tok != "", err)
+			continue
+		}
+		var reply struct{ Message, Instance string }
+		if err := json.Unmarshal([]byte(got), &reply); err != nil || reply.Message != "hi "+name || !strings.HasPrefix(reply.Instance, name+"@") {
+			t.Errorf("%s/Echo (token %v) = %s (%v), want the message back from a %s instance", service, tok != "", got, err, name)
+		}
+	}
+	if _, err := reflectCall(t.Context(), addr, service, "StreamEcho", `{"message":"anonymous"}`, ""); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("%s/StreamEcho without a token = %v, want Unauthenticated", service, err)
+	}
+	got, err := reflectCall(t.Context(), addr, service, "StreamEcho", `{"message":"hi","count":2}`, token)
+	want := `{"message":"hi","sequence":1}` + "\n" + `{"message":"hi","sequence":2}`
+	if err != nil || strings.ReplaceAll(got, " ", "") != want {
+		t.Errorf("%s/StreamEcho with a token = %q, %v; want %q", service, got, err, want)
+	}
 }
 
 // TestDevStartsEveryTime starts this repository's full local stack (2

@@ -22,8 +22,9 @@ Creates a standalone grpckit project in DIR/<last element of the module
 path> (DIR defaults to the current folder, which may be inside another
 module): go.mod (module <module path>, requiring the kit), a Makefile
 (make dev runs the local stack, make test the tests), buf.yaml and
-buf.gen.yaml (local plugins only), docker-compose.yml, grpckit.yaml (the
-project's services), README.md and .gitignore, and its first service,
+buf.gen.yaml (local plugins only), proto/google/api (the google.api.http
+annotations, vendored), docker-compose.yml, grpckit.yaml (the project's
+services), README.md and .gitignore, and its first service,
 named after the last element, as grpckit add writes it: proto with Echo and
 StreamEcho, generated code, handler, handler test, main, Dockerfile.
 
@@ -113,7 +114,8 @@ func runNew(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	if err := plan.apply(); err != nil {
+	plan.goGet = false // go mod tidy, below, requires what the generated code imports
+	if err := plan.apply(ctx); err != nil {
 		return err
 	}
 	fmt.Fprintln(stderr, "==> go mod tidy: resolving the project's dependencies")
@@ -225,7 +227,8 @@ func newProjectData(modPath, folder, name string, kit kitSource) projectData {
 func (d projectData) summary(w io.Writer, target string) {
 	fmt.Fprintf(w, `created the project %s in %s, with the service %s:
   go.mod, Makefile, README.md, .gitignore, buf.yaml, buf.gen.yaml,
-  docker-compose.yml, grpckit.yaml, proto/%[3]s/v1/, services/%[3]s/
+  docker-compose.yml, grpckit.yaml, proto/%[3]s/v1/, proto/google/api/
+  (vendored), services/%[3]s/
 
 next steps:
   cd %[2]s

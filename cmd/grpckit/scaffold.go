@@ -13,9 +13,12 @@ import (
 )
 
 // templates holds the files `grpckit new` and `grpckit add` write, as text/template sources
-// executed with a [scaffoldData].
+// executed with a [scaffoldData] (templates/project/ with a [projectData]).
+// templates/project/pre-annotations/ holds the buf files as grpckit wrote
+// them before projects vendored the google.api.http annotations, which
+// `grpckit add` upgrades.
 //
-//go:embed templates/*.tmpl templates/project/*.tmpl
+//go:embed templates/*.tmpl templates/project/*.tmpl templates/project/pre-annotations/*.tmpl
 var templates embed.FS
 
 // scaffoldData is what the templates see.

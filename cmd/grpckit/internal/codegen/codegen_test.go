@@ -304,7 +304,8 @@ func committedCode(t *testing.T, root, dir string) map[string][]byte {
 }
 
 // scaffoldedProto is the proto `grpckit new name` writes into a module,
-// from the CLI's template.
+// from the CLI's template, with the google/api protos it imports, vendored
+// as in the repository (only the scaffolded file is generated).
 func scaffoldedProto(t *testing.T, root, name, module string) protoTree {
 	t.Helper()
 	tmpl, err := template.New("service.proto.tmpl").Option("missingkey=error").
@@ -318,9 +319,18 @@ func scaffoldedProto(t *testing.T, root, name, module string) protoTree {
 	if err := tmpl.Execute(&b, data); err != nil {
 		t.Fatal(err)
 	}
+	file := name + "/v1/" + name + ".proto"
+	src := mapFS(file, b.String())
+	googleAPIs := protoFiles(t, os.DirFS(filepath.Join(root, "proto")))
+	for f, data := range googleAPIs {
+		if strings.HasPrefix(f, "google/") {
+			src[f] = data
+		}
+	}
 	return protoTree{
 		name:   "scaffolded " + name + " in " + module,
-		src:    mapFS(name+"/v1/"+name+".proto", b.String()),
+		src:    src,
+		files:  []string{file},
 		module: module,
 	}
 }
