@@ -200,6 +200,16 @@ func TestBackendTimeout(t *testing.T) {
 	if e := a.decodeError(t); a.status != http.StatusGatewayTimeout || e.Error.Code != "DEADLINE_EXCEEDED" {
 		t.Errorf("got %d %s: %s", a.status, e.Error.Code, a.body)
 	}
+
+	// A route's own timeout replaces backend_timeout.
+	cfg.BackendTimeout = duration.Duration(time.Minute)
+	cfg.Routes = map[string]RoutePolicy{greeterv1.GreeterService_SayHello_FullMethodName: {Timeout: duration.Duration(50 * time.Millisecond)}}
+	g, f = newFakeGateway(t, cfg)
+	a = do(t, g, request{method: http.MethodGet, target: "/v1/hello/block"})
+	<-f.blocked
+	if a.status != http.StatusGatewayTimeout {
+		t.Errorf("with a route timeout of 50ms: %d %s", a.status, a.body)
+	}
 }
 
 // TestClientGone: when the client goes away, the backend call is

@@ -114,6 +114,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if found {
 		r.Pattern = b.pattern // the route, for the access log and metrics
 	}
+	cfg.cors.allow(rec, r) // a page may read every answer, a 429 too
 	if ok, scope, d := g.limiter.allow(ip, start); !ok {
 		rec.limited = scope
 		writeError(rec, rateLimited(scope, d))
@@ -122,7 +123,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cfg.cors.preflight(rec, r, allowed) {
 		return
 	}
-	cfg.cors.allow(rec, r)
 	switch {
 	case r.RequestURI == "*": // http.ServeMux would answer 400 without a body
 		writeError(rec, newError(http.StatusBadRequest, codes.InvalidArgument, "the request target * is not supported"))

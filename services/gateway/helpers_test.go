@@ -3,9 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,8 +14,6 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpckit/grpckit/kit/middleware/auth"
@@ -42,7 +38,6 @@ const (
 // the service from (as kit/service's clients do).
 func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.ClientConn {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
 	a, err := auth.New(auth.Config{HMACSecret: secret, PublicMethods: publicMethods})
 	if err != nil {
 		t.Fatal(err)
@@ -56,24 +51,8 @@ func serveGRPC(t testing.TB, from string, register func(*grpc.Server)) *grpc.Cli
 	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryServerInterceptor(), d.UnaryServerInterceptor()),
 		grpc.StreamInterceptor(a.StreamServerInterceptor()))
 	register(gs)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	return dialBufconn(t, serveBufconn(t, gs),
 		grpc.WithPerRPCCredentials(auth.Forward(auth.ServiceToken(func() auth.Config { return auth.Config{HMACSecret: secret} }, from))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cc.Close()
-		gs.Stop()
-		// Stop before Serve began makes Serve return ErrServerStopped.
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return cc
 }
 
 // publicMethods are the methods the test backends serve without a token,

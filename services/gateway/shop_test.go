@@ -85,6 +85,14 @@ type shopBackend struct {
 // returns it and a connection to it; both stop on cleanup.
 func serveShop(t testing.TB) (*shopBackend, *grpc.ClientConn) {
 	t.Helper()
+	b, gs := shopServer(t)
+	return b, dialBufconn(t, serveBufconn(t, gs))
+}
+
+// shopServer returns a shopBackend and a gRPC server of it with server
+// reflection.
+func shopServer(t testing.TB) (*shopBackend, *grpc.Server) {
+	t.Helper()
 	files := shopFiles(t)
 	d, err := files.FindDescriptorByName("shop.v1.ShopService")
 	if err != nil {
@@ -97,23 +105,38 @@ func serveShop(t testing.TB) (*shopBackend, *grpc.ClientConn) {
 		DescriptorResolver: files,
 		ExtensionResolver:  protoregistry.GlobalTypes,
 	}))
+	return b, gs
+}
+
+// serveBufconn serves gs over bufconn until cleanup and returns the
+// listener.
+func serveBufconn(t testing.TB, gs *grpc.Server) *bufconn.Listener {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
-	cc, err := grpc.NewClient("passthrough:///shop",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		cc.Close()
 		gs.Stop()
+		// Stop before Serve began makes Serve return ErrServerStopped.
 		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return b, cc
+	return lis
+}
+
+// dialBufconn returns a connection to lis, closed on cleanup.
+func dialBufconn(t testing.TB, lis *bufconn.Listener, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
 
 // serviceList is the reflection's list of services.
