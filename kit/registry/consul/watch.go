@@ -70,7 +70,9 @@ func (w *watcher) Next(ctx context.Context) ([]registry.Instance, error) {
 		if rest := time.Until(w.doubt); rest > 0 && rest < wait {
 			wait = max(rest, 10*time.Millisecond) // answer by the end of the doubt
 		}
-		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: wait}
+		// A stale read is answered by any server: the watch goes on while the
+		// servers elect a new leader.
+		q := &api.QueryOptions{Datacenter: w.o.Datacenter, WaitIndex: w.index, WaitTime: wait, AllowStale: true}
 		qctx, cancel := context.WithTimeout(ctx, consulq.QueryTimeout(w.index != 0, wait, w.r.opts.answerTimeout))
 		entries, meta, err := w.r.client.Health().Service(w.name, w.o.Tag, false, q.WithContext(qctx))
 		cancel()

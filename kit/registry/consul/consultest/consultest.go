@@ -89,3 +89,46 @@ func TokenClient(t testing.TB, a *Agent, token string) *api.Client {
 	t.Cleanup(cfg.Transport.CloseIdleConnections)
 	return c
 }
+
+// StartClusterT starts a [Cluster] of the default datacenters with ACLs on
+// (a random management token) for the test, and stops it when the test
+// ends; the nodes' logs are printed when the test failed. It skips the test
+// under -short.
+func StartClusterT(t testing.TB) *Cluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Consul cluster; skipped with -short")
+	}
+	binary, err := findBinary()
+	if err != nil {
+		t.Fatalf("consultest: %v", err)
+	}
+	c, err := StartCluster(t.Context(), ClusterConfig{Binary: binary, ManagementToken: rand.Text()})
+	if err != nil {
+		t.Fatalf("consultest: start the cluster: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, n := range c.Nodes() {
+				t.Logf("%s log:\n%s", n.Name, n.Log())
+			}
+		}
+	})
+	return c
+}
+
+// NodeClient returns a Consul API client for node n of c (with c's
+// management token), whose idle connections are closed when the test ends.
+func NodeClient(t testing.TB, c *Cluster, n *Node) *api.Client {
+	t.Helper()
+	cfg := api.DefaultConfig()
+	cfg.Address = n.HTTPAddr()
+	cfg.Token, cfg.TokenFile = c.ManagementToken(), ""
+	cl, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatalf("consultest: consul client: %v", err)
+	}
+	t.Cleanup(cfg.Transport.CloseIdleConnections)
+	return cl
+}
