@@ -233,7 +233,7 @@ func (c *Cluster) hcl(n *Node) string {
 	// Failures are told in about a second on loopback; Raft elects in one
 	// to two (raft_multiplier 1, as Consul advises for production too).
 	b.WriteString(`performance { raft_multiplier = 1 }
-gossip_lan { probe_interval = "200ms" probe_timeout = "100ms" suspicion_mult = 3 gossip_interval = "100ms" }
+gossip_lan { probe_interval = "400ms" probe_timeout = "200ms" suspicion_mult = 4 gossip_interval = "100ms" }
 gossip_wan { probe_interval = "500ms" probe_timeout = "250ms" suspicion_mult = 3 }
 leave_on_terminate = true
 disable_update_check = true
