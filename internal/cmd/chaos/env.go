@@ -46,6 +46,8 @@ type env struct {
 	greeters []*instance
 	db       string   // the SQLite file the user instances share
 	userIDs  []string // users created at set-up, asked for by the load
+
+	cl *clusterEnv // the cluster scenarios' environment, started on first use
 }
 
 // setUp builds the services, starts Consul and the fleet, and seeds users.
@@ -191,6 +193,9 @@ func (e *env) heal(ctx context.Context) error {
 func (e *env) close(keep bool) {
 	if e.sup != nil {
 		e.sup.killAll(15 * time.Second)
+	}
+	if e.cl != nil {
+		e.cl.close()
 	}
 	if e.reg != nil {
 		e.reg.Close()

@@ -38,6 +38,8 @@ func scenarios() []scenario {
 		{"black-hole", blackHole},
 		{"flapping", flapping},
 		{"downstream-outage", downstreamOutage},
+		{"consul-leader-loss", leaderLoss},
+		{"agent-loss", agentLoss},
 	}
 }
 

@@ -27,7 +27,8 @@ type instance struct {
 	port  int
 	admin string // admin HTTP address
 	args  []string
-	log   string // log file, appended to by every run
+	env   []string // added to this process's environment
+	log   string   // log file, appended to by every run
 
 	sup *supervisor
 
@@ -95,7 +96,7 @@ func (i *instance) start() error {
 	cmd.Stdout, cmd.Stderr = f, f
 	// The services check bearer tokens signed with this secret (when they
 	// have an auth section); this process's clients present one.
-	cmd.Env = append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+writeload.Secret)
+	cmd.Env = append(append(os.Environ(), "GRPCKIT_AUTH_HMAC_SECRET="+writeload.Secret), i.env...)
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
 		f.Close()
