@@ -188,18 +188,18 @@ func TestComposeACLWorks(t *testing.T) {
 	}
 }
 
-func loadRepoCompose(t *testing.T) *types.Project {
+func loadRepoCompose(t *testing.T, opts ...cli.ProjectOptionsFn) *types.Project {
 	t.Helper()
 	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithName("grpckit"))
+	o, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		append([]cli.ProjectOptionsFn{cli.WithWorkingDirectory(root), cli.WithName("grpckit")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	project, err := opts.LoadProject(t.Context())
+	project, err := o.LoadProject(t.Context())
 	if err != nil {
 		t.Fatalf("docker-compose.yml does not load: %v", err)
 	}

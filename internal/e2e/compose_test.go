@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/grpckit/grpckit/internal/repo"
@@ -48,6 +49,9 @@ func TestComposeFile(t *testing.T) {
 		}
 		for dep, cond := range svc.DependsOn {
 			target, ok := project.Services[dep]
+			if _, optional := project.DisabledServices[dep]; !ok && optional && !cond.Required {
+				continue // a service of a profile that is not on (the cluster's agent)
+			}
 			if !ok {
 				t.Errorf("%s depends on unknown service %s", name, dep)
 			} else if cond.Condition == types.ServiceConditionHealthy && target.HealthCheck == nil {
@@ -220,4 +224,52 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestComposeClusterProfile: the cluster profile runs three Consul servers
+// (bootstrap-expect 3, each joining the others) and a client agent joined
+// to them, all with ACLs on (default deny, the management token) and a
+// health check; with GRPCKIT_REGISTRY_ADDRESS=consul-agent:8500 every
+// service and token-making container talks to the client agent and waits
+// for it.
+func TestComposeClusterProfile(t *testing.T) {
+	t.Setenv("GRPCKIT_REGISTRY_ADDRESS", "consul-agent:8500")
+	project := loadRepoCompose(t, cli.WithProfiles([]string{"cluster"}), cli.WithOsEnv)
+	servers := []string{"consul-server-1", "consul-server-2", "consul-server-3"}
+	for _, name := range append(slices.Clone(servers), "consul-agent") {
+		svc, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("the cluster profile has no %s (services: %v)", name, sorted(project.ServiceNames()))
+		}
+		cmd := strings.Join(svc.Command, " ")
+		for _, s := range servers {
+			if !strings.Contains(cmd, "-retry-join="+s) {
+				t.Errorf("%s does not join %s: %s", name, s, cmd)
+			}
+		}
+		isServer := strings.HasPrefix(name, "consul-server-")
+		if slices.Contains(svc.Command, "-server") != isServer || isServer && !slices.Contains(svc.Command, "-bootstrap-expect=3") {
+			t.Errorf("%s: %s", name, cmd)
+		}
+		if !strings.Contains(cmd, `default_policy = "deny"`) || !strings.Contains(cmd, "agent = ") ||
+			strings.Contains(cmd, "initial_management") != isServer || slices.Contains(svc.Command, "-dev") {
+			t.Errorf("%s does not run ACLs as the stack does: %s", name, cmd)
+		}
+		if svc.HealthCheck == nil {
+			t.Errorf("%s has no health check", name)
+		}
+	}
+	for name, svc := range project.Services {
+		if v, ok := svc.Environment["GRPCKIT_REGISTRY_ADDRESS"]; ok && (v == nil || *v != "consul-agent:8500") {
+			t.Errorf("%s registers with %v, want the client agent", name, v)
+		}
+		if v, ok := svc.Environment["CONSUL_HTTP_ADDR"]; ok && (v == nil || *v != "consul-agent:8500") {
+			t.Errorf("%s talks to Consul at %v, want the client agent", name, v)
+		}
+		if _, ok := svc.Environment["GRPCKIT_REGISTRY_ADDRESS"]; ok || strings.HasPrefix(name, "consul-acl-") {
+			if d, ok := svc.DependsOn["consul-agent"]; !ok || d.Condition != "service_healthy" {
+				t.Errorf("%s does not wait for the client agent", name)
+			}
+		}
+	}
 }

@@ -26,6 +26,19 @@
 //     the greeters; the calls that reach user per call made must stay within
 //     the bound the retry budgets allow, far from 3^n.
 //
+// Then against a real Consul cluster (consultest.StartCluster: 3 servers and
+// 2 client agents in dc1, 1 + 1 in dc2 over the WAN, ACLs on), with user
+// instances registered with their node's client agent:
+//
+//  8. consul-leader-loss: dc1's leader server killed under load (target: 0
+//     failed calls, the balancer keeps every endpoint, registrations
+//     survive);
+//  9. agent-loss: a node's client agent and its user instances killed at
+//     once (calls move to the other node; failed calls bounded);
+//  10. datacenter-failover: every dc1 user instance stopped under load from a
+//     consul:///user?failover=dc2 client (calls served from dc2 within 2 s),
+//     then started again (calls back in dc1).
+//
 // Each scenario prints one line on stdout:
 //
 //	scenario: NAME, calls: N, failed calls: F, key: value, ..., target: ..., verdict: held
