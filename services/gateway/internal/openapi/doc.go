@@ -49,7 +49,9 @@
 // Duration, the wrappers, FieldMask); nested fields as "a.b", at most
 // [MaxQueryDepth] names deep and never inside a field of a message that
 // holds it (a recursive Node's "child.name" is left out, so that the list
-// ends); repeated leaves as arrays (style form, explode: ?tag=a&tag=b).
+// ends), and no more than the first 1000 fields a walk of the nested
+// messages looks at (messages nesting wide messages would otherwise give
+// thousands of parameters); repeated leaves as arrays (style form, explode: ?tag=a&tag=b).
 // Maps, repeated messages, Struct, Value, ListValue, Any and Empty are not
 // query parameters. A route whose body is one field ("book") also takes the
 // fields outside the path and that body field as query parameters, as the

@@ -47,25 +47,41 @@ func queryParameters(s *schemas, op *Operation) []parameter {
 	if op.Body != "" {
 		bound[op.Body] = true
 	}
-	var params []parameter
-	s.addQuery(&params, op.Input, "", []protoreflect.FullName{op.Input.FullName()}, bound)
-	return params
+	q := query{bound: bound, budget: maxQueryFields}
+	s.addQuery(&q, op.Input, "", []protoreflect.FullName{op.Input.FullName()})
+	return q.params
 }
 
-// addQuery appends to params the query parameters of the fields of md,
-// leaving out the bound ones. The field paths of md start with prefix;
+// query is the state of one operation's walk for its query parameters.
+type query struct {
+	params []parameter
+	bound  map[string]bool // field paths of the path and the body
+	budget int             // fields the walk may still look at
+}
+
+// maxQueryFields bounds the fields that the walk for one operation's query
+// parameters looks at: messages that nest other wide messages (a DAG, not a
+// recursion) would otherwise give width^MaxQueryDepth parameters.
+const maxQueryFields = 1000
+
+// addQuery appends to q.params the query parameters of the fields of md,
+// leaving out those of q.bound. The field paths of md start with prefix;
 // outer are the messages from the input to md, which the fields of md do
 // not enter again (a recursive message would never end). Fields nested
-// deeper than [MaxQueryDepth] are left out too.
-func (s *schemas) addQuery(params *[]parameter, md protoreflect.MessageDescriptor, prefix string, outer []protoreflect.FullName, bound map[string]bool) {
+// deeper than [MaxQueryDepth] are left out too, and so are those beyond
+// the first maxQueryFields fields looked at.
+func (s *schemas) addQuery(q *query, md protoreflect.MessageDescriptor, prefix string, outer []protoreflect.FullName) {
 	fields := md.Fields()
 	for i := range fields.Len() {
+		if q.budget--; q.budget < 0 {
+			return
+		}
 		fd := fields.Get(i)
 		name := prefix + string(fd.Name())
 		switch {
-		case bound[name] || fd.IsMap():
+		case q.bound[name] || fd.IsMap():
 		case isLeaf(fd) && fd.IsList():
-			*params = append(*params, parameter{
+			q.params = append(q.params, parameter{
 				Name:        name,
 				In:          "query",
 				Description: comment(fd),
@@ -74,10 +90,10 @@ func (s *schemas) addQuery(params *[]parameter, md protoreflect.MessageDescripto
 				Schema:      &schema{Type: "array", Items: s.value(fd)},
 			})
 		case isLeaf(fd):
-			*params = append(*params, parameter{Name: name, In: "query", Description: comment(fd), Schema: s.value(fd)})
+			q.params = append(q.params, parameter{Name: name, In: "query", Description: comment(fd), Schema: s.value(fd)})
 		case fd.Message() != nil && !fd.IsList() && !isWellKnown(fd.Message()) &&
 			len(outer) < MaxQueryDepth && !slices.Contains(outer, fd.Message().FullName()):
-			s.addQuery(params, fd.Message(), name+".", append(slices.Clip(outer), fd.Message().FullName()), bound)
+			s.addQuery(q, fd.Message(), name+".", append(slices.Clip(outer), fd.Message().FullName()))
 		}
 	}
 }
