@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/grpckit/grpckit/kit/duration"
@@ -92,8 +94,8 @@ func (s *Section) Validate() error {
 			errs = append(errs, fmt.Errorf("gateway.http.%s %v must be positive", d.name, d.v))
 		}
 	}
-	if s.HTTP.WriteTimeout > 0 && s.HTTP.WriteTimeout <= s.BackendTimeout {
-		errs = append(errs, fmt.Errorf("gateway.http.write_timeout %v must exceed gateway.backend_timeout %v", s.HTTP.WriteTimeout, s.BackendTimeout))
+	if name, d := longestTimeout(s.Config); s.HTTP.WriteTimeout > 0 && s.HTTP.WriteTimeout <= d {
+		errs = append(errs, fmt.Errorf("gateway.http.write_timeout %v must exceed %s %v", s.HTTP.WriteTimeout, name, d))
 	}
 	if s.HTTP.MaxHeaderBytes <= 0 {
 		errs = append(errs, fmt.Errorf("gateway.http.max_header_bytes %d must be positive", s.HTTP.MaxHeaderBytes))
@@ -102,4 +104,18 @@ func (s *Section) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// longestTimeout returns the longest deadline of c's backend calls, and
+// the setting that gives it: gateway.backend_timeout or a route's timeout.
+// The HTTP server's write timeout must exceed it, else a slow call drops
+// the connection instead of answering 504.
+func longestTimeout(c gateway.Config) (string, duration.Duration) {
+	name, d := "gateway.backend_timeout", c.BackendTimeout
+	for _, m := range slices.Sorted(maps.Keys(c.Routes)) {
+		if t := c.Routes[m].Timeout; t > d {
+			name, d = "gateway.routes."+m+".timeout", t
+		}
+	}
+	return name, d
 }

@@ -99,11 +99,11 @@ func newHTTPServer(svc *service.Service[Config], cfg Config) (_ *http.Server, cl
 	h := cfg.Gateway.HTTP // read at start only
 	closers = append(closers, svc.Config.Subscribe(func(s *config.Snapshot[Config]) {
 		next := gatewayConfig(s.Value)
-		if h.WriteTimeout > 0 && next.BackendTimeout >= h.WriteTimeout {
+		if name, d := longestTimeout(next); h.WriteTimeout > 0 && d >= h.WriteTimeout {
 			// The HTTP server keeps the write timeout it started with: a longer
 			// backend timeout would drop connections instead of answering 504.
-			svc.Logger.Error("gateway configuration change refused: gateway.backend_timeout must stay below the http.write_timeout the server started with",
-				"version", s.Version, "backend_timeout", next.BackendTimeout, "write_timeout", h.WriteTimeout)
+			svc.Logger.Error("gateway configuration change refused: the backend timeouts must stay below the http.write_timeout the server started with",
+				"version", s.Version, "setting", name, "timeout", d, "write_timeout", h.WriteTimeout)
 			return
 		}
 		if err := gw.SetConfig(next); err != nil {

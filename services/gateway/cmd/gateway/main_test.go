@@ -20,6 +20,7 @@ import (
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/middleware/auth"
 	"github.com/grpckit/grpckit/kit/service"
+	"github.com/grpckit/grpckit/services/gateway"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -303,6 +304,9 @@ func TestConfig(t *testing.T) {
 		{"listen", func(s *Section) { s.Listen = "8080" }, "gateway.listen"},
 		{"read header timeout", func(s *Section) { s.HTTP.ReadHeaderTimeout = 0 }, "gateway.http.read_header_timeout"},
 		{"write timeout", func(s *Section) { s.HTTP.WriteTimeout = s.BackendTimeout }, "gateway.http.write_timeout"},
+		{"route timeout beyond the write timeout", func(s *Section) {
+			s.Routes = map[string]gateway.RoutePolicy{"/user.v1.UserService/*": {Timeout: s.HTTP.WriteTimeout}}
+		}, "gateway.routes./user.v1.UserService/*.timeout"},
 		{"max header bytes", func(s *Section) { s.HTTP.MaxHeaderBytes = 0 }, "gateway.http.max_header_bytes"},
 		{"live section", func(s *Section) { s.MaxBodyBytes = -1 }, "gateway.max_body_bytes"},
 	} {
