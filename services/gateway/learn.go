@@ -386,14 +386,27 @@ func Reflect(ctx context.Context, cc grpc.ClientConnInterface) ([]protoreflect.S
 		}
 	}
 	// A server sends the imports it did not send before on the stream;
-	// ask for any still missing.
+	// ask for any still missing. Each file's imports are looked at once,
+	// and no more are asked for than the files allowed: a server may list
+	// many (a few bytes each), and the deadline does not stop this loop.
+	scanned := map[string]bool{}
 	for {
 		var missing []string
-		for _, fd := range files {
+		asked := map[string]bool{}
+		for name, fd := range files {
+			if scanned[name] {
+				continue
+			}
+			scanned[name] = true
 			for _, dep := range fd.GetDependency() {
-				if files[dep] == nil && !slices.Contains(missing, dep) {
-					missing = append(missing, dep)
+				if files[dep] != nil || asked[dep] {
+					continue
 				}
+				if len(files)+len(missing) >= maxReflectFiles {
+					return nil, nil, errors.New("reflection: the descriptors are too large")
+				}
+				asked[dep] = true
+				missing = append(missing, dep)
 			}
 		}
 		if len(missing) == 0 {
