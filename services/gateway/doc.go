@@ -13,10 +13,14 @@
 // [Gateway.SetAPI]. A service is served within seconds of passing its
 // health check, with no gateway change or restart. It learns again when
 // the fingerprint of the protos its instances publish in Consul changes
-// (kit.MetaAPI), and the routes go when the last healthy
-// instance does. A route that a backend serves already (same HTTP method
+// (kit.MetaAPI). A service without a healthy instance keeps its routes,
+// answered 503 (unavailable) as before, until it leaves the catalog; then
+// its routes go. A route that a backend serves already (same HTTP method
 // and path template, whatever the variables' names) is refused for a later
-// backend and logged, never overridden; a service without annotations has
+// backend and logged, never overridden, and so is a later backend's route
+// that would take some of an earlier backend's requests (an overlapping
+// template: "/v1/users/me" or "/v1/users/{id}:export" against
+// "/v1/users/{id}"); a service without annotations has
 // no route, and one that cannot be learnt (no reflection) is logged once
 // and tried again with backoff.
 //

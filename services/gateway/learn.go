@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -52,11 +53,13 @@ func (c consulCatalog) Services(ctx context.Context, index uint64) ([]string, ui
 // Learner keeps a gateway's backends those of a registry: for each service
 // with healthy instances it learns the API through the gRPC server
 // reflection of an instance (again when the fingerprint the instances
-// publish, [kit.MetaAPI], changes) and gives it to the gateway with
-// the public methods they publish ([kit.PublicMethods]); a service
-// without healthy instances has its routes removed. A service that serves
-// no reflection or has no annotated method has no routes: logged once, and
-// tried again with backoff (up to a minute).
+// publish, [kit.MetaAPI], changes) and gives it to the gateway with the
+// public methods they all publish ([kit.PublicMethods]). A service that is
+// still in the catalog without a healthy instance keeps its routes, which
+// answer 503 as a service that is down should; its routes go when it
+// leaves the catalog (its last instance deregistered). A service that
+// serves no reflection or has no annotated method has no routes: logged
+// once, and tried again with backoff (up to a minute).
 type Learner struct {
 	gw      *Gateway
 	catalog Catalog
@@ -71,9 +74,10 @@ type Learner struct {
 
 // NewLearner returns a learner for gw over a registry's catalog and
 // discovery. dial returns the connection of the calls to the service name
-// (a kit client on consul:///name; called once per name, the learner does
-// not close it). The services named in skip (the gateway itself, "consul")
-// are not learned.
+// (a kit client on consul:///name), made when the service gets routes; the
+// learner closes it (when it is an io.Closer) once the service has left the
+// catalog and its routes are gone. The services named in skip (the gateway
+// itself, "consul") are not learned.
 func NewLearner(gw *Gateway, catalog Catalog, disc registry.Discovery, dial func(name string) (grpc.ClientConnInterface, error), skip ...string) *Learner {
 	l := &Learner{gw: gw, catalog: catalog, disc: disc, dial: dial, skip: map[string]bool{}, logger: gw.logger,
 		reflect: func(addr string) (*grpc.ClientConn, error) {
@@ -90,21 +94,11 @@ func NewLearner(gw *Gateway, catalog Catalog, disc registry.Discovery, dial func
 func (l *Learner) Run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	watches := map[string]context.CancelFunc{}
-	conns := map[string]grpc.ClientConnInterface{}
-	var connMu sync.Mutex
-	conn := func(name string) (grpc.ClientConnInterface, error) {
-		connMu.Lock()
-		defer connMu.Unlock()
-		if c, ok := conns[name]; ok {
-			return c, nil
-		}
-		c, err := l.dial(name)
-		if err == nil {
-			conns[name] = c
-		}
-		return c, err
+	type watch struct {
+		stop context.CancelFunc
+		done chan struct{} // closed when the follower has removed the routes
 	}
+	watches := map[string]watch{}
 	defer func() {
 		cancel()
 		wg.Wait()
@@ -135,9 +129,11 @@ func (l *Learner) Run(ctx context.Context) {
 				want[n] = true
 			}
 		}
-		for n, stop := range watches {
+		stopping := map[string]chan struct{}{}
+		for n, w := range watches {
 			if !want[n] {
-				stop()
+				w.stop()
+				stopping[n] = w.done
 				delete(watches, n)
 			}
 		}
@@ -146,8 +142,16 @@ func (l *Learner) Run(ctx context.Context) {
 				continue
 			}
 			wctx, stop := context.WithCancel(ctx)
-			watches[n] = stop
-			wg.Go(func() { l.follow(wctx, n, conn) })
+			done := make(chan struct{})
+			watches[n] = watch{stop, done}
+			prev := stopping[n] // a follower of the same name that has not removed its routes yet
+			wg.Go(func() {
+				defer close(done)
+				if prev != nil {
+					<-prev
+				}
+				l.follow(wctx, n)
+			})
 		}
 		// Catalog changes come in bursts (a rolling start): answer the
 		// next one no sooner than this.
@@ -159,7 +163,15 @@ func (l *Learner) Run(ctx context.Context) {
 
 // follow keeps the routes of the service name as its instances change,
 // until ctx ends; then it removes them.
-func (l *Learner) follow(ctx context.Context, name string, conn func(string) (grpc.ClientConnInterface, error)) {
+func (l *Learner) follow(ctx context.Context, name string) {
+	// The client of the service's calls, made once it has routes and closed
+	// after they are gone.
+	var conn grpc.ClientConnInterface
+	defer func() {
+		if c, ok := conn.(io.Closer); ok {
+			c.Close()
+		}
+	}()
 	defer l.gw.RemoveAPI(name)
 	w, err := l.disc.Watch(ctx, name)
 	if err != nil {
@@ -206,15 +218,14 @@ func (l *Learner) follow(ctx context.Context, name string, conn func(string) (gr
 			return
 		}
 		if len(set) == 0 {
-			if learned != "" {
-				l.gw.RemoveAPI(name)
-				learned, public = "", nil
-				l.logger.Info("gateway: routes removed: no healthy instance", "service", name)
-			}
+			// No healthy instance, but the service is still in the catalog
+			// (crashed, failing its checks): its routes stay and answer 503
+			// (the kit client finds nobody to call), as a service that is
+			// down should; they go when it leaves the catalog.
 			continue
 		}
 		key, members := apiKey(set)
-		pub := commonPublic(members)
+		pub := commonPublic(set)
 		if key == learned {
 			if !slices.Equal(pub, public) {
 				if api, ok := l.gw.api(name); ok {
@@ -244,12 +255,14 @@ func (l *Learner) follow(ctx context.Context, name string, conn func(string) (gr
 		}
 		backoff.reset()
 		failed = ""
-		c, err := conn(name)
-		if err != nil {
-			l.logger.Error("gateway: no client for a service", "service", name, "error", err)
-			continue
+		if conn == nil {
+			if conn, err = l.dial(name); err != nil {
+				conn = nil
+				l.logger.Error("gateway: no client for a service", "service", name, "error", err)
+				continue
+			}
 		}
-		api.Public, api.Conn = pub, c
+		api.Public, api.Conn = pub, conn
 		if err := l.gw.SetAPI(api); err != nil {
 			l.logger.Error("gateway: routes not set", "service", name, "error", err)
 			continue

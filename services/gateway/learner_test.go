@@ -184,13 +184,19 @@ func TestLearner(t *testing.T) {
 		t.Errorf("%d routes for a service without reflection", n)
 	}
 
-	// The instances go: so do the routes.
+	// No healthy instance, but still in the catalog: the routes stay (they
+	// answer 503); back, it is learnt again.
 	if err := reg.Deregister(t.Context(), registry.Instance{ID: "shop-1", Name: "shop"}); err != nil {
 		t.Fatal(err)
 	}
-	waitRoutes("no routes left", func(rs []Route) bool { return len(rs) == 0 })
 	register(instance("greeter-b:1", "bbbb", ""))
-	waitRoutes("back", func(rs []Route) bool { return len(rs) == 1 })
+	waitRoutes("back, not public", func(rs []Route) bool { return len(rs) == 1 && !rs[0].Public })
+	if err := reg.Deregister(t.Context(), registry.Instance{ID: "shop-1", Name: "shop"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(g.routesOf("shop")); n != 1 {
+		t.Errorf("%d routes of a service in the catalog without instances, want its 1", n)
+	}
 	// The service leaves the catalog: its watch ends with its routes.
 	cat.set("gateway", "plain")
 	waitRoutes("no routes after the service left the catalog", func(rs []Route) bool { return len(rs) == 0 })

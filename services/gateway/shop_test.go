@@ -32,10 +32,16 @@ import (
 // would describe them.
 func shopFiles(t testing.TB) *protoregistry.Files {
 	t.Helper()
+	return compileFiles(t, "shop/v1/shop.proto")
+}
+
+// compileFiles compiles testdata/<path> as shopFiles does.
+func compileFiles(t testing.TB, path string) *protoregistry.Files {
+	t.Helper()
 	c := protocompile.Compiler{Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
 		ImportPaths: []string{"testdata", "../../proto"},
 	})}
-	linked, err := c.Compile(context.Background(), "shop/v1/shop.proto")
+	linked, err := c.Compile(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

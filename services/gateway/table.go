@@ -114,11 +114,15 @@ func (g *Gateway) rebuildLocked() {
 	refused := map[string]bool{}
 	for _, e := range entries {
 		for _, b := range e.bindings {
-			if err := router.Add(b.httpMethod, b.template, b); err != nil {
+			err := overlapping(served, b)
+			if err == nil {
+				err = router.Add(b.httpMethod, b.template, b)
+			}
+			if err != nil {
 				key := e.api.Name + " " + b.rpc + " " + b.pattern
 				refused[key] = true
 				if !g.refused[key] { // logged once, not on every rebuild
-					g.logger.Error("route refused: another backend serves it", "backend", e.api.Name,
+					g.logger.Error("route refused: it would take requests of another backend's route", "backend", e.api.Name,
 						"route", b.pattern, "rpc", b.rpc, "error", err)
 				}
 				continue
@@ -134,6 +138,20 @@ func (g *Gateway) rebuildLocked() {
 		}
 	}
 	g.table.Store(&table{router: router, routes: served, openapi: doc})
+}
+
+// overlapping returns an error when b would take requests of a route of
+// another backend served already: same HTTP method, and some path matches
+// both templates. Within one backend, overlapping routes are its own choice
+// (the more specific one wins); across backends the earlier one keeps them
+// all, so that no service takes over another's requests and their tokens.
+func overlapping(served []*binding, b *binding) error {
+	for _, c := range served {
+		if c.api != b.api && c.httpMethod == b.httpMethod && c.template.Overlaps(b.template) {
+			return fmt.Errorf("%s overlaps %v", b.pattern, c)
+		}
+	}
+	return nil
 }
 
 // openAPI returns the OpenAPI document of routes, or nil when it cannot be

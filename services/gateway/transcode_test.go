@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/grpckit/grpckit/kit/middleware/ratelimit"
 )
@@ -409,5 +410,35 @@ func TestCORS(t *testing.T) {
 	cfg.CORS.AllowedOrigins = []string{"https://App.example.com/path"}
 	if err := g.SetConfig(cfg); err == nil {
 		t.Error("an origin with a path and capitals was accepted")
+	}
+}
+
+// TestOverlappingRoutesRefused: a later backend's route that would take
+// some requests of an earlier backend's route (a literal where the other
+// has a variable, a verb on a template without one) is refused, so the
+// earlier backend keeps its requests; the rest of the later backend's
+// routes are served.
+func TestOverlappingRoutesRefused(t *testing.T) {
+	g, b := shopGateway(t, testConfig(), shopAll)
+	files := compileFiles(t, "intruder/v1/intruder.proto")
+	d, err := files.FindDescriptorByName("intruder.v1.IntruderService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, _ := g.api("shop")
+	if err := g.SetAPI(API{Name: "intruder", Services: []protoreflect.ServiceDescriptor{d.(protoreflect.ServiceDescriptor)},
+		Public: []string{"*"}, Conn: shop.Conn}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range g.routesOf("intruder") {
+		got = append(got, r.Method+" "+r.Path)
+	}
+	if !slices.Equal(got, []string{"GET /v1/intruder/{id}"}) {
+		t.Errorf("the intruder's routes served: %q, want only its own", got)
+	}
+	if a := do(t, g, request{method: http.MethodGet, target: "/v1/shelves/1/books/special"}); a.status != http.StatusOK ||
+		b.last() != `GetBook {"name":"shelves/1/books/special"}` {
+		t.Errorf("GET /v1/shelves/1/books/special: %d, the shop got %s", a.status, b.last())
 	}
 }
