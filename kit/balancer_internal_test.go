@@ -29,6 +29,8 @@ import (
 	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/config"
 	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/registry"
+	"github.com/grpckit/grpckit/kit/registry/memory"
 )
 
 // pageServer is a server whose admin pages are read through its mux, with
@@ -360,4 +362,90 @@ func TestPprofOptIn(t *testing.T) {
 	if config.DefaultStandard().Server.Pprof {
 		t.Error("server.pprof is on by default")
 	}
+}
+
+// datacenterRegistries is a registry.Discovery with one in-memory registry
+// per datacenter ("" the agent's own).
+type datacenterRegistries map[string]*memory.Registry
+
+var _ registry.Discovery = datacenterRegistries(nil)
+
+func (d datacenterRegistries) Watch(ctx context.Context, name string, opts ...registry.WatchOption) (registry.Watcher, error) {
+	o := registry.NewWatchOptions(opts...)
+	r, ok := d[o.Datacenter]
+	if !ok {
+		return nil, fmt.Errorf("no datacenter %q", o.Datacenter)
+	}
+	return r.Watch(ctx, name, registry.WithTag(o.Tag))
+}
+
+// TestFailoverOnAdminPages: the datacenter a failover target's calls go to
+// is on /debug/kit (JSON and HTML) and on /metrics, before and after a
+// failover and back.
+func TestFailoverOnAdminPages(t *testing.T) {
+	srv := pageServer(t, "pages")
+	local, dc2 := memory.New(), memory.New()
+	d := datacenterRegistries{"": local, "dc2": dc2}
+	inst := func(port int) registry.Instance {
+		return registry.Instance{ID: fmt.Sprint(port), Name: "svc", Address: "127.0.0.1", Port: port}
+	}
+	for r, port := range map[*memory.Registry]int{local: 1, dc2: 2} {
+		if err := r.Register(t.Context(), inst(port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connectedClient(t, "consul:///svc?failover=dc2", WithDiscovery(d), WithAdminOf(srv))
+
+	// stage waits until the page's balancer has want as datacenters, then
+	// checks the HTML page and the metrics.
+	stage := func(want balancer.DatacenterStats, html []string, metrics []string) {
+		t.Helper()
+		var got *balancer.DatacenterStats
+		kittest.WaitFor(t, "the balancer in datacenter "+want.Active, func() bool {
+			var doc DebugKit
+			if err := json.Unmarshal([]byte(adminGet(t, srv, "/debug/kit?format=json")), &doc); err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			if len(doc.Balancers) == 1 {
+				got = doc.Balancers[0].Datacenters
+			}
+			return got != nil && got.Active == want.Active
+		})
+		if diff := cmp.Diff(&want, got); diff != "" {
+			t.Errorf("/debug/kit datacenters (-want +got):\n%s", diff)
+		}
+		page := adminGet(t, srv, "/debug/kit")
+		for _, s := range html {
+			if !strings.Contains(page, s) {
+				t.Errorf("the HTML page lacks %s", s)
+			}
+		}
+		m := adminGet(t, srv, "/metrics")
+		for _, s := range metrics {
+			if !regexp.MustCompile(s).MatchString(m) {
+				t.Errorf("/metrics lacks %s", s)
+			}
+		}
+	}
+	order := []string{"local", "dc2"}
+	stage(balancer.DatacenterStats{Active: "local", Order: order, Switches: map[string]int64{}},
+		[]string{`data-datacenter="local"`, "datacenter <b>local</b> (order local, dc2)"},
+		[]string{`grpckit_balancer_datacenter\{[^}]*datacenter="local"[^}]*\} 1`, `grpckit_balancer_datacenter\{[^}]*datacenter="dc2"[^}]*\} 0`,
+			`grpckit_balancer_failovers_total\{[^}]*datacenter="dc2"[^}]*\} 0`})
+
+	if err := local.Deregister(t.Context(), inst(1)); err != nil {
+		t.Fatal(err)
+	}
+	stage(balancer.DatacenterStats{Active: "dc2", Order: order, Failover: true, Switches: map[string]int64{"dc2": 1}},
+		[]string{`data-datacenter="dc2"`, `datacenter <b class="failover">dc2</b> (failover; order local, dc2); switches: to dc2 1`},
+		[]string{`grpckit_balancer_datacenter\{[^}]*datacenter="dc2"[^}]*target="consul:///svc"[^}]*\} 1`,
+			`grpckit_balancer_failovers_total\{[^}]*datacenter="dc2"[^}]*\} 1`})
+
+	if err := local.Register(t.Context(), inst(1)); err != nil {
+		t.Fatal(err)
+	}
+	stage(balancer.DatacenterStats{Active: "local", Order: order, Switches: map[string]int64{"dc2": 1, "local": 1}},
+		[]string{"switches: to dc2 1 to local 1"},
+		[]string{`grpckit_balancer_datacenter\{[^}]*datacenter="local"[^}]*\} 1`, `grpckit_balancer_failovers_total\{[^}]*datacenter="local"[^}]*\} 1`})
 }

@@ -169,8 +169,9 @@ func (s *Server) debugDoc() DebugKit {
 var debugPageSource string
 
 var debugPage = template.Must(template.New("debugkit").Funcs(template.FuncMap{
-	"pct": func(f float64) string { return formatFloat(f*100) + "%" },
-	"f2":  formatFloat,
+	"pct":  func(f float64) string { return formatFloat(f*100) + "%" },
+	"join": strings.Join,
+	"f2":   formatFloat,
 	"ago": func(t time.Time) string {
 		if t.IsZero() {
 			return ""

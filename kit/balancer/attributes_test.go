@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpckit/grpckit/kit/internal/kittest"
-
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/internal/kittest"
 	"github.com/grpckit/grpckit/kit/internal/lbtest"
 )
 
@@ -90,5 +90,59 @@ func TestMonitorAndLoggerComeWithTheResolverState(t *testing.T) {
 	closed = true
 	if got := second.Stats(); len(got) != 0 {
 		t.Errorf("second.Stats() = %+v after Close, want none", got)
+	}
+}
+
+// The datacenters of a failover target come with the resolver state: the
+// balancer reports the active one and the order, counts each change of
+// active datacenter by the datacenter it changed to (the first state's is
+// none), and forgets them with a state that carries none.
+func TestDatacentersComeWithTheResolverState(t *testing.T) {
+	var m kitbalancer.Monitor
+	order := []string{"dc1", "dc2", "dc3"}
+	cc := &lbtest.ClientConn{}
+	bal := balancer.Get(kitbalancer.Name).Build(cc, balancer.BuildOptions{})
+	defer bal.Close()
+	update := func(active string) {
+		t.Helper()
+		s := kitbalancer.SetMonitor(resolver.State{Endpoints: lbtest.Endpoints(1)}, &m)
+		if active != "" {
+			s = kitbalancer.SetDatacenters(s, active, order)
+		}
+		if err := bal.UpdateClientConnState(balancer.ClientConnState{ResolverState: s}); err != nil {
+			t.Fatal(err)
+		}
+		cc.Flush()
+	}
+	stats := func() *kitbalancer.DatacenterStats {
+		t.Helper()
+		st := m.Stats()
+		if len(st) != 1 {
+			t.Fatalf("Stats() = %+v, want one balancer", st)
+		}
+		return st[0].Datacenters
+	}
+	for _, step := range []struct {
+		active string
+		want   *kitbalancer.DatacenterStats // nil: none
+	}{
+		{"dc1", &kitbalancer.DatacenterStats{Active: "dc1", Order: order, Switches: map[string]int64{}}},
+		{"dc1", &kitbalancer.DatacenterStats{Active: "dc1", Order: order, Switches: map[string]int64{}}},
+		{"dc2", &kitbalancer.DatacenterStats{Active: "dc2", Order: order, Failover: true, Switches: map[string]int64{"dc2": 1}}},
+		{"dc3", &kitbalancer.DatacenterStats{Active: "dc3", Order: order, Failover: true, Switches: map[string]int64{"dc2": 1, "dc3": 1}}},
+		{"dc1", &kitbalancer.DatacenterStats{Active: "dc1", Order: order, Switches: map[string]int64{"dc1": 1, "dc2": 1, "dc3": 1}}},
+		{"dc2", &kitbalancer.DatacenterStats{Active: "dc2", Order: order, Failover: true, Switches: map[string]int64{"dc1": 1, "dc2": 2, "dc3": 1}}},
+		{"", nil},
+	} {
+		update(step.active)
+		if diff := cmp.Diff(step.want, stats()); diff != "" {
+			t.Errorf("after a state of %q: datacenters (-want +got):\n%s", step.active, diff)
+		}
+	}
+	// The setter copies the order; so do the getter and the stats.
+	s := kitbalancer.SetDatacenters(resolver.State{}, "dc1", order)
+	order[0] = "changed"
+	if _, got, _ := kitbalancer.DatacentersOf(s); got[0] != "dc1" {
+		t.Errorf("DatacentersOf = %q after the caller changed its slice, want a copy", got)
 	}
 }

@@ -52,5 +52,9 @@
 // in tests. Nothing is process-wide: what differs per ClientConn comes with
 // its resolver state, a [Monitor] that collects the balancer's statistics
 // ([SetMonitor]) and a logger for its events ([SetLogger]); kit clients
-// pass theirs this way.
+// pass theirs this way. A resolver with datacenter failover says which
+// datacenter the endpoints are in and the failover order
+// ([SetDatacenters]); the balancer shows both in its stats
+// ([TargetStats].Datacenters) and counts the switches, on state updates
+// only, never on the pick path.
 package balancer

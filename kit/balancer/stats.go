@@ -73,6 +73,9 @@ type TargetStats struct {
 	Panic     bool            `json:"panic"`  // routing over every READY endpoint
 	Endpoints []EndpointStats `json:"endpoints"`
 	Events    EventCounts     `json:"events"`
+	// Datacenters is the datacenter failover of the target; nil when its
+	// resolver states none ([SetDatacenters]).
+	Datacenters *DatacenterStats `json:"datacenters,omitempty"`
 }
 
 // EndpointStats describes one endpoint of a balancer.
@@ -143,7 +146,7 @@ func (t *tracker) stats() TargetStats {
 	st := TargetStats{Target: t.target, Config: *t.cfg, Panic: t.panic, Events: EventCounts{
 		Demotions: t.events.Demotions.Load(), Restorations: t.events.Restorations.Load(),
 		Ejections: t.events.Ejections.Load(), Readmissions: t.events.Readmissions.Load(), Panics: t.events.Panics.Load(),
-	}}
+	}, Datacenters: t.datacenterStatsLocked()}
 	for _, ep := range t.order {
 		es := EndpointStats{
 			Addresses: ep.name, BaseWeight: ep.base, Multiplier: ep.multiplier,

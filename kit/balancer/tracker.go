@@ -121,6 +121,7 @@ type tracker struct {
 	order    []*endpoint                      // current endpoints in resolver order; guarded by mu
 	retired  *resolver.EndpointMap[*endpoint] // removed endpoints whose state is kept a while; guarded by mu
 	panic    bool                             // guarded by mu
+	failover *failover                        // the target's datacenters, nil if none; guarded by mu
 	fallback balancer.Picker                  // endpointsharding's picker; guarded by mu
 	dirty    bool                             // snapshot out of date; guarded by mu
 	logs     []logEvent                       // written by unlock; guarded by mu

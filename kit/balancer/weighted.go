@@ -102,7 +102,8 @@ func (wb *weightedBalancer) UpdateState(s balancer.State) {
 }
 
 // follow attaches the tracker to the Monitor and logger s carries
-// ([SetMonitor], [SetLogger]).
+// ([SetMonitor], [SetLogger]) and records its datacenters
+// ([SetDatacenters]).
 func (wb *weightedBalancer) follow(s resolver.State) {
 	if m := monitorOf(s); m != wb.monitor {
 		if wb.monitor != nil {
@@ -117,6 +118,7 @@ func (wb *weightedBalancer) follow(s resolver.State) {
 		logger = wb.logger
 	}
 	wb.tracker.setLogger(logger)
+	wb.tracker.setDatacenters(datacentersOf(s))
 }
 
 func (wb *weightedBalancer) ExitIdle() { wb.child.ExitIdle() }

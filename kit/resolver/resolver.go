@@ -2,11 +2,9 @@ package resolver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"google.golang.org/grpc/resolver"
 
@@ -31,7 +29,8 @@ type optionFunc func(*Builder)
 func (f optionFunc) apply(b *Builder) { f(b) }
 
 // WithLogger sets the logger of the resolvers (discovery failures after the
-// first instance set, states grpc-go refused). Default: discard.
+// first instance set, datacenter failovers and failbacks, states grpc-go
+// refused). Default: discard.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(b *Builder) { b.logger = l })
 }
@@ -52,9 +51,11 @@ func NewBuilder(d registry.Discovery, opts ...Option) *Builder {
 // Scheme returns [Scheme].
 func (*Builder) Scheme() string { return Scheme }
 
-// Build starts watching the target's service. It fails on a malformed
-// target (see [ParseTarget]), on a target naming an agent when the builder
-// has a discovery of its own, and when the watch cannot start.
+// Build starts watching the target's service, in each of its datacenters
+// ([Target.Datacenters]). It fails on a malformed target (see
+// [ParseTarget]), on a target naming an agent when the builder has a
+// discovery of its own, and when a watch cannot start (a discovery without
+// datacenters refuses a failover list).
 func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	t, err := ParseTarget(target.URL)
 	if err != nil {
@@ -73,24 +74,36 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 		return nil, fmt.Errorf("consul resolver: target %q names an agent, but this client has its own discovery", target.URL.String())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := d.Watch(ctx, t.Service, t.Options...)
-	if err != nil {
-		cancel()
-		closeDiscovery()
-		return nil, fmt.Errorf("consul resolver: watch %q: %w", t.Service, err)
+	names := t.Datacenters()
+	watchers := make([]registry.Watcher, 0, len(names))
+	for i, dc := range names {
+		w, err := d.Watch(ctx, t.Service, t.watchOptions(i)...)
+		if err != nil {
+			for _, w := range watchers {
+				w.Stop()
+			}
+			cancel()
+			closeDiscovery()
+			if len(names) > 1 {
+				return nil, fmt.Errorf("consul resolver: watch %q in datacenter %s: %w", t.Service, dc, err)
+			}
+			return nil, fmt.Errorf("consul resolver: watch %q: %w", t.Service, err)
+		}
+		watchers = append(watchers, w)
 	}
 	r := &consulResolver{cancel: cancel, done: make(chan struct{})}
+	f := newFeeder(cc, t.Service, names, logger)
 	go func() {
 		defer close(r.done)
 		defer closeDiscovery()
-		watch(ctx, w, cc, t.Service, logger)
+		f.run(ctx, watchers)
 	}()
 	return r, nil
 }
 
 type consulResolver struct {
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the watch goroutine returned
+	done   chan struct{} // closed when the feeder and its watches returned
 }
 
 // ResolveNow does nothing: the watch pushes every change as it happens.
@@ -99,44 +112,4 @@ func (*consulResolver) ResolveNow(resolver.ResolveNowOptions) {}
 func (r *consulResolver) Close() {
 	r.cancel()
 	<-r.done
-}
-
-// watch feeds cc from w until ctx is done. Errors before the first set are
-// reported to cc, so RPCs fail with Unavailable instead of waiting for ever;
-// errors after it are logged and leave the last good set in place. Repeated
-// errors are spaced (10ms doubling to 1s) in case a Discovery returns them
-// without backing off itself.
-func watch(ctx context.Context, w registry.Watcher, cc resolver.ClientConn, service string, logger *slog.Logger) {
-	defer w.Stop()
-	haveSet := false
-	var pause time.Duration
-	for {
-		set, err := w.Next(ctx)
-		if ctx.Err() != nil || errors.Is(err, registry.ErrWatcherStopped) {
-			return
-		}
-		if err != nil {
-			if !haveSet {
-				cc.ReportError(fmt.Errorf("consul resolver: no instances of %q known yet: %w", service, err))
-			} else {
-				logger.LogAttrs(ctx, slog.LevelWarn, "discovery failing; keeping the last instance set",
-					slog.String("service", service), slog.Any("error", err))
-			}
-			pause = min(max(2*pause, 10*time.Millisecond), time.Second)
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-			continue
-		}
-		pause = 0
-		haveSet = true
-		if err := cc.UpdateState(State(set)); err != nil {
-			logger.LogAttrs(ctx, slog.LevelDebug, "balancer rejected resolver state",
-				slog.String("service", service), slog.Int("endpoints", len(set)), slog.Any("error", err))
-		}
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,16 +27,28 @@ func TestParseTarget(t *testing.T) {
 		service string
 		agent   string
 		opts    registry.WatchOptions
-		wantErr bool
+		dcs     []string // Datacenters, when not just the local one
+		wantErr string   // in the error
 	}{
 		{in: "consul:///user", service: "user"},
 		{in: "consul://10.0.0.1:8500/user", service: "user", agent: "10.0.0.1:8500"},
 		{in: "consul:///user?tag=v2&dc=eu1", service: "user", opts: registry.WatchOptions{Tag: "v2", Datacenter: "eu1"}},
-		{in: "consul:///", wantErr: true},
-		{in: "consul:///a/b", wantErr: true},
-		{in: "consul:///user?tga=v2", wantErr: true},
-		{in: "consul:///user?tag=a&tag=b", wantErr: true},
-		{in: "consul:///user?tag=%zz", wantErr: true},
+		{in: "consul:///user?failover=dc2,dc3", service: "user", dcs: []string{"local", "dc2", "dc3"}},
+		{in: "consul:///user?dc=dc2&failover=dc1&tag=v2", service: "user", opts: registry.WatchOptions{Tag: "v2", Datacenter: "dc2"}, dcs: []string{"dc2", "dc1"}},
+		{in: "consul:///", wantErr: "want consul:///<service>"},
+		{in: "consul:///a/b", wantErr: "want consul:///<service>"},
+		{in: "consul:///user?tga=v2", wantErr: `unknown parameter "tga"`},
+		{in: "consul:///user?tag=a&tag=b", wantErr: "given 2 times"},
+		{in: "consul:///user?tag=%zz", wantErr: "invalid URL escape"},
+		{in: "consul:///user?failover=", wantErr: "empty datacenter name at position 1"},
+		{in: "consul:///user?failover=dc2,,dc3", wantErr: "empty datacenter name at position 2"},
+		{in: "consul:///user?failover=dc2,", wantErr: "empty datacenter name at position 2"},
+		{in: "consul:///user?failover=dc2,dc3,dc2", wantErr: `datacenter "dc2" listed twice`},
+		{in: "consul:///user?dc=dc2&failover=dc1,dc2", wantErr: `datacenter "dc2" is the local one`},
+		{in: "consul:///user?failover=dc%202", wantErr: `datacenter "dc 2": want letters`},
+		{in: "consul:///user?failover=a&failover=b", wantErr: "given 2 times"},
+		{in: "consul:///user?failover=local", wantErr: `"local" names the agent's own datacenter`},
+		{in: "consul:///user?dc=dc1&failover=local", service: "user", opts: registry.WatchOptions{Datacenter: "dc1"}, dcs: []string{"dc1", "local"}},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			u, err := url.Parse(tc.in)
@@ -43,9 +56,9 @@ func TestParseTarget(t *testing.T) {
 				u = &url.URL{Scheme: "consul", Path: "/user", RawQuery: "tag=%zz"}
 			}
 			got, err := ParseTarget(*u)
-			if tc.wantErr {
-				if err == nil {
-					t.Fatalf("ParseTarget(%q) = %+v, want an error", tc.in, got)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ParseTarget(%q) = %+v, %v; want an error with %q", tc.in, got, err, tc.wantErr)
 				}
 				return
 			}
@@ -57,6 +70,16 @@ func TestParseTarget(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.opts, registry.NewWatchOptions(got.Options...)); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
+			}
+			wantDCs := tc.dcs
+			if wantDCs == nil {
+				wantDCs = []string{LocalDatacenter}
+				if tc.opts.Datacenter != "" {
+					wantDCs = []string{tc.opts.Datacenter}
+				}
+			}
+			if diff := cmp.Diff(wantDCs, got.Datacenters()); diff != "" {
+				t.Errorf("datacenters (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -106,6 +129,8 @@ type scriptWatcher struct {
 	results chan result
 	once    sync.Once
 	stopped chan struct{}
+	taken   chan struct{} // if not nil, receives when Next is called again after a result
+	nexts   int           // calls of Next; only Next's goroutine uses it
 }
 
 type result struct {
@@ -120,6 +145,10 @@ func (w *scriptWatcher) Watch(context.Context, string, ...registry.WatchOption) 
 }
 
 func (w *scriptWatcher) Next(ctx context.Context) ([]registry.Instance, error) {
+	if w.taken != nil && w.nexts > 0 {
+		w.taken <- struct{}{}
+	}
+	w.nexts++
 	select {
 	case r := <-w.results:
 		return r.set, r.err

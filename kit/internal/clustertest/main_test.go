@@ -90,12 +90,19 @@ func registryOn(t *testing.T, c *consultest.Cluster, n *consultest.Node) *consul
 // the test ends or stop is called.
 func serveOn(t *testing.T, reg registry.Registrar, name string) (addr string, stop func()) {
 	t.Helper()
+	return serveAs(t, reg, name, name)
+}
+
+// serveAs is serveOn with server as the server field of the answers, to
+// tell instances apart.
+func serveAs(t *testing.T, reg registry.Registrar, name, server string) (addr string, stop func()) {
+	t.Helper()
 	srv, err := kit.NewServer(kit.WithRegistrar(reg, registry.Instance{Name: name}), kit.WithDrain(0),
 		kit.WithAdminAddress(""), kit.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
-	(&kittest.Service{Name: name}).Register(srv)
+	(&kittest.Service{Name: server}).Register(srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
