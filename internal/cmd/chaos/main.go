@@ -40,6 +40,7 @@ func scenarios() []scenario {
 		{"downstream-outage", downstreamOutage},
 		{"consul-leader-loss", leaderLoss},
 		{"agent-loss", agentLoss},
+		{"datacenter-failover", datacenterFailover},
 	}
 }
 

@@ -169,7 +169,7 @@ func TestDatacenterAcrossWAN(t *testing.T) {
 	serveOn(t, registryOn(t, c, node(t, c, "dc2-client-1")), "delta")
 	local := registryOn(t, c, node(t, c, "dc1-client-1"))
 	api1 := consultest.NodeClient(t, c, node(t, c, "dc1-client-1"))
-	waitFor(t, 15*time.Second, "delta passes in dc2", func() bool {
+	waitFor(t, 30*time.Second, "delta passes in dc2", func() bool {
 		e, err := passing(api1, "delta", "dc2")
 		return err == nil && len(e) == 1
 	})
