@@ -50,12 +50,14 @@ func (g *Gateway) SetAPI(api API) error {
 		return errors.New("gateway: SetAPI: an API needs a name and a connection")
 	}
 	bs, errs := bindings(&api)
-	for _, err := range errs {
-		g.logger.Warn("route not served", "backend", api.Name, "error", err)
-	}
 	g.apiMu.Lock()
 	defer g.apiMu.Unlock()
 	e := g.apis[api.Name]
+	if e == nil || !slices.Equal(e.api.Services, api.Services) { // not again for a change of public methods
+		for _, err := range errs {
+			g.logger.Warn("route not served", "backend", api.Name, "error", err)
+		}
+	}
 	if e == nil {
 		g.seq++
 		e = &apiEntry{seq: g.seq}
