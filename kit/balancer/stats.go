@@ -92,6 +92,10 @@ type EndpointStats struct {
 	TimesEjected int           `json:"times_ejected"`          // decays by one after each clean window
 	EjectedUntil time.Time     `json:"ejected_until,omitzero"` // zero unless ejected
 	InFlight     int64         `json:"in_flight"`              // calls picked and not ended
+	// Calls counts the calls that ended on the endpoint since the balancer
+	// first had it, whatever their outcome; it only grows, so the
+	// difference of two readings is the calls between them.
+	Calls int64 `json:"calls"`
 	// Latency is the endpoint's latency estimate under load_aware (zero
 	// before its first measured call): see [Config.LatencyDecay].
 	Latency duration.Duration `json:"latency,omitzero"`
@@ -154,6 +158,7 @@ func (t *tracker) stats() TargetStats {
 			TimesEjected: ep.timesEjected,
 		}
 		es.InFlight = int64(ep.load.inFlight())
+		es.Calls = ep.calls + int64(uint32(ep.load.ends.Load())-ep.seenEnded)
 		if l, measured := ep.load.estimate(); measured != 0 {
 			es.Latency = duration.Duration(l)
 		}

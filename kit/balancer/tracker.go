@@ -70,6 +70,7 @@ type endpoint struct {
 	pos          int      // next slot of window
 	seen         counts   // outcome totals at the last tick
 	seenEnded    uint32   // calls ended (load.ends) at the last tick
+	calls        int64    // calls ended before the last tick, since the endpoint was made
 	deficit      int64    // outcomes counted before their calls' ends, to absorb in later ticks
 	cleanTicks   int      // ticks in a row without failures, not counting ticks spent ejected
 	timesEjected int
@@ -82,7 +83,7 @@ type endpoint struct {
 
 // endpointPad makes the size of endpoint a multiple of 64 bytes on 64-bit
 // platforms (TestEndpointLayout).
-const endpointPad = 32
+const endpointPad = 24
 
 // logEvent is a log line recorded under tracker.mu and written after it.
 type logEvent struct {
@@ -407,6 +408,7 @@ func (t *tracker) closeBucketLocked(ep *endpoint) counts {
 	// Calls that ended otherwise were successes (application errors
 	// included: the endpoint answered).
 	c.success = int64(ended-ep.seenEnded) - c.failure - c.demote - c.ignored - ep.deficit
+	ep.calls += int64(ended - ep.seenEnded)
 	ep.seenEnded, ep.deficit = ended, 0
 	if c.success < 0 {
 		ep.deficit, c.success = -c.success, 0

@@ -747,3 +747,35 @@ func TestDecayNeedsACleanWindowAfterReadmission(t *testing.T) {
 		t.Errorf("times ejected one tick after re-admission = %d, want 2 (the window is not clean yet)", got)
 	}
 }
+
+// Stats counts every call that ended on an endpoint, whatever its outcome,
+// before and after the ticks that close its buckets.
+func TestStatsCountCallsAcrossTicks(t *testing.T) {
+	h := newHarness(t, `{}`, 1, 1)
+	calls := func() map[string]int64 {
+		got := map[string]int64{}
+		for _, ep := range h.tr.stats().Endpoints {
+			got[ep.Addresses] = ep.Calls
+		}
+		return got
+	}
+	want := map[string]int64{"e0": 0, "e1": 0}
+	add := func(got map[string]int) {
+		for addr, n := range got {
+			want[addr] += int64(n)
+		}
+	}
+	add(h.counts(10))
+	if diff := cmp.Diff(want, calls()); diff != "" {
+		t.Errorf("before a tick (-want +got):\n%s", diff)
+	}
+	h.tick()
+	for range 3 {
+		want[h.pick(status.Error(codes.Unavailable, "injected"))]++
+	}
+	h.tick()
+	add(h.counts(7))
+	if diff := cmp.Diff(want, calls()); diff != "" {
+		t.Errorf("after ticks (-want +got):\n%s", diff)
+	}
+}

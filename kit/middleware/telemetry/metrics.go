@@ -258,6 +258,20 @@ func (r *rpcMetrics) add(attrs attribute.Set) *histogram {
 	return h
 }
 
+// calls returns the calls counted by every histogram of r.
+func (r *rpcMetrics) calls() uint64 {
+	r.mu.Lock()
+	series := r.series[:len(r.series):len(r.series)]
+	r.mu.Unlock()
+	var n uint64
+	for _, h := range series {
+		for i := range h.buckets {
+			n += h.buckets[i].Load()
+		}
+	}
+	return n
+}
+
 // attributes builds the attribute set otelgrpc would record: the method
 // attributes, server.address and server.port on the client,
 // rpc.response.status_code, and error.type for failures (every non-OK code

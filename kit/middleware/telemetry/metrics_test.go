@@ -358,3 +358,21 @@ func TestSeriesOverflow(t *testing.T) {
 		t.Errorf("%d series, last %v with %d calls; want %d, the overflow one with 10", len(r.series), last.Attributes.ToSlice(), last.Count, maxSeries+1)
 	}
 }
+
+// calls adds up the calls of every series: methods, codes and overflow.
+func TestCallsCountsEverySeries(t *testing.T) {
+	r := newRPCMetrics(false)
+	if n := r.calls(); n != 0 {
+		t.Fatalf("%d calls before any", n)
+	}
+	start := time.Now()
+	r.record(r.method("/a.S/One"), start, nil, nil)
+	r.record(r.method("/a.S/One"), start, status.Error(codes.Unavailable, "x"), nil)
+	r.record(r.method("/a.S/Two"), start, nil, nil)
+	for i := range maxSeries + 5 {
+		r.add(attribute.NewSet(attribute.Int("i", i))).observe(0.001)
+	}
+	if n, want := r.calls(), uint64(3+maxSeries+5); n != want {
+		t.Errorf("calls = %d, want %d", n, want)
+	}
+}

@@ -218,6 +218,19 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.propag
 // registry in the text exposition format, for the admin /metrics.
 func (t *Telemetry) MetricsHandler() http.Handler { return t.metricsHandler }
 
+// ServerCalls returns the number of calls the server interceptors have
+// recorded as ended since the Telemetry was made, every method and status
+// code together, and false when metrics are off. It reads the counts the
+// interceptors keep anyway (rpc.server.call.duration), so calling it costs
+// the calls nothing; it walks every histogram, so read it at most about
+// once a second, not per call.
+func (t *Telemetry) ServerCalls() (uint64, bool) {
+	if t.serverMetrics == nil {
+		return 0, false
+	}
+	return t.serverMetrics.calls(), true
+}
+
 // TracesExporter names the span exporter that runs: [ExporterNone],
 // [ExporterOTLP], [ExporterConsole] or [ExporterCustom].
 func (t *Telemetry) TracesExporter() string { return t.exporter }
