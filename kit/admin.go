@@ -19,8 +19,9 @@ import (
 //	/debug/pprof/   the runtime profiles of net/http/pprof, when enabled
 //	                ([WithPprof], server.pprof): its cmdline page shows the
 //	                command line, secrets given as flags included
-//	/debug/kit      HTML page refreshing itself (JSON with ?format=json or
-//	                Accept: application/json); see [DebugKit]
+//	/debug/kit      HTML page refreshing itself, with charts of the last
+//	                minutes (JSON with ?format=json or Accept:
+//	                application/json); see [DebugKit] and [DebugHistory]
 func (s *Server) adminMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/kit", s.debugKit)
@@ -58,6 +59,18 @@ func (s *Server) startAdmin() error {
 	}
 	s.mu.Lock()
 	s.adminLis = lis
+	if s.history != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.history.run(ctx, s.debugDoc)
+		}()
+		s.stopHistory = func() {
+			cancel()
+			<-done
+		}
+	}
 	s.mu.Unlock()
 	s.opts.logger.LogAttrs(context.Background(), slog.LevelInfo, "serving admin", slog.String("address", lis.Addr().String()))
 	go func() {
@@ -68,8 +81,16 @@ func (s *Server) startAdmin() error {
 	return nil
 }
 
+// closeAdmin closes the admin listener and stops the history's sampler.
 func (s *Server) closeAdmin() {
 	if s.admin != nil {
 		s.admin.Close()
+	}
+	s.mu.Lock()
+	stop := s.stopHistory
+	s.stopHistory = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }

@@ -37,6 +37,9 @@ type DebugKit struct {
 	// Overload is the server's concurrency limit now; nil without the
 	// layer.
 	Overload *overload.ServerStats `json:"overload,omitempty"`
+	// Calls counts the calls the server ended since it was made (every
+	// method and code); nil without the telemetry layer or its metrics.
+	Calls *uint64 `json:"calls,omitempty"`
 	// Timeout is the server's deadline settings; nil without the layer.
 	Timeout *timeout.Config `json:"timeout,omitempty"`
 	// Clients are the clients shown on this page ([WithAdminOf]).
@@ -45,6 +48,9 @@ type DebugKit struct {
 	// per target the parameters in force and every endpoint's weight, state
 	// and recent outcomes.
 	Balancers []balancer.TargetStats `json:"balancers"`
+	// History is the same over the last minutes ([WithDebugHistory]); nil
+	// when it is off.
+	History *DebugHistory `json:"history,omitempty"`
 }
 
 // DebugClient describes one client on the page.
@@ -158,6 +164,11 @@ func (s *Server) debugDoc() DebugKit {
 		st := o.Stats()
 		doc.Overload = &st
 	}
+	if s.telemetry != nil {
+		if n, ok := s.telemetry.ServerCalls(); ok {
+			doc.Calls = &n
+		}
+	}
 	if t, ok := layerAs[*timeout.Timeouts](s.chain, LayerTimeout); ok {
 		tc := t.Config()
 		doc.Timeout = &tc
@@ -189,6 +200,9 @@ func formatFloat(f float64) string {
 // clients that accept JSON but not HTML.
 func (s *Server) debugKit(w http.ResponseWriter, r *http.Request) {
 	doc := s.debugDoc()
+	if s.history != nil {
+		doc.History = s.history.snapshot()
+	}
 	accept := r.Header.Get("Accept")
 	if r.URL.Query().Get("format") == "json" || strings.Contains(accept, "application/json") && !strings.Contains(accept, "text/html") {
 		w.Header().Set("Content-Type", "application/json")
@@ -199,7 +213,7 @@ func (s *Server) debugKit(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := debugPage.Execute(w, doc); err != nil {
+	if err := debugPage.Execute(w, newDebugPage(doc)); err != nil {
 		s.opts.logger.Warn("kit: /debug/kit page", "error", err)
 	}
 }

@@ -52,12 +52,14 @@ type serverOptions struct {
 	layers          layerChoice
 	serviceName     string
 	config          *liveConfig
+	historyWindow   time.Duration // 0: no history on /debug/kit
+	historyStep     time.Duration
 }
 
 // defaultServerOptions are the server section's defaults (config.Standard
 // documents them) and the registration timeout.
 func defaultServerOptions() serverOptions {
-	o := serverOptions{registerTimeout: 10 * time.Second}
+	o := serverOptions{registerTimeout: 10 * time.Second, historyWindow: DefaultHistoryWindow, historyStep: DefaultHistoryStep}
 	o.setServerSection(config.DefaultStandard().Server)
 	return o
 }
@@ -102,6 +104,20 @@ func WithAddress(addr string) ServerOption {
 // 127.0.0.1:0; the empty string turns the admin listener off.
 func WithAdminAddress(addr string) ServerOption {
 	return serverOptionFunc(func(o *serverOptions) { o.adminAddress = addr })
+}
+
+// WithDebugHistory sets the history that /debug/kit draws and returns
+// ([DebugHistory]): a sample every step, the last window of them kept.
+// Default [DefaultHistoryWindow] at [DefaultHistoryStep] (300 samples);
+// a window of 0 turns the history off. Memory is a fixed ring of
+// window/step values (8 bytes each, at most 10,000 of them) per series: four
+// series per kit_weighted endpoint, four for the server, one per breaker
+// and throttle; the series of endpoints gone for a window are dropped. The
+// samples are taken by a goroutine of the admin listener, which reads the
+// counters the page reads, so no call pays for them; without an admin
+// listener there is no history.
+func WithDebugHistory(window, step time.Duration) ServerOption {
+	return serverOptionFunc(func(o *serverOptions) { o.historyWindow, o.historyStep = window, step })
 }
 
 // WithRegistrar registers the server in r once it serves. inst names the

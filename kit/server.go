@@ -61,6 +61,7 @@ type Server struct {
 	service         string              // name in telemetry and on /debug/kit
 	balancerMetrics metric.Registration // the balancers on /metrics; nil without telemetry
 	debug           debugClients        // clients shown on /debug/kit
+	history         *history            // samples of /debug/kit; nil when off
 	shutdownDone    chan struct{}       // closed when the shutdown sequence finished
 
 	servicesOnce sync.Once
@@ -72,6 +73,9 @@ type Server struct {
 	lis        net.Listener       // guarded by mu
 	adminLis   net.Listener       // guarded by mu
 	registered *registry.Instance // instance to deregister on shutdown; guarded by mu
+	// stopHistory stops the history's sampler and waits for it; nil while
+	// none runs. Guarded by mu.
+	stopHistory func()
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -110,6 +114,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if err := o.layers.check(layerTable, serverSide); err != nil {
 		return nil, err
 	}
+	if w, st := o.historyWindow, o.historyStep; w < 0 || w > 0 && (st <= 0 || w < st) {
+		return nil, fmt.Errorf("kit: debug history of %v at a step of %v: want a window of 0, or at least one step > 0", w, st)
+	}
 	tel, owned, err := serverTelemetry(o.layers, service, o.logger, std)
 	if err != nil {
 		return nil, err
@@ -132,6 +139,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		grpc:         grpc.NewServer(append(append(gopts, streamWorkers(), grpc.MaxConcurrentStreams(o.maxStreams)), o.grpcOptions...)...),
 		health:       health.NewServer(),
 		shutdownDone: make(chan struct{}),
+		history:      newHistory(o.historyWindow, o.historyStep),
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	if o.config != nil {

@@ -1,0 +1,542 @@
+package kit
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/duration"
+)
+
+// The default history of /debug/kit: the last five minutes, a sample a
+// second ([WithDebugHistory]).
+const (
+	DefaultHistoryWindow = 5 * time.Minute
+	DefaultHistoryStep   = time.Second
+)
+
+// maxHistorySamples bounds the samples a history keeps, whatever
+// [WithDebugHistory] asks for.
+const maxHistorySamples = 10_000
+
+// maxMarks bounds the marks kept per target: past it the oldest go first.
+const maxMarks = 1000
+
+// DebugHistory is what /debug/kit showed over the last minutes: the page's
+// numbers sampled at a fixed step by a goroutine of the admin listener,
+// never recorded per call. Every series has one value per sample time in
+// Times, null (NaN in Go) where it had none: before its endpoint, client or
+// layer existed, on the first sample of a rate, or while its subject was
+// gone. A series whose subject has been gone for a whole window is dropped.
+type DebugHistory struct {
+	Step   duration.Duration `json:"step"`   // time between samples
+	Window duration.Duration `json:"window"` // how far back the history reaches
+	// Times are the sample times, oldest first, in Unix milliseconds.
+	Times  []int64       `json:"times"`
+	Server ServerHistory `json:"server"`
+	// Balancers are the kit_weighted targets of [DebugKit.Balancers],
+	// sorted by target.
+	Balancers []TargetHistory `json:"balancers"`
+	// Clients are the clients of [DebugKit.Clients], sorted by target.
+	Clients []ClientHistory `json:"clients"`
+}
+
+// HistorySeries is one value per sample time; NaN is written null in JSON.
+type HistorySeries []float64
+
+// MarshalJSON writes the values as numbers, NaN and infinities as null.
+func (s HistorySeries) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 2+8*len(s))
+	b = append(b, '[')
+	for i, v := range s {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		b = strconv.AppendFloat(b, v, 'g', 6, 64)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads numbers, and null as NaN.
+func (s *HistorySeries) UnmarshalJSON(b []byte) error {
+	var vs []*float64
+	if err := json.Unmarshal(b, &vs); err != nil {
+		return err
+	}
+	*s = make(HistorySeries, len(vs))
+	for i, v := range vs {
+		(*s)[i] = math.NaN()
+		if v != nil {
+			(*s)[i] = *v
+		}
+	}
+	return nil
+}
+
+// ServerHistory is the server's inbound side over time.
+type ServerHistory struct {
+	// CallsPerSecond is the calls the server ended per second, every
+	// method and code (from the telemetry layer's counts; null without it).
+	CallsPerSecond HistorySeries `json:"calls_per_second"`
+	// InFlight, Limit and RefusedPerSecond are the overload layer's calls
+	// in flight, concurrency limit (null while the mode is off) and
+	// refusals per second ([DebugKit.Overload]; null without the layer).
+	InFlight         HistorySeries `json:"in_flight"`
+	Limit            HistorySeries `json:"limit"`
+	RefusedPerSecond HistorySeries `json:"refused_per_second"`
+}
+
+// TargetHistory is one kit_weighted target over time.
+type TargetHistory struct {
+	Target    string            `json:"target"`
+	Endpoints []EndpointHistory `json:"endpoints"` // sorted by addresses
+	// Marks are the target's state changes in the window, oldest first.
+	Marks []HistoryMark `json:"marks"`
+}
+
+// EndpointHistory is one endpoint of a kit_weighted target over time.
+type EndpointHistory struct {
+	Addresses string `json:"addresses"`
+	// CallsPerSecond is the calls that ended on the endpoint per second
+	// ([balancer.EndpointStats.Calls]).
+	CallsPerSecond HistorySeries `json:"calls_per_second"`
+	// Share is the endpoint's part of the target's calls in the same
+	// second, from 0 to 1; null when the target had none.
+	Share HistorySeries `json:"share"`
+	// LatencyMS is the endpoint's latency estimate in milliseconds; null
+	// before it is measured.
+	LatencyMS HistorySeries `json:"latency_ms"`
+	// Weight is the effective weight: base x multiplier x slow-start ramp,
+	// 0 while ejected.
+	Weight HistorySeries `json:"weight"`
+}
+
+// HistoryMark is a state change seen between two samples, dated by the
+// later one.
+type HistoryMark struct {
+	Time int64 `json:"time"` // Unix milliseconds, one of [DebugHistory.Times]
+	// Event is "ejection", "readmission" or "demotion" of Endpoint, or
+	// "panic" (panic mode began) or "failover" (the active datacenter
+	// changed) of the whole target.
+	Event    string `json:"event"`
+	Endpoint string `json:"endpoint,omitempty"`
+	Detail   string `json:"detail,omitempty"` // e.g. the datacenter changed to
+}
+
+// The events of [HistoryMark] beyond those of [balancer.Event].
+const (
+	markFailover = "failover"
+)
+
+// ClientHistory is one client over time.
+type ClientHistory struct {
+	Target string `json:"target"`
+	// Breakers are the client's circuit breakers, by method.
+	Breakers []BreakerHistory `json:"breakers"`
+	// Throttles are its adaptive throttles, by target called.
+	Throttles []ThrottleHistory `json:"throttles"`
+}
+
+// BreakerHistory is the state of one breaker over time.
+type BreakerHistory struct {
+	Method string `json:"method"`
+	// States are "closed", "half-open" or "open", one per sample time; ""
+	// (null in JSON) where the breaker was not there.
+	States HistoryStates `json:"states"`
+}
+
+// HistoryStates is one state per sample time; "" is written null in JSON.
+type HistoryStates []string
+
+// MarshalJSON writes the states as strings, "" as null.
+func (s HistoryStates) MarshalJSON() ([]byte, error) {
+	vs := make([]*string, len(s))
+	for i := range s {
+		if s[i] != "" {
+			vs[i] = &s[i]
+		}
+	}
+	return json.Marshal(vs)
+}
+
+// ThrottleHistory is one adaptive throttle over time.
+type ThrottleHistory struct {
+	Target string `json:"target"`
+	// Refusing is the probability, from 0 to 1, with which the throttle
+	// refused calls locally ([overload.ThrottleStats.Probability]).
+	Refusing HistorySeries `json:"refusing"`
+}
+
+// history keeps the samples of one server's /debug/kit document for a
+// window: a fixed ring of values per series, the rings of subjects gone for
+// a window dropped. Its methods are safe for concurrent use.
+type history struct {
+	step time.Duration
+	size int // samples kept
+
+	mu        sync.Mutex
+	n         uint64                   // samples taken; guarded by mu
+	times     []int64                  // ring of sample times, Unix ms; guarded by mu
+	server    serverRings              // guarded by mu
+	balancers map[string]*targetRings  // by target; guarded by mu
+	clients   map[string]*clientRings  // by target; guarded by mu
+	breakers  map[breakerKey]*ring     // by client target and method; guarded by mu
+	throttles map[throttleKey]*ring    // by client target and throttled target; guarded by mu
+	rates     map[rateKey]*rateCounter // previous readings of counters; guarded by mu
+	scratch   []float64                // the rates of one target's endpoints; guarded by mu
+}
+
+type (
+	breakerKey  struct{ client, method string }
+	throttleKey struct{ client, target string }
+	rateKey     struct{ target, endpoint string } // "" "" for the server's calls, "" "refused" for its refusals
+)
+
+// newHistory returns a history of window at step; nil when window is 0.
+func newHistory(window, step time.Duration) *history {
+	if window <= 0 {
+		return nil
+	}
+	size := min(int(window/step), maxHistorySamples)
+	return &history{
+		step: step, size: size, times: make([]int64, size),
+		balancers: map[string]*targetRings{}, clients: map[string]*clientRings{},
+		breakers: map[breakerKey]*ring{}, throttles: map[throttleKey]*ring{}, rates: map[rateKey]*rateCounter{},
+	}
+}
+
+// run samples the document doc returns every step until ctx is done, the
+// first time at once.
+func (h *history) run(ctx context.Context, doc func() DebugKit) {
+	t := time.NewTicker(h.step)
+	defer t.Stop()
+	for {
+		h.record(time.Now(), doc())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ring holds a series' values at the sample numbers n-size+1 ... n.
+type ring struct {
+	vals []float64 // NaN where none; slot k%size holds sample k
+	next uint64    // the sample after the last one written
+}
+
+func (h *history) newRing() *ring {
+	r := &ring{vals: make([]float64, h.size)}
+	for i := range r.vals {
+		r.vals[i] = math.NaN()
+	}
+	return r
+}
+
+// put writes v as sample k (k >= r.next-1), and NaN in the samples it
+// skipped.
+func (h *history) put(r *ring, k uint64, v float64) {
+	for i := max(r.next, k+1-min(k+1, uint64(h.size))); i < k; i++ {
+		r.vals[i%uint64(h.size)] = math.NaN()
+	}
+	r.vals[k%uint64(h.size)] = v
+	r.next = k + 1
+}
+
+// series returns the values of the samples first ... h.n-1.
+func (h *history) series(r *ring, first uint64) HistorySeries {
+	if r == nil {
+		return nil
+	}
+	out := make(HistorySeries, 0, h.n-first)
+	for k := first; k < h.n; k++ {
+		v := math.NaN()
+		if k < r.next {
+			v = r.vals[k%uint64(h.size)]
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// staleLocked reports whether r has no value in the window that the
+// sample k closes.
+func (h *history) staleLocked(r *ring, k uint64) bool {
+	return r.next+uint64(h.size) <= k+1
+}
+
+// rateCounter turns readings of a growing counter into a rate.
+type rateCounter struct {
+	value float64
+	at    time.Time
+	seen  uint64 // the sample of the reading
+}
+
+// rateLocked returns the rate per second of the counter key since its last
+// reading, NaN for its first reading, after a gap, or when it went down
+// (the counter was made again).
+func (h *history) rateLocked(key rateKey, k uint64, now time.Time, value float64) float64 {
+	c, ok := h.rates[key]
+	if !ok {
+		c = new(rateCounter)
+		h.rates[key] = c
+	}
+	rate := math.NaN()
+	if ok && c.seen+1 == k && value >= c.value && now.After(c.at) {
+		rate = (value - c.value) / now.Sub(c.at).Seconds()
+	}
+	*c = rateCounter{value: value, at: now, seen: k}
+	return rate
+}
+
+type serverRings struct{ calls, inFlight, limit, refused *ring }
+
+// targetRings is the history of one kit_weighted target.
+type targetRings struct {
+	endpoints map[string]*endpointRings
+	marks     []mark
+	last      uint64 // the last sample that saw the target
+	panic     bool   // as of the last sample
+	active    string // the active datacenter as of the last sample
+}
+
+type mark struct {
+	k uint64 // the sample
+	HistoryMark
+}
+
+// endpointRings is the history of one endpoint, and what the last sample
+// saw of it, to tell its state changes.
+type endpointRings struct {
+	calls, share, latency, weight *ring
+	state                         balancer.EndpointState
+	multiplier                    float64
+	timesEjected                  int
+}
+
+type clientRings struct{ last uint64 }
+
+// record adds the sample of doc taken at now.
+func (h *history) record(now time.Time, doc DebugKit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := h.n
+	h.n++
+	h.times[k%uint64(h.size)] = now.UnixMilli()
+	h.recordServerLocked(k, now, doc)
+	for _, ts := range doc.Balancers {
+		h.recordTargetLocked(k, now, ts)
+	}
+	for _, c := range doc.Clients {
+		h.recordClientLocked(k, c)
+	}
+	h.dropStaleLocked(k)
+}
+
+func (h *history) recordServerLocked(k uint64, now time.Time, doc DebugKit) {
+	s := &h.server
+	if doc.Calls != nil {
+		if s.calls == nil {
+			s.calls = h.newRing()
+		}
+		h.put(s.calls, k, h.rateLocked(rateKey{}, k, now, float64(*doc.Calls)))
+	}
+	if o := doc.Overload; o != nil {
+		if s.inFlight == nil {
+			s.inFlight, s.limit, s.refused = h.newRing(), h.newRing(), h.newRing()
+		}
+		limit := math.NaN()
+		if o.Limit > 0 {
+			limit = float64(o.Limit)
+		}
+		h.put(s.inFlight, k, float64(o.InFlight))
+		h.put(s.limit, k, limit)
+		h.put(s.refused, k, h.rateLocked(rateKey{endpoint: "refused"}, k, now, float64(o.Refused)))
+	}
+}
+
+func (h *history) recordTargetLocked(k uint64, now time.Time, ts balancer.TargetStats) {
+	t, known := h.balancers[ts.Target]
+	if !known {
+		t = &targetRings{endpoints: map[string]*endpointRings{}}
+		h.balancers[ts.Target] = t
+	}
+	known = known && t.last+1 == k // a gap: no state change to tell
+	at := now.UnixMilli()
+	addMark := func(event, endpoint, detail string) {
+		t.marks = append(t.marks, mark{k, HistoryMark{Time: at, Event: event, Endpoint: endpoint, Detail: detail}})
+	}
+	if known && ts.Panic && !t.panic {
+		addMark(string(balancer.EventPanic), "", "")
+	}
+	t.panic = ts.Panic
+	if dcs := ts.Datacenters; dcs != nil {
+		if known && t.active != "" && dcs.Active != t.active {
+			addMark(markFailover, "", dcs.Active)
+		}
+		t.active = dcs.Active
+	}
+	rates := slices.Grow(h.scratch[:0], len(ts.Endpoints))[:len(ts.Endpoints)]
+	h.scratch = rates
+	var total float64
+	for i, es := range ts.Endpoints {
+		rates[i] = h.rateLocked(rateKey{ts.Target, es.Addresses}, k, now, float64(es.Calls))
+		if !math.IsNaN(rates[i]) {
+			total += rates[i]
+		}
+	}
+	for i, es := range ts.Endpoints {
+		e, seen := t.endpoints[es.Addresses]
+		if !seen {
+			e = &endpointRings{calls: h.newRing(), share: h.newRing(), latency: h.newRing(), weight: h.newRing()}
+			t.endpoints[es.Addresses] = e
+		}
+		if known && seen && e.calls.next == k {
+			switch {
+			case es.State == balancer.StateEjected && (e.state != balancer.StateEjected || es.TimesEjected > e.timesEjected):
+				addMark(string(balancer.EventEjection), es.Addresses, "")
+			case es.State != balancer.StateEjected && e.state == balancer.StateEjected:
+				addMark(string(balancer.EventReadmission), es.Addresses, "")
+			case es.Multiplier < e.multiplier:
+				addMark(string(balancer.EventDemotion), es.Addresses, "multiplier "+formatFloat(es.Multiplier))
+			}
+		}
+		e.state, e.multiplier, e.timesEjected = es.State, es.Multiplier, es.TimesEjected
+		share, latency := math.NaN(), math.NaN()
+		if total > 0 && !math.IsNaN(rates[i]) {
+			share = rates[i] / total
+		}
+		if es.Latency > 0 {
+			latency = float64(es.Latency) / float64(time.Millisecond)
+		}
+		h.put(e.calls, k, rates[i])
+		h.put(e.share, k, share)
+		h.put(e.latency, k, latency)
+		h.put(e.weight, k, es.Weight)
+	}
+	t.last = k
+}
+
+func (h *history) recordClientLocked(k uint64, c DebugClient) {
+	cr, ok := h.clients[c.Target]
+	if !ok {
+		cr = new(clientRings)
+		h.clients[c.Target] = cr
+	}
+	cr.last = k
+	for _, b := range c.Breakers {
+		key := breakerKey{c.Target, b.Method}
+		r, ok := h.breakers[key]
+		if !ok {
+			r = h.newRing()
+			h.breakers[key] = r
+		}
+		h.put(r, k, float64(slices.Index(breakerStates, b.State)))
+	}
+	for _, th := range c.Throttles {
+		key := throttleKey{c.Target, th.Target}
+		r, ok := h.throttles[key]
+		if !ok {
+			r = h.newRing()
+			h.throttles[key] = r
+		}
+		h.put(r, k, th.Probability)
+	}
+}
+
+// breakerStates are the states of a breaker; a ring holds their index.
+var breakerStates = []string{"closed", "half-open", "open"}
+
+// dropStaleLocked forgets what the window that sample k closes does not
+// show: series without a value in it, marks before it, targets and
+// clients gone for all of it.
+func (h *history) dropStaleLocked(k uint64) {
+	first := k + 1 - min(k+1, uint64(h.size))
+	for name, t := range h.balancers {
+		maps.DeleteFunc(t.endpoints, func(addr string, e *endpointRings) bool {
+			if h.staleLocked(e.calls, k) {
+				delete(h.rates, rateKey{name, addr})
+				return true
+			}
+			return false
+		})
+		t.marks = slices.DeleteFunc(t.marks, func(m mark) bool { return m.k < first })
+		if over := len(t.marks) - maxMarks; over > 0 {
+			t.marks = slices.Delete(t.marks, 0, over)
+		}
+		if t.last < first {
+			delete(h.balancers, name)
+		}
+	}
+	maps.DeleteFunc(h.breakers, func(_ breakerKey, r *ring) bool { return h.staleLocked(r, k) })
+	maps.DeleteFunc(h.throttles, func(_ throttleKey, r *ring) bool { return h.staleLocked(r, k) })
+	maps.DeleteFunc(h.clients, func(_ string, c *clientRings) bool { return c.last < first })
+}
+
+// snapshot returns the history as it is now.
+func (h *history) snapshot() *DebugHistory {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first := h.n - min(h.n, uint64(h.size))
+	out := &DebugHistory{
+		Step: duration.Duration(h.step), Window: duration.Duration(h.step * time.Duration(h.size)),
+		Times: make([]int64, 0, h.n-first), Balancers: []TargetHistory{}, Clients: []ClientHistory{},
+	}
+	for k := first; k < h.n; k++ {
+		out.Times = append(out.Times, h.times[k%uint64(h.size)])
+	}
+	s := h.server
+	out.Server = ServerHistory{CallsPerSecond: h.series(s.calls, first), InFlight: h.series(s.inFlight, first),
+		Limit: h.series(s.limit, first), RefusedPerSecond: h.series(s.refused, first)}
+	for name, t := range h.balancers {
+		th := TargetHistory{Target: name, Endpoints: []EndpointHistory{}, Marks: []HistoryMark{}}
+		for addr, e := range t.endpoints {
+			th.Endpoints = append(th.Endpoints, EndpointHistory{Addresses: addr, CallsPerSecond: h.series(e.calls, first),
+				Share: h.series(e.share, first), LatencyMS: h.series(e.latency, first), Weight: h.series(e.weight, first)})
+		}
+		slices.SortFunc(th.Endpoints, func(a, b EndpointHistory) int { return cmp.Compare(a.Addresses, b.Addresses) })
+		for _, m := range t.marks {
+			th.Marks = append(th.Marks, m.HistoryMark)
+		}
+		out.Balancers = append(out.Balancers, th)
+	}
+	slices.SortFunc(out.Balancers, func(a, b TargetHistory) int { return cmp.Compare(a.Target, b.Target) })
+	for target := range h.clients {
+		ch := ClientHistory{Target: target, Breakers: []BreakerHistory{}, Throttles: []ThrottleHistory{}}
+		for key, r := range h.breakers {
+			if key.client == target {
+				states := make(HistoryStates, 0, h.n-first)
+				for _, v := range h.series(r, first) {
+					st := ""
+					if !math.IsNaN(v) && v >= 0 {
+						st = breakerStates[int(v)]
+					}
+					states = append(states, st)
+				}
+				ch.Breakers = append(ch.Breakers, BreakerHistory{Method: key.method, States: states})
+			}
+		}
+		for key, r := range h.throttles {
+			if key.client == target {
+				ch.Throttles = append(ch.Throttles, ThrottleHistory{Target: key.target, Refusing: h.series(r, first)})
+			}
+		}
+		slices.SortFunc(ch.Breakers, func(a, b BreakerHistory) int { return cmp.Compare(a.Method, b.Method) })
+		slices.SortFunc(ch.Throttles, func(a, b ThrottleHistory) int { return cmp.Compare(a.Target, b.Target) })
+		out.Clients = append(out.Clients, ch)
+	}
+	slices.SortFunc(out.Clients, func(a, b ClientHistory) int { return cmp.Compare(a.Target, b.Target) })
+	return out
+}

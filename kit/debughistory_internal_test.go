@@ -1,0 +1,373 @@
+package kit
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/duration"
+	"github.com/grpckit/grpckit/kit/internal/chart"
+	"github.com/grpckit/grpckit/kit/middleware/breaker"
+	"github.com/grpckit/grpckit/kit/middleware/overload"
+)
+
+var nan = math.NaN()
+
+// start is the fake time of the first sample.
+var start = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
+
+// docOf returns a document with one target whose endpoints are eps.
+func docOf(eps ...balancer.EndpointStats) DebugKit {
+	return DebugKit{Balancers: []balancer.TargetStats{{Target: "consul:///svc", Endpoints: eps}}}
+}
+
+// TestHistoryPointsMatchCounters: each point is what the counters say
+// between two samples (rates over the time that really passed), shares
+// add up per second, state changes are marks dated by the sample that
+// saw them, and the subjects of the page each have their series.
+func TestHistoryPointsMatchCounters(t *testing.T) {
+	h := newHistory(10*time.Second, time.Second)
+	type sample struct {
+		after time.Duration // since the previous sample
+		doc   DebugKit
+	}
+	ep := func(addr string, calls int64, state balancer.EndpointState, mult, weight float64, latency time.Duration) balancer.EndpointStats {
+		return balancer.EndpointStats{Addresses: addr, Calls: calls, State: state, Multiplier: mult, Weight: weight, Latency: duration.Duration(latency)}
+	}
+	calls := func(n uint64) *uint64 { return &n }
+	server := func(doc DebugKit, served uint64, inFlight, limit int, refused int64) DebugKit {
+		doc.Calls = calls(served)
+		doc.Overload = &overload.ServerStats{Mode: overload.ModeAdaptive, InFlight: inFlight, Limit: limit, Refused: refused}
+		doc.Clients = []DebugClient{{Target: "consul:///svc",
+			Breakers:  []breaker.State{{Method: "/svc.S/Call", State: "closed"}},
+			Throttles: []overload.ThrottleStats{{Target: "consul:///svc", Probability: 0}}}}
+		return doc
+	}
+	samples := []sample{
+		{0, server(docOf(ep("a", 0, "active", 1, 1, 0), ep("b", 0, "active", 1, 1, 0)), 0, 0, 10, 0)},
+		{time.Second, server(docOf(ep("a", 30, "active", 1, 1, 2*time.Millisecond), ep("b", 10, "active", 1, 1, 4*time.Millisecond)), 40, 3, 12, 0)},
+		{2 * time.Second, server(docOf(ep("a", 70, "active", 1, 1, 2*time.Millisecond), ep("b", 50, "active", 0.5, 0.5, 4*time.Millisecond)), 120, 5, 0, 6)},
+		{time.Second, server(docOf(ep("a", 110, "active", 1, 1, 2*time.Millisecond), ep("b", 50, "ejected", 0.5, 0, 4*time.Millisecond)), 160, 1, 12, 6)},
+		{time.Second, docOf(ep("a", 150, "active", 1, 1, 2*time.Millisecond), ep("b", 50, "ramping", 1, 0.1, 4*time.Millisecond))},
+	}
+	now := start
+	for _, s := range samples {
+		now = now.Add(s.after)
+		h.record(now, s.doc)
+	}
+	got := h.snapshot()
+
+	ms := func(d time.Duration) int64 { return start.Add(d).UnixMilli() }
+	want := &DebugHistory{
+		Step: duration.Duration(time.Second), Window: duration.Duration(10 * time.Second),
+		Times: []int64{ms(0), ms(time.Second), ms(3 * time.Second), ms(4 * time.Second), ms(5 * time.Second)},
+		Server: ServerHistory{
+			CallsPerSecond:   HistorySeries{nan, 40, 40, 40, nan},
+			InFlight:         HistorySeries{0, 3, 5, 1, nan},
+			Limit:            HistorySeries{10, 12, nan, 12, nan},
+			RefusedPerSecond: HistorySeries{nan, 0, 3, 0, nan},
+		},
+		Balancers: []TargetHistory{{Target: "consul:///svc", Endpoints: []EndpointHistory{
+			{Addresses: "a", CallsPerSecond: HistorySeries{nan, 30, 20, 40, 40}, Share: HistorySeries{nan, 0.75, 0.5, 1, 1},
+				LatencyMS: HistorySeries{nan, 2, 2, 2, 2}, Weight: HistorySeries{1, 1, 1, 1, 1}},
+			{Addresses: "b", CallsPerSecond: HistorySeries{nan, 10, 20, 0, 0}, Share: HistorySeries{nan, 0.25, 0.5, 0, 0},
+				LatencyMS: HistorySeries{nan, 4, 4, 4, 4}, Weight: HistorySeries{1, 1, 0.5, 0, 0.1}},
+		}, Marks: []HistoryMark{
+			{Time: ms(3 * time.Second), Event: "demotion", Endpoint: "b", Detail: "multiplier 0.5"},
+			{Time: ms(4 * time.Second), Event: "ejection", Endpoint: "b"},
+			{Time: ms(5 * time.Second), Event: "readmission", Endpoint: "b"},
+		}}},
+		Clients: []ClientHistory{{Target: "consul:///svc",
+			Breakers:  []BreakerHistory{{Method: "/svc.S/Call", States: HistoryStates{"closed", "closed", "closed", "closed", ""}}},
+			Throttles: []ThrottleHistory{{Target: "consul:///svc", Refusing: HistorySeries{0, 0, 0, 0, nan}}},
+		}},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateNaNs(), cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+
+	// JSON: null for NaN, and back.
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back DebugHistory
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, &back, cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("JSON round trip (-before +after):\n%s\n%s", diff, b)
+	}
+}
+
+// TestHistoryMarksPanicAndFailover: panic mode beginning and a change of
+// active datacenter are marks of the target.
+func TestHistoryMarksPanicAndFailover(t *testing.T) {
+	h := newHistory(time.Minute, time.Second)
+	doc := func(panic bool, dc string) DebugKit {
+		d := docOf(balancer.EndpointStats{Addresses: "a", Multiplier: 1})
+		d.Balancers[0].Panic = panic
+		d.Balancers[0].Datacenters = &balancer.DatacenterStats{Active: dc, Order: []string{"dc1", "dc2"}}
+		return d
+	}
+	for i, d := range []DebugKit{doc(false, "dc1"), doc(true, "dc1"), doc(true, "dc2"), doc(false, "dc1")} {
+		h.record(start.Add(time.Duration(i)*time.Second), d)
+	}
+	want := []HistoryMark{
+		{Time: start.Add(time.Second).UnixMilli(), Event: "panic"},
+		{Time: start.Add(2 * time.Second).UnixMilli(), Event: "failover", Detail: "dc2"},
+		{Time: start.Add(3 * time.Second).UnixMilli(), Event: "failover", Detail: "dc1"},
+	}
+	if diff := cmp.Diff(want, h.snapshot().Balancers[0].Marks); diff != "" {
+		t.Errorf("marks (-want +got):\n%s", diff)
+	}
+}
+
+// TestHistoryBounded: sampled far past its window while endpoints come and
+// go, the history keeps one window of samples, drops the series and marks
+// of endpoints gone for a window, and its memory stays put.
+func TestHistoryBounded(t *testing.T) {
+	const (
+		window    = 300 // samples
+		endpoints = 200 // at a time, over two targets
+	)
+	h := newHistory(window*time.Second, time.Second)
+	// generation g of the endpoints: all of them replaced every 100
+	// samples, each ejected and re-admitted on its way.
+	docAt := func(k int) DebugKit {
+		gen := k / 100
+		var doc DebugKit
+		for target := range 2 {
+			ts := balancer.TargetStats{Target: fmt.Sprintf("consul:///svc%d", target)}
+			for i := range endpoints / 2 {
+				state := balancer.StateActive
+				if (k+i)%10 == 0 {
+					state = balancer.StateEjected
+				}
+				ts.Endpoints = append(ts.Endpoints, balancer.EndpointStats{
+					Addresses: fmt.Sprintf("10.%d.%d.%d:80", gen%200, target, i), Calls: int64(k * (i + 1)),
+					State: state, Multiplier: 1, Weight: 1,
+				})
+			}
+			doc.Balancers = append(doc.Balancers, ts)
+		}
+		return doc
+	}
+	docs := make([]DebugKit, 0, 10*window)
+	for k := range cap(docs) {
+		docs = append(docs, docAt(k))
+	}
+	run := func(from, to int) {
+		for k := from; k < to; k++ {
+			h.record(start.Add(time.Duration(k)*time.Second), docs[k%len(docs)])
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+
+	before := heap()
+	run(0, 2*window)
+	filled := heap()
+	run(2*window, 10*window)
+	after := heap()
+
+	snap := h.snapshot()
+	if len(snap.Times) != window {
+		t.Errorf("%d sample times, want %d", len(snap.Times), window)
+	}
+	var series, marks int
+	for _, th := range snap.Balancers {
+		// The window holds three generations (the last 300 samples of 100
+		// each): their endpoints, no older ones.
+		if len(th.Endpoints) != 3*endpoints/2 {
+			t.Errorf("%s: %d endpoints, want %d", th.Target, len(th.Endpoints), 3*endpoints/2)
+		}
+		for _, e := range th.Endpoints {
+			for _, s := range []HistorySeries{e.CallsPerSecond, e.Share, e.LatencyMS, e.Weight} {
+				series++
+				if len(s) != window {
+					t.Fatalf("%s: a series of %d points, want %d", e.Addresses, len(s), window)
+				}
+			}
+		}
+		for _, m := range th.Marks {
+			if m.Time < snap.Times[0] {
+				t.Errorf("a mark at %d, before the window (%d)", m.Time, snap.Times[0])
+			}
+		}
+		marks += len(th.Marks)
+	}
+	if len(h.rates) > 3*endpoints+2 {
+		t.Errorf("%d counter readings kept for %d endpoints in the window", len(h.rates), 3*endpoints)
+	}
+	size := int64(filled) - int64(before)
+	growth := int64(after) - int64(filled)
+	t.Logf("%d series and %d marks in the window; %d samples took %d KiB (%.0f bytes a series), then %d more samples %+d KiB",
+		series, marks, 2*window, size/1024, float64(size)/float64(series), 8*window, growth/1024)
+	// A series is a ring of 300 float64 (2400 bytes); allow its share of
+	// the maps and marks on top, and no growth past the window beyond
+	// noise.
+	if perSeries := float64(size) / float64(series); perSeries > 4000 {
+		t.Errorf("%.0f bytes a series, want at most 4000", perSeries)
+	}
+	if growth > size/4 {
+		t.Errorf("the heap grew by %d KiB over 8 more windows, after %d KiB for the first two", growth/1024, size/1024)
+	}
+
+	// A sample of the endpoints it has allocates next to nothing.
+	k := 10 * window
+	allocs := testing.AllocsPerRun(100, func() {
+		h.record(start.Add(time.Duration(k)*time.Second), docs[len(docs)-1])
+		k++
+	})
+	if allocs > 2 {
+		t.Errorf("a sample of known endpoints allocates %v times, want at most 2", allocs)
+	}
+}
+
+// TestHistoryConcurrentReaders: pages read the history while the sampler
+// writes it; every snapshot is consistent (as many points in each series
+// as sample times). Run with -race.
+func TestHistoryConcurrentReaders(t *testing.T) {
+	h := newHistory(20*time.Second, time.Second)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				snap := h.snapshot()
+				for _, th := range snap.Balancers {
+					for _, e := range th.Endpoints {
+						if len(e.Share) != len(snap.Times) || len(e.CallsPerSecond) != len(snap.Times) {
+							t.Errorf("%d times, %d shares, %d rates", len(snap.Times), len(e.Share), len(e.CallsPerSecond))
+							return
+						}
+					}
+				}
+				if _, err := json.Marshal(snap); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for k := range 5000 {
+		h.record(start.Add(time.Duration(k)*time.Second), docOf(
+			balancer.EndpointStats{Addresses: "a", Calls: int64(10 * k), Multiplier: 1, Weight: 1},
+			balancer.EndpointStats{Addresses: fmt.Sprintf("b%d", k/30), Calls: int64(k), Multiplier: 1, Weight: 1},
+		))
+	}
+	close(done)
+	wg.Wait()
+	snap := h.snapshot()
+	if len(snap.Times) != 20 || len(snap.Balancers) != 1 || len(snap.Balancers[0].Endpoints) != 2 {
+		t.Errorf("after the run: %d times, %+v", len(snap.Times), snap.Balancers)
+	}
+}
+
+// TestDebugKitHistoryCharts: the page draws the history as well-formed
+// SVG charts holding the series they claim (the server's, the balancer's
+// per endpoint, the client's breakers and throttle), their points are the
+// JSON history's, and the JSON document carries the history.
+func TestDebugKitHistoryCharts(t *testing.T) {
+	srv := pageServer(t, "chartsvc")
+	lis := serveDown(t)
+	target := "passthrough:///" + lis.Addr().String()
+	cc := connectedClient(t, target, WithAdminOf(srv))
+	pageTargets(t, srv, 1)
+	now := time.Now()
+	for i := range 5 {
+		if err := cc.Invoke(t.Context(), "/test.Down/Call", &emptypb.Empty{}, &emptypb.Empty{}); status.Code(err) != codes.Unavailable {
+			t.Fatalf("call = %v, want UNAVAILABLE", err)
+		}
+		srv.history.record(now.Add(time.Duration(i)*time.Second), srv.debugDoc())
+	}
+
+	var doc DebugKit
+	if err := json.Unmarshal([]byte(adminGet(t, srv, "/debug/kit?format=json")), &doc); err != nil {
+		t.Fatal(err)
+	}
+	h := doc.History
+	if h == nil || len(h.Times) != 5 || len(h.Balancers) != 1 || len(h.Clients) != 1 {
+		t.Fatalf("JSON history: %+v", h)
+	}
+	ep := h.Balancers[0].Endpoints[0]
+	if ep.Addresses != lis.Addr().String() || ep.CallsPerSecond[4] != 1 || ep.Share[4] != 1 {
+		t.Errorf("endpoint history %+v, want a call a second, all of the target's", ep)
+	}
+
+	page := adminGet(t, srv, "/debug/kit")
+	charts := map[string]chart.Drawn{}
+	for _, svg := range regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(page, -1) {
+		d, err := chart.Read(svg)
+		if err != nil {
+			t.Fatalf("%v:\n%s", err, svg)
+		}
+		charts[d.ID] = d
+	}
+	point := cmp.Comparer(func(a, b chart.Point) bool {
+		return math.Abs(float64(a.Time-b.Time)) < 600 && math.Abs(a.Value-b.Value) < 0.02*math.Max(1, math.Abs(b.Value))
+	})
+	points := func(s HistorySeries, scale float64) []chart.Point {
+		var out []chart.Point
+		for i, v := range s {
+			if !math.IsNaN(v) {
+				out = append(out, chart.Point{Time: h.Times[i], Value: v * scale})
+			}
+		}
+		return out
+	}
+	want := map[string]map[string][]chart.Point{
+		"server-calls":        {"ended": points(h.Server.CallsPerSecond, 1), "refused (overload)": points(h.Server.RefusedPerSecond, 1)},
+		"server-concurrency":  {"in flight": points(h.Server.InFlight, 1), "limit": points(h.Server.Limit, 1)},
+		"calls-" + target:     {ep.Addresses: points(ep.CallsPerSecond, 1)},
+		"share-" + target:     {ep.Addresses: points(ep.Share, 100)},
+		"latency-" + target:   {ep.Addresses: points(ep.LatencyMS, 1)},
+		"weight-" + target:    {ep.Addresses: points(ep.Weight, 1)},
+		"throttles-" + target: {target: points(h.Clients[0].Throttles[0].Refusing, 100)},
+	}
+	for id, lines := range want {
+		d, ok := charts[id]
+		if !ok {
+			t.Errorf("no chart %q; charts: %v", id, slices.Collect(maps.Keys(charts)))
+			continue
+		}
+		if diff := cmp.Diff(lines, d.Lines, point, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("chart %s (-JSON +drawn):\n%s", id, diff)
+		}
+	}
+	if len(want["share-"+target][ep.Addresses]) != 4 {
+		t.Errorf("the share chart should hold 4 points (the first sample has no rate): %v", want["share-"+target])
+	}
+	breakers := charts["breakers-"+target].Bands["/test.Down/Call"]
+	if len(breakers) == 0 || breakers[0] != "closed" {
+		t.Errorf("breaker band: %v, want it to start closed", breakers)
+	}
+	if !strings.Contains(page, "a sample every 1s") {
+		t.Error("the page does not say what the charts span")
+	}
+}
