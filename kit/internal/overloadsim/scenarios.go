@@ -146,6 +146,21 @@ type SpikeResult struct {
 	// Recovery is how long after the spike the last call that failed
 	// started: from then on every call succeeded.
 	Recovery time.Duration
+	// Timeline is the whole run cut into slices of SpikeStep.
+	Timeline []Point
+}
+
+// SpikeStep is the length of the slices of [SpikeResult.Timeline].
+const SpikeStep = 250 * time.Millisecond
+
+// SpikeRate is the offered load of [Spike], in calls/s at t.
+func SpikeRate(phase time.Duration) func(t time.Duration) float64 {
+	return func(t time.Duration) float64 {
+		if t >= phase && t < 2*phase {
+			return 3 * Capacity
+		}
+		return Capacity / 2
+	}
 }
 
 // Spike runs half the capacity for phase, then three times the capacity
@@ -156,13 +171,7 @@ func Spike(ctx context.Context, k Kind, phase time.Duration) (SpikeResult, error
 		return SpikeResult{}, err
 	}
 	defer f.stop()
-	rate := func(t time.Duration) float64 {
-		if t >= phase && t < 2*phase {
-			return 3 * Capacity
-		}
-		return Capacity / 2
-	}
-	calls := Load{Rate: rate, For: 3 * phase, Deadline: Deadline}.Run(ctx, f.stubs())
+	calls := Load{Rate: SpikeRate(phase), For: 3 * phase, Deadline: Deadline}.Run(ctx, f.stubs())
 	r := SpikeResult{
 		Before: Summarize(calls, 0, phase),
 		During: Summarize(calls, phase, 2*phase),
@@ -172,6 +181,9 @@ func Spike(ctx context.Context, k Kind, phase time.Duration) (SpikeResult, error
 		if c.Start >= 2*phase && c.Code != 0 {
 			r.Recovery = c.Start - 2*phase
 		}
+	}
+	for at := time.Duration(0); at < 3*phase; at += SpikeStep {
+		r.Timeline = append(r.Timeline, Point{At: at, Summary: Summarize(calls, at, at+SpikeStep)})
 	}
 	return r, nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 
+	"github.com/grpckit/grpckit/kit/internal/figdata"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
@@ -122,14 +123,14 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Micros
 
 // latencyTable runs the latency scenarios that run selects (slow,
 // recovery, graded, weights) for every policy.
-func latencyTable(run func(string) bool) error {
+func latencyTable(run func(string) bool, charts *[]figdata.Chart) error {
 	fmt.Printf("## Slow instances: 5 loopback backends, %d callers in a closed loop, %v warm-up then %v measured\n\n", callers, warmUp, measure)
 	for _, sc := range []struct {
 		name string
-		run  func() error
+		run  func(*[]figdata.Chart) error
 	}{{"slow", slowInstance}, {"recovery", recovery}, {"graded", graded}, {"weights", weightsAtEqualLatency}} {
 		if run(sc.name) {
-			if err := sc.run(); err != nil {
+			if err := sc.run(charts); err != nil {
 				return err
 			}
 		}
@@ -164,11 +165,12 @@ func runLoop(delays []time.Duration, policy string, d time.Duration, at time.Dur
 	return bs, closedLoop(client, warmUp+d), nil
 }
 
-func slowInstance() error {
+func slowInstance(charts *[]figdata.Chart) error {
 	fmt.Println("### 1 of 5 answers 40 ms late")
 	fmt.Println()
 	fmt.Println("| policy | calls | slow one's share | p50 | p90 | p99 | p90 / all-fast p90 | all-fast p90 | failed |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	var cdfs []figdata.Series
 	for _, pol := range latencyPolicies {
 		_, fast, err := runLoop(make([]time.Duration, 5), pol, measure, 0, nil)
 		if err != nil {
@@ -180,15 +182,17 @@ func slowInstance() error {
 			return err
 		}
 		calls = window(calls, warmUp, warmUp+measure)
+		cdfs = append(cdfs, latencyCDF(pol, calls))
 		p90, fp90 := quantile(calls, 0.9), quantile(fast, 0.9)
 		fmt.Printf("| %s | %d | %.1f%% | %s | %s | %s | %.2fx | %s | %d |\n", pol, len(calls), share(calls, bs[0].addr),
 			ms(quantile(calls, 0.5)), ms(p90), ms(quantile(calls, 0.99)), float64(p90)/float64(fp90), ms(fp90), failed(calls))
 	}
 	fmt.Println()
+	*charts = append(*charts, latencyChart("balancer-slow-latency", "1 of 5 backends answers 40 ms late: latency per policy", cdfs))
 	return nil
 }
 
-func recovery() error {
+func recovery(charts *[]figdata.Chart) error {
 	const slowFor, step = 2 * time.Second, 500 * time.Millisecond
 	after := 6 * time.Second
 	fmt.Printf("### 1 of 5 answers 40 ms late, then fast again after %v: its share in each %v after it recovered\n\n", slowFor, step)
@@ -208,6 +212,11 @@ func recovery() error {
 		}
 		slow := bs[0].addr
 		at := warmUp + slowFor
+		addrs := make([]string, len(bs))
+		for i, b := range bs {
+			addrs[i] = b.addr
+		}
+		*charts = append(*charts, recoveryChart(pol, sharesOverTime(calls, addrs, backendNames(len(bs), "(40 ms late, then fast)"), warmUp, at+after, step/2, at)))
 		row := fmt.Sprintf("| %s | %.1f%%", pol, share(window(calls, at-step, at), slow))
 		back := "never"
 		for t := time.Duration(0); t < after; t += step {
@@ -223,18 +232,20 @@ func recovery() error {
 	return nil
 }
 
-func graded() error {
+func graded(charts *[]figdata.Chart) error {
 	delays := []time.Duration{time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond}
 	fmt.Println("### Graded latencies: the 5 backends answer 1, 2, 4, 8 and 16 ms late")
 	fmt.Println()
 	fmt.Println("| policy | calls | 1 ms | 2 ms | 4 ms | 8 ms | 16 ms | p50 | p90 | p99 |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	var cdfs []figdata.Series
 	for _, pol := range latencyPolicies {
 		bs, calls, err := runLoop(delays, pol, measure, 0, nil)
 		if err != nil {
 			return err
 		}
 		calls = window(calls, warmUp, warmUp+measure)
+		cdfs = append(cdfs, latencyCDF(pol, calls))
 		row := fmt.Sprintf("| %s | %d", pol, len(calls))
 		for _, b := range bs {
 			row += fmt.Sprintf(" | %.1f%%", share(calls, b.addr))
@@ -242,12 +253,13 @@ func graded() error {
 		fmt.Printf("%s | %s | %s | %s |\n", row, ms(quantile(calls, 0.5)), ms(quantile(calls, 0.9)), ms(quantile(calls, 0.99)))
 	}
 	fmt.Println()
+	*charts = append(*charts, latencyChart("balancer-graded-latency", "Backends 1, 2, 4, 8 and 16 ms late: latency per policy", cdfs))
 	return nil
 }
 
 // weightsAtEqualLatency runs kit_weighted over 3 equally fast backends of
 // Consul weights 1, 2 and 3, under the closed loop and one call at a time.
-func weightsAtEqualLatency() error {
+func weightsAtEqualLatency(*[]figdata.Chart) error {
 	fmt.Println("### kit_weighted, 3 equally fast backends of weights 1, 2, 3 (shares 16.7%, 33.3%, 50.0% wanted)")
 	fmt.Println()
 	fmt.Println("| load | calls | weight 1 | weight 2 | weight 3 |")

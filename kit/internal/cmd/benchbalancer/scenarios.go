@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	kitbalancer "github.com/grpckit/grpckit/kit/balancer"
+	"github.com/grpckit/grpckit/kit/internal/figdata"
 	testpbv1 "github.com/grpckit/grpckit/kit/internal/testpb/v1"
 )
 
@@ -55,18 +56,22 @@ type record struct {
 	err   error
 }
 
-func scenarioTable() error {
+func scenarioTable(charts *[]figdata.Chart) error {
 	fmt.Printf("## Fault scenarios: 5 loopback backends, ~%d calls/s (~1k per backend), %v deadline, no retries\n\n", callsPerSecond, deadline)
 	fmt.Println("| scenario | policy | calls after fault | failed | fault → ejection | faulty backend's share, last 1s | notes |")
 	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | --- |")
 	for _, sc := range scenarios {
+		var runs []faultRun
 		for _, pol := range serviceConfigs {
-			row, err := runScenario(sc, pol.config)
+			row, run, err := runScenario(sc, pol.config)
 			if err != nil {
 				return fmt.Errorf("%s with %s: %w", sc.name, pol.name, err)
 			}
 			fmt.Printf("| %s | %s | %s |\n", sc.name, pol.name, row)
+			run.policy = pol.name
+			runs = append(runs, run)
 		}
+		*charts = append(*charts, faultCharts(sc.name, runs)...)
 	}
 	fmt.Println()
 	fmt.Println("fault → ejection: when the last call reached the faulty backend, counted from the fault, if it got no call in the last second; \"never\" otherwise.")
@@ -74,20 +79,22 @@ func scenarioTable() error {
 	return nil
 }
 
-func runScenario(sc scenario, serviceConfig string) (string, error) {
+// runScenario runs sc with serviceConfig and returns its table row and its
+// calls.
+func runScenario(sc scenario, serviceConfig string) (string, faultRun, error) {
 	bs, err := startBackends(5)
 	if err != nil {
-		return "", err
+		return "", faultRun{}, err
 	}
 	defer stopBackends(bs)
 	var mon kitbalancer.Monitor
 	cc, client, err := dial(bs, serviceConfig, &mon)
 	if err != nil {
-		return "", err
+		return "", faultRun{}, err
 	}
 	defer cc.Close()
 	if err := warm(client, bs); err != nil {
-		return "", err
+		return "", faultRun{}, err
 	}
 	bad := bs[0].addr
 
@@ -109,7 +116,7 @@ func runScenario(sc scenario, serviceConfig string) (string, error) {
 		if err := sc.recover(bs); err != nil {
 			stop()
 			wg.Wait()
-			return "", err
+			return "", faultRun{}, err
 		}
 		recovered = sc.faultOn
 	}
@@ -124,6 +131,7 @@ func runScenario(sc scenario, serviceConfig string) (string, error) {
 	}
 
 	end := recovered + sc.after
+	run := faultRun{recs: recs, bad: bad, recovered: recovered, end: end}
 	var calls, failed, tailCalls, tailBad, madeUp, failedAfterRecovery int
 	var lastBad, lastFailure time.Duration
 	for _, r := range recs {
@@ -169,13 +177,13 @@ func runScenario(sc scenario, serviceConfig string) (string, error) {
 			last = fmt.Sprintf("last %.0f ms after it", float64((lastFailure-recovered).Microseconds())/1000)
 		}
 		notes = join(fmt.Sprintf("failed after recovery: %d (%s); errors not from the servers: %d", failedAfterRecovery, last, madeUp), events)
-		return fmt.Sprintf("%d | %d | %s | n/a | %s", calls, failed, ejection, notes), nil
+		return fmt.Sprintf("%d | %d | %s | n/a | %s", calls, failed, ejection, notes), run, nil
 	}
 	if madeUp > 0 {
 		notes = fmt.Sprintf("%d errors made on the client side", madeUp)
 	}
 	notes = join(notes, events)
-	return fmt.Sprintf("%d | %d | %s | %.1f%% | %s", calls, failed, ejection, share, notes), nil
+	return fmt.Sprintf("%d | %d | %s | %.1f%% | %s", calls, failed, ejection, share, notes), run, nil
 }
 
 func join(a, b string) string {
