@@ -19,6 +19,21 @@ all: build
 
 PKGS := ./... ./kit/...
 
+# FIGURES is where bench, bench-balancer, bench-overload and chaos (the spike) write their
+# charts as SVG (ignored by git; the README's are in docs/figures/).
+FIGURES ?= $(CURDIR)/figures
+
+# drawn runs a kit command that writes its charts as $(FIGURES)/$(1)/$(2).json
+# (kit/internal/figdata), draws them into $(FIGURES) with internal/cmd/figures,
+# and exits with the command's status. $(1): subdirectory, $(2): JSON name,
+# $(3): the command and its flags.
+define drawn
+	rm -f $(FIGURES)/$(1)/$(2).json
+	s=0; $(3) -figures $(FIGURES)/$(1) || s=$$?; \
+	if [ -f $(FIGURES)/$(1)/$(2).json ]; then go run ./internal/cmd/figures -o $(FIGURES) $(FIGURES)/$(1)/$(2).json; fi; \
+	exit $$s
+endef
+
 build:
 	go build $(PKGS)
 
@@ -50,15 +65,15 @@ dev: consul
 
 ## bench: one run (about 17 minutes): the cost rule (kit's default chains, and traced, against bare grpc-go with
 ## the same deadline); raw TCP, bare grpc-go, round_robin / outlier detection / kit_weighted over 5, kit's
-## default chains; then kit's layers one by one.
+## default chains; then kit's layers one by one. Charts (latency CDFs, ratios to the base) in FIGURES.
 bench:
-	go run ./internal/cmd/bench
+	go run ./internal/cmd/bench -figures $(FIGURES)
 
 ## chaos: real processes and a real Consul broken under load, then a sudden 3x spike on a service of
-## fixed capacity; exits non-zero when a target is missed.
+## fixed capacity; exits non-zero when a target is missed. The spike's chart in FIGURES.
 chaos: consul
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos
-	go run ./kit/internal/cmd/benchoverload -run spike
+	$(call drawn,spike,benchoverload,go run ./kit/internal/cmd/benchoverload -run spike)
 
 ## fuzz: every fuzz target of both modules for FUZZTIME each (default 60s).
 fuzz:
@@ -66,16 +81,18 @@ fuzz:
 
 ## bench-overload: a server of fixed capacity at 0.5x to 10x load, capacity halving, three backends of
 ## which one is overloaded, a spike: bare grpc-go, kit before its overload layer and kit now side by side.
+## Charts (goodput and p99 against offered load, the halving and the spike over time) in FIGURES.
 bench-overload:
-	go run ./kit/internal/cmd/benchoverload
+	$(call drawn,overload,benchoverload,go run ./kit/internal/cmd/benchoverload)
 
 ## test-overload: the overload targets asserted at full length, without -race (run it on a quiet machine).
 test-overload:
 	cd kit && go test -count=1 -run TestTargets ./internal/overloadsim -overload.full -v
 
 ## bench-balancer: kit_weighted beside round_robin, least_request and outlier detection (Pick+Done, throughput, slow instances, hedging, fault scenarios; ~7 min).
+## Charts (shares over time in the slow-instance and fault scenarios, latency CDFs per policy) in FIGURES.
 bench-balancer:
-	go run ./kit/internal/cmd/benchbalancer
+	$(call drawn,balancer,benchbalancer,go run ./kit/internal/cmd/benchbalancer)
 
 ## tools: the pinned proto tools, built from the Go module proxy into .cache/bin.
 tools: $(TOOLBIN)/buf $(TOOLBIN)/protoc-gen-go $(TOOLBIN)/protoc-gen-go-grpc

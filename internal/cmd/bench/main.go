@@ -7,7 +7,10 @@
 // grpc-go's interop EmptyCall), side by side (raw TCP, bare grpc-go,
 // round_robin, outlier detection and kit_weighted over 5 backends, kit's
 // default chains; SayHello with a 1-byte payload), and kit's layers one by
-// one.
+// one. With -figures DIR (the default: figures) each table is also drawn
+// into DIR: bench-TABLE-latency-1.svg and bench-TABLE-latency-64.svg, the
+// latency distribution of every row at 1 and at 64 in flight, and
+// bench-TABLE-ratios.svg, the rows' ratios to the base.
 package main
 
 import (
@@ -29,6 +32,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "measurements per setup; the median is reported")
 	costRounds := flag.Int("cost-rounds", 7, "measurements per setup of the cost table, whose ratios are targets")
 	only := flag.String("only", "", "measure only rows whose name matches this regular expression (the first row of each table, its base, always runs)")
+	figures := flag.String("figures", "figures", "directory to draw each table's charts into (\"\": none)")
 	tables := flag.String("tables", "cost,suite,layers", "tables to print: cost (kit's default chains against bare grpc-go with the same deadline), suite (side by side), layers (kit's layers one by one)")
 	flag.Parse()
 	re, err := regexp.Compile(*only)
@@ -51,15 +55,20 @@ func main() {
 	}
 	for _, t := range strings.Split(*tables, ",") {
 		var err error
-		switch strings.TrimSpace(t) {
+		var r results
+		key := strings.TrimSpace(t)
+		switch key {
 		case "cost":
-			err = table("The cost rule: kit's default chains against bare grpc-go with the same deadline (grpc-go's interop EmptyCall)", "base", pick(cost()), *d, *costRounds)
+			r, err = table("The cost rule: kit's default chains against bare grpc-go with the same deadline (grpc-go's interop EmptyCall)", "base", pick(cost()), *d, *costRounds)
 		case "suite":
-			err = table("Side by side: the floor, bare grpc-go, load-balancing policies over 5 backends, kit's chains (SayHello, 1-byte payload)", "bare", pick(suite()), *d, *rounds)
+			r, err = table("Side by side: the floor, bare grpc-go, load-balancing policies over 5 backends, kit's chains (SayHello, 1-byte payload)", "bare", pick(suite()), *d, *rounds)
 		case "layers":
-			err = table("kit's layers one by one (each alone over bare grpc-go), with references for grpc-go's own cost of a deadline and of stats handlers (SayHello, 1-byte payload)", "bare", pick(setups()), *d, *rounds)
+			r, err = table("kit's layers one by one (each alone over bare grpc-go), with references for grpc-go's own cost of a deadline and of stats handlers (SayHello, 1-byte payload)", "bare", pick(setups()), *d, *rounds)
 		default:
 			err = fmt.Errorf("unknown table %q", t)
+		}
+		if err == nil && *figures != "" {
+			err = writeCharts(*figures, r.charts(key))
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -82,11 +91,12 @@ type named struct {
 // each row runs alone, in ten alternating slices with the base (after a
 // warm-up at that load), with the process CPU time per call. Ratios are
 // medians over the rounds; allocations are client and server together.
-func table(title, base string, rows []named, d time.Duration, rounds int) error {
+func table(title, base string, rows []named, d time.Duration, rounds int) (results, error) {
+	res := results{title: title, base: rows[0].name}
 	first := rows[0]
 	baseAllocs, err := measureAllocs(first.s)
 	if err != nil {
-		return err
+		return res, err
 	}
 	fmt.Printf("## %s\n\n", title)
 	fmt.Printf("| setup | 1 in flight: p50 | p99 | calls/s | p50 vs %[1]s | 64 in flight: p50 | p99 | calls/s | p50 vs %[1]s | calls/s vs %[1]s | CPU/call vs %[1]s | allocs/call | vs %[1]s |\n", base)
@@ -97,7 +107,7 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 		for range rounds {
 			r, err := runPair(first.s, row.s, 1, d)
 			if err != nil {
-				return fmt.Errorf("%s: %w", row.name, err)
+				return res, fmt.Errorf("%s: %w", row.name, err)
 			}
 			seq = append(seq, r)
 		}
@@ -116,7 +126,7 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 		for range rounds {
 			b, c, err := runSliced(first.s, row.s, inFlight, d)
 			if err != nil {
-				return fmt.Errorf("%s: %w", row.name, err)
+				return res, fmt.Errorf("%s: %w", row.name, err)
 			}
 			rs = append(rs, run{l: c.l, rate: c.rate, cpu: c.cpu,
 				p50: float64(c.l.p50) / float64(b.l.p50), r: c.rate / b.rate, cr: float64(c.cpu) / float64(b.cpu)})
@@ -134,8 +144,11 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 
 		allocs, err := measureAllocs(row.s)
 		if err != nil {
-			return fmt.Errorf("%s: %w", row.name, err)
+			return res, fmt.Errorf("%s: %w", row.name, err)
 		}
+		res.rows = append(res.rows, rowResult{name: row.name, seq: s.cand, loaded: m.l,
+			seqP50: s.ratio(), p50: med(func(x run) float64 { return x.p50 }),
+			rate: med(func(x run) float64 { return x.r }), cpu: med(func(x run) float64 { return x.cr })})
 		us := func(d time.Duration) string { return d.Round(100 * time.Nanosecond).String() }
 		fmt.Printf("| %s | %s | %s | %.0f | %.2fx | %s | %s | %.0f | %.2fx | %.2fx | %.2fx | %.1f | %+.1f |\n", row.name,
 			us(s.cand.p50), us(s.cand.p99), 1/s.cand.mean.Seconds(), s.ratio(),
@@ -143,7 +156,7 @@ func table(title, base string, rows []named, d time.Duration, rounds int) error 
 			allocs, allocs-baseAllocs)
 	}
 	fmt.Println()
-	return nil
+	return res, nil
 }
 
 // runSliced builds fresh base and cand setups and measures them in

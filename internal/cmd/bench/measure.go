@@ -22,7 +22,13 @@ type latency struct {
 	calls    int
 	p50, p99 time.Duration
 	mean     time.Duration
+	// cdf is the latency at each of cdfQuantiles.
+	cdf []time.Duration
 }
+
+// cdfQuantiles are the points of the latency distributions drawn, in
+// percent.
+var cdfQuantiles = []float64{1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97, 99, 99.5, 99.9}
 
 // paired measures base and cand interleaved: each of inFlight goroutines
 // alternates one base call and one cand call for d (taking turns at going
@@ -93,7 +99,11 @@ func summarize(per [][]time.Duration) latency {
 	for _, d := range all {
 		sum += d
 	}
-	return latency{calls: len(all), p50: all[len(all)/2], p99: all[len(all)*99/100], mean: sum / time.Duration(len(all))}
+	cdf := make([]time.Duration, len(cdfQuantiles))
+	for i, q := range cdfQuantiles {
+		cdf[i] = all[min(int(q/100*float64(len(all))), len(all)-1)]
+	}
+	return latency{calls: len(all), p50: all[len(all)/2], p99: all[len(all)*99/100], mean: sum / time.Duration(len(all)), cdf: cdf}
 }
 
 // allocsPerCall counts the process's heap allocations (client and server
