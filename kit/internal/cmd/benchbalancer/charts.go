@@ -100,7 +100,9 @@ func faultCharts(scenario string, runs []faultRun) []figdata.Chart {
 	marks := []figdata.Mark{{X: 0, Label: "fault"}}
 	for _, r := range runs {
 		sh, fl := figdata.Series{Name: r.policy}, figdata.Series{Name: r.policy}
-		for at := -settle / 2; at < r.end; at += faultStep {
+		// The calls before the fault carry no time (generate records
+		// them at -1ns): the lines start at the fault.
+		for at := time.Duration(0); at < r.end; at += faultStep {
 			var n, bad, failures int
 			for _, rec := range r.recs {
 				if rec.start < at || rec.start >= at+faultStep {
