@@ -69,10 +69,11 @@ dev: consul
 bench:
 	go run ./internal/cmd/bench -figures $(FIGURES)
 
-## chaos: real processes and a real Consul broken under load, then a sudden 3x spike on a service of
-## fixed capacity; exits non-zero when a target is missed. The spike's chart in FIGURES.
+## chaos: real processes, a real Consul and a real two-datacenter Consul cluster broken under load, then a
+## sudden 3x spike on a service of fixed capacity; exits non-zero when a target is missed. Each scenario's
+## chart (calls and failed calls over time, the faults marked) and the spike's in FIGURES.
 chaos: consul
-	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos
+	CONSUL_BIN="$$(scripts/ensure-consul.sh)" go run ./internal/cmd/chaos -figures $(FIGURES)
 	$(call drawn,spike,benchoverload,go run ./kit/internal/cmd/benchoverload -run spike)
 
 ## fuzz: every fuzz target of both modules for FUZZTIME each (default 60s).

@@ -319,6 +319,7 @@ func leaderLoss(ctx context.Context, e *env) (r result) {
 		}
 	}
 	killed := time.Now()
+	r.fault(killed, "leader killed")
 	leader.Kill()
 	progress("killed the leader %s", leader.Name)
 	elected, err := poll(ctx, 30*time.Second, "a new leader in dc1", func(ctx context.Context) (bool, error) {
@@ -371,6 +372,7 @@ func agentLoss(ctx context.Context, e *env) (r result) {
 	}
 	victim := ce.node(victimNode)
 	lost := time.Now()
+	r.fault(lost, "node lost")
 	for _, inst := range ce.users[victimNode] {
 		if err := inst.kill(ctx); err != nil {
 			r.err = err
@@ -451,6 +453,7 @@ func datacenterFailover(ctx context.Context, e *env) (r result) {
 		r.check(false, "calls went to dc2 while dc1 had instances")
 	}
 	stopped := time.Now()
+	r.fault(stopped, "dc1 stopped")
 	for _, inst := range dc1 {
 		go inst.terminate(context.WithoutCancel(ctx), 10*time.Second)
 	}
@@ -468,6 +471,7 @@ func datacenterFailover(ctx context.Context, e *env) (r result) {
 		return r
 	}
 	failedOver := l.failed.Load()
+	r.fault(time.Now(), "dc1 restarted")
 	for _, inst := range dc1 {
 		if err := inst.start(); err != nil {
 			r.err = err

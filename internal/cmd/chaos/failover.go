@@ -63,6 +63,7 @@ func killOne(ctx context.Context, e *env) (r result) {
 
 	progress("SIGKILL %s (%s) under load", victim.name, victim.addr)
 	killed := time.Now()
+	r.fault(killed, "kill -9 "+victim.name)
 	if r.err = victim.kill(ctx); r.err != nil {
 		return r
 	}
@@ -139,6 +140,7 @@ func blackHole(ctx context.Context, e *env) (r result) {
 
 	progress("SIGSTOP %s (%s) under load, deadline %v", victim.name, victim.addr, blackHoleDeadline)
 	stoppedAt := time.Now()
+	r.fault(stoppedAt, "SIGSTOP "+victim.name)
 	if r.err = victim.signal(syscall.SIGSTOP); r.err != nil {
 		return r
 	}
@@ -164,6 +166,7 @@ func blackHole(ctx context.Context, e *env) (r result) {
 	}
 	progress("SIGCONT %s", victim.name)
 	contAt := time.Now()
+	r.fault(contAt, "SIGCONT")
 	if r.err = victim.signal(syscall.SIGCONT); r.err != nil {
 		return r
 	}
@@ -244,6 +247,9 @@ func flapping(ctx context.Context, e *env) (r result) {
 		}
 		if r.err = victim.signal(sig); r.err != nil {
 			return r
+		}
+		if sig == syscall.SIGSTOP {
+			r.fault(time.Now(), "stop")
 		}
 		stopped = !stopped
 		if r.err = hold(ctx, 2*time.Second); r.err != nil {

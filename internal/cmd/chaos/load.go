@@ -45,7 +45,14 @@ type load struct {
 	mu       sync.Mutex
 	kinds    map[string]int // failures by "CODE: message"; guarded by mu
 	failedAt []time.Time    // when each failed call ended; guarded by mu
+	slices   []slice        // calls ended per sliceLen since start, for the charts; guarded by mu
 }
+
+// slice counts the calls that ended in one sliceLen of a load.
+type slice struct{ calls, failed int }
+
+// sliceLen is the resolution of a load's calls over time.
+const sliceLen = 250 * time.Millisecond
 
 // startLoad starts callers goroutines calling call until stop. Calls that
 // fail because ctx is done (Ctrl-C) are not counted.
@@ -86,7 +93,29 @@ func (l *load) caller(ctx context.Context, i int, call callFunc) {
 			l.failed.Add(1)
 			l.record(err)
 		}
+		l.count(err != nil)
 	}
+}
+
+// count adds a call that ended now to its slice.
+func (l *load) count(failed bool) {
+	i := int(time.Since(l.start) / sliceLen)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.slices) <= i {
+		l.slices = append(l.slices, slice{})
+	}
+	l.slices[i].calls++
+	if failed {
+		l.slices[i].failed++
+	}
+}
+
+// timeline returns the calls and failed calls per sliceLen since start.
+func (l *load) timeline() []slice {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.slices)
 }
 
 func (l *load) record(err error) {

@@ -21,6 +21,7 @@ type options struct {
 	rate         float64
 	only         map[string]bool // scenarios to run; empty: all
 	keep         bool
+	figures      string // where the scenarios' charts go; "" none
 }
 
 // scenario is one chaos scenario; run returns its result.
@@ -63,6 +64,7 @@ func run() int {
 	flag.IntVar(&o.callers, "callers", 8, "concurrent callers of the load")
 	flag.Float64Var(&o.rate, "rate", 400, "calls per second of the load, all callers together (0: as fast as they can)")
 	flag.StringVar(&only, "run", "", "comma-separated scenarios to run (default all): "+names())
+	flag.StringVar(&o.figures, "figures", "", "write each scenario's chart (calls and failed calls over time, the faults marked) as SVG into this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (binaries, SQLite file, logs); it is kept anyway when a target is missed")
 	flag.Parse()
 	o.flapFor, o.outageFor = 24*time.Second, 8*time.Second
@@ -128,6 +130,13 @@ func run() int {
 		r.name = sc.name
 		line := r.line()
 		fmt.Println(line)
+		if c, ok := r.chart(); ok && o.figures != "" {
+			if path, err := c.WriteSVG(o.figures); err != nil {
+				progress("chart of %s: %v", sc.name, err)
+			} else {
+				progress("chart in %s", path)
+			}
+		}
 		progress("%s done in %v", sc.name, time.Since(start).Round(100*time.Millisecond))
 		lines = append(lines, line)
 		if !r.held() {

@@ -15,6 +15,20 @@ type result struct {
 	target  string   // what must hold, in words
 	missed  []string // each target missed, in words
 	err     error    // the scenario could not run to the end
+
+	load  *load  // the scenario's load, for its chart
+	marks []mark // the faults, for its chart
+}
+
+// mark is a fault of a scenario at a time: a kill, a stop, an outage.
+type mark struct {
+	at    time.Time
+	label string
+}
+
+// fault records a fault at time at, marked on the scenario's chart.
+func (r *result) fault(at time.Time, label string) {
+	r.marks = append(r.marks, mark{at, label})
 }
 
 type figure struct{ key, value string }
@@ -33,6 +47,7 @@ func (r *result) check(ok bool, format string, args ...any) {
 
 // fromLoad takes the call counts of l, which must be stopped.
 func (r *result) fromLoad(l *load) {
+	r.load = l
 	r.calls, r.failed = l.calls.Load(), l.failed.Load()
 	if r.failed > 0 {
 		progress("%s: %d failed calls:%s", r.name, r.failed, l.failures())

@@ -69,6 +69,7 @@ func rollingRestart(ctx context.Context, e *env) (r result) {
 	began := time.Now()
 	for _, inst := range e.fleet() {
 		t0 := time.Now()
+		r.fault(t0, inst.name)
 		if r.err = inst.terminate(ctx, 20*time.Second); r.err != nil {
 			return r
 		}
@@ -115,6 +116,7 @@ func consulRestart(ctx context.Context, e *env) (r result) {
 	}
 	progress("restarting the Consul agent under load")
 	t0 := time.Now()
+	r.fault(t0, "agent restart")
 	if err := e.agent.Restart(ctx); err != nil {
 		e.agentDown = true
 		r.err = err
@@ -164,6 +166,7 @@ func consulOutage(ctx context.Context, e *env) (r result) {
 	}
 	progress("stopping the Consul agent for %v under load", e.opts.consulOutage)
 	t0 := time.Now()
+	r.fault(t0, "agent stopped")
 	e.agent.Stop()
 	e.agentDown = true
 	if r.err = hold(ctx, e.opts.consulOutage); r.err != nil {
@@ -172,6 +175,7 @@ func consulOutage(ctx context.Context, e *env) (r result) {
 	failedDuring := l.failed.Load()
 	progress("starting the Consul agent again (%d failed calls so far)", failedDuring)
 	t1 := time.Now()
+	r.fault(t1, "agent started")
 	if err := e.agent.Restart(ctx); err != nil {
 		r.err = err
 		return r

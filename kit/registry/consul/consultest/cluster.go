@@ -198,6 +198,9 @@ func (n *Node) Start() error {
 		"-node=" + n.Name, "-datacenter=" + n.Datacenter, "-data-dir=" + dir,
 		"-bind=" + n.IP, "-advertise=" + n.IP, "-client=" + n.IP,
 		"-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1", "-log-level=warn",
+		// A join tried before the other agents listen is tried again in a
+		// second, not Consul's default 30.
+		"-retry-interval=1s", "-retry-interval-wan=1s",
 		"-hcl=" + n.c.hcl(n),
 	}, n.args...)
 	cmd := exec.Command(n.c.cfg.Binary, args...)
