@@ -83,6 +83,7 @@ type ampPhase struct {
 	greeterCalls  float64
 	userCalls     float64
 	greeterOnUser float64
+	load          *load // the phase's calls over time, stopped
 }
 
 func (e *env) ampPhase(ctx context.Context, name string, greeters []*instance, opts ...kit.ClientOption) (ampPhase, error) {
@@ -112,6 +113,7 @@ func (e *env) ampPhase(ctx context.Context, name string, greeters []*instance, o
 		greeterCalls:  after.greeterCalls - before.greeterCalls,
 		userCalls:     after.userCalls - before.userCalls,
 		greeterOnUser: after.greeterCallsToUser - before.greeterCallsToUser,
+		load:          l,
 	}
 	progress("%s: %d calls (%d failed) -> %.0f on greeters -> %.0f on user (greeters' own count of their calls to user, retries not counted: %.0f)%s",
 		name, p.calls, p.failed, p.greeterCalls, p.userCalls, p.greeterOnUser, l.failures())
@@ -186,6 +188,8 @@ func downstreamOutage(ctx context.Context, e *env) (r result) {
 	}
 
 	r.calls, r.failed = p1.calls, p1.failed
+	r.load = p1.load // the chart: the measured phase, user failing throughout
+	r.fault(p1.load.start, "user failing")
 	amp := p1.userCalls / float64(p1.calls)
 	bound := amplificationBound(cfg, p1.calls, p1.seconds, len(greeters))
 	r.add("calls on greeters", "%.0f", p1.greeterCalls)

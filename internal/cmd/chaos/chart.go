@@ -2,6 +2,7 @@ package main
 
 import (
 	"strings"
+	"time"
 
 	plot "github.com/grpckit/grpckit/internal/figure"
 )
@@ -12,13 +13,20 @@ func (r result) chart() (plot.Chart, bool) {
 	if r.load == nil {
 		return plot.Chart{}, false
 	}
-	perSecond := float64(1e9) / float64(sliceLen)
 	calls := plot.Series{Name: "calls/s"}
 	failed := plot.Series{Name: "failed calls/s"}
+	ran := r.load.duration()
 	for i, s := range r.load.timeline() {
-		x := (float64(i) + 0.5) * sliceLen.Seconds()
-		calls.Points = append(calls.Points, plot.Point{X: x, Y: float64(s.calls) * perSecond})
-		failed.Points = append(failed.Points, plot.Point{X: x, Y: float64(s.failed) * perSecond})
+		// The last slice ends with the load: its rate is over the part
+		// that ran (a sliver is left out rather than drawn as a fall).
+		from := time.Duration(i) * sliceLen
+		width := min(sliceLen, ran-from)
+		if width < sliceLen/10 {
+			break
+		}
+		x := (from + width/2).Seconds()
+		calls.Points = append(calls.Points, plot.Point{X: x, Y: float64(s.calls) / width.Seconds()})
+		failed.Points = append(failed.Points, plot.Point{X: x, Y: float64(s.failed) / width.Seconds()})
 	}
 	c := plot.Chart{
 		Name:   "chaos-" + strings.ToLower(r.name),

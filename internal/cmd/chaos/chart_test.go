@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +13,8 @@ import (
 // TestScenarioChart: a scenario's chart holds its calls and failed calls
 // per 250 ms over the load's time and its faults, and is written as SVG.
 func TestScenarioChart(t *testing.T) {
-	l := &load{start: time.Now().Add(-2 * time.Second)}
+	start := time.Now().Add(-2 * time.Second)
+	l := &load{start: start, end: start.Add(time.Second)}
 	l.slices = []slice{{calls: 100}, {calls: 100, failed: 4}, {calls: 50, failed: 50}, {calls: 100}}
 	r := result{name: "kill-9"}
 	r.fromLoad(l)
@@ -43,6 +45,23 @@ func TestScenarioChart(t *testing.T) {
 			t.Errorf("the SVG lacks %q: %q", want, svg.Texts)
 		}
 	}
+
+	// A load stopped 100 ms into its last slice: that slice's rate is
+	// over those 100 ms, drawn at their middle; one stopped 10 ms into
+	// it leaves the sliver out.
+	l.end = l.start.Add(850 * time.Millisecond)
+	c, _ = r.chart()
+	if n := len(c.Series[0].Points); n != 4 {
+		t.Fatalf("%d points for a load stopped in its fourth slice", n)
+	}
+	if p := c.Series[0].Points[3]; math.Abs(p.Y-1000) > 1e-9 || math.Abs(p.X-0.8) > 1e-9 {
+		t.Errorf("calls/s of the last, partial slice %+v, want 1000 at 0.8 s", p)
+	}
+	l.end = l.start.Add(760 * time.Millisecond)
+	if c, _ = r.chart(); len(c.Series[0].Points) != 3 {
+		t.Errorf("%d points for a load stopped 10 ms into its fourth slice, want 3", len(c.Series[0].Points))
+	}
+
 	if _, ok := (result{name: "x"}).chart(); ok {
 		t.Error("a chart for a scenario without a load")
 	}
