@@ -170,6 +170,8 @@ func downstreamOutage(ctx context.Context, e *env) (r result) {
 		r.err = err
 		return r
 	}
+	r.load = p1.load // the chart: the measured phase, user failing throughout
+	r.fault(p1.load.start, "user failing")
 	p2, err := e.ampPhase(ctx, "kit's default chains", greeters)
 	if err != nil {
 		r.err = err
@@ -188,8 +190,6 @@ func downstreamOutage(ctx context.Context, e *env) (r result) {
 	}
 
 	r.calls, r.failed = p1.calls, p1.failed
-	r.load = p1.load // the chart: the measured phase, user failing throughout
-	r.fault(p1.load.start, "user failing")
 	amp := p1.userCalls / float64(p1.calls)
 	bound := amplificationBound(cfg, p1.calls, p1.seconds, len(greeters))
 	r.add("calls on greeters", "%.0f", p1.greeterCalls)

@@ -43,6 +43,11 @@
 //
 //	scenario: NAME, calls: N, failed calls: F, key: value, ..., target: ..., verdict: held
 //
+// With -figures DIR it also writes each scenario's charts as SVG into DIR:
+// chaos-NAME.svg, calls and failed calls per 250 ms over the time of its
+// load, and, for kill-9, black-hole and flapping, chaos-NAME-shares.svg,
+// each user instance's share of the attempts; the faults are marked.
+//
 // Progress goes to stderr. The exit status is 1 when a target was missed (or
 // a scenario could not run), 2 when the suite could not be set up, 130 when
 // interrupted. -short shortens the long scenarios, -run picks scenarios, -h

@@ -85,6 +85,7 @@ func killOne(ctx context.Context, e *env) (r result) {
 	}
 	l.stop()
 	r.fromLoad(l)
+	r.attempts, r.instances = c.obs, e.users
 
 	after := c.obs.to(victim.addr, killed)
 	var last time.Duration
@@ -180,6 +181,7 @@ func blackHole(ctx context.Context, e *env) (r result) {
 	}
 	l.stop()
 	r.fromLoad(l)
+	r.attempts, r.instances = c.obs, e.users
 
 	// Calls that failed after the ejection plus one deadline were not in
 	// flight on it when it was ejected.
@@ -250,6 +252,8 @@ func flapping(ctx context.Context, e *env) (r result) {
 		}
 		if sig == syscall.SIGSTOP {
 			r.fault(time.Now(), "stop")
+		} else {
+			r.fault(time.Now(), "cont")
 		}
 		stopped = !stopped
 		if r.err = hold(ctx, 2*time.Second); r.err != nil {
@@ -264,6 +268,7 @@ func flapping(ctx context.Context, e *env) (r result) {
 	}
 	l.stop()
 	r.fromLoad(l)
+	r.attempts, r.instances = c.obs, e.users
 
 	ejs := smp.ejections(victim.addr, began)
 	ev := smp.eventsSinceStart()

@@ -247,6 +247,19 @@ func (o *observer) to(addr string, since time.Time) []attempt {
 	return out
 }
 
+// since returns the attempts that started at or after t.
+func (o *observer) since(t time.Time) []attempt {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []attempt
+	for _, a := range o.attempts { // in the order they ended
+		if !a.start.Before(t) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // failedSince counts the attempts that failed and started at or after
 // since: failures a retry may have hidden from the caller.
 func (o *observer) failedSince(since time.Time) int {

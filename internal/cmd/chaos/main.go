@@ -64,7 +64,7 @@ func run() int {
 	flag.IntVar(&o.callers, "callers", 8, "concurrent callers of the load")
 	flag.Float64Var(&o.rate, "rate", 400, "calls per second of the load, all callers together (0: as fast as they can)")
 	flag.StringVar(&only, "run", "", "comma-separated scenarios to run (default all): "+names())
-	flag.StringVar(&o.figures, "figures", "", "write each scenario's chart (calls and failed calls over time, the faults marked) as SVG into this directory")
+	flag.StringVar(&o.figures, "figures", "", "write each scenario's charts as SVG into this directory: calls and failed calls over time, and in kill-9, black-hole and flapping each user instance's share of the attempts; the faults marked")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (binaries, SQLite file, logs); it is kept anyway when a target is missed")
 	flag.Parse()
 	o.flapFor, o.outageFor = 24*time.Second, 8*time.Second
@@ -130,7 +130,10 @@ func run() int {
 		r.name = sc.name
 		line := r.line()
 		fmt.Println(line)
-		if c, ok := r.chart(); ok && o.figures != "" {
+		for _, c := range r.charts() {
+			if o.figures == "" {
+				break
+			}
 			if path, err := c.WriteSVG(o.figures); err != nil {
 				progress("chart of %s: %v", sc.name, err)
 			} else {

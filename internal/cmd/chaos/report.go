@@ -18,6 +18,11 @@ type result struct {
 
 	load  *load  // the scenario's load, for its chart
 	marks []mark // the faults, for its chart
+
+	// attempts and instances, when set, add a chart of each instance's
+	// share of the attempts over the load's time.
+	attempts  *observer
+	instances []*instance
 }
 
 // mark is a fault of a scenario at a time: a kill, a stop, an outage.
