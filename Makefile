@@ -44,11 +44,16 @@ consul:
 ## test: the full suite with the race detector, against a real Consul, a
 ## throwaway PostgreSQL and headless Chromium (installed from Debian's packages
 ## when missing); the proto tools serve the test that compares grpckit's in-process code generation with them.
+## The overload simulations (ALONE) measure how a server behaves under load: they run after the
+## rest, alone, as a process starved of CPU by the packages beside it is not the healthy server they
+## assume.
+ALONE := github.com/grpckit/grpckit/kit/internal/overloadsim
 test: check-tracked consul tools
 	CONSUL_BIN="$$(scripts/ensure-consul.sh)" \
 	POSTGRES_BIN_DIR="$$(scripts/ensure-postgres.sh)" \
 	CHROMIUM_BIN="$$(scripts/ensure-chromium.sh)" \
-	go test -race -count=1 -timeout 20m $(PKGS)
+	go test -race -count=1 -timeout 20m $$(go list $(PKGS) | grep -vxF '$(ALONE)')
+	go test -race -count=1 -timeout 5m $(ALONE)
 
 ## check-tracked: fail when git tracks an executable binary or a file over 2 MB.
 check-tracked:
