@@ -29,6 +29,9 @@ const (
 // markColor is the colour of the vertical marks.
 var markColor = color.Gray{Y: 90}
 
+// background is the colour of the whole figure.
+var background = color.White
+
 // WriteSVG draws the chart into dir/Name.svg, creating dir when needed,
 // and returns the file's path.
 func (c Chart) WriteSVG(dir string) (string, error) {
@@ -56,6 +59,7 @@ func (c Chart) SVG(w io.Writer) error {
 		return err
 	}
 	p := plot.New()
+	p.BackgroundColor = nil // the whole canvas is filled below
 	p.Title.Padding = vg.Points(6)
 	p.Title.Text = c.Title
 	p.X.Label.Text = c.X.Label
@@ -80,6 +84,10 @@ func (c Chart) SVG(w io.Writer) error {
 	legendHeight := vg.Length(len(c.Series))*(legendLine+legend.Padding) + 2*legendPad
 	canvas := vgsvg.New(width, plotHeight+legendHeight)
 	dc := draw.New(canvas)
+	// An opaque background under the title, the plot and the legend alike:
+	// on a transparent one, the black text is lost on a dark page.
+	dc.SetColor(background)
+	dc.Fill(dc.Rectangle.Path())
 	p.Draw(draw.Crop(dc, 0, 0, legendHeight, 0))
 	legend.Draw(draw.Crop(dc, 4*legendPad, 0, legendPad, -plotHeight-legendPad))
 	var buf bytes.Buffer

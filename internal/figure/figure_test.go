@@ -19,6 +19,8 @@ func TestWriteSVGHoldsItsSeries(t *testing.T) {
 		Series: []figure.Series{
 			{Name: "calls", Points: []figure.Point{{-1, 400}, {0, 380}, {1, 400}}},
 			{Name: "failed", Points: []figure.Point{{-1, 0}, {0, 8}, {1, 0}}},
+			// No calls in the slice at 0: no point there.
+			{Name: "share", Points: []figure.Point{{-1, 50}, {1, 40}}},
 		},
 		Marks: []figure.Mark{{X: 0, Label: "SIGKILL user-3"}},
 	}
@@ -54,14 +56,15 @@ func TestWriteSVGHoldsItsSeries(t *testing.T) {
 				want = append(want, m.Label)
 			}
 			s.Holds(t, want...)
-			// A line and its points per series, or a bar per value, each
-			// at least one path, in the plot and again in the legend.
-			minPaths := 2 * len(c.Series)
-			if c.Categories != nil {
-				minPaths = len(c.Series) * (len(c.Categories) + 1)
+			if s.Background != "#FFFFFF" {
+				t.Errorf("background %q, want the whole canvas filled opaque white first", s.Background)
 			}
-			if s.Paths < minPaths+len(c.Marks) {
-				t.Errorf("%d paths, want at least %d", s.Paths, minPaths+len(c.Marks))
+			for _, ser := range c.Series {
+				n := len(ser.Points)
+				if c.Categories != nil {
+					n = len(ser.Values)
+				}
+				s.HoldsPoints(t, ser.Name, n)
 			}
 		})
 	}
