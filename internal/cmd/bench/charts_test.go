@@ -25,7 +25,7 @@ func TestCharts(t *testing.T) {
 	if err := writeCharts(dir, charts); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		file  string
 		texts []string
 	}{
@@ -37,6 +37,16 @@ func TestCharts(t *testing.T) {
 		t.Run(tc.file, func(t *testing.T) {
 			s := figuretest.Read(t, filepath.Join(dir, tc.file))
 			s.Holds(t, tc.texts...)
+			// Every series drawn, with a point per quantile or a bar per
+			// row.
+			c := charts[i]
+			for _, ser := range c.Series {
+				n := len(cdfQuantiles)
+				if c.Categories != nil {
+					n = len(r.rows)
+				}
+				s.HoldsPoints(t, ser.Name, n)
+			}
 		})
 	}
 	// Each latency line has a point per quantile.

@@ -59,8 +59,20 @@ func drawGolden(t *testing.T, golden string) {
 		if c.Categories == nil {
 			s.Holds(t, c.Y.Label)
 		}
+		if s.Background != "#FFFFFF" {
+			t.Errorf("%s: background %q, want opaque white", c.Name, s.Background)
+		}
+		// Each series is drawn with the points (or bars) it has in
+		// the JSON: none missing, none empty.
 		for _, ser := range c.Series {
-			s.Holds(t, ser.Name)
+			n := len(ser.Points)
+			if c.Categories != nil {
+				n = len(ser.Values)
+			}
+			if n == 0 {
+				t.Errorf("%s: series %q has no points in %s", c.Name, ser.Name, golden)
+			}
+			s.HoldsPoints(t, ser.Name, n)
 		}
 		for _, m := range c.Marks {
 			s.Holds(t, m.Label)
