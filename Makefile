@@ -96,7 +96,9 @@ test-overload:
 	cd kit && go test -count=1 -run TestTargets ./internal/overloadsim -overload.full -v
 
 ## bench-balancer: kit_weighted beside round_robin, least_request and outlier detection (Pick+Done, throughput, slow instances, hedging, fault scenarios; ~7 min).
-## Charts (shares over time in the slow-instance and fault scenarios, latency CDFs per policy) in FIGURES.
+## Charts in FIGURES, per policy: each backend's share over time in the slow-instance run and through its recovery,
+## the latency CDFs of the slow-instance and graded scenarios; per fault scenario, the faulty backend's share and the
+## failed calls over time.
 bench-balancer:
 	$(call drawn,balancer,benchbalancer,go run ./kit/internal/cmd/benchbalancer)
 

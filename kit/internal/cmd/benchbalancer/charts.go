@@ -46,7 +46,8 @@ func latencyChart(name, title string, series []figdata.Series) figdata.Chart {
 }
 
 // sharesOverTime is each backend's share (%) of the calls that started in
-// each step from from to to, x in seconds after origin.
+// each step from from to to, x in seconds after origin. A step without
+// calls has no point: a gap in the lines, not a share of 0.
 func sharesOverTime(calls []call, addrs, names []string, from, to, step, origin time.Duration) []figdata.Series {
 	out := make([]figdata.Series, len(addrs))
 	for i := range addrs {
@@ -54,11 +55,31 @@ func sharesOverTime(calls []call, addrs, names []string, from, to, step, origin 
 	}
 	for at := from; at < to; at += step {
 		w := window(calls, at, at+step)
+		if len(w) == 0 {
+			continue
+		}
 		for i, a := range addrs {
 			out[i].Points = append(out[i].Points, figdata.Point{X: (at - origin).Seconds(), Y: share(w, a)})
 		}
 	}
 	return out
+}
+
+// slowStep is the width of the slow-instance share chart's slices.
+const slowStep = 250 * time.Millisecond
+
+// slowSharesChart draws each backend's share over one policy's run of the
+// slow-instance scenario (backend-0 40 ms late throughout), from the
+// start of the load, the end of the warm-up marked; addrs are the
+// backends' addresses, the slow one first.
+func slowSharesChart(policy string, calls []call, addrs []string) figdata.Chart {
+	return figdata.Chart{
+		Name:  "balancer-slow-shares-" + slug(policy),
+		Title: policy + ": each backend's share, backend-0 40 ms late",
+		X:     figdata.Axis{Label: "time since the load began (s)", Min: figdata.Bound(0)}, Y: figdata.Axis{Label: "share of calls (%)", Min: figdata.Bound(0)},
+		Series: sharesOverTime(calls, addrs, backendNames(len(addrs), "(40 ms late)"), 0, warmUp+measure, slowStep, 0),
+		Marks:  []figdata.Mark{{X: warmUp.Seconds(), Label: "measured from here"}},
+	}
 }
 
 // recoveryChart draws each backend's share over time for one policy when
@@ -116,11 +137,9 @@ func faultCharts(scenario string, runs []faultRun) []figdata.Chart {
 					failures++
 				}
 			}
-			pct := 0.0
-			if n > 0 {
-				pct = 100 * float64(bad) / float64(n)
+			if n > 0 { // a slice without calls: a gap, not a share of 0
+				sh.Points = append(sh.Points, figdata.Point{X: at.Seconds(), Y: 100 * float64(bad) / float64(n)})
 			}
-			sh.Points = append(sh.Points, figdata.Point{X: at.Seconds(), Y: pct})
 			fl.Points = append(fl.Points, figdata.Point{X: at.Seconds(), Y: float64(failures) / faultStep.Seconds()})
 		}
 		share.Series, failed.Series = append(share.Series, sh), append(failed.Series, fl)

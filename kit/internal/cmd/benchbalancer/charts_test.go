@@ -16,8 +16,11 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/charts.json")
 
 // knownCharts are the charts of made-up calls: two backends, "slow" taking
-// every call for the first second and half of them after; a fault run where
-// the faulty backend gets calls (one failing) until 0.2s.
+// every call for the first second and half of them after, none after 2s; a
+// slow-instance run over its 4s where "slow" takes every call of the
+// warm-up and one in four after, none in 2s to 2.25s; a fault run where the
+// faulty backend gets calls (one failing) until 0.2s, the kit_weighted run
+// none after 0.1s.
 func knownCharts() []figdata.Chart {
 	var calls []call
 	for i := range 40 {
@@ -40,9 +43,22 @@ func knownCharts() []figdata.Chart {
 		}
 		recs = append(recs, r)
 	}
+	var slowRun []call
+	for i := range 40 {
+		at := time.Duration(i) * 100 * time.Millisecond
+		if at >= 2*time.Second && at < 2*time.Second+slowStep {
+			continue
+		}
+		server := "slow"
+		if at >= warmUp && i%4 != 0 {
+			server = "fast"
+		}
+		slowRun = append(slowRun, call{start: at, latency: time.Millisecond, server: server})
+	}
 	var charts []figdata.Chart
+	charts = append(charts, slowSharesChart("kit_weighted", slowRun, []string{"slow", "fast"}))
 	charts = append(charts, latencyChart("balancer-slow-latency", "latency", []figdata.Series{latencyCDF("round_robin", calls), latencyCDF("kit_weighted", calls[20:])}))
-	charts = append(charts, recoveryChart("kit_weighted", sharesOverTime(calls, []string{"slow", "fast"}, backendNames(2, "(late)"), 0, 2*time.Second, 500*time.Millisecond, time.Second)))
+	charts = append(charts, recoveryChart("kit_weighted", sharesOverTime(calls, []string{"slow", "fast"}, backendNames(2, "(late)"), 0, 3*time.Second, 500*time.Millisecond, time.Second)))
 	charts = append(charts, faultCharts("1 of 5 answers UNAVAILABLE", []faultRun{
 		{policy: "round_robin", recs: recs, bad: "bad", end: 300 * time.Millisecond},
 		{policy: "kit_weighted", recs: recs[:5], bad: "bad", end: 300 * time.Millisecond},
@@ -73,13 +89,44 @@ func TestCharts(t *testing.T) {
 		t.Errorf("median point %+v, want 21 ms at 50%%", got)
 	}
 
-	// backend-0 served everything for the first second, half after.
+	// backend-0 served everything for the first second, half after; no
+	// calls after 2s: no points (not a share of 0).
 	want := []figdata.Point{{X: -1, Y: 100}, {X: -0.5, Y: 100}, {X: 0, Y: 50}, {X: 0.5, Y: 50}}
 	if diff := cmp.Diff(want, points("balancer-recovery-kit-weighted", 0)); diff != "" {
 		t.Errorf("backend-0's share over time (-want +got):\n%s", diff)
 	}
 	if c := byName["balancer-recovery-kit-weighted"]; c.Series[0].Name != "backend-0 (late)" || c.Series[1].Name != "backend-1" || len(c.Marks) != 1 {
 		t.Errorf("recovery chart: series %q, %q and %d marks; want backend-0 (late), backend-1 and the mark of the recovery", c.Series[0].Name, c.Series[1].Name, len(c.Marks))
+	}
+
+	// The slow-instance run: a slice per 250ms of the 4s, but for the one
+	// without calls; the slow backend takes every call of the warm-up and
+	// one in four after (at most one of the 2 or 3 calls of a slice).
+	slow := byName["balancer-slow-shares-kit-weighted"]
+	if len(slow.Series) != 2 || slow.Series[0].Name != "backend-0 (40 ms late)" || slow.Series[1].Name != "backend-1" {
+		t.Fatalf("slow-instance shares: series %+v, want backend-0 (40 ms late) and backend-1", slow.Series)
+	}
+	if diff := cmp.Diff([]figdata.Mark{{X: warmUp.Seconds(), Label: "measured from here"}}, slow.Marks); diff != "" {
+		t.Errorf("slow-instance shares: marks (-want +got):\n%s", diff)
+	}
+	slowShares := points("balancer-slow-shares-kit-weighted", 0)
+	if len(slowShares) != 15 {
+		t.Fatalf("%d slices of the slow backend's share, want 15 (16 slices of 250ms, one without calls): %v", len(slowShares), slowShares)
+	}
+	for i, p := range slowShares {
+		at := time.Duration(p.X * float64(time.Second))
+		if at == 2*time.Second {
+			t.Errorf("a point at 2s, in the slice without calls: %v", p)
+		}
+		if at < warmUp && p.Y != 100 {
+			t.Errorf("slow backend's share at %v (warm-up) = %v%%, want 100%%", at, p.Y)
+		}
+		if at >= warmUp && p.Y > 50 {
+			t.Errorf("slow backend's share at %v = %v%%, want one call in four (at most half of a slice)", at, p.Y)
+		}
+		if other := points("balancer-slow-shares-kit-weighted", 1)[i]; other.X != p.X || other.Y+p.Y != 100 {
+			t.Errorf("backend-1's point %v beside backend-0's %v: the shares of a slice add to 100%%", other, p)
+		}
 	}
 
 	share := points("balancer-fault-1-of-5-answers-unavailable-share", 0)
@@ -93,6 +140,14 @@ func TestCharts(t *testing.T) {
 		if p.Y != wantShare[i] {
 			t.Errorf("share at %.1fs = %.0f%%, want %.0f%%", p.X, p.Y, wantShare[i])
 		}
+	}
+	// kit_weighted's run has no calls from 0.2s: no share there, but 0
+	// failed calls/s.
+	if got := points("balancer-fault-1-of-5-answers-unavailable-share", 1); len(got) != 2 {
+		t.Errorf("kit_weighted's share %v: want the 2 slices with calls only", got)
+	}
+	if got := points("balancer-fault-1-of-5-answers-unavailable-failed", 1); len(got) != 3 || got[2].Y != 0 {
+		t.Errorf("kit_weighted's failed calls %v: want 3 slices, 0 in the last", got)
 	}
 	var failures float64
 	for _, p := range points("balancer-fault-1-of-5-answers-unavailable-failed", 0) {

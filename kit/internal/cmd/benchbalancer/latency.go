@@ -82,7 +82,17 @@ func window(calls []call, from, to time.Duration) []call {
 	return out
 }
 
-// share returns the percentage of calls served by addr.
+// addrsOf returns the backends' addresses.
+func addrsOf(bs []*backend) []string {
+	addrs := make([]string, len(bs))
+	for i, b := range bs {
+		addrs[i] = b.addr
+	}
+	return addrs
+}
+
+// share returns the percentage of calls served by addr (0 of none: the
+// charts leave such slices out).
 func share(calls []call, addr string) float64 {
 	if len(calls) == 0 {
 		return 0
@@ -181,6 +191,7 @@ func slowInstance(charts *[]figdata.Chart) error {
 		if err != nil {
 			return err
 		}
+		*charts = append(*charts, slowSharesChart(pol, calls, addrsOf(bs)))
 		calls = window(calls, warmUp, warmUp+measure)
 		cdfs = append(cdfs, latencyCDF(pol, calls))
 		p90, fp90 := quantile(calls, 0.9), quantile(fast, 0.9)
@@ -212,11 +223,7 @@ func recovery(charts *[]figdata.Chart) error {
 		}
 		slow := bs[0].addr
 		at := warmUp + slowFor
-		addrs := make([]string, len(bs))
-		for i, b := range bs {
-			addrs[i] = b.addr
-		}
-		*charts = append(*charts, recoveryChart(pol, sharesOverTime(calls, addrs, backendNames(len(bs), "(40 ms late, then fast)"), warmUp, at+after, step/2, at)))
+		*charts = append(*charts, recoveryChart(pol, sharesOverTime(calls, addrsOf(bs), backendNames(len(bs), "(40 ms late, then fast)"), warmUp, at+after, step/2, at)))
 		row := fmt.Sprintf("| %s | %.1f%%", pol, share(window(calls, at-step, at), slow))
 		back := "never"
 		for t := time.Duration(0); t < after; t += step {
