@@ -121,3 +121,20 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate of a valid chart = %v", err)
 	}
 }
+
+// TestREADMEFiguresOpaque keeps the README's figures readable on a dark
+// page: each is drawn on an opaque background.
+func TestREADMEFiguresOpaque(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "..", "docs", "figures", "*.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("no figures in docs/figures")
+	}
+	for _, p := range paths {
+		if bg := figuretest.Read(t, p).Background; bg != "#FFFFFF" {
+			t.Errorf("%s: background %q, want opaque white (redraw it)", p, bg)
+		}
+	}
+}
