@@ -43,6 +43,8 @@ func TestScenarioChart(t *testing.T) {
 		t.Errorf("written as %s", path)
 	}
 	svg := figuretest.Read(t, path)
+	svg.HoldsPoints(t, "calls/s", 4)
+	svg.HoldsPoints(t, "failed calls/s", 4)
 	for _, want := range []string{"chaos kill-9: calls over time", "calls/s", "failed calls/s", "kill -9 user-4"} {
 		if !strings.Contains(strings.Join(svg.Texts, "\n"), want) {
 			t.Errorf("the SVG lacks %q: %q", want, svg.Texts)
@@ -116,6 +118,8 @@ func TestSharesChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	svg := figuretest.Read(t, path)
+	svg.HoldsPoints(t, "user-1", 2)
+	svg.HoldsPoints(t, "user-2", 2)
 	for _, want := range []string{"user-1", "user-2", "stop", "each instance's share"} {
 		if !strings.Contains(strings.Join(svg.Texts, "\n"), want) {
 			t.Errorf("the SVG lacks %q: %q", want, svg.Texts)
