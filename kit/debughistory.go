@@ -217,12 +217,15 @@ func newHistory(window, step time.Duration) *history {
 }
 
 // run samples the document doc returns every step until ctx is done, the
-// first time at once.
+// first time at once. The sample times are the wall time at the start plus
+// the monotonic time since, so that they never go back when the wall clock
+// is set back.
 func (h *history) run(ctx context.Context, doc func() DebugKit) {
 	t := time.NewTicker(h.step)
 	defer t.Stop()
+	start := time.Now()
 	for {
-		h.record(time.Now(), doc())
+		h.record(start.Add(time.Since(start)), doc())
 		select {
 		case <-ctx.Done():
 			return
@@ -334,6 +337,13 @@ func (h *history) record(now time.Time, doc DebugKit) {
 	defer h.mu.Unlock()
 	k := h.n
 	h.n++
+	// A time before the previous sample's (a clock set back) is taken
+	// as the previous one: the times never go back.
+	if k > 0 {
+		if prev := time.UnixMilli(h.times[(k-1)%uint64(h.size)]); now.Before(prev) {
+			now = prev
+		}
+	}
 	h.times[k%uint64(h.size)] = now.UnixMilli()
 	h.recordServerLocked(k, now, doc)
 	for _, ts := range doc.Balancers {

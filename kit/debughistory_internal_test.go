@@ -371,3 +371,32 @@ func TestDebugKitHistoryCharts(t *testing.T) {
 		t.Error("the page does not say what the charts span")
 	}
 }
+
+// TestHistoryTimesNeverGoBack: a sample taken after the wall clock was set
+// back is dated by the previous one, so the times only grow and the charts
+// draw every point inside their time axis.
+func TestHistoryTimesNeverGoBack(t *testing.T) {
+	h := newHistory(time.Minute, time.Second)
+	ep := func(calls int64) DebugKit {
+		return docOf(balancer.EndpointStats{Addresses: "a", Calls: calls, Multiplier: 1, Weight: 1})
+	}
+	for i, at := range []time.Duration{0, time.Second, -time.Hour, 3 * time.Second} {
+		h.record(start.Add(at), ep(int64(10*i)))
+	}
+	got := h.snapshot()
+	if !slices.IsSorted(got.Times) {
+		t.Errorf("times %v go back", got.Times)
+	}
+	page := newDebugPage(DebugKit{History: got})
+	for _, svg := range page.TargetCharts["consul:///svc"] {
+		d, err := chart.Read(string(svg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range d.Lines["a"] {
+			if p.Time < got.Times[0] || p.Time > got.Times[len(got.Times)-1] {
+				t.Errorf("chart %s draws a point at %d, outside %v", d.ID, p.Time, got.Times)
+			}
+		}
+	}
+}

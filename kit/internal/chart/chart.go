@@ -134,11 +134,16 @@ func (s scale) y(v float64) float64 {
 
 // path is the d attribute of a line: a run of values between gaps is one
 // subpath; a lone value is a dot (a zero-length segment with round caps).
+// A value whose time is outside the time axis is a gap: nothing is drawn
+// outside the plot, whatever the times (a wall clock set back).
 func (c Chart) path(values []float64, s scale) string {
+	drawn := func(i int) bool {
+		return i < len(values) && i < len(c.Times) && finite(values[i]) && c.Times[i] >= s.t0 && c.Times[i] <= s.t1
+	}
 	var b strings.Builder
 	pen := false
 	for i, v := range values {
-		if i >= len(c.Times) || !finite(v) {
+		if !drawn(i) {
 			pen = false
 			continue
 		}
@@ -147,8 +152,7 @@ func (c Chart) path(values []float64, s scale) string {
 			op = " M"
 		}
 		fmt.Fprintf(&b, "%s%s,%s", op, coord(s.x(c.Times[i])), coord(s.y(v)))
-		lone := !pen && (i+1 >= len(values) || !finite(values[i+1]))
-		if lone {
+		if !pen && !drawn(i+1) {
 			b.WriteString("l0,0")
 		}
 		pen = true
@@ -205,6 +209,10 @@ func (c Chart) drawBands(b *strings.Builder, s scale) {
 			if st := band.States[start]; st != "" {
 				x0 := max(s.x(c.Times[start])-half, plotLeft)
 				x1 := min(s.x(c.Times[end])+half, plotRight)
+				if x1 <= x0 { // outside the time axis
+					start = end + 1
+					continue
+				}
 				fmt.Fprintf(b, `<rect class="band-%s" data-state="%s" x="%s" y="%d" width="%s" height="%d"><title>%s: %s %s–%s</title></rect>`,
 					esc(st), esc(st), coord(x0), top+1, coord(x1-x0), bandHeight-2, esc(band.Key), esc(st),
 					time.UnixMilli(c.Times[start]).Format(time.TimeOnly), time.UnixMilli(c.Times[end]).Format(time.TimeOnly))

@@ -114,3 +114,42 @@ func TestNiceCeilAndTimeStep(t *testing.T) {
 		t.Errorf("timeStep(5m) = %v, want 1m", s)
 	}
 }
+
+// Values at times outside the time axis (a wall clock set back, a sample
+// past To) are gaps: no point is drawn outside the plot, and no band has a
+// negative width.
+func TestNothingDrawnOutsideTheAxis(t *testing.T) {
+	ts := times(6)
+	ts[2] = ts[0] - 3_600_000 // the clock went back an hour
+	ts[5] = ts[4] + 3_600_000 // and forward
+	c := Chart{ID: "calls", Times: ts, From: ts[0], To: ts[4], Lines: []Line{
+		{Key: "a", Values: []float64{1, 2, 3, 4, 5, 6}},
+	}, Bands: nil}
+	svg := c.SVG()
+	d, err := Read(svg)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, svg)
+	}
+	var got []int64
+	for _, p := range d.Lines["a"] {
+		got = append(got, p.Time)
+	}
+	opt := cmp.Comparer(func(a, b int64) bool { return math.Abs(float64(a-b)) <= 1 })
+	if diff := cmp.Diff([]int64{ts[0], ts[1], ts[3], ts[4]}, got, opt); diff != "" {
+		t.Errorf("times drawn (-want +got):\n%s\n%s", diff, svg)
+	}
+
+	b := Chart{ID: "breakers", Times: ts, From: ts[0], To: ts[4], Bands: []Band{
+		{Key: "m", States: []string{"closed", "closed", "open", "closed", "closed", "half-open"}},
+	}}.SVG()
+	if strings.Contains(b, `width="-`) {
+		t.Errorf("a band of negative width: %s", b)
+	}
+	bd, err := Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]string{"m": {"closed", "closed"}}, bd.Bands); diff != "" {
+		t.Errorf("bands (-want +got):\n%s\n%s", diff, b)
+	}
+}
