@@ -22,6 +22,10 @@ const (
 	DefaultHistoryStep   = time.Second
 )
 
+// MinHistoryStep is the shortest step [WithDebugHistory] accepts: each
+// sample gathers the whole /debug/kit document.
+const MinHistoryStep = 100 * time.Millisecond
+
 // maxHistorySamples bounds the samples a history keeps, whatever
 // [WithDebugHistory] asks for.
 const maxHistorySamples = 10_000

@@ -30,14 +30,14 @@ func TestDebugHistorySampler(t *testing.T) {
 		}
 		return doc.History
 	}
-	srv := newServer(t, kit.WithDebugHistory(50*time.Millisecond, 10*time.Millisecond))
+	srv := newServer(t, kit.WithDebugHistory(500*time.Millisecond, 100*time.Millisecond))
 	serve(t, srv)
 	kittest.WaitFor(t, "a full window of samples", func() bool {
 		h := history(srv)
 		return h != nil && len(h.Times) == 5 && len(h.Server.InFlight) == 5
 	})
-	if h := history(srv); time.Duration(h.Step) != 10*time.Millisecond || time.Duration(h.Window) != 50*time.Millisecond {
-		t.Errorf("step %v, window %v; want 10ms, 50ms", h.Step, h.Window)
+	if h := history(srv); time.Duration(h.Step) != 100*time.Millisecond || time.Duration(h.Window) != 500*time.Millisecond {
+		t.Errorf("step %v, window %v; want 100ms, 500ms", h.Step, h.Window)
 	}
 
 	off := newServer(t, kit.WithDebugHistory(0, 0))
@@ -57,5 +57,12 @@ func TestDebugHistorySampler(t *testing.T) {
 
 	if _, err := kit.NewServer(kit.WithDebugHistory(time.Second, time.Minute)); err == nil {
 		t.Error("NewServer accepted a history window shorter than its step")
+	}
+	// A step too short to sample (the sampler would gather the document
+	// nonstop) is refused, naming the minimum.
+	for _, step := range []time.Duration{time.Nanosecond, kit.MinHistoryStep - time.Millisecond} {
+		if _, err := kit.NewServer(kit.WithDebugHistory(time.Second, step)); err == nil || !strings.Contains(err.Error(), "100ms") {
+			t.Errorf("NewServer with a history step of %v: %v, want an error naming the minimum", step, err)
+		}
 	}
 }

@@ -109,7 +109,8 @@ func WithAdminAddress(addr string) ServerOption {
 // WithDebugHistory sets the history that /debug/kit draws and returns
 // ([DebugHistory]): a sample every step, the last window of them kept.
 // Default [DefaultHistoryWindow] at [DefaultHistoryStep] (300 samples);
-// a window of 0 turns the history off. Memory is a fixed ring of
+// a window of 0 turns the history off. [NewServer] refuses a step shorter
+// than [MinHistoryStep] (100 ms) or a window shorter than its step. Memory is a fixed ring of
 // window/step values (8 bytes each, at most 10,000 of them) per series: four
 // series per kit_weighted endpoint, four for the server, one per breaker
 // and throttle; the series of endpoints gone for a window are dropped. The

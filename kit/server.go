@@ -114,8 +114,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 	if err := o.layers.check(layerTable, serverSide); err != nil {
 		return nil, err
 	}
-	if w, st := o.historyWindow, o.historyStep; w < 0 || w > 0 && (st <= 0 || w < st) {
-		return nil, fmt.Errorf("kit: debug history of %v at a step of %v: want a window of 0, or at least one step > 0", w, st)
+	if w, st := o.historyWindow, o.historyStep; w < 0 || w > 0 && (st < MinHistoryStep || w < st) {
+		return nil, fmt.Errorf("kit: debug history of %v at a step of %v: want a window of 0, or at least one step of at least %v",
+			w, st, MinHistoryStep)
 	}
 	tel, owned, err := serverTelemetry(o.layers, service, o.logger, std)
 	if err != nil {
