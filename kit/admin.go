@@ -59,7 +59,9 @@ func (s *Server) startAdmin() error {
 	}
 	s.mu.Lock()
 	s.adminLis = lis
-	if s.history != nil {
+	// A Shutdown that ran since Serve began has closed the admin server
+	// and stopped no sampler: start none.
+	if s.history != nil && s.stopping.Err() == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {

@@ -400,3 +400,32 @@ func TestHistoryTimesNeverGoBack(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugHistorySamplerNotStartedAfterShutdown: when Shutdown closes the
+// admin listener between Serve's first check and its start of the admin
+// listener, Serve starts no sampler (none would stop it).
+func TestDebugHistorySamplerNotStartedAfterShutdown(t *testing.T) {
+	srv, err := NewServer(WithDrain(0), WithAdminAddress("127.0.0.1:0"), WithDebugHistory(time.Minute, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Serve has checked that the server is not stopping, and marked it
+	// serving; Shutdown runs to its end; then Serve starts the admin
+	// listener.
+	srv.mu.Lock()
+	srv.serving = true
+	srv.mu.Unlock()
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.startAdmin(); err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	stop := srv.stopHistory
+	srv.mu.Unlock()
+	if stop != nil {
+		stop() // for the leak check of TestMain
+		t.Error("a history sampler was started after Shutdown")
+	}
+}
