@@ -12,8 +12,8 @@ import (
 type debugPageData struct {
 	DebugKit
 	ServerCharts []template.HTML
-	TargetCharts map[string][]template.HTML // by target
-	ClientCharts map[string][]template.HTML // by client target
+	TargetCharts map[string][]template.HTML // by balancer name
+	ClientCharts map[string][]template.HTML // by client name
 }
 
 func newDebugPage(doc DebugKit) debugPageData {
@@ -70,14 +70,14 @@ func newDebugPage(doc DebugKit) debugPageData {
 			}
 			return out
 		}
-		p.TargetCharts[t.Target] = []template.HTML{
-			draw(chart.Chart{ID: "calls-" + t.Target, Title: "calls per endpoint", Unit: "calls/s", Marks: marks,
+		p.TargetCharts[t.Name] = []template.HTML{
+			draw(chart.Chart{ID: "calls-" + t.Name, Title: "calls per endpoint", Unit: "calls/s", Marks: marks,
 				Lines: lines(func(e EndpointHistory) HistorySeries { return e.CallsPerSecond }, 1)}),
-			draw(chart.Chart{ID: "share-" + t.Target, Title: "share of the calls per endpoint", Unit: "%", Max: 100, Marks: marks,
+			draw(chart.Chart{ID: "share-" + t.Name, Title: "share of the calls per endpoint", Unit: "%", Max: 100, Marks: marks,
 				Lines: lines(func(e EndpointHistory) HistorySeries { return e.Share }, 100)}),
-			draw(chart.Chart{ID: "latency-" + t.Target, Title: "latency estimate per endpoint", Unit: "ms", Marks: marks,
+			draw(chart.Chart{ID: "latency-" + t.Name, Title: "latency estimate per endpoint", Unit: "ms", Marks: marks,
 				Lines: lines(func(e EndpointHistory) HistorySeries { return e.LatencyMS }, 1)}),
-			draw(chart.Chart{ID: "weight-" + t.Target, Title: "effective weight per endpoint", Unit: "weight", Marks: marks,
+			draw(chart.Chart{ID: "weight-" + t.Name, Title: "effective weight per endpoint", Unit: "weight", Marks: marks,
 				Lines: lines(func(e EndpointHistory) HistorySeries { return e.Weight }, 1)}),
 		}
 	}
@@ -89,17 +89,17 @@ func newDebugPage(doc DebugKit) debugPageData {
 			for _, b := range c.Breakers {
 				bands = append(bands, chart.Band{Key: b.Method, States: b.States})
 			}
-			charts = append(charts, draw(chart.Chart{ID: "breakers-" + c.Target, Title: "circuit breakers by method: closed, half-open, open", Bands: bands}))
+			charts = append(charts, draw(chart.Chart{ID: "breakers-" + c.Name, Title: "circuit breakers by method: closed, half-open, open", Bands: bands}))
 		}
 		if len(c.Throttles) > 0 {
 			lines := make([]chart.Line, 0, len(c.Throttles))
 			for _, th := range c.Throttles {
 				lines = append(lines, chart.Line{Key: th.Target, Values: scaled(th.Refusing, 100)})
 			}
-			charts = append(charts, draw(chart.Chart{ID: "throttles-" + c.Target, Title: "adaptive throttle: calls refused locally",
+			charts = append(charts, draw(chart.Chart{ID: "throttles-" + c.Name, Title: "adaptive throttle: calls refused locally",
 				Unit: "%", Max: 100, Lines: lines}))
 		}
-		p.ClientCharts[c.Target] = charts
+		p.ClientCharts[c.Name] = charts
 	}
 	return p
 }

@@ -45,10 +45,10 @@ type DebugHistory struct {
 	// Times are the sample times, oldest first, in Unix milliseconds.
 	Times  []int64       `json:"times"`
 	Server ServerHistory `json:"server"`
-	// Balancers are the kit_weighted targets of [DebugKit.Balancers],
-	// sorted by target.
+	// Balancers are the kit_weighted balancers of [DebugKit.Balancers],
+	// sorted by name.
 	Balancers []TargetHistory `json:"balancers"`
-	// Clients are the clients of [DebugKit.Clients], sorted by target.
+	// Clients are the clients of [DebugKit.Clients], sorted by name.
 	Clients []ClientHistory `json:"clients"`
 }
 
@@ -101,8 +101,9 @@ type ServerHistory struct {
 	RefusedPerSecond HistorySeries `json:"refused_per_second"`
 }
 
-// TargetHistory is one kit_weighted target over time.
+// TargetHistory is one kit_weighted balancer over time.
 type TargetHistory struct {
+	Name      string            `json:"name"` // [DebugBalancer.Name]
 	Target    string            `json:"target"`
 	Endpoints []EndpointHistory `json:"endpoints"` // sorted by addresses
 	// Marks are the target's state changes in the window, oldest first.
@@ -145,6 +146,7 @@ const (
 
 // ClientHistory is one client over time.
 type ClientHistory struct {
+	Name   string `json:"name"` // [DebugClient.Name]
 	Target string `json:"target"`
 	// Breakers are the client's circuit breakers, by method.
 	Breakers []BreakerHistory `json:"breakers"`
@@ -193,10 +195,10 @@ type history struct {
 	n         uint64                   // samples taken; guarded by mu
 	times     []int64                  // ring of sample times, Unix ms; guarded by mu
 	server    serverRings              // guarded by mu
-	balancers map[string]*targetRings  // by target; guarded by mu
-	clients   map[string]*clientRings  // by target; guarded by mu
-	breakers  map[breakerKey]*ring     // by client target and method; guarded by mu
-	throttles map[throttleKey]*ring    // by client target and throttled target; guarded by mu
+	balancers map[string]*targetRings  // by balancer name; guarded by mu
+	clients   map[string]*clientRings  // by client name; guarded by mu
+	breakers  map[breakerKey]*ring     // by client name and method; guarded by mu
+	throttles map[throttleKey]*ring    // by client name and throttled target; guarded by mu
 	rates     map[rateKey]*rateCounter // previous readings of counters; guarded by mu
 	scratch   []float64                // the rates of one target's endpoints; guarded by mu
 }
@@ -204,7 +206,7 @@ type history struct {
 type (
 	breakerKey  struct{ client, method string }
 	throttleKey struct{ client, target string }
-	rateKey     struct{ target, endpoint string } // "" "" for the server's calls, "" "refused" for its refusals
+	rateKey     struct{ balancer, endpoint string } // "" "" for the server's calls, "" "refused" for its refusals
 )
 
 // newHistory returns a history of window at step; nil when window is 0.
@@ -310,8 +312,9 @@ func (h *history) rateLocked(key rateKey, k uint64, now time.Time, value float64
 
 type serverRings struct{ calls, inFlight, limit, refused *ring }
 
-// targetRings is the history of one kit_weighted target.
+// targetRings is the history of one kit_weighted balancer.
 type targetRings struct {
+	target    string
 	endpoints map[string]*endpointRings
 	marks     []mark
 	last      uint64 // the last sample that saw the target
@@ -333,7 +336,10 @@ type endpointRings struct {
 	timesEjected                  int
 }
 
-type clientRings struct{ last uint64 }
+type clientRings struct {
+	target string
+	last   uint64
+}
 
 // record adds the sample of doc taken at now.
 func (h *history) record(now time.Time, doc DebugKit) {
@@ -381,11 +387,12 @@ func (h *history) recordServerLocked(k uint64, now time.Time, doc DebugKit) {
 	}
 }
 
-func (h *history) recordTargetLocked(k uint64, now time.Time, ts balancer.TargetStats) {
-	t, known := h.balancers[ts.Target]
+func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
+	ts, name := b.TargetStats, cmp.Or(b.Name, b.Target)
+	t, known := h.balancers[name]
 	if !known {
-		t = &targetRings{endpoints: map[string]*endpointRings{}}
-		h.balancers[ts.Target] = t
+		t = &targetRings{target: ts.Target, endpoints: map[string]*endpointRings{}}
+		h.balancers[name] = t
 	}
 	known = known && t.last+1 == k // a gap: no state change to tell
 	at := now.UnixMilli()
@@ -406,7 +413,7 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, ts balancer.Target
 	h.scratch = rates
 	var total float64
 	for i, es := range ts.Endpoints {
-		rates[i] = h.rateLocked(rateKey{ts.Target, es.Addresses}, k, now, float64(es.Calls))
+		rates[i] = h.rateLocked(rateKey{name, es.Addresses}, k, now, float64(es.Calls))
 		if !math.IsNaN(rates[i]) {
 			total += rates[i]
 		}
@@ -444,14 +451,15 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, ts balancer.Target
 }
 
 func (h *history) recordClientLocked(k uint64, c DebugClient) {
-	cr, ok := h.clients[c.Target]
+	name := cmp.Or(c.Name, c.Target)
+	cr, ok := h.clients[name]
 	if !ok {
-		cr = new(clientRings)
-		h.clients[c.Target] = cr
+		cr = &clientRings{target: c.Target}
+		h.clients[name] = cr
 	}
 	cr.last = k
 	for _, b := range c.Breakers {
-		key := breakerKey{c.Target, b.Method}
+		key := breakerKey{name, b.Method}
 		r, ok := h.breakers[key]
 		if !ok {
 			r = h.newRing()
@@ -460,7 +468,7 @@ func (h *history) recordClientLocked(k uint64, c DebugClient) {
 		h.put(r, k, float64(slices.Index(breakerStates, b.State)))
 	}
 	for _, th := range c.Throttles {
-		key := throttleKey{c.Target, th.Target}
+		key := throttleKey{name, th.Target}
 		r, ok := h.throttles[key]
 		if !ok {
 			r = h.newRing()
@@ -515,7 +523,7 @@ func (h *history) snapshot() *DebugHistory {
 	out.Server = ServerHistory{CallsPerSecond: h.series(s.calls, first), InFlight: h.series(s.inFlight, first),
 		Limit: h.series(s.limit, first), RefusedPerSecond: h.series(s.refused, first)}
 	for name, t := range h.balancers {
-		th := TargetHistory{Target: name, Endpoints: []EndpointHistory{}, Marks: []HistoryMark{}}
+		th := TargetHistory{Name: name, Target: t.target, Endpoints: []EndpointHistory{}, Marks: []HistoryMark{}}
 		for addr, e := range t.endpoints {
 			th.Endpoints = append(th.Endpoints, EndpointHistory{Addresses: addr, CallsPerSecond: h.series(e.calls, first),
 				Share: h.series(e.share, first), LatencyMS: h.series(e.latency, first), Weight: h.series(e.weight, first)})
@@ -526,11 +534,11 @@ func (h *history) snapshot() *DebugHistory {
 		}
 		out.Balancers = append(out.Balancers, th)
 	}
-	slices.SortFunc(out.Balancers, func(a, b TargetHistory) int { return cmp.Compare(a.Target, b.Target) })
-	for target := range h.clients {
-		ch := ClientHistory{Target: target, Breakers: []BreakerHistory{}, Throttles: []ThrottleHistory{}}
+	slices.SortFunc(out.Balancers, func(a, b TargetHistory) int { return cmp.Compare(a.Name, b.Name) })
+	for name, c := range h.clients {
+		ch := ClientHistory{Name: name, Target: c.target, Breakers: []BreakerHistory{}, Throttles: []ThrottleHistory{}}
 		for key, r := range h.breakers {
-			if key.client == target {
+			if key.client == name {
 				states := make(HistoryStates, 0, h.n-first)
 				for _, v := range h.series(r, first) {
 					st := ""
@@ -543,7 +551,7 @@ func (h *history) snapshot() *DebugHistory {
 			}
 		}
 		for key, r := range h.throttles {
-			if key.client == target {
+			if key.client == name {
 				ch.Throttles = append(ch.Throttles, ThrottleHistory{Target: key.target, Refusing: h.series(r, first)})
 			}
 		}
@@ -551,6 +559,6 @@ func (h *history) snapshot() *DebugHistory {
 		slices.SortFunc(ch.Throttles, func(a, b ThrottleHistory) int { return cmp.Compare(a.Target, b.Target) })
 		out.Clients = append(out.Clients, ch)
 	}
-	slices.SortFunc(out.Clients, func(a, b ClientHistory) int { return cmp.Compare(a.Target, b.Target) })
+	slices.SortFunc(out.Clients, func(a, b ClientHistory) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net"
 	"regexp"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -33,7 +35,7 @@ var start = time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 
 // docOf returns a document with one target whose endpoints are eps.
 func docOf(eps ...balancer.EndpointStats) DebugKit {
-	return DebugKit{Balancers: []balancer.TargetStats{{Target: "consul:///svc", Endpoints: eps}}}
+	return DebugKit{Balancers: []DebugBalancer{{Name: "consul:///svc", TargetStats: balancer.TargetStats{Target: "consul:///svc", Endpoints: eps}}}}
 }
 
 // TestHistoryPointsMatchCounters: each point is what the counters say
@@ -82,7 +84,7 @@ func TestHistoryPointsMatchCounters(t *testing.T) {
 			Limit:            HistorySeries{10, 12, nan, 12, nan},
 			RefusedPerSecond: HistorySeries{nan, 0, 3, 0, nan},
 		},
-		Balancers: []TargetHistory{{Target: "consul:///svc", Endpoints: []EndpointHistory{
+		Balancers: []TargetHistory{{Name: "consul:///svc", Target: "consul:///svc", Endpoints: []EndpointHistory{
 			{Addresses: "a", CallsPerSecond: HistorySeries{nan, 30, 20, 40, 40}, Share: HistorySeries{nan, 0.75, 0.5, 1, 1},
 				LatencyMS: HistorySeries{nan, 2, 2, 2, 2}, Weight: HistorySeries{1, 1, 1, 1, 1}},
 			{Addresses: "b", CallsPerSecond: HistorySeries{nan, 10, 20, 0, 0}, Share: HistorySeries{nan, 0.25, 0.5, 0, 0},
@@ -92,7 +94,7 @@ func TestHistoryPointsMatchCounters(t *testing.T) {
 			{Time: ms(4 * time.Second), Event: "ejection", Endpoint: "b"},
 			{Time: ms(5 * time.Second), Event: "readmission", Endpoint: "b"},
 		}}},
-		Clients: []ClientHistory{{Target: "consul:///svc",
+		Clients: []ClientHistory{{Name: "consul:///svc", Target: "consul:///svc",
 			Breakers:  []BreakerHistory{{Method: "/svc.S/Call", States: HistoryStates{"closed", "closed", "closed", "closed", ""}}},
 			Throttles: []ThrottleHistory{{Target: "consul:///svc", Refusing: HistorySeries{0, 0, 0, 0, nan}}},
 		}},
@@ -164,7 +166,7 @@ func TestHistoryBounded(t *testing.T) {
 					State: state, Multiplier: 1, Weight: 1,
 				})
 			}
-			doc.Balancers = append(doc.Balancers, ts)
+			doc.Balancers = append(doc.Balancers, DebugBalancer{TargetStats: ts})
 		}
 		return doc
 	}
@@ -427,5 +429,98 @@ func TestDebugHistorySamplerNotStartedAfterShutdown(t *testing.T) {
 	if stop != nil {
 		stop() // for the leak check of TestMain
 		t.Error("a history sampler was started after Shutdown")
+	}
+}
+
+// serveOK serves every method with an empty reply, for calls that
+// succeed.
+func serveOK(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		if err := ss.RecvMsg(new(emptypb.Empty)); err != nil {
+			return err
+		}
+		return ss.SendMsg(new(emptypb.Empty))
+	}))
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
+}
+
+// TestDebugKitHistoryTwoClientsOfOneTarget: two clients of one target,
+// each with its balancer (its own Monitor, or one Monitor for both), have
+// histories of their own under distinct names (the target, then
+// "target#2"): their rates and shares are their own, no state change is
+// made up from mixing them, and the page's charts have distinct ids.
+func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
+	srv := pageServer(t, "twosvc")
+	a, b := "passthrough:///"+serveOK(t), "passthrough:///"+serveOK(t)
+	shared := new(balancer.Monitor)
+	clients := []*grpc.ClientConn{
+		connectedClient(t, a, WithAdminOf(srv)), connectedClient(t, a, WithAdminOf(srv)),
+		connectedClient(t, b, WithAdminOf(srv), WithBalancerMonitor(shared)),
+		connectedClient(t, b, WithAdminOf(srv), WithBalancerMonitor(shared)),
+	}
+	pageTargets(t, srv, 4)
+	now := time.Now()
+	for i := range 5 {
+		for j, cc := range clients {
+			for range j + 1 { // client j makes j+1 calls a second
+				if err := cc.Invoke(t.Context(), "/test.OK/Call", &emptypb.Empty{}, &emptypb.Empty{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		srv.history.record(now.Add(time.Duration(i)*time.Second), srv.debugDoc())
+	}
+	h := srv.history.snapshot()
+	var got []string
+	for _, th := range h.Balancers {
+		got = append(got, th.Name+" of "+th.Target)
+		if len(th.Endpoints) != 1 {
+			t.Fatalf("%s: endpoints %+v", th.Name, th.Endpoints)
+		}
+		e := th.Endpoints[0]
+		if diff := cmp.Diff(HistorySeries{nan, 1, 1, 1, 1}, e.Share, cmpopts.EquateNaNs()); diff != "" {
+			t.Errorf("%s: share (-want +got):\n%s", th.Name, diff)
+		}
+		if r := e.CallsPerSecond[4]; math.IsNaN(r) || r < 1 || r > 4 {
+			t.Errorf("%s: %v calls/s, want a client's own rate (1 to 4)", th.Name, e.CallsPerSecond)
+		}
+		if len(th.Marks) != 0 {
+			t.Errorf("%s: marks %+v, want none", th.Name, th.Marks)
+		}
+	}
+	want := []string{a + " of " + a, a + "#2 of " + a, b + " of " + b, b + "#2 of " + b}
+	slices.Sort(want) // by name
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("balancers (-want +got):\n%s", diff)
+	}
+	got = nil
+	for _, c := range h.Clients {
+		got = append(got, c.Name+" of "+c.Target)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("clients (-want +got):\n%s", diff)
+	}
+
+	page := adminGet(t, srv, "/debug/kit")
+	ids := map[string]int{}
+	for _, m := range regexp.MustCompile(`<svg [^>]*id="([^"]*)"`).FindAllStringSubmatch(page, -1) {
+		ids[m[1]]++
+	}
+	for _, name := range []string{a, a + "#2", b, b + "#2"} {
+		if ids["share-"+name] != 1 {
+			t.Errorf("%d charts share-%s", ids["share-"+name], name)
+		}
+	}
+	for id, n := range ids {
+		if n > 1 {
+			t.Errorf("%d charts with the id %q", n, id)
+		}
 	}
 }

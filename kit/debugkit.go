@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -47,14 +48,32 @@ type DebugKit struct {
 	// Balancers are the kit_weighted balancers of the clients on this page:
 	// per target the parameters in force and every endpoint's weight, state
 	// and recent outcomes.
-	Balancers []balancer.TargetStats `json:"balancers"`
+	Balancers []DebugBalancer `json:"balancers"`
 	// History is the same over the last minutes ([WithDebugHistory]); nil
 	// when it is off.
 	History *DebugHistory `json:"history,omitempty"`
 }
 
+// DebugBalancer is one kit_weighted balancer on the page: the stats of
+// [balancer.TargetStats], whose fields its JSON form holds too, and its
+// name.
+type DebugBalancer struct {
+	// Name tells the balancer apart from the others on the page: its
+	// target, followed by "#2", "#3"... for a second, third balancer of
+	// the same target shown at once (two clients of one target). A
+	// balancer keeps its name for its life; the history keys its series
+	// by it.
+	Name string `json:"name"`
+	balancer.TargetStats
+}
+
 // DebugClient describes one client on the page.
 type DebugClient struct {
+	// Name tells the client apart from the others on the page: its
+	// target, followed by "#2", "#3"... for a second, third client of the
+	// same target shown at once. A client keeps its name for its life; the
+	// history keys its series by it.
+	Name      string                  `json:"name"`
 	Target    string                  `json:"target"`
 	State     string                  `json:"state"` // the ClientConn's connectivity state
 	Breakers  []breaker.State         `json:"breakers"`
@@ -88,20 +107,29 @@ func WithBalancerMonitor(m *balancer.Monitor) ClientOption {
 
 // debugClients are the clients shown on a server's page.
 type debugClients struct {
-	mu      sync.Mutex
-	clients []debugClient // guarded by mu
+	mu          sync.Mutex
+	clients     []debugClient // guarded by mu
+	clientNames subjectNames  // by *grpc.ClientConn; guarded by mu
+	names       subjectNames  // of the balancers, by balancerKey; guarded by mu
 }
 
 type debugClient struct {
 	cc      *grpc.ClientConn
 	chain   chain
 	monitor *balancer.Monitor // the client's balancer reports to it
+	name    string            // [DebugClient.Name]
+}
+
+// balancerKey identifies a balancer: its Monitor and its number there.
+type balancerKey struct {
+	monitor *balancer.Monitor
+	id      uint64
 }
 
 func (d *debugClients) add(cc *grpc.ClientConn, l chain, m *balancer.Monitor) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.clients = append(d.clients, debugClient{cc, l, m})
+	d.clients = append(d.clients, debugClient{cc, l, m, d.clientNames.of(cc, cc.Target())})
 }
 
 // live returns the clients, forgetting those that were closed.
@@ -109,6 +137,9 @@ func (d *debugClients) live() []debugClient {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.clients = slices.DeleteFunc(d.clients, func(c debugClient) bool { return c.cc.GetState() == connectivity.Shutdown })
+	d.clientNames.keep(func(key any) bool {
+		return slices.ContainsFunc(d.clients, func(c debugClient) bool { return c.cc == key })
+	})
 	return slices.Clone(d.clients)
 }
 
@@ -116,16 +147,80 @@ func (d *debugClients) live() []debugClient {
 // sorted by target.
 func (d *debugClients) balancers() []balancer.TargetStats {
 	var out []balancer.TargetStats
+	for _, b := range d.named() {
+		out = append(out, b.TargetStats)
+	}
+	return out
+}
+
+// named returns the clients' kit_weighted balancers with their names,
+// sorted by name. A balancer new to the page is named in the order of the
+// clients, then of its Monitor's IDs, so that the first of a target has
+// the target's name.
+func (d *debugClients) named() []DebugBalancer {
+	var out []DebugBalancer
+	var keys []balancerKey
 	seen := map[*balancer.Monitor]bool{}
 	for _, c := range d.live() {
 		if c.monitor == nil || seen[c.monitor] {
 			continue
 		}
 		seen[c.monitor] = true
-		out = append(out, c.monitor.Stats()...)
+		for _, ts := range c.monitor.Stats() {
+			out = append(out, DebugBalancer{TargetStats: ts})
+			keys = append(keys, balancerKey{c.monitor, ts.ID})
+		}
 	}
-	slices.SortStableFunc(out, func(a, b balancer.TargetStats) int { return strings.Compare(a.Target, b.Target) })
+	d.mu.Lock()
+	for i, key := range keys {
+		out[i].Name = d.names.of(key, out[i].Target)
+	}
+	d.names.keep(func(key any) bool { return slices.Contains(keys, key.(balancerKey)) })
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b DebugBalancer) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// subjectNames names the subjects of a page (clients, balancers) after
+// their targets, telling apart those of one target: the target for the
+// first, then "#2", "#3"... after it, each name kept for its subject's
+// life and given to no other while a subject of the target lives.
+type subjectNames struct {
+	byKey map[any]subjectName
+	count map[string]int // names given per target since it last had no subject
+}
+
+type subjectName struct{ name, target string }
+
+// of returns the name of the subject key of target, naming it if new.
+func (n *subjectNames) of(key any, target string) string {
+	if s, ok := n.byKey[key]; ok {
+		return s.name
+	}
+	if n.byKey == nil {
+		n.byKey, n.count = map[any]subjectName{}, map[string]int{}
+	}
+	n.count[target]++
+	name := target
+	if c := n.count[target]; c > 1 {
+		name += "#" + strconv.Itoa(c)
+	}
+	n.byKey[key] = subjectName{name, target}
+	return name
+}
+
+// keep forgets the subjects for which live is false, and the count of a
+// target left without subjects.
+func (n *subjectNames) keep(live func(key any) bool) {
+	maps.DeleteFunc(n.byKey, func(key any, _ subjectName) bool { return !live(key) })
+	maps.DeleteFunc(n.count, func(target string, _ int) bool {
+		for _, s := range n.byKey {
+			if s.target == target {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // list describes the clients, forgetting those that were closed.
@@ -133,7 +228,7 @@ func (d *debugClients) list() []DebugClient {
 	clients := d.live()
 	out := make([]DebugClient, 0, len(clients))
 	for _, c := range clients {
-		dc := DebugClient{Target: c.cc.Target(), State: c.cc.GetState().String()}
+		dc := DebugClient{Name: c.name, Target: c.cc.Target(), State: c.cc.GetState().String()}
 		if b, ok := layerAs[*breaker.Breakers](c.chain, LayerBreaker); ok {
 			dc.Breakers = b.States()
 		}
@@ -151,7 +246,7 @@ func (d *debugClients) list() []DebugClient {
 
 // debugDoc gathers the page's document.
 func (s *Server) debugDoc() DebugKit {
-	doc := DebugKit{Service: s.service, Time: time.Now(), Clients: s.debug.list(), Balancers: s.debug.balancers()}
+	doc := DebugKit{Service: s.service, Time: time.Now(), Clients: s.debug.list(), Balancers: s.debug.named()}
 	if s.opts.config != nil {
 		info := s.opts.config.info()
 		doc.Config = &info

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"cmp"
 	"iter"
 	"slices"
 	"strings"
@@ -68,7 +69,11 @@ func EndpointStates() []EndpointState {
 
 // TargetStats describes one kit_weighted balancer (one ClientConn).
 type TargetStats struct {
-	Target    string          `json:"target"`
+	Target string `json:"target"`
+	// ID numbers the balancer among those attached to its Monitor, from 1
+	// in the order they attached; the Monitor gives no number twice, so
+	// that Target and ID tell apart two balancers of one target.
+	ID        uint64          `json:"id"`
 	Config    Config          `json:"config"` // the parameters in force
 	Panic     bool            `json:"panic"`  // routing over every READY endpoint
 	Endpoints []EndpointStats `json:"endpoints"`
@@ -108,16 +113,20 @@ type EndpointStats struct {
 // use; a Monitor must not be copied. Safe for concurrent use.
 type Monitor struct {
 	mu       sync.Mutex
-	trackers map[*tracker]struct{} // guarded by mu
+	trackers map[*tracker]uint64 // the ID of each; guarded by mu
+	lastID   uint64              // the last ID given; guarded by mu
 }
 
 func (m *Monitor) add(t *tracker) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.trackers == nil {
-		m.trackers = make(map[*tracker]struct{})
+		m.trackers = make(map[*tracker]uint64)
 	}
-	m.trackers[t] = struct{}{}
+	if _, ok := m.trackers[t]; !ok {
+		m.lastID++
+		m.trackers[t] = m.lastID
+	}
 }
 
 func (m *Monitor) remove(t *tracker) {
@@ -127,19 +136,27 @@ func (m *Monitor) remove(t *tracker) {
 }
 
 // Stats returns a read-only picture of the live balancers attached to m,
-// sorted by target.
+// sorted by target, then ID.
 func (m *Monitor) Stats() []TargetStats {
+	type attached struct {
+		t  *tracker
+		id uint64
+	}
 	m.mu.Lock()
-	ts := make([]*tracker, 0, len(m.trackers))
-	for t := range m.trackers {
-		ts = append(ts, t)
+	ts := make([]attached, 0, len(m.trackers))
+	for t, id := range m.trackers {
+		ts = append(ts, attached{t, id})
 	}
 	m.mu.Unlock()
 	out := make([]TargetStats, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, t.stats())
+	for _, a := range ts {
+		st := a.t.stats()
+		st.ID = a.id
+		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b TargetStats) int { return strings.Compare(a.Target, b.Target) })
+	slices.SortFunc(out, func(a, b TargetStats) int {
+		return cmp.Or(strings.Compare(a.Target, b.Target), cmp.Compare(a.ID, b.ID))
+	})
 	return out
 }
 
