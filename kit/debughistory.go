@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,20 +128,26 @@ type EndpointHistory struct {
 	Weight HistorySeries `json:"weight"`
 }
 
-// HistoryMark is a state change seen between two samples, dated by the
-// later one.
+// HistoryMark is a state change between two samples, dated by the later
+// one. The marks come from the balancer's event counters as well as its
+// states, so that an event that began and ended between two samples (an
+// ejection and its re-admission, a panic over in a moment) is marked too.
 type HistoryMark struct {
 	Time int64 `json:"time"` // Unix milliseconds, one of [DebugHistory.Times]
 	// Event is "ejection", "readmission" or "demotion" of Endpoint, or
-	// "panic" (panic mode began) or "failover" (the active datacenter
-	// changed) of the whole target.
+	// "panic" (panic mode began), "panic-end" (it ended) or "failover"
+	// (the active datacenter changed) of the whole target.
 	Event    string `json:"event"`
 	Endpoint string `json:"endpoint,omitempty"`
-	Detail   string `json:"detail,omitempty"` // e.g. the datacenter changed to
+	// Detail says more: the multiplier after a demotion, the datacenter
+	// changed to, and "N times" when the event happened more than once
+	// between the two samples.
+	Detail string `json:"detail,omitempty"`
 }
 
 // The events of [HistoryMark] beyond those of [balancer.Event].
 const (
+	markPanicEnd = "panic-end"
 	markFailover = "failover"
 )
 
@@ -320,6 +327,8 @@ type targetRings struct {
 	last      uint64 // the last sample that saw the target
 	panic     bool   // as of the last sample
 	active    string // the active datacenter as of the last sample
+	panics    int64  // the panic count as of the last sample
+	switches  int64  // the datacenter switches as of the last sample
 }
 
 type mark struct {
@@ -333,7 +342,7 @@ type endpointRings struct {
 	calls, share, latency, weight *ring
 	state                         balancer.EndpointState
 	multiplier                    float64
-	timesEjected                  int
+	ejections, demotions          int64 // the endpoint's counts
 }
 
 type clientRings struct {
@@ -396,18 +405,44 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 	}
 	known = known && t.last+1 == k // a gap: no state change to tell
 	at := now.UnixMilli()
-	addMark := func(event, endpoint, detail string) {
+	addMark := func(event, endpoint, detail string, n int64) {
+		if n <= 0 {
+			return
+		}
+		if n > 1 {
+			detail = strings.TrimPrefix(detail+", "+strconv.FormatInt(n, 10)+" times", ", ")
+		}
 		t.marks = append(t.marks, mark{k, HistoryMark{Time: at, Event: event, Endpoint: endpoint, Detail: detail}})
 	}
-	if known && ts.Panic && !t.panic {
-		addMark(string(balancer.EventPanic), "", "")
-	}
-	t.panic = ts.Panic
-	if dcs := ts.Datacenters; dcs != nil {
-		if known && t.active != "" && dcs.Active != t.active {
-			addMark(markFailover, "", dcs.Active)
+	// Panics: the count says how many began, the states whether the last
+	// one is over.
+	if known {
+		began := max(ts.Events.Panics-t.panics, 0)
+		if began == 0 && ts.Panic && !t.panic {
+			began = 1
 		}
-		t.active = dcs.Active
+		ended := began + b2i(t.panic) - b2i(ts.Panic)
+		if t.panic {
+			addMark(markPanicEnd, "", "", min(ended, 1))
+			ended--
+		}
+		addMark(string(balancer.EventPanic), "", "", began)
+		addMark(markPanicEnd, "", "", ended)
+	}
+	t.panic, t.panics = ts.Panic, ts.Events.Panics
+	if dcs := ts.Datacenters; dcs != nil {
+		var switches int64
+		for _, n := range dcs.Switches {
+			switches += n
+		}
+		if known && t.active != "" {
+			n := switches - t.switches
+			if n <= 0 && dcs.Active != t.active {
+				n = 1
+			}
+			addMark(markFailover, "", dcs.Active, n)
+		}
+		t.active, t.switches = dcs.Active, switches
 	}
 	rates := slices.Grow(h.scratch[:0], len(ts.Endpoints))[:len(ts.Endpoints)]
 	h.scratch = rates
@@ -425,16 +460,29 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 			t.endpoints[es.Addresses] = e
 		}
 		if known && seen && e.calls.next == k {
-			switch {
-			case es.State == balancer.StateEjected && (e.state != balancer.StateEjected || es.TimesEjected > e.timesEjected):
-				addMark(string(balancer.EventEjection), es.Addresses, "")
-			case es.State != balancer.StateEjected && e.state == balancer.StateEjected:
-				addMark(string(balancer.EventReadmission), es.Addresses, "")
-			case es.Multiplier < e.multiplier:
-				addMark(string(balancer.EventDemotion), es.Addresses, "multiplier "+formatFloat(es.Multiplier))
+			// Ejections from the count (a state change otherwise), and as
+			// many re-admissions as leave the endpoint in its state now.
+			wasEjected, isEjected := e.state == balancer.StateEjected, es.State == balancer.StateEjected
+			ejections := max(es.EjectionCount-e.ejections, 0)
+			if ejections == 0 && isEjected && !wasEjected {
+				ejections = 1
+			}
+			readmissions := ejections + b2i(wasEjected) - b2i(isEjected)
+			if wasEjected {
+				addMark(string(balancer.EventReadmission), es.Addresses, "", min(readmissions, 1))
+				readmissions--
+			}
+			addMark(string(balancer.EventEjection), es.Addresses, "", ejections)
+			addMark(string(balancer.EventReadmission), es.Addresses, "", readmissions)
+			demotions := max(es.DemotionCount-e.demotions, 0)
+			if demotions == 0 && es.Multiplier < e.multiplier {
+				demotions = 1
+			}
+			if demotions > 0 {
+				addMark(string(balancer.EventDemotion), es.Addresses, "multiplier "+formatFloat(es.Multiplier), demotions)
 			}
 		}
-		e.state, e.multiplier, e.timesEjected = es.State, es.Multiplier, es.TimesEjected
+		e.state, e.multiplier, e.ejections, e.demotions = es.State, es.Multiplier, es.EjectionCount, es.DemotionCount
 		share, latency := math.NaN(), math.NaN()
 		if total > 0 && !math.IsNaN(rates[i]) {
 			share = rates[i] / total
@@ -476,6 +524,14 @@ func (h *history) recordClientLocked(k uint64, c DebugClient) {
 		}
 		h.put(r, k, th.Probability)
 	}
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // breakerStates are the states of a breaker; a ring holds their index.

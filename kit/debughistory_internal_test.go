@@ -117,8 +117,8 @@ func TestHistoryPointsMatchCounters(t *testing.T) {
 	}
 }
 
-// TestHistoryMarksPanicAndFailover: panic mode beginning and a change of
-// active datacenter are marks of the target.
+// TestHistoryMarksPanicAndFailover: panic mode beginning and ending and a
+// change of active datacenter are marks of the target.
 func TestHistoryMarksPanicAndFailover(t *testing.T) {
 	h := newHistory(time.Minute, time.Second)
 	doc := func(panic bool, dc string) DebugKit {
@@ -133,6 +133,7 @@ func TestHistoryMarksPanicAndFailover(t *testing.T) {
 	want := []HistoryMark{
 		{Time: start.Add(time.Second).UnixMilli(), Event: "panic"},
 		{Time: start.Add(2 * time.Second).UnixMilli(), Event: "failover", Detail: "dc2"},
+		{Time: start.Add(3 * time.Second).UnixMilli(), Event: "panic-end"},
 		{Time: start.Add(3 * time.Second).UnixMilli(), Event: "failover", Detail: "dc1"},
 	}
 	if diff := cmp.Diff(want, h.snapshot().Balancers[0].Marks); diff != "" {
@@ -522,5 +523,49 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%d charts with the id %q", n, id)
 		}
+	}
+}
+
+// TestHistoryMarksEventsBetweenSamples: events that began and ended
+// between two samples, so that the states of both samples are the same,
+// are marked from the event counters: an ejection and its re-admission, a
+// demotion restored, a panic over, a failover and the switch back.
+func TestHistoryMarksEventsBetweenSamples(t *testing.T) {
+	h := newHistory(time.Minute, time.Second)
+	doc := func(ejections, demotions, panics, switches int64, panic bool, state balancer.EndpointState) DebugKit {
+		d := docOf(balancer.EndpointStats{Addresses: "a", Multiplier: 1, State: state,
+			EjectionCount: ejections, DemotionCount: demotions})
+		d.Balancers[0].Events = balancer.EventCounts{Ejections: ejections, Demotions: demotions, Panics: panics}
+		d.Balancers[0].Panic = panic
+		d.Balancers[0].Datacenters = &balancer.DatacenterStats{Active: "dc1", Order: []string{"dc1", "dc2"},
+			Switches: map[string]int64{"dc2": switches, "dc1": switches}}
+		return d
+	}
+	for i, d := range []DebugKit{
+		doc(0, 0, 0, 0, false, balancer.StateActive),
+		doc(1, 1, 1, 0, false, balancer.StateActive),  // ejected and re-admitted, demoted and restored, a panic over
+		doc(3, 1, 1, 0, false, balancer.StateEjected), // ejected, re-admitted, ejected again
+		doc(3, 1, 3, 1, true, balancer.StateRamping),  // re-admitted; two panics, the second still on; to dc2 and back
+		doc(3, 1, 3, 1, false, balancer.StateRamping), // the panic over
+	} {
+		h.record(start.Add(time.Duration(i)*time.Second), d)
+	}
+	at := func(i int) int64 { return start.Add(time.Duration(i) * time.Second).UnixMilli() }
+	want := []HistoryMark{
+		{Time: at(1), Event: "panic"},
+		{Time: at(1), Event: "panic-end"},
+		{Time: at(1), Event: "ejection", Endpoint: "a"},
+		{Time: at(1), Event: "readmission", Endpoint: "a"},
+		{Time: at(1), Event: "demotion", Endpoint: "a", Detail: "multiplier 1"},
+		{Time: at(2), Event: "ejection", Endpoint: "a", Detail: "2 times"},
+		{Time: at(2), Event: "readmission", Endpoint: "a"},
+		{Time: at(3), Event: "panic", Detail: "2 times"},
+		{Time: at(3), Event: "panic-end"},
+		{Time: at(3), Event: "failover", Detail: "dc1, 2 times"},
+		{Time: at(3), Event: "readmission", Endpoint: "a"},
+		{Time: at(4), Event: "panic-end"},
+	}
+	if diff := cmp.Diff(want, h.snapshot().Balancers[0].Marks); diff != "" {
+		t.Errorf("marks (-want +got):\n%s", diff)
 	}
 }

@@ -74,8 +74,14 @@ func TestMonitorAndLoggerComeWithTheResolverState(t *testing.T) {
 	if got := first.Stats(); len(got) != 0 {
 		t.Errorf("first.Stats() = %+v after the state changed Monitor, want none", got)
 	}
-	if got := second.Stats(); len(got) != 1 || got[0].Events.Ejections != 1 {
-		t.Errorf("second.Stats() = %+v, want the balancer with its ejection", got)
+	if got := second.Stats(); len(got) != 1 || got[0].Events.Ejections != 1 || got[0].ID != 1 {
+		t.Errorf("second.Stats() = %+v, want the balancer with its ejection, ID 1", got)
+	} else {
+		for _, ep := range got[0].Endpoints {
+			if want := int64(map[string]int{"ep0": 1}[ep.Addresses]); ep.EjectionCount != want {
+				t.Errorf("%s: ejection count %d, want %d", ep.Addresses, ep.EjectionCount, want)
+			}
+		}
 	}
 	if err := bal.UpdateClientConnState(state(nil)); err != nil {
 		t.Fatal(err)
@@ -85,6 +91,10 @@ func TestMonitorAndLoggerComeWithTheResolverState(t *testing.T) {
 	}
 	if err := bal.UpdateClientConnState(state(&second)); err != nil {
 		t.Fatal(err)
+	}
+	// Attached again: a new number, not the one it had.
+	if got := second.Stats(); len(got) != 1 || got[0].ID != 2 {
+		t.Errorf("second.Stats() = %+v attached again, want ID 2", got)
 	}
 	bal.Close()
 	closed = true

@@ -101,6 +101,12 @@ type EndpointStats struct {
 	// first had it, whatever their outcome; it only grows, so the
 	// difference of two readings is the calls between them.
 	Calls int64 `json:"calls"`
+	// EjectionCount and DemotionCount count the times the endpoint was
+	// ejected and demoted since the balancer first had it; they only
+	// grow, so that two readings tell the events between them, however
+	// short-lived.
+	EjectionCount int64 `json:"ejection_count"`
+	DemotionCount int64 `json:"demotion_count"`
 	// Latency is the endpoint's latency estimate under load_aware (zero
 	// before its first measured call): see [Config.LatencyDecay].
 	Latency duration.Duration `json:"latency,omitzero"`
@@ -172,7 +178,7 @@ func (t *tracker) stats() TargetStats {
 		es := EndpointStats{
 			Addresses: ep.name, BaseWeight: ep.base, Multiplier: ep.multiplier,
 			Weight: t.effectiveWeightLocked(ep, now), State: ep.state.name(), Ready: ep.ready,
-			TimesEjected: ep.timesEjected,
+			TimesEjected: ep.timesEjected, EjectionCount: ep.ejections, DemotionCount: ep.demotions,
 		}
 		es.InFlight = int64(ep.load.inFlight())
 		es.Calls = ep.calls + int64(uint32(ep.load.ends.Load())-ep.seenEnded)

@@ -74,7 +74,9 @@ type endpoint struct {
 	deficit      int64    // outcomes counted before their calls' ends, to absorb in later ticks
 	cleanTicks   int      // ticks in a row without failures, not counting ticks spent ejected
 	timesEjected int
-	atLimit      bool // "not ejected: ejection limit reached" was logged; cleared by a clean tick or an ejection
+	ejections    int64 // times ejected since the endpoint was made
+	demotions    int64 // times demoted since the endpoint was made
+	atLimit      bool  // "not ejected: ejection limit reached" was logged; cleared by a clean tick or an ejection
 	ejectedUntil time.Time
 	rampStart    time.Time
 	forgetAt     time.Time // for a removed endpoint: when its state is dropped
@@ -83,7 +85,7 @@ type endpoint struct {
 
 // endpointPad makes the size of endpoint a multiple of 64 bytes on 64-bit
 // platforms (TestEndpointLayout).
-const endpointPad = 24
+const endpointPad = 8
 
 // logEvent is a log line recorded under tracker.mu and written after it.
 type logEvent struct {
@@ -425,6 +427,7 @@ func (t *tracker) demoteOrRestoreLocked(ep *endpoint, c counts) {
 	switch {
 	case c.failure+c.demote > 0 && ep.multiplier > t.cfg.MinMultiplier:
 		ep.multiplier = max(ep.multiplier/2, t.cfg.MinMultiplier)
+		ep.demotions++
 		t.events.Demotions.Add(1)
 		t.logLocked(slog.LevelInfo, "endpoint demoted", ep,
 			slog.Float64("multiplier", ep.multiplier), slog.Int64("failures", c.failure+c.demote))
@@ -506,6 +509,7 @@ func (t *tracker) enforceLimitLocked(now time.Time) {
 func (t *tracker) ejectLocked(ep *endpoint, now time.Time, reason string) {
 	cfg := t.cfg
 	ep.timesEjected++
+	ep.ejections++
 	d := time.Duration(cfg.BaseEjectionTime) * time.Duration(ep.timesEjected)
 	d = time.Duration(float64(d) * (1 + cfg.EjectionJitter*(2*rand.Float64()-1)))
 	d = min(d, time.Duration(cfg.MaxEjectionTime))
