@@ -34,6 +34,16 @@ const maxHistorySamples = 10_000
 // maxMarks bounds the marks kept per target: past it the oldest go first.
 const maxMarks = 1000
 
+// The subjects a history keeps, whatever the churn: past a bound, a new
+// subject takes the place of the one seen longest ago, unless every one was
+// seen by the last two samples (then the new one is left out until one goes).
+const (
+	maxHistoryBalancers = 32   // kit_weighted balancers
+	maxHistoryEndpoints = 200  // endpoints per balancer
+	maxHistoryAll       = 1000 // endpoints of all the balancers
+	maxHistoryClients   = 64   // clients, their breakers and throttles with them
+)
+
 // DebugHistory is what /debug/kit showed over the last minutes: the page's
 // numbers sampled at a fixed step by a goroutine of the admin listener,
 // never recorded per call. Every series has one value per sample time in
@@ -208,6 +218,7 @@ type history struct {
 	throttles map[throttleKey]*ring    // by client name and throttled target; guarded by mu
 	rates     map[rateKey]*rateCounter // previous readings of counters; guarded by mu
 	scratch   []float64                // the rates of one target's endpoints; guarded by mu
+	fullAt    uint64                   // sample+1 at which no endpoint could be added; guarded by mu
 }
 
 type (
@@ -399,6 +410,14 @@ func (h *history) recordServerLocked(k uint64, now time.Time, doc DebugKit) {
 func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 	ts, name := b.TargetStats, cmp.Or(b.Name, b.Target)
 	t, known := h.balancers[name]
+	if !known && !makeRoom(h.balancers, maxHistoryBalancers, k, func(t *targetRings) uint64 { return t.last },
+		func(name string) {
+			for addr := range h.balancers[name].endpoints {
+				delete(h.rates, rateKey{name, addr})
+			}
+		}) {
+		return
+	}
 	if !known {
 		t = &targetRings{target: ts.Target, endpoints: map[string]*endpointRings{}}
 		h.balancers[name] = t
@@ -455,6 +474,11 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 	}
 	for i, es := range ts.Endpoints {
 		e, seen := t.endpoints[es.Addresses]
+		if !seen && !makeRoom(t.endpoints, maxHistoryEndpoints, k, func(e *endpointRings) uint64 { return e.calls.next - 1 },
+			func(addr string) { delete(h.rates, rateKey{name, addr}) }) || !seen && !h.makeRoomLocked(k) {
+			delete(h.rates, rateKey{name, es.Addresses}) // not kept: nor its counter
+			continue
+		}
 		if !seen {
 			e = &endpointRings{calls: h.newRing(), share: h.newRing(), latency: h.newRing(), weight: h.newRing()}
 			t.endpoints[es.Addresses] = e
@@ -501,6 +525,13 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 func (h *history) recordClientLocked(k uint64, c DebugClient) {
 	name := cmp.Or(c.Name, c.Target)
 	cr, ok := h.clients[name]
+	if !ok && !makeRoom(h.clients, maxHistoryClients, k, func(c *clientRings) uint64 { return c.last },
+		func(name string) {
+			maps.DeleteFunc(h.breakers, func(key breakerKey, _ *ring) bool { return key.client == name })
+			maps.DeleteFunc(h.throttles, func(key throttleKey, _ *ring) bool { return key.client == name })
+		}) {
+		return
+	}
 	if !ok {
 		cr = &clientRings{target: c.Target}
 		h.clients[name] = cr
@@ -524,6 +555,59 @@ func (h *history) recordClientLocked(k uint64, c DebugClient) {
 		}
 		h.put(r, k, th.Probability)
 	}
+}
+
+// makeRoom makes room in m, which keeps at most limit subjects, for a new
+// one seen by sample k: when m is full it drops the subject whose last
+// sample (last) is the oldest, calling drop first, unless that one was seen
+// by sample k-1 or later. It reports whether there is room.
+func makeRoom[V any](m map[string]V, limit int, k uint64, last func(V) uint64, drop func(string)) bool {
+	if len(m) < limit {
+		return true
+	}
+	stalest, oldest := "", uint64(math.MaxUint64)
+	for key, v := range m {
+		if l := last(v); l < oldest || l == oldest && key < stalest {
+			stalest, oldest = key, l
+		}
+	}
+	if oldest+1 >= k {
+		return false
+	}
+	drop(stalest)
+	delete(m, stalest)
+	return true
+}
+
+// makeRoomLocked makes room for a new endpoint seen by sample k among the
+// endpoints of all the balancers, as [makeRoom] does.
+func (h *history) makeRoomLocked(k uint64) bool {
+	if h.fullAt == k+1 { // no room found earlier in this sample
+		return false
+	}
+	n := 0
+	for _, t := range h.balancers {
+		n += len(t.endpoints)
+	}
+	if n < maxHistoryAll {
+		return true
+	}
+	var stalest struct{ balancer, addr string }
+	oldest := uint64(math.MaxUint64)
+	for name, t := range h.balancers {
+		for addr, e := range t.endpoints {
+			if e.calls.next-1 < oldest {
+				stalest.balancer, stalest.addr, oldest = name, addr, e.calls.next-1
+			}
+		}
+	}
+	if oldest+1 >= k {
+		h.fullAt = k + 1
+		return false
+	}
+	delete(h.balancers[stalest.balancer].endpoints, stalest.addr)
+	delete(h.rates, rateKey{stalest.balancer, stalest.addr})
+	return true
 }
 
 // b2i is 1 for true, 0 for false.

@@ -200,9 +200,10 @@ func TestHistoryBounded(t *testing.T) {
 	var series, marks int
 	for _, th := range snap.Balancers {
 		// The window holds three generations (the last 300 samples of 100
-		// each): their endpoints, no older ones.
-		if len(th.Endpoints) != 3*endpoints/2 {
-			t.Errorf("%s: %d endpoints, want %d", th.Target, len(th.Endpoints), 3*endpoints/2)
+		// each): their endpoints, no older ones, as many as a balancer
+		// keeps.
+		if want := min(3*endpoints/2, maxHistoryEndpoints); len(th.Endpoints) != want {
+			t.Errorf("%s: %d endpoints, want %d", th.Target, len(th.Endpoints), want)
 		}
 		for _, e := range th.Endpoints {
 			for _, s := range []HistorySeries{e.CallsPerSecond, e.Share, e.LatencyMS, e.Weight} {
@@ -219,7 +220,7 @@ func TestHistoryBounded(t *testing.T) {
 		}
 		marks += len(th.Marks)
 	}
-	if len(h.rates) > 3*endpoints+2 {
+	if len(h.rates) > 2*maxHistoryEndpoints+2 {
 		t.Errorf("%d counter readings kept for %d endpoints in the window", len(h.rates), 3*endpoints)
 	}
 	size := int64(filled) - int64(before)
@@ -567,5 +568,75 @@ func TestHistoryMarksEventsBetweenSamples(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, h.snapshot().Balancers[0].Marks); diff != "" {
 		t.Errorf("marks (-want +got):\n%s", diff)
+	}
+}
+
+// TestHistoryBoundedUnderChurn: balancers, endpoints and clients far more
+// numerous than the history keeps, their names changing every few
+// samples: the history keeps at most its bounds of each, newest first, and
+// its memory stops growing.
+func TestHistoryBoundedUnderChurn(t *testing.T) {
+	const (
+		window    = 30
+		targets   = 3 * maxHistoryBalancers / 2
+		endpoints = 25 // per target at a time: 1,200 in all
+		clients   = 2 * maxHistoryClients
+	)
+	h := newHistory(window*time.Second, time.Second)
+	docAt := func(k int) DebugKit {
+		gen := k / 3 // every name changes every 3 samples
+		var doc DebugKit
+		for i := range targets {
+			ts := balancer.TargetStats{Target: fmt.Sprintf("consul:///svc%d-%d", gen%50, i)}
+			for j := range endpoints {
+				ts.Endpoints = append(ts.Endpoints, balancer.EndpointStats{Addresses: fmt.Sprintf("10.%d.%d.%d:80", gen%50, i, j),
+					Calls: int64(k), Multiplier: 1, Weight: 1})
+			}
+			doc.Balancers = append(doc.Balancers, DebugBalancer{TargetStats: ts})
+		}
+		for i := range clients {
+			doc.Clients = append(doc.Clients, DebugClient{Target: fmt.Sprintf("consul:///c%d-%d", gen%50, i),
+				Breakers:  []breaker.State{{Method: "/a", State: "closed"}, {Method: "/b", State: "open"}},
+				Throttles: []overload.ThrottleStats{{Target: "x"}}})
+		}
+		return doc
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	check := func(k int) {
+		all := 0
+		for name, tr := range h.balancers {
+			all += len(tr.endpoints)
+			if len(tr.endpoints) > maxHistoryEndpoints {
+				t.Fatalf("sample %d: %s keeps %d endpoints", k, name, len(tr.endpoints))
+			}
+		}
+		if len(h.balancers) > maxHistoryBalancers || all > maxHistoryAll || len(h.clients) > maxHistoryClients ||
+			len(h.breakers) > 2*maxHistoryClients || len(h.throttles) > maxHistoryClients || len(h.rates) > maxHistoryAll+2 {
+			t.Fatalf("sample %d: %d balancers, %d endpoints, %d clients, %d breakers, %d throttles, %d counters",
+				k, len(h.balancers), all, len(h.clients), len(h.breakers), len(h.throttles), len(h.rates))
+		}
+	}
+	var filled uint64
+	for k := range 8 * window {
+		h.record(start.Add(time.Duration(k)*time.Second), docAt(k))
+		check(k)
+		if k == 3*window {
+			filled = heap()
+		}
+	}
+	after := heap()
+	if growth := int64(after) - int64(filled); growth > int64(filled)/4 {
+		t.Errorf("the heap grew by %d KiB over 5 more windows, from %d KiB", growth/1024, filled/1024)
+	}
+	// The newest subjects are kept: those of the last sample that found
+	// room, here the last generation's clients.
+	snap := h.snapshot()
+	if len(snap.Clients) != maxHistoryClients || len(snap.Balancers) == 0 {
+		t.Errorf("%d clients, %d balancers kept", len(snap.Clients), len(snap.Balancers))
 	}
 }
