@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -638,5 +639,60 @@ func TestHistoryBoundedUnderChurn(t *testing.T) {
 	snap := h.snapshot()
 	if len(snap.Clients) != maxHistoryClients || len(snap.Balancers) == 0 {
 		t.Errorf("%d clients, %d balancers kept", len(snap.Clients), len(snap.Balancers))
+	}
+}
+
+// TestDebugHistoryNothingPerCall: with the sampler running, many calls add
+// no sample: the history has one sample per step that passed, however many
+// calls were made, and their count comes from the balancer's counters.
+func TestDebugHistoryNothingPerCall(t *testing.T) {
+	const step = 200 * time.Millisecond
+	srv := pageServer(t, "percall", WithDebugHistory(time.Minute, step))
+	target := "passthrough:///" + serveOK(t)
+	cc := connectedClient(t, target, WithAdminOf(srv))
+	pageTargets(t, srv, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	began := time.Now()
+	go func() {
+		defer close(done)
+		srv.history.run(ctx, srv.debugDoc)
+	}()
+	const calls = 2000
+	for range calls {
+		if err := cc.Invoke(t.Context(), "/test.OK/Call", &emptypb.Empty{}, &emptypb.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A sample after the last call.
+	srv.history.mu.Lock()
+	after := srv.history.n + 1
+	srv.history.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		srv.history.mu.Lock()
+		n := srv.history.n
+		srv.history.mu.Unlock()
+		if n > after {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sample after the calls within 10s")
+		}
+	}
+	cancel()
+	<-done
+	elapsed := time.Since(began)
+	h := srv.history.snapshot()
+	if n, most := len(h.Times), int(elapsed/step)+1; n < 2 || n > most {
+		t.Errorf("%d samples in %v at a step of %v for %d calls, want 2 to %d", n, elapsed, step, calls, most)
+	}
+	var counted float64
+	for i, v := range h.Balancers[0].Endpoints[0].CallsPerSecond {
+		if i > 0 && !math.IsNaN(v) {
+			counted += v * float64(h.Times[i]-h.Times[i-1]) / 1000
+		}
+	}
+	if counted > calls+1 || counted < 0.9*calls { // the first sample may come after the first calls
+		t.Errorf("the history counts %.1f calls, want %d", counted, calls)
 	}
 }

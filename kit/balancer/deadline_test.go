@@ -608,3 +608,35 @@ func TestDeadlineRuleServiceConfig(t *testing.T) {
 		t.Errorf("rule %q, want when_silent", got)
 	}
 }
+
+// TestPickDoneAllocateNothingWithMonitor: a balancer attached to a Monitor,
+// as the one of a client shown on /debug/kit and sampled into its history,
+// records nothing more per call: Pick and Done still allocate nothing, and
+// the Monitor reads the calls from the counters the hot path keeps anyway.
+func TestPickDoneAllocateNothingWithMonitor(t *testing.T) {
+	h := newHarness(t, `{}`, 1, 1, 1)
+	m := new(Monitor)
+	m.add(h.tr)
+	t.Cleanup(func() { m.remove(h.tr) })
+	calls := func() int64 {
+		var n int64
+		for _, ts := range m.Stats() { // what the history's sampler reads
+			for _, ep := range ts.Endpoints {
+				n += ep.Calls
+			}
+		}
+		return n
+	}
+	before := calls()
+	p := picker{h.tr}
+	allocs := testing.AllocsPerRun(1000, func() {
+		res, _ := p.Pick(balancer.PickInfo{})
+		res.Done(doneInfo(nil))
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per Pick and Done with a Monitor attached, want 0", allocs)
+	}
+	if got := calls() - before; got != 1001 { // AllocsPerRun runs the function once more to warm up
+		t.Errorf("the Monitor saw %d calls, want 1001", got)
+	}
+}
