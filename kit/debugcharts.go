@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"time"
 
+	"github.com/grpckit/grpckit/kit/balancer"
 	"github.com/grpckit/grpckit/kit/internal/chart"
 )
 
@@ -11,13 +12,16 @@ import (
 // the charts of its history (none when the history is off).
 type debugPageData struct {
 	DebugKit
-	ServerCharts []template.HTML
-	TargetCharts map[string][]template.HTML // by balancer name
-	ClientCharts map[string][]template.HTML // by client name
+	// MarkKinds and BreakerStates are the keys of the marks and bands.
+	MarkKinds, BreakerStates []string
+	ServerCharts             []template.HTML
+	TargetCharts             map[string][]template.HTML // by balancer name
+	ClientCharts             map[string][]template.HTML // by client name
 }
 
 func newDebugPage(doc DebugKit) debugPageData {
-	p := debugPageData{DebugKit: doc, TargetCharts: map[string][]template.HTML{}, ClientCharts: map[string][]template.HTML{}}
+	p := debugPageData{DebugKit: doc, TargetCharts: map[string][]template.HTML{}, ClientCharts: map[string][]template.HTML{},
+		MarkKinds: markKinds, BreakerStates: breakerStates}
 	h := doc.History
 	if h == nil || len(h.Times) == 0 {
 		return p
@@ -103,6 +107,11 @@ func newDebugPage(doc DebugKit) debugPageData {
 	}
 	return p
 }
+
+// markKinds are the events of [HistoryMark], each with its style on the
+// page.
+var markKinds = []string{string(balancer.EventEjection), string(balancer.EventReadmission), string(balancer.EventDemotion),
+	string(balancer.EventPanic), markPanicEnd, markFailover}
 
 // scaled returns s times f.
 func scaled(s HistorySeries, f float64) HistorySeries {

@@ -692,7 +692,46 @@ func TestDebugHistoryNothingPerCall(t *testing.T) {
 			counted += v * float64(h.Times[i]-h.Times[i-1]) / 1000
 		}
 	}
-	if counted > calls+1 || counted < 0.9*calls { // the first sample may come after the first calls
+	// The first sample may come after the first calls; the times are to
+	// the millisecond, the rates to the nanosecond.
+	if counted > 1.05*calls || counted < 0.9*calls {
 		t.Errorf("the history counts %.1f calls, want %d", counted, calls)
+	}
+}
+
+// TestDebugKitPageKeysEveryMark: each kind of mark has a style of its own
+// on the page (a panic is not drawn as an ejection), and the page's key
+// shows every kind of mark and every breaker state.
+func TestDebugKitPageKeysEveryMark(t *testing.T) {
+	srv := pageServer(t, "keysvc")
+	srv.history.record(time.Now(), srv.debugDoc())
+	page := adminGet(t, srv, "/debug/kit")
+	styles := map[string]string{}
+	for _, kind := range markKinds {
+		m := regexp.MustCompile(`svg\.chart \.mark-` + regexp.QuoteMeta(kind) + ` line \{([^}]*)\}`).FindStringSubmatch(page)
+		if m == nil {
+			t.Errorf("no style for the marks of %s", kind)
+			continue
+		}
+		if other, ok := styles[m[1]]; ok {
+			t.Errorf("the marks of %s and %s look the same: %s", kind, other, m[1])
+		}
+		styles[m[1]] = kind
+	}
+	key := regexp.MustCompile(`(?s)<p [^>]*id="chart-key">.*?</p>`).FindString(page)
+	for _, kind := range markKinds {
+		if !strings.Contains(key, `data-event="`+kind+`"><svg class="chart key"`) || !strings.Contains(key, `class="mark mark-`+kind+`"`) {
+			t.Errorf("the key has no %s mark:\n%s", kind, key)
+		}
+	}
+	for _, st := range breakerStates {
+		if !strings.Contains(key, `class="band-`+st+`"`) {
+			t.Errorf("the key has no breaker state %s:\n%s", st, key)
+		}
+	}
+	for _, svg := range regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(key, -1) {
+		if _, err := chart.Read(svg); err != nil {
+			t.Errorf("the key's %s: %v", svg, err)
+		}
 	}
 }

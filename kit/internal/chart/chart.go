@@ -20,6 +20,7 @@ const (
 	bandHeight = 14 // one row of a band chart
 	legendRow  = 16
 	colors     = 8 // line classes c0 ... c7
+	dashes     = 3 // line classes d0 (solid), d1, d2: the colors' first, second, third cycle
 )
 
 // Chart is one chart: lines (sharing a y axis) or bands, over the times in
@@ -79,7 +80,7 @@ func (c Chart) SVG() string {
 	} else {
 		c.drawValueAxis(&b, d)
 		for i, l := range c.Lines {
-			fmt.Fprintf(&b, `<path class="line c%d" data-series="%s" d="%s"/>`, i%colors, esc(l.Key), c.path(l.Values, d))
+			fmt.Fprintf(&b, `<path class="line %s" data-series="%s" d="%s"/>`, lineClass(i), esc(l.Key), c.path(l.Values, d))
 		}
 	}
 	c.drawMarks(&b, d)
@@ -259,12 +260,19 @@ func (c Chart) drawLegend(b *strings.Builder, s scale) {
 	for _, row := range c.legendRows() {
 		x := plotLeft
 		for _, i := range row {
-			fmt.Fprintf(b, `<rect class="swatch c%d" x="%d" y="%d" width="12" height="3"/><text class="key" x="%d" y="%d">%s</text>`,
-				i%colors, x, y+7, x+16, y+11, esc(c.Lines[i].Key))
+			fmt.Fprintf(b, `<line class="swatch line %s" x1="%d" y1="%d" x2="%d" y2="%d"/><text class="key" x="%d" y="%d">%s</text>`,
+				lineClass(i), x, y+8, x+12, y+8, x+16, y+11, esc(c.Lines[i].Key))
 			x += 24 + 6*len(c.Lines[i].Key)
 		}
 		y += legendRow
 	}
+}
+
+// lineClass is the classes of line i and its legend swatch: its color,
+// c0 ... c7, and past eight lines a dash pattern, d1 or d2, so that lines
+// of the same color are told apart.
+func lineClass(i int) string {
+	return fmt.Sprintf("c%d d%d", i%colors, i/colors%dashes)
 }
 
 // timeStep returns a round tick interval that gives at most about six ticks

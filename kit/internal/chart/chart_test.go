@@ -3,6 +3,7 @@ package chart
 import (
 	"encoding/xml"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,48 @@ func TestNothingDrawnOutsideTheAxis(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[string][]string{"m": {"closed", "closed"}}, bd.Bands); diff != "" {
 		t.Errorf("bands (-want +got):\n%s\n%s", diff, b)
+	}
+}
+
+// Past eight lines the colors repeat, dashed then dotted: no two lines of
+// a chart (up to 24) have the same classes, in the plot and the legend.
+func TestLinesPastEightAreDashed(t *testing.T) {
+	c := Chart{Times: times(2)}
+	for i := range 24 {
+		c.Lines = append(c.Lines, Line{Key: strconv.Itoa(i), Values: []float64{1, 2}})
+	}
+	svg := c.SVG()
+	var e struct {
+		Paths []struct {
+			Class string `xml:"class,attr"`
+		} `xml:"path"`
+		Swatches []struct {
+			Class string `xml:"class,attr"`
+		} `xml:"line"`
+	}
+	if err := xml.Unmarshal([]byte(svg), &e); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range e.Paths {
+		if seen[p.Class] {
+			t.Errorf("two lines of class %q", p.Class)
+		}
+		seen[p.Class] = true
+	}
+	if len(seen) != 24 || !seen["line c0 d0"] || !seen["line c0 d1"] || !seen["line c7 d2"] {
+		t.Errorf("line classes %v", seen)
+	}
+	swatches := 0
+	for _, s := range e.Swatches {
+		if strings.HasPrefix(s.Class, "swatch line ") {
+			swatches++
+			if !seen[strings.TrimPrefix(s.Class, "swatch ")] {
+				t.Errorf("a swatch of class %q, no line has it", s.Class)
+			}
+		}
+	}
+	if swatches != 24 {
+		t.Errorf("%d legend swatches, want 24", swatches)
 	}
 }
