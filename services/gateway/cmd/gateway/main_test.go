@@ -147,6 +147,9 @@ func TestServe(t *testing.T) {
 	c := newClient(t)
 
 	waitStatus(t, c, base+"/v1/hello/world", http.StatusOK)
+	// The user service's routes are learnt on their own: 401 without a
+	// token once they are there, 404 before.
+	waitStatus(t, c, base+"/v1/users/someone", http.StatusUnauthorized)
 	tok, err := auth.IssueHS256(secret, "tester", time.Hour)
 	if err != nil {
 		t.Fatal(err)
