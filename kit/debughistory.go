@@ -333,6 +333,7 @@ type serverRings struct{ calls, inFlight, limit, refused *ring }
 // targetRings is the history of one kit_weighted balancer.
 type targetRings struct {
 	target    string
+	key       balancerKey // the balancer the name was of at the last sample
 	endpoints map[string]*endpointRings
 	marks     []mark
 	last      uint64 // the last sample that saw the target
@@ -422,7 +423,15 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 		t = &targetRings{target: ts.Target, endpoints: map[string]*endpointRings{}}
 		h.balancers[name] = t
 	}
-	known = known && t.last+1 == k // a gap: no state change to tell
+	if known && t.key != b.key {
+		// Another balancer under the name (its client's balancer
+		// replaced): no state change to tell, and its counters start anew.
+		for addr := range t.endpoints {
+			delete(h.rates, rateKey{name, addr})
+		}
+	}
+	known = known && t.last+1 == k && t.key == b.key // a gap: no state change to tell either
+	t.key = b.key
 	at := now.UnixMilli()
 	addMark := func(event, endpoint, detail string, n int64) {
 		if n <= 0 {

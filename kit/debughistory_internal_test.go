@@ -481,6 +481,9 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 		srv.history.record(now.Add(time.Duration(i)*time.Second), srv.debugDoc())
 	}
 	h := srv.history.snapshot()
+	// Client j makes j+1 calls a sample; the shared Monitor's balancers
+	// are named in the order of their IDs, which follow the clients'.
+	rates := map[string]float64{a: 1, a + "#2": 2, b + "#3": 3, b + "#4": 4}
 	var got []string
 	for _, th := range h.Balancers {
 		got = append(got, th.Name+" of "+th.Target)
@@ -491,14 +494,17 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 		if diff := cmp.Diff(HistorySeries{nan, 1, 1, 1, 1}, e.Share, cmpopts.EquateNaNs()); diff != "" {
 			t.Errorf("%s: share (-want +got):\n%s", th.Name, diff)
 		}
-		if r := e.CallsPerSecond[4]; math.IsNaN(r) || r < 1 || r > 4 {
-			t.Errorf("%s: %v calls/s, want a client's own rate (1 to 4)", th.Name, e.CallsPerSecond)
+		if want := rates[th.Name]; e.CallsPerSecond[4] != want {
+			t.Errorf("%s: %v calls/s, want its client's own rate, %v", th.Name, e.CallsPerSecond, want)
 		}
 		if len(th.Marks) != 0 {
 			t.Errorf("%s: marks %+v, want none", th.Name, th.Marks)
 		}
 	}
-	want := []string{a + " of " + a, a + "#2 of " + a, b + " of " + b, b + "#2 of " + b}
+	// A client's own balancer has its name; the balancers of a Monitor
+	// that two clients share are named after their target, in the same
+	// names as the clients.
+	want := []string{a + " of " + a, a + "#2 of " + a, b + "#3 of " + b, b + "#4 of " + b}
 	slices.Sort(want) // by name
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("balancers (-want +got):\n%s", diff)
@@ -507,7 +513,9 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 	for _, c := range h.Clients {
 		got = append(got, c.Name+" of "+c.Target)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	wantClients := []string{a + " of " + a, a + "#2 of " + a, b + " of " + b, b + "#2 of " + b}
+	slices.Sort(wantClients)
+	if diff := cmp.Diff(wantClients, got); diff != "" {
 		t.Errorf("clients (-want +got):\n%s", diff)
 	}
 
@@ -516,7 +524,7 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 	for _, m := range regexp.MustCompile(`<svg [^>]*id="([^"]*)"`).FindAllStringSubmatch(page, -1) {
 		ids[m[1]]++
 	}
-	for _, name := range []string{a, a + "#2", b, b + "#2"} {
+	for _, name := range []string{a, a + "#2", b + "#3", b + "#4"} {
 		if ids["share-"+name] != 1 {
 			t.Errorf("%d charts share-%s", ids["share-"+name], name)
 		}
@@ -525,6 +533,31 @@ func TestDebugKitHistoryTwoClientsOfOneTarget(t *testing.T) {
 		if n > 1 {
 			t.Errorf("%d charts with the id %q", n, id)
 		}
+	}
+
+	// The first client of a closed and another made: the new client and
+	// its balancer have one name, held by no other.
+	clients[0].Close()
+	connectedClient(t, a, WithAdminOf(srv))
+	pageTargets(t, srv, 4)
+	doc := srv.debugDoc()
+	var clientNames, balancerNames []string
+	for _, c := range doc.Clients {
+		if c.Target == a {
+			clientNames = append(clientNames, c.Name)
+		}
+	}
+	for _, bl := range doc.Balancers {
+		if bl.Target == a {
+			balancerNames = append(balancerNames, bl.Name)
+		}
+	}
+	slices.Sort(clientNames)
+	if diff := cmp.Diff([]string{a + "#2", a + "#3"}, clientNames); diff != "" {
+		t.Errorf("clients of %s after one was replaced (-want +got):\n%s", a, diff)
+	}
+	if diff := cmp.Diff(clientNames, balancerNames); diff != "" {
+		t.Errorf("balancers of %s named otherwise than their clients (-clients +balancers):\n%s", a, diff)
 	}
 }
 
@@ -733,5 +766,43 @@ func TestDebugKitPageKeysEveryMark(t *testing.T) {
 		if _, err := chart.Read(svg); err != nil {
 			t.Errorf("the key's %s: %v", svg, err)
 		}
+	}
+}
+
+// TestHistoryBalancerReplacedUnderItsName: a client's balancer replaced by
+// another (grpc-go rebuilding it) keeps the client's name; the history
+// tells no state change across the two (the new one's endpoint is active,
+// the old one's was ejected: no re-admission) and takes no rate from the
+// old one's counters.
+func TestHistoryBalancerReplacedUnderItsName(t *testing.T) {
+	h := newHistory(time.Minute, time.Second)
+	m := new(balancer.Monitor)
+	doc := func(id uint64, state balancer.EndpointState, calls int64) DebugKit {
+		d := docOf(balancer.EndpointStats{Addresses: "a", Multiplier: 1, State: state, Calls: calls})
+		d.Balancers[0].key = balancerKey{m, id}
+		return d
+	}
+	for i, d := range []DebugKit{
+		doc(1, balancer.StateActive, 100),
+		doc(1, balancer.StateEjected, 200),
+		doc(2, balancer.StateActive, 500), // replaced: its counter is its own
+		doc(2, balancer.StateActive, 510),
+	} {
+		h.record(start.Add(time.Duration(i)*time.Second), d)
+	}
+	snap := h.snapshot()
+	if len(snap.Balancers) != 1 {
+		t.Fatalf("%d balancers, want 1", len(snap.Balancers))
+	}
+	th := snap.Balancers[0]
+	var events []string
+	for _, m := range th.Marks {
+		events = append(events, m.Event)
+	}
+	if diff := cmp.Diff([]string{"ejection"}, events); diff != "" {
+		t.Errorf("marks (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(HistorySeries{nan, 100, nan, 10}, th.Endpoints[0].CallsPerSecond, cmpopts.EquateNaNs()); diff != "" {
+		t.Errorf("calls/s (-want +got):\n%s", diff)
 	}
 }

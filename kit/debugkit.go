@@ -1,6 +1,7 @@
 package kit
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"html/template"
@@ -45,9 +46,9 @@ type DebugKit struct {
 	Timeout *timeout.Config `json:"timeout,omitempty"`
 	// Clients are the clients shown on this page ([WithAdminOf]).
 	Clients []DebugClient `json:"clients"`
-	// Balancers are the kit_weighted balancers of the clients on this page:
-	// per target the parameters in force and every endpoint's weight, state
-	// and recent outcomes.
+	// Balancers are the kit_weighted balancers of the clients on this page,
+	// sorted by name: per balancer the parameters in force and every
+	// endpoint's weight, state and recent outcomes.
 	Balancers []DebugBalancer `json:"balancers"`
 	// History is the same over the last minutes ([WithDebugHistory]); nil
 	// when it is off.
@@ -58,13 +59,15 @@ type DebugKit struct {
 // [balancer.TargetStats], whose fields its JSON form holds too, and its
 // name.
 type DebugBalancer struct {
-	// Name tells the balancer apart from the others on the page: its
-	// target, followed by "#2", "#3"... for a second, third balancer of
-	// the same target shown at once (two clients of one target). A
-	// balancer keeps its name for its life; the history keys its series
-	// by it.
+	// Name tells the balancer apart from the others on the page: the
+	// [DebugClient.Name] of its client. A balancer of a Monitor that
+	// several clients share ([WithBalancerMonitor]) is named after its
+	// target instead, with "#2", "#3"... where a client or another
+	// balancer holds that name. The history keys its series by it.
 	Name string `json:"name"`
 	balancer.TargetStats
+
+	key balancerKey // which balancer: a name may pass to a successor
 }
 
 // DebugClient describes one client on the page.
@@ -107,10 +110,14 @@ func WithBalancerMonitor(m *balancer.Monitor) ClientOption {
 
 // debugClients are the clients shown on a server's page.
 type debugClients struct {
-	mu          sync.Mutex
-	clients     []debugClient // guarded by mu
-	clientNames subjectNames  // by *grpc.ClientConn; guarded by mu
-	names       subjectNames  // of the balancers, by balancerKey; guarded by mu
+	mu      sync.Mutex
+	clients []debugClient // guarded by mu
+	// names are the clients' (by *grpc.ClientConn) and the names of the
+	// balancers of shared Monitors (by balancerKey); guarded by mu.
+	names subjectNames
+	// naming serializes named: a balancer is named and its name forgotten
+	// from one reading of the Monitors at a time.
+	naming sync.Mutex
 }
 
 type debugClient struct {
@@ -129,7 +136,7 @@ type balancerKey struct {
 func (d *debugClients) add(cc *grpc.ClientConn, l chain, m *balancer.Monitor) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.clients = append(d.clients, debugClient{cc, l, m, d.clientNames.of(cc, cc.Target())})
+	d.clients = append(d.clients, debugClient{cc, l, m, d.names.of(cc, cc.Target())})
 }
 
 // live returns the clients, forgetting those that were closed.
@@ -137,14 +144,15 @@ func (d *debugClients) live() []debugClient {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.clients = slices.DeleteFunc(d.clients, func(c debugClient) bool { return c.cc.GetState() == connectivity.Shutdown })
-	d.clientNames.keep(func(key any) bool {
-		return slices.ContainsFunc(d.clients, func(c debugClient) bool { return c.cc == key })
+	d.names.keep(func(key any) bool {
+		cc, ok := key.(*grpc.ClientConn)
+		return !ok || slices.ContainsFunc(d.clients, func(c debugClient) bool { return c.cc == cc })
 	})
 	return slices.Clone(d.clients)
 }
 
 // balancers returns the stats of the clients' kit_weighted balancers,
-// sorted by target.
+// sorted by their names on the page.
 func (d *debugClients) balancers() []balancer.TargetStats {
 	var out []balancer.TargetStats
 	for _, b := range d.named() {
@@ -154,28 +162,50 @@ func (d *debugClients) balancers() []balancer.TargetStats {
 }
 
 // named returns the clients' kit_weighted balancers with their names,
-// sorted by name. A balancer new to the page is named in the order of the
-// clients, then of its Monitor's IDs, so that the first of a target has
-// the target's name.
+// sorted by name. The balancer of a client with a Monitor of its own (the
+// default) has the client's name; of two at once (grpc-go replacing it),
+// only the newer is shown. The balancers of a Monitor that several clients
+// share are named as the clients are, after their targets.
 func (d *debugClients) named() []DebugBalancer {
+	d.naming.Lock()
+	defer d.naming.Unlock()
+	clients := d.live()
+	users := map[*balancer.Monitor]int{}
+	for _, c := range clients {
+		users[c.monitor]++
+	}
 	var out []DebugBalancer
-	var keys []balancerKey
+	var shared []balancerKey
 	seen := map[*balancer.Monitor]bool{}
-	for _, c := range d.live() {
+	for _, c := range clients {
 		if c.monitor == nil || seen[c.monitor] {
 			continue
 		}
 		seen[c.monitor] = true
-		for _, ts := range c.monitor.Stats() {
-			out = append(out, DebugBalancer{TargetStats: ts})
-			keys = append(keys, balancerKey{c.monitor, ts.ID})
+		stats := c.monitor.Stats()
+		if users[c.monitor] == 1 {
+			if len(stats) > 0 {
+				ts := slices.MaxFunc(stats, func(a, b balancer.TargetStats) int { return cmp.Compare(a.ID, b.ID) })
+				out = append(out, DebugBalancer{Name: c.name, TargetStats: ts, key: balancerKey{c.monitor, ts.ID}})
+			}
+			continue
+		}
+		for _, ts := range stats {
+			key := balancerKey{c.monitor, ts.ID}
+			shared = append(shared, key)
+			out = append(out, DebugBalancer{TargetStats: ts, key: key})
 		}
 	}
 	d.mu.Lock()
-	for i, key := range keys {
-		out[i].Name = d.names.of(key, out[i].Target)
+	for i := range out {
+		if out[i].Name == "" {
+			out[i].Name = d.names.of(out[i].key, out[i].Target)
+		}
 	}
-	d.names.keep(func(key any) bool { return slices.Contains(keys, key.(balancerKey)) })
+	d.names.keep(func(key any) bool {
+		k, ok := key.(balancerKey)
+		return !ok || slices.Contains(shared, k)
+	})
 	d.mu.Unlock()
 	slices.SortFunc(out, func(a, b DebugBalancer) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -200,13 +230,28 @@ func (n *subjectNames) of(key any, target string) string {
 	if n.byKey == nil {
 		n.byKey, n.count = map[any]subjectName{}, map[string]int{}
 	}
-	n.count[target]++
-	name := target
-	if c := n.count[target]; c > 1 {
-		name += "#" + strconv.Itoa(c)
+	for {
+		n.count[target]++
+		name := target
+		if c := n.count[target]; c > 1 {
+			name += "#" + strconv.Itoa(c)
+		}
+		// A target may itself end in "#2": no name is held twice.
+		if !n.held(name) {
+			n.byKey[key] = subjectName{name, target}
+			return name
+		}
 	}
-	n.byKey[key] = subjectName{name, target}
-	return name
+}
+
+// held reports whether a subject has the name.
+func (n *subjectNames) held(name string) bool {
+	for _, s := range n.byKey {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // keep forgets the subjects for which live is false, and the count of a

