@@ -111,7 +111,7 @@ func newDebugPage(doc DebugKit) debugPageData {
 // markKinds are the events of [HistoryMark], each with its style on the
 // page.
 var markKinds = []string{string(balancer.EventEjection), string(balancer.EventReadmission), string(balancer.EventDemotion),
-	string(balancer.EventPanic), markPanicEnd, markFailover}
+	markJoined, markLeft, string(balancer.EventPanic), markPanicEnd, markFailover}
 
 // scaled returns s times f.
 func scaled(s HistorySeries, f float64) HistorySeries {

@@ -144,9 +144,11 @@ type EndpointHistory struct {
 // ejection and its re-admission, a panic over in a moment) is marked too.
 type HistoryMark struct {
 	Time int64 `json:"time"` // Unix milliseconds, one of [DebugHistory.Times]
-	// Event is "ejection", "readmission" or "demotion" of Endpoint, or
-	// "panic" (panic mode began), "panic-end" (it ended) or "failover"
-	// (the active datacenter changed) of the whole target.
+	// Event is "ejection", "readmission" or "demotion" of Endpoint,
+	// "joined" or "left" (Endpoint came into or went out of the resolver's
+	// addresses: discovery, not the balancer), or "panic" (panic mode
+	// began), "panic-end" (it ended) or "failover" (the active datacenter
+	// changed) of the whole target.
 	Event    string `json:"event"`
 	Endpoint string `json:"endpoint,omitempty"`
 	// Detail says more: the multiplier after a demotion, the datacenter
@@ -159,6 +161,8 @@ type HistoryMark struct {
 const (
 	markPanicEnd = "panic-end"
 	markFailover = "failover"
+	markJoined   = "joined"
+	markLeft     = "left"
 )
 
 // ClientHistory is one client over time.
@@ -492,6 +496,9 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 			e = &endpointRings{calls: h.newRing(), share: h.newRing(), latency: h.newRing(), weight: h.newRing()}
 			t.endpoints[es.Addresses] = e
 		}
+		if known && (!seen || e.calls.next != k) {
+			addMark(markJoined, es.Addresses, "", 1)
+		}
 		if known && seen && e.calls.next == k {
 			// Ejections from the count (a state change otherwise), and as
 			// many re-admissions as leave the endpoint in its state now.
@@ -527,6 +534,20 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 		h.put(e.share, k, share)
 		h.put(e.latency, k, latency)
 		h.put(e.weight, k, es.Weight)
+	}
+	if known {
+		// The endpoints of the last sample that this one lacks (all the
+		// others were just written): they left.
+		var left []string
+		for addr, e := range t.endpoints {
+			if e.calls.next == k {
+				left = append(left, addr)
+			}
+		}
+		slices.Sort(left)
+		for _, addr := range left {
+			addMark(markLeft, addr, "", 1)
+		}
 	}
 	t.last = k
 }

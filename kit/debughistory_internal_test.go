@@ -806,3 +806,36 @@ func TestHistoryBalancerReplacedUnderItsName(t *testing.T) {
 		t.Errorf("calls/s (-want +got):\n%s", diff)
 	}
 }
+
+// TestHistoryMarksEndpointsJoiningAndLeaving: an endpoint that comes into
+// or goes out of a known target's addresses is marked "joined" or "left";
+// the target's first sample marks nothing, and an ejected endpoint, still
+// among the addresses, neither left nor joined.
+func TestHistoryMarksEndpointsJoiningAndLeaving(t *testing.T) {
+	h := newHistory(time.Minute, time.Second)
+	ep := func(addr string, state balancer.EndpointState) balancer.EndpointStats {
+		return balancer.EndpointStats{Addresses: addr, Multiplier: 1, State: state}
+	}
+	for i, d := range []DebugKit{
+		docOf(ep("a", balancer.StateActive), ep("b", balancer.StateActive)),
+		docOf(ep("a", balancer.StateActive), ep("b", balancer.StateEjected)),
+		docOf(ep("a", balancer.StateActive)),                                                                // b left
+		docOf(ep("a", balancer.StateActive), ep("b", balancer.StateRamping), ep("c", balancer.StateActive)), // b back, c new
+	} {
+		h.record(start.Add(time.Duration(i)*time.Second), d)
+	}
+	at := func(i int) int64 { return start.Add(time.Duration(i) * time.Second).UnixMilli() }
+	want := []HistoryMark{
+		{Time: at(1), Event: "ejection", Endpoint: "b"},
+		{Time: at(2), Event: "left", Endpoint: "b"},
+		{Time: at(3), Event: "joined", Endpoint: "b"},
+		{Time: at(3), Event: "joined", Endpoint: "c"},
+	}
+	// And out again, two at once (in the order of their addresses), the
+	// other staying.
+	h.record(start.Add(4*time.Second), docOf(ep("b", balancer.StateActive)))
+	want = append(want, HistoryMark{Time: at(4), Event: "left", Endpoint: "a"}, HistoryMark{Time: at(4), Event: "left", Endpoint: "c"})
+	if diff := cmp.Diff(want, h.snapshot().Balancers[0].Marks); diff != "" {
+		t.Errorf("marks (-want +got):\n%s", diff)
+	}
+}
