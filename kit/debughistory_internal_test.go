@@ -673,6 +673,17 @@ func TestHistoryBoundedUnderChurn(t *testing.T) {
 	if len(snap.Clients) != maxHistoryClients || len(snap.Balancers) == 0 {
 		t.Errorf("%d clients, %d balancers kept", len(snap.Clients), len(snap.Balancers))
 	}
+	last := fmt.Sprintf("%d-", (8*window-1)/3%50)
+	for _, c := range snap.Clients {
+		if !strings.HasPrefix(c.Target, "consul:///c"+last) {
+			t.Errorf("client %s kept, want only the last generation's (consul:///c%s...)", c.Target, last)
+		}
+	}
+	for _, b := range snap.Balancers {
+		if !strings.HasPrefix(b.Target, "consul:///svc"+last) {
+			t.Errorf("balancer %s kept, want only the last generation's (consul:///svc%s...)", b.Target, last)
+		}
+	}
 }
 
 // TestDebugHistoryNothingPerCall: with the sampler running, many calls add
