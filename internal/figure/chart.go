@@ -3,6 +3,7 @@ package figure
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 )
 
@@ -68,8 +69,9 @@ var ErrInvalid = errors.New("figure: invalid chart")
 var nameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // Validate reports whether the chart can be drawn: a valid name, a title,
-// labelled axes, at least one series, each named and of the chart's kind,
-// and positive values on a logarithmic axis. The errors wrap
+// labelled axes whose bounds, when set, are in order, at least one series,
+// each named and of the chart's kind, finite values, and on a logarithmic
+// axis positive values and bounds and at least one point. The errors wrap
 // [ErrInvalid].
 func (c Chart) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -87,6 +89,17 @@ func (c Chart) Validate() error {
 	case c.Categories != nil && len(c.Marks) > 0:
 		return bad("marks on a bar chart")
 	}
+	for _, a := range []Axis{c.X, c.Y} {
+		if err := a.check(); err != "" {
+			return bad("axis %q: %s", a.Label, err)
+		}
+	}
+	for _, m := range c.Marks {
+		if !finite(m.X) || (c.X.Log && m.X <= 0) {
+			return bad("mark %q at %v, off the axis", m.Label, m.X)
+		}
+	}
+	points := 0
 	for _, s := range c.Series {
 		if s.Name == "" {
 			return bad("a series has no name")
@@ -95,16 +108,43 @@ func (c Chart) Validate() error {
 			if len(s.Values) != len(c.Categories) || s.Points != nil {
 				return bad("series %q: a bar chart wants one value per category", s.Name)
 			}
+			for _, v := range s.Values {
+				if !finite(v) || (c.X.Log && v <= 0) {
+					return bad("series %q: the value %v cannot be drawn on its axis", s.Name, v)
+				}
+			}
 			continue
 		}
 		if s.Values != nil {
 			return bad("series %q: values on a line chart", s.Name)
 		}
 		for _, p := range s.Points {
+			if !finite(p.X) || !finite(p.Y) {
+				return bad("series %q: a point at (%v, %v)", s.Name, p.X, p.Y)
+			}
 			if (c.X.Log && p.X <= 0) || (c.Y.Log && p.Y <= 0) {
 				return bad("series %q: a value <= 0 on a logarithmic axis", s.Name)
 			}
 		}
+		points += len(s.Points)
+	}
+	if c.Categories == nil && points == 0 && (c.X.Log || c.Y.Log) {
+		return bad("a logarithmic axis and no point to fit it to")
 	}
 	return nil
 }
+
+// check describes what is wrong with the axis's bounds, "" when nothing.
+func (a Axis) check() string {
+	for _, b := range []*float64{a.Min, a.Max} {
+		if b != nil && (!finite(*b) || (a.Log && *b <= 0)) {
+			return fmt.Sprintf("the bound %v cannot be drawn", *b)
+		}
+	}
+	if a.Min != nil && a.Max != nil && *a.Min >= *a.Max {
+		return fmt.Sprintf("min %v not below max %v", *a.Min, *a.Max)
+	}
+	return ""
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

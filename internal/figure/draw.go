@@ -2,9 +2,11 @@ package figure
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -54,10 +56,17 @@ func (c Chart) WriteSVG(dir string) (string, error) {
 }
 
 // SVG draws the chart as an SVG document on w.
-func (c Chart) SVG(w io.Writer) error {
+func (c Chart) SVG(w io.Writer) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	// gonum/plot panics on what it cannot draw; Validate refuses what is
+	// known of that, and a panic past it is this chart's error too.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w %q: %w: %v", ErrInvalid, c.Name, errDrawPanicked, r)
+		}
+	}()
 	p := plot.New()
 	p.BackgroundColor = nil // the whole canvas is filled below
 	p.Title.Padding = vg.Points(6)
@@ -66,7 +75,6 @@ func (c Chart) SVG(w io.Writer) error {
 	p.Y.Label.Text = c.Y.Label
 	legend := plot.NewLegend()
 	legend.Left, legend.Top, legend.Padding = true, true, vg.Points(2)
-	var err error
 	if c.Categories != nil {
 		err = c.bars(p, &legend)
 	} else {
@@ -97,6 +105,10 @@ func (c Chart) SVG(w io.Writer) error {
 	_, err = w.Write(bytes.ReplaceAll(buf.Bytes(), []byte("font-family:Liberation Sans;"), []byte(fontFamily)))
 	return err
 }
+
+// errDrawPanicked marks the error of a chart that gonum/plot panicked on:
+// one that Validate should have refused.
+var errDrawPanicked = errors.New("drawing panicked")
 
 // fontFamily names, after the font the text was measured with (which a
 // reader may not have), fonts of the same metrics, so that labels fit.
@@ -194,5 +206,34 @@ func (c Chart) fix(p *plot.Plot) {
 	}
 	if c.Y.Max != nil {
 		p.Y.Max = *c.Y.Max
+	}
+	widen(&p.X, c.X)
+	widen(&p.Y, c.Y)
+}
+
+// widen gives an axis left without a range a range around its values: a
+// single value too large for gonum/plot's padding of one unit, or a fixed
+// bound beyond the data (min 5 for values up to 3). The bound the chart
+// fixes stays.
+func widen(a *plot.Axis, want Axis) {
+	if a.Max > a.Min {
+		return
+	}
+	if want.Log {
+		if up := a.Min * 10; want.Max == nil && !math.IsInf(up, 0) {
+			a.Max = up
+		} else {
+			a.Min = a.Max / 10
+		}
+		return
+	}
+	d := max(math.Abs(a.Min), math.Abs(a.Max)) / 10
+	if d == 0 || a.Min-d == a.Min {
+		d = 1
+	}
+	if want.Max != nil {
+		a.Min = a.Max - d
+	} else {
+		a.Max = a.Min + d
 	}
 }

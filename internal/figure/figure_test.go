@@ -3,6 +3,8 @@ package figure_test
 import (
 	"bytes"
 	"errors"
+	"io"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -102,6 +104,15 @@ func TestValidate(t *testing.T) {
 			c.Categories = []string{"a", "b"}
 			c.Series[0] = figure.Series{Name: "s", Values: []float64{1}}
 		}},
+		{"a NaN point", func(c *figure.Chart) { c.Series[0].Points[0].Y = math.NaN() }},
+		{"an infinite bar", func(c *figure.Chart) {
+			c.Categories = []string{"a"}
+			c.Series[0] = figure.Series{Name: "s", Values: []float64{math.Inf(1)}}
+		}},
+		{"bounds the wrong way round", func(c *figure.Chart) { c.Y.Min, c.Y.Max = figure.Bound(5), figure.Bound(1) }},
+		{"a bound of 0 on a log axis", func(c *figure.Chart) { c.Y.Log = true; c.Y.Min = figure.Bound(0) }},
+		{"a log axis without points", func(c *figure.Chart) { c.X.Log = true; c.Series[0].Points = nil }},
+		{"a mark off a log axis", func(c *figure.Chart) { c.X.Log = true; c.Marks = []figure.Mark{{X: -1, Label: "m"}} }},
 		{"marks on bars", func(c *figure.Chart) {
 			c.Categories = []string{"a"}
 			c.Series[0] = figure.Series{Name: "s", Values: []float64{1}}
@@ -119,6 +130,20 @@ func TestValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate of a valid chart = %v", err)
+	}
+	// Charts gonum/plot leaves without a range are drawn with one: one
+	// point too large for its padding, a fixed bound beyond the data.
+	for name, c := range map[string]figure.Chart{
+		"one large point": {Name: "a", Title: "T", X: figure.Axis{Label: "x"}, Y: figure.Axis{Label: "y"},
+			Series: []figure.Series{{Name: "s", Points: []figure.Point{{1e17, 1}}}}},
+		"min beyond the data": {Name: "b", Title: "T", X: figure.Axis{Label: "x"}, Y: figure.Axis{Label: "y", Min: figure.Bound(5)},
+			Series: []figure.Series{{Name: "s", Points: []figure.Point{{1, 1}, {2, 3}}}}},
+		"one huge point on a log axis": {Name: "c", Title: "T", X: figure.Axis{Label: "x", Log: true}, Y: figure.Axis{Label: "y"},
+			Series: []figure.Series{{Name: "s", Points: []figure.Point{{1e308, 1}}}}},
+	} {
+		if err := c.SVG(io.Discard); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
