@@ -487,8 +487,8 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 	}
 	for i, es := range ts.Endpoints {
 		e, seen := t.endpoints[es.Addresses]
-		if !seen && !makeRoom(t.endpoints, maxHistoryEndpoints, k, func(e *endpointRings) uint64 { return e.calls.next - 1 },
-			func(addr string) { delete(h.rates, rateKey{name, addr}) }) || !seen && !h.makeRoomLocked(k) {
+		if !seen && (!makeRoom(t.endpoints, maxHistoryEndpoints, k, func(e *endpointRings) uint64 { return e.calls.next - 1 },
+			func(addr string) { delete(h.rates, rateKey{name, addr}) }) || !h.makeRoomLocked(k)) {
 			delete(h.rates, rateKey{name, es.Addresses}) // not kept: nor its counter
 			continue
 		}
@@ -518,7 +518,7 @@ func (h *history) recordTargetLocked(k uint64, now time.Time, b DebugBalancer) {
 			if demotions == 0 && es.Multiplier < e.multiplier {
 				demotions = 1
 			}
-			if demotions > 0 {
+			if demotions > 0 { // the detail costs an allocation: only for a mark
 				addMark(string(balancer.EventDemotion), es.Addresses, "multiplier "+formatFloat(es.Multiplier), demotions)
 			}
 		}

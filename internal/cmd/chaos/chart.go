@@ -78,9 +78,8 @@ func (r result) sharesChart() plot.Chart {
 
 // overSlices calls f for each of the first n slices of the load's time
 // with its index, the middle of the time it covers and its length in
-// seconds. The last slice
-// ends with the load: it covers the part that ran (a sliver is left out
-// rather than drawn as a fall).
+// seconds. The last slice ends with the load: it covers the part that ran
+// (a sliver is left out rather than drawn as a fall).
 func (r result) overSlices(n int, f func(i int, x, seconds float64)) {
 	ran := r.load.duration()
 	for i := range n {

@@ -3,7 +3,6 @@ package main
 import (
 	"math"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,11 +44,7 @@ func TestScenarioChart(t *testing.T) {
 	svg := figuretest.Read(t, path)
 	svg.HoldsPoints(t, "calls/s", 4)
 	svg.HoldsPoints(t, "failed calls/s", 4)
-	for _, want := range []string{"chaos kill-9: calls over time", "calls/s", "failed calls/s", "kill -9 user-4"} {
-		if !strings.Contains(strings.Join(svg.Texts, "\n"), want) {
-			t.Errorf("the SVG lacks %q: %q", want, svg.Texts)
-		}
-	}
+	svg.Holds(t, "chaos kill-9: calls over time", "calls/s", "failed calls/s", "kill -9 user-4")
 
 	// A load stopped 100 ms into its last slice: that slice's rate is
 	// over those 100 ms, drawn at their middle; one stopped 10 ms into
@@ -120,9 +115,5 @@ func TestSharesChart(t *testing.T) {
 	svg := figuretest.Read(t, path)
 	svg.HoldsPoints(t, "user-1", 2)
 	svg.HoldsPoints(t, "user-2", 2)
-	for _, want := range []string{"user-1", "user-2", "stop", "each instance's share"} {
-		if !strings.Contains(strings.Join(svg.Texts, "\n"), want) {
-			t.Errorf("the SVG lacks %q: %q", want, svg.Texts)
-		}
-	}
+	svg.Holds(t, "chaos flapping: each instance's share of the attempts", "user-1", "user-2", "stop")
 }
